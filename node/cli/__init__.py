@@ -1,0 +1,1 @@
+"""The ``enlace`` command line: one thin module per command group."""

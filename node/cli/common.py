@@ -1,0 +1,63 @@
+"""Shared CLI plumbing: the ``--home``/``--json`` options, output and error reporting.
+
+Commands stay thin: they parse options, call the domain API, and print either a rich table
+or JSON. Every error becomes one line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from node.errors import EnlaceError
+
+console = Console()
+err_console = Console(stderr=True)
+
+HomeOption = Annotated[
+    Path,
+    typer.Option("--home", envvar="ENLACE_HOME", help="Node home directory.", show_default=True),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", envvar="ENLACE_JSON", help="Print machine-readable JSON.")
+]
+
+T = TypeVar("T")
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as JSON to stdout (dates and paths rendered as strings)."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str, ensure_ascii=False))
+    sys.stdout.write("\n")
+
+
+@contextmanager
+def cli_errors(as_json: bool = False) -> Iterator[None]:
+    """Turn domain errors into one line on stderr (or a JSON object) and exit code 1."""
+    try:
+        yield
+    except EnlaceError as exc:
+        if as_json:
+            print_json({"error": exc.message, "hint": exc.hint, "status": exc.status_name})
+        else:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def guarded(fn: Callable[..., T]) -> Callable[..., T]:
+    """Decorator form of :func:`cli_errors` for commands whose JSON flag is named ``as_json``."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        with cli_errors(bool(kwargs.get("as_json", False))):
+            return fn(*args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,86 @@
+"""The gRPC edge: the only place where domain errors become status codes.
+
+Refusals carry the node's signed response header in the ``enlace-response-bin`` trailing
+metadata, so a caller can prove what it was told and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import grpc
+
+from crypto.envelope import Sealed
+from enlace.v1 import envelope_pb2
+from node.errors import EnlaceError
+from node.server.pipeline import MethodSpec, Pipeline
+
+RESPONSE_TRAILER = "enlace-response-bin"
+
+STATUS = {
+    "UNAUTHENTICATED": grpc.StatusCode.UNAUTHENTICATED,
+    "PERMISSION_DENIED": grpc.StatusCode.PERMISSION_DENIED,
+    "RESOURCE_EXHAUSTED": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "INVALID_ARGUMENT": grpc.StatusCode.INVALID_ARGUMENT,
+    "FAILED_PRECONDITION": grpc.StatusCode.FAILED_PRECONDITION,
+    "NOT_FOUND": grpc.StatusCode.NOT_FOUND,
+    "UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
+    "ALREADY_EXISTS": grpc.StatusCode.ALREADY_EXISTS,
+    "DEADLINE_EXCEEDED": grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+
+def status_code(error: EnlaceError) -> grpc.StatusCode:
+    return STATUS.get(error.status_name, grpc.StatusCode.INTERNAL)
+
+
+def to_proto(sealed: Sealed) -> envelope_pb2.Envelope:
+    return envelope_pb2.Envelope(header=sealed.header, signature=sealed.signature, body=sealed.body)
+
+
+def from_proto(message: envelope_pb2.Envelope) -> Sealed:
+    return Sealed(bytes(message.header), bytes(message.signature), bytes(message.body))
+
+
+def peer_certificate(context: grpc.ServicerContext) -> bytes | None:
+    """The PEM client certificate of the TLS session, or None on a plaintext channel."""
+    auth = context.auth_context()
+    certs = auth.get("x509_pem_cert")
+    return bytes(certs[0]) if certs else None
+
+
+def abort(context: grpc.ServicerContext, error: EnlaceError, response: Sealed) -> NoReturn:
+    context.set_trailing_metadata(((RESPONSE_TRAILER, to_proto(response).SerializeToString()),))
+    context.abort(status_code(error), str(error))
+
+
+def unary_handler(
+    pipeline: Pipeline, spec: MethodSpec
+) -> Callable[[envelope_pb2.Envelope, grpc.ServicerContext], envelope_pb2.Envelope]:
+    """Bind ``spec`` to the pipeline as a gRPC unary behaviour."""
+
+    def behaviour(
+        request: envelope_pb2.Envelope, context: grpc.ServicerContext
+    ) -> envelope_pb2.Envelope:
+        tls = peer_certificate(context) if pipeline.require_tls else None
+        outcome = pipeline.handle(spec, from_proto(request), tls)
+        if outcome.error is not None:
+            abort(context, outcome.error, outcome.response)
+        return to_proto(outcome.response)
+
+    return behaviour
+
+
+def generic_handler(
+    pipeline: Pipeline, service_name: str, specs: list[MethodSpec]
+) -> grpc.GenericRpcHandler:
+    handlers: dict[str, Any] = {}
+    for spec in specs:
+        method = spec.full_name.rsplit("/", 1)[1]
+        handlers[method] = grpc.unary_unary_rpc_method_handler(
+            unary_handler(pipeline, spec),
+            request_deserializer=envelope_pb2.Envelope.FromString,
+            response_serializer=envelope_pb2.Envelope.SerializeToString,
+        )
+    return grpc.method_handlers_generic_handler(service_name, handlers)
