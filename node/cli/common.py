@@ -47,7 +47,7 @@ def cli_errors(as_json: bool = False) -> Iterator[None]:
         if as_json:
             print_json({"error": exc.message, "hint": exc.hint, "status": exc.status_name})
         else:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 

@@ -1,0 +1,35 @@
+"""Entry point of the ``enlace`` command: mounts one module per command group."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import typer
+
+from node.cli import audit_cmd, demo_cmd, directory_cmd, node_cmd
+
+app = typer.Typer(
+    name="enlace",
+    help="crm-enlace: a node of the CRM federated, privacy-preserving exchange network.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+node_cmd.register(app)
+app.add_typer(directory_cmd.app, name="directory", help="Federation directory (trust anchor).")
+app.add_typer(audit_cmd.app, name="audit", help="Hash-chained audit log.")
+demo_cmd.register(app)
+
+
+def run() -> None:
+    logging.basicConfig(
+        level=os.environ.get("ENLACE_LOG_LEVEL", "WARNING").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    app()
+
+
+if __name__ == "__main__":
+    run()

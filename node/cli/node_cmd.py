@@ -1,0 +1,181 @@
+"""``enlace init``, ``enlace serve``, ``enlace peers``, ``enlace info``: a node's own life."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import threading
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from crypto.keys import certificate_not_after
+from enlace.v1 import node_pb2
+from node.cli.common import HomeOption, JsonOption, cli_errors, console, print_json
+from node.client import PeerClient
+from node.errors import PeerError
+from node.home import NodeHome, init_home
+from node.runtime import NodeRuntime, open_runtime
+from node.server.jobs import NodeJobs
+from node.server.node_service import SERVICE
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("serve")(serve)
+    app.command("peers")(peers)
+
+
+def init(
+    home: HomeOption,
+    country: Annotated[str, typer.Option(help="ISO 3166 alpha-3 code (CRM for the ST).")],
+    name: Annotated[str, typer.Option(help="Institution operating the node.")] = "",
+    endpoint: Annotated[
+        str, typer.Option(envvar="ENLACE_ENDPOINT", help="host:port peers use to reach the node.")
+    ] = "127.0.0.1:7001",
+    roles: Annotated[str, typer.Option(help="Comma-separated: member,secretariat,helper.")] = (
+        "member"
+    ),
+    database_url: Annotated[
+        str, typer.Option(envvar="ENLACE_DATABASE_URL", help="SQLAlchemy URL; SQLite if empty.")
+    ] = "",
+    directory_source: Annotated[
+        str, typer.Option(help="Where to refresh the directory: a file path or peer:ISO3.")
+    ] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Create a node home: configuration, signing, X25519 and TLS keys, member descriptor."""
+    with cli_errors(as_json):
+        created = init_home(
+            home,
+            country=country,
+            name=name or f"Migration authority of {country.upper()}",
+            endpoint=endpoint,
+            roles=tuple(r.strip() for r in roles.split(",") if r.strip()),
+            now=dt.datetime.now(dt.UTC),
+            database_url=database_url,
+            directory_source=directory_source,
+        )
+        member = created.member()
+        summary = {
+            "home": str(home),
+            "country": member.country,
+            "signing_key_id": member.signing_keys[0].key_id,
+            "tls_fingerprint": member.tls_fingerprint,
+            "member_descriptor": str(created.member_path),
+        }
+        if as_json:
+            print_json(summary)
+            return
+        console.print(f"[green]Node home created[/] at {home}")
+        for key, value in summary.items():
+            console.print(f"  {key:18} {value}")
+        console.print(
+            "Next: send member.json to the directory administrators, then "
+            "`enlace directory publish DIR.json --home` and `enlace serve`."
+        )
+
+
+def serve(
+    home: HomeOption,
+    listen: Annotated[str, typer.Option(envvar="ENLACE_LISTEN", help="Bind address.")] = "",
+) -> None:
+    """Run the node until SIGTERM or SIGINT, then drain calls and write a final checkpoint."""
+    from node.server.factory import build_server
+
+    with cli_errors():
+        runtime = open_runtime(NodeHome(home))
+        server = build_server(runtime, listen=listen or None)
+        jobs = NodeJobs(runtime)
+        stop = threading.Event()
+
+        def _stop(signum: int, _frame: Any) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        server.start()
+        jobs.start()
+        console.print(
+            f"{runtime.config.country} serving on {server.address} "
+            f"(directory v{runtime.directory.current(runtime.clock.now()).version})",
+            highlight=False,
+        )
+        stop.wait()
+        server.stop(grace=5.0)
+        jobs.shutdown()
+        runtime.close()
+
+
+def probe_peers(runtime: NodeRuntime, timeout: float = 3.0) -> list[dict[str, Any]]:
+    """Ping every other member; one row per peer, failures included."""
+    now = runtime.clock.now()
+    directory = runtime.directory.current(now)
+    rows: list[dict[str, Any]] = []
+    for member in directory.members:
+        if member.country == runtime.config.country:
+            continue
+        row: dict[str, Any] = {
+            "country": member.country,
+            "name": member.name,
+            "endpoint": member.endpoint,
+            "roles": list(member.roles),
+            "tls_fingerprint": member.tls_fingerprint,
+        }
+        row["certificate_expires"] = certificate_not_after(member.tls_certificate.encode())
+        try:
+            with PeerClient(runtime, member.country, timeout=timeout) as client:
+                reply = client.call(
+                    f"/{SERVICE}/Ping", node_pb2.PingRequest(), node_pb2.PingResponse
+                )
+                info = client.call(
+                    f"/{SERVICE}/GetInfo", node_pb2.GetInfoRequest(), node_pb2.GetInfoResponse
+                ).message
+            row.update(
+                reachable=True,
+                latency_ms=round(reply.elapsed_ms, 2),
+                directory_version=info.directory_version,
+                software_version=info.software_version,
+                error="",
+            )
+        except PeerError as exc:
+            row.update(reachable=False, latency_ms=None, directory_version=None, error=str(exc))
+        rows.append(row)
+    return rows
+
+
+def peers(
+    home: HomeOption,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each peer.")] = 3.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Table of peers: reachability, latency, directory version, certificate expiry."""
+    with cli_errors(as_json):
+        runtime = open_runtime(NodeHome(home))
+        try:
+            rows = probe_peers(runtime, timeout)
+        finally:
+            runtime.close()
+        if as_json:
+            print_json(rows)
+            return
+        console.print(peers_table(rows))
+        if not all(r["reachable"] for r in rows):
+            raise typer.Exit(2)
+
+
+def peers_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="Peers")
+    for column in ("country", "endpoint", "reachable", "latency ms", "directory", "cert expires"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r["country"],
+            r["endpoint"],
+            "[green]yes[/]" if r["reachable"] else f"[red]no[/] {r['error'][:60]}",
+            f"{r['latency_ms']:.1f}" if r["latency_ms"] is not None else "—",
+            f"v{r['directory_version']}" if r["directory_version"] else "—",
+            r["certificate_expires"].date().isoformat(),
+        )
+    return table
