@@ -140,10 +140,15 @@ class PeerClient:
         return self.send(sealed, response_type, timeout=timeout)
 
     def send(
-        self, sealed: Sealed, response_type: type[M], *, timeout: float | None = None
+        self,
+        sealed: Sealed,
+        response_type: type[M],
+        *,
+        timeout: float | None = None,
+        route: str | None = None,
     ) -> PeerReply[M]:
-        """Send pre-sealed bytes (tests use this to send tampered or replayed requests)."""
-        method = decode_header(sealed.header).method
+        """Send pre-sealed bytes to the header's method (or ``route``, to test mismatches)."""
+        method = route or decode_header(sealed.header).method
         wire = envelope_pb2.Envelope(
             header=sealed.header, signature=sealed.signature, body=sealed.body
         )
