@@ -89,7 +89,7 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   untracked=$(git ls-files --others --exclude-standard -- enlace/ || true)
   if [[ -n "$untracked" ]]; then
     echo "check_proto_drift: warning: generated files not committed yet:" >&2
-    sed 's/^/  /' <<<"$untracked" >&2
+    printf '  %s\n' "${untracked//$'\n'/$'\n'  }" >&2
   fi
 fi
 

@@ -55,8 +55,7 @@ if [[ ${#failed[@]} -gt 0 ]]; then
   printf 'lint: FAILED:' >&2
   printf ' [%s]' "${failed[@]}" >&2
   printf '\n' >&2
-  printf 'lint: fix with `ruff check --fix .` and `ruff format .`; mypy errors need code changes\n' \
-    >&2
+  echo "lint: fix with 'ruff check --fix .' and 'ruff format .'; mypy errors need code changes" >&2
   exit 1
 fi
 echo "lint: all checks passed"

@@ -30,6 +30,9 @@ die() {
 
 database=${ENLACE_PG_DATABASE:-enlace_test}
 max_connections=${ENLACE_PG_MAX_CONNECTIONS:-200}
+[[ "$database" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] ||
+  die "ENLACE_PG_DATABASE must be a plain identifier (letters, digits, _), not '$database'"
+[[ "$max_connections" =~ ^[0-9]+$ ]] || die "ENLACE_PG_MAX_CONNECTIONS must be a number"
 
 # --- locate the server binaries ----------------------------------------------------------------
 find_bindir() {
@@ -44,12 +47,12 @@ find_bindir() {
     return 0
   fi
   local candidate
-  for candidate in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+  while IFS= read -r candidate; do
     if [[ -x "$candidate/initdb" && -x "$candidate/pg_ctl" ]]; then
       printf '%s\n' "$candidate"
       return 0
     fi
-  done
+  done < <(compgen -G '/usr/lib/postgresql/*/bin' | sort -V -r)
   return 1
 }
 

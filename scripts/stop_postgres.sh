@@ -34,7 +34,7 @@ if [[ -f "$data_dir/PG_VERSION" ]]; then
     if pg_ctl_path=$(command -v pg_ctl 2>/dev/null); then
       bindir=$(dirname "$(readlink -f "$pg_ctl_path")")
     else
-      bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r | head -n 1 || true)
+      bindir=$(compgen -G '/usr/lib/postgresql/*/bin' | sort -V -r | head -n 1 || true)
     fi
   fi
   owner_cmd=()

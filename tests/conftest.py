@@ -47,7 +47,14 @@ def running_in_ci() -> bool:
 
 
 def _configured_postgres_url() -> str | None:
-    return os.environ.get(POSTGRES_URL_VARIABLE, "").strip() or None
+    """The configured URL, with the psycopg 3 driver when it names none (psycopg2 is absent)."""
+    value = os.environ.get(POSTGRES_URL_VARIABLE, "").strip()
+    if not value:
+        return None
+    url = make_url(value)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
 
 
 def _redacted(url: str) -> str:
