@@ -92,3 +92,23 @@ class PeerError(EnlaceError):
         super().__init__(message, hint=hint)
         self.peer = peer
         self.status_name = status_name
+
+
+_BY_STATUS: dict[str, type[EnlaceError]] = {
+    "UNAUTHENTICATED": AuthenticationError,
+    "PERMISSION_DENIED": PermissionDeniedError,
+    "RESOURCE_EXHAUSTED": ResourceExhaustedError,
+    "INVALID_ARGUMENT": InvalidArgumentError,
+    "FAILED_PRECONDITION": FailedPreconditionError,
+}
+
+
+def from_policy(error: Exception) -> EnlaceError:
+    """Carry an error of :mod:`policies` (which has its own hierarchy) into the node's."""
+    status = getattr(error, "status_name", "PERMISSION_DENIED")
+    kind = _BY_STATUS.get(status, PermissionDeniedError)
+    message = getattr(error, "message", str(error))
+    hint = getattr(error, "hint", "")
+    translated = kind(message, hint=hint)
+    translated.__cause__ = error
+    return translated

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from crypto.envelope import Header
 from node.errors import PermissionDeniedError
-from node.server.pipeline import Authorizer, Permit
+from node.server.pipeline import Ask, Authorizer, Permit
 from node.trust.member import MemberDescriptor
 
 MEMBERSHIP_RULE = "membership: any node listed in the federation directory"
@@ -24,7 +24,7 @@ class MembershipRule:
     """Allows a call from any directory member; cites no agreement."""
 
     def authorize(
-        self, service: str, header: Header, body: bytes, peer: MemberDescriptor, now: dt.datetime
+        self, service: str, header: Header, ask: Ask, peer: MemberDescriptor, now: dt.datetime
     ) -> Permit:
         return Permit("", "", MEMBERSHIP_RULE)
 
@@ -36,7 +36,7 @@ class ServiceAuthorizer:
         self._rules = dict(rules)
 
     def authorize(
-        self, service: str, header: Header, body: bytes, peer: MemberDescriptor, now: dt.datetime
+        self, service: str, header: Header, ask: Ask, peer: MemberDescriptor, now: dt.datetime
     ) -> Permit:
         rule = self._rules.get(service)
         if rule is None:
@@ -44,7 +44,7 @@ class ServiceAuthorizer:
                 f"service {service!r} is not offered to {peer.country} by this node",
                 hint="ask the holder to sign an agreement granting it",
             )
-        return rule.authorize(service, header, body, peer, now)
+        return rule.authorize(service, header, ask, peer, now)
 
 
 def default_authorizer() -> ServiceAuthorizer:

@@ -2,14 +2,35 @@
 
 One place lists the services and the authoriser rule of each, so adding a capability means
 adding its method table and its rule here — never a handler that skips the pipeline.
+Deny by default: a service without a rule in :class:`ServiceAuthorizer` is refused.
 """
 
 from __future__ import annotations
 
+from node.agreements import AgreementBook
 from node.runtime import NodeRuntime
+from node.server import agreement_service
+from node.server.agreement_rule import AgreementRule
 from node.server.app import NodeServer
-from node.server.authorize import default_authorizer
+from node.server.authorize import MembershipRule, ServiceAuthorizer
 
 
-def build_server(runtime: NodeRuntime, *, listen: str | None = None) -> NodeServer:
-    return NodeServer(runtime, authorizer=default_authorizer(), listen=listen)
+def build_server(
+    runtime: NodeRuntime, *, listen: str | None = None, book: AgreementBook | None = None
+) -> NodeServer:
+    book = book or AgreementBook(runtime)
+    membership = MembershipRule()
+    agreement_rule = AgreementRule(book)
+    authorizer = ServiceAuthorizer(
+        {
+            "node": membership,
+            "agreements": membership,
+            "stats": agreement_rule,
+            "match": agreement_rule,
+            "biometric": agreement_rule,
+            "followup": agreement_rule,
+            "directory": agreement_rule,
+        }
+    )
+    services = [(agreement_service.SERVICE, agreement_service.method_specs(book))]
+    return NodeServer(runtime, authorizer=authorizer, services=services, listen=listen)

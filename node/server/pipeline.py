@@ -42,9 +42,11 @@ from crypto.envelope import (
 from crypto.errors import CryptoError
 from crypto.keys import certificate_fingerprint
 from node.audit import AuditRecord
-from node.errors import AuthenticationError, EnlaceError, InvalidArgumentError
+from node.errors import AuthenticationError, EnlaceError, InvalidArgumentError, from_policy
 from node.runtime import NodeRuntime
 from node.trust.member import MemberDescriptor
+from policies.decision import Decision
+from policies.errors import PolicyError
 
 log = logging.getLogger("node.server")
 
@@ -55,16 +57,31 @@ _ISO3 = re.compile(r"[A-Z]{3}")
 
 @dataclass(frozen=True)
 class Permit:
-    """What the authoriser allowed: cited in the response and in the audit log."""
+    """What the authoriser allowed: cited in the response and in the audit log.
+
+    ``decision`` is the agreement decision (its grant carries the disclosure profile and the
+    attributes a handler may release); ``None`` for membership-level calls.
+    """
 
     agreement_id: str
     agreement_hash: str
     rule: str
+    decision: Decision | None = None
+
+
+@dataclass(frozen=True)
+class Ask:
+    """What a request asks for, in the terms agreements grant (read from the parsed body)."""
+
+    dataset: str = ""
+    dimensions: frozenset[str] = frozenset()
+    attributes: frozenset[str] = frozenset()
+    units: int = 1
 
 
 class Authorizer(Protocol):
     def authorize(
-        self, service: str, header: Header, body: bytes, peer: MemberDescriptor, now: dt.datetime
+        self, service: str, header: Header, ask: Ask, peer: MemberDescriptor, now: dt.datetime
     ) -> Permit: ...
 
 
@@ -83,12 +100,17 @@ class CallContext:
 Handler = Callable[[CallContext, Any], Message]
 
 
+def _no_ask(_request: Any) -> Ask:
+    return Ask()
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     full_name: str
     service: str
     request_type: type[Message]
     handler: Handler
+    describe: Callable[[Any], Ask] = _no_ask
 
 
 @dataclass
@@ -115,7 +137,6 @@ class Pipeline:
         try:
             header = self._parse(sealed)
             peer = self._authenticate(spec, sealed, header, tls_peer_pem, now)
-            permit = self.authorizer.authorize(spec.service, header, sealed.body, peer, now)
             try:
                 request = spec.request_type.FromString(sealed.body)
             except DecodeError as exc:
@@ -123,6 +144,8 @@ class Pipeline:
                     f"body is not a valid {spec.request_type.DESCRIPTOR.full_name}",
                     field="body",
                 ) from exc
+            ask = spec.describe(request)
+            permit = self.authorizer.authorize(spec.service, header, ask, peer, now)
             context = CallContext(header, peer, permit, now, self.runtime, extra)
             body = spec.handler(context, request).SerializeToString()
             response = self._respond(spec, sealed, header, body, "OK", "", permit)
@@ -133,6 +156,8 @@ class Pipeline:
         except CryptoError as exc:
             error = AuthenticationError(str(exc), hint="sign the exact bytes you send")
             return self._refuse(spec, sealed, header, error, permit, extra, now)
+        except PolicyError as exc:
+            return self._refuse(spec, sealed, header, from_policy(exc), permit, extra, now)
 
     # -- checks, in order ------------------------------------------------------------------
     def _parse(self, sealed: Sealed) -> Header:

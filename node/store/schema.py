@@ -120,3 +120,33 @@ node_state = Table(
     Column("value", Text, nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+# Every version of every installed agreement, as the signed YAML both parties signed; the
+# highest version of an id is the one in force (older ones stay for the audit trail).
+agreements = Table(
+    "agreements",
+    metadata,
+    Column("agreement_id", String(200), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("agreement_hash", String(64), nullable=False, unique=True),
+    Column("document", Text, nullable=False),
+    Column("installed_at", UtcDateTime(), nullable=False),
+)
+
+revocations = Table(
+    "revocations",
+    metadata,
+    Column("agreement_hash", String(64), primary_key=True),
+    Column("agreement_id", String(200), nullable=False),
+    Column("document", Text, nullable=False),
+    Column("installed_at", UtcDateTime(), nullable=False),
+)
+
+# Units used per quota scope (agreement, direction, service) and window key (day, quarter).
+quota_usage = Table(
+    "quota_usage",
+    metadata,
+    Column("scope", String(300), primary_key=True),
+    Column("window_key", String(16), primary_key=True),
+    Column("used", BigInteger, nullable=False),
+)

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from node.audit import GENESIS_HASH, AuditEntry, AuditRecord, Checkpoint, compute_entry_hash
 from node.errors import AuthenticationError, StoreError
 from node.store import database
+from node.store.policy_store import PolicyStore
 from node.store.schema import audit_checkpoints, audit_entries, audit_head, node_state, nonces
 
 # Statements built once: constructing SQLAlchemy statements per call costs more than the
@@ -50,6 +51,7 @@ class Store:
         self.engine = engine
         self._write = database.writer(engine)
         self._append_lock = threading.Lock()
+        self.policies = PolicyStore(engine, self._write)
 
     @property
     def backend(self) -> str:
