@@ -16,7 +16,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from node.errors import EnlaceError
+from crypto.errors import CryptoError
+from node.errors import EnlaceError, from_policy
+from policies.errors import PolicyError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -42,7 +44,10 @@ def print_json(data: Any) -> None:
 def cli_errors(as_json: bool = False) -> Iterator[None]:
     """Turn domain errors into one line on stderr (or a JSON object) and exit code 1."""
     try:
-        yield
+        try:
+            yield
+        except (PolicyError, CryptoError) as exc:
+            raise from_policy(exc) from exc
     except EnlaceError as exc:
         if as_json:
             print_json({"error": exc.message, "hint": exc.hint, "status": exc.status_name})

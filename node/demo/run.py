@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from enlace.v1 import node_pb2
+from enlace.v1 import agreements_pb2, node_pb2
+from node.agreements import AgreementBook
 from node.client import PeerClient
+from node.demo.agreements import install_demo_agreements
 from node.demo.federation import LocalFederation, create_federation
 from node.demo.processes import NodeProcess
-from node.errors import PeerError
+from node.errors import ConfigError, PeerError
 from node.runtime import NodeRuntime, open_runtime
+from policies.decision import Request
 
 DEFAULT_COUNTRIES = ("PAN", "CRI", "HND", "MEX")
 MARKER = ".enlace-demo"
@@ -35,6 +38,9 @@ class DemoResult:
     root: Path
     countries: list[str]
     pings: list[dict[str, Any]] = field(default_factory=list)
+    agreements: list[str] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    fetched: str = ""
     audit: dict[str, dict[str, Any]] = field(default_factory=dict)
     exit_codes: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -48,6 +54,9 @@ class DemoResult:
             "root": str(self.root),
             "countries": self.countries,
             "pings": self.pings,
+            "agreements": self.agreements,
+            "decisions": self.decisions,
+            "fetched_agreement": self.fetched,
             "all_reachable": self.all_reachable,
             "audit": self.audit,
             "exit_codes": self.exit_codes,
@@ -59,7 +68,10 @@ def prepare_root(root: Path) -> None:
     """Start from scratch, but only ever delete a directory an earlier demo created."""
     if root.exists():
         if not (root / MARKER).exists():
-            raise FileExistsError(f"{root} exists and was not created by `enlace demo`")
+            raise ConfigError(
+                f"{root} exists and was not created by `enlace demo`; refusing to delete it",
+                hint="pass another --dir",
+            )
         shutil.rmtree(root)
     root.mkdir(parents=True)
     (root / MARKER).write_text("created by enlace demo\n", encoding="utf-8")
@@ -87,6 +99,52 @@ def ping_matrix(runtimes: dict[str, NodeRuntime], say: Say) -> list[dict[str, An
     return rows
 
 
+DECISIONS = (
+    ("CRI", "PAN", "match", "travel_documents", "identity_verification", ()),
+    ("CRI", "MEX", "stats", "encounters", "quarterly_matrices", ("nationality", "quarter")),
+    ("CRI", "MEX", "match", "travel_documents", "identity_verification", ()),
+    ("CRM", "HND", "stats", "encounters", "quarterly_matrices", ("nationality", "quarter")),
+    ("CRI", "HND", "stats", "encounters", "quarterly_matrices", ("nationality",)),
+    ("CRM", "PAN", "match", "travel_documents", "identity_verification", ()),
+)
+
+
+def agreement_decisions(runtimes: dict[str, NodeRuntime]) -> list[dict[str, Any]]:
+    """Ask each holder's own book, as its server would, about a few described requests."""
+    rows: list[dict[str, Any]] = []
+    for requester, holder, service, dataset, purpose, dims in DECISIONS:
+        if holder not in runtimes or requester not in runtimes:
+            continue
+        runtime = runtimes[holder]
+        now = runtime.clock.now()
+        request = Request(requester, holder, service, dataset, purpose, frozenset(dims))
+        explanation = AgreementBook(runtime).current(now).explain(request, now)
+        rows.append(
+            {
+                "request": f"{requester} asks {holder} for {service} on {dataset} ({purpose})",
+                "allowed": explanation.allowed,
+                "why": explanation.reasons[0].message if explanation.reasons else "",
+                "rule": explanation.decision.agreement_id if explanation.decision else "",
+            }
+        )
+    return rows
+
+
+def fetch_agreement(
+    runtimes: dict[str, NodeRuntime], caller: str, holder: str, agreement_id: str
+) -> str:
+    """Fetch the countersigned copy over the network, as `enlace policy fetch` does."""
+    if caller not in runtimes or holder not in runtimes:
+        return ""
+    with PeerClient(runtimes[caller], holder) as client:
+        reply = client.call(
+            "/enlace.v1.AgreementService/GetAgreement",
+            agreements_pb2.GetAgreementRequest(agreement_id=agreement_id),
+            agreements_pb2.GetAgreementResponse,
+        )
+    return reply.header.agreement or agreement_id
+
+
 def run_demo(
     root: Path,
     countries: tuple[str, ...] = DEFAULT_COUNTRIES,
@@ -104,6 +162,13 @@ def run_demo(
     federation: LocalFederation = create_federation(root, countries, now)
     everyone = list(federation.homes)
     result = DemoResult(root, everyone)
+    say("   Installing bilateral agreements, signed by both parties")
+    setup = {c: open_runtime(federation.homes[c]) for c in everyone}
+    try:
+        result.agreements = install_demo_agreements(setup, now)
+    finally:
+        for runtime in setup.values():
+            runtime.close()
     nodes = [NodeProcess(c, federation.homes[c], federation.endpoint(c)) for c in federation.homes]
     say(
         f"2. Starting {len(nodes)} node processes: "
@@ -120,7 +185,14 @@ def run_demo(
         runtimes = {c: open_runtime(federation.homes[c]) for c in everyone}
         say("4. Every node pings every other node (signed, pinned, audited both sides)")
         result.pings = ping_matrix(runtimes, say)
-        say("5. Verifying every node's audit chain and checkpoint")
+        say("5. Agreements: what is allowed, what is denied, and a countersigned copy fetched")
+        result.decisions = agreement_decisions(runtimes)
+        for line in result.decisions:
+            say(f"   {'ALLOWED' if line['allowed'] else 'DENIED '}  {line['request']}")
+            if not line["allowed"]:
+                say(f"            {line['why']}")
+        result.fetched = fetch_agreement(runtimes, "CRI", "PAN", "PAN-CRI-MATCH")
+        say("6. Verifying every node's audit chain and checkpoint")
         for country, runtime in runtimes.items():
             write_checkpoint(runtime)
             result.audit[country] = verify_log(runtime)

@@ -1,0 +1,55 @@
+"""The newcomer's first command: ``enlace demo`` runs a real federation and exits cleanly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_demo_runs_every_node_and_exits_cleanly(tmp_path: Path) -> None:
+    target = tmp_path / "demo"
+    completed = subprocess.run(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "node.cli.main", "demo", "--dir", str(target), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout)
+    assert set(result["countries"]) == {"PAN", "CRI", "HND", "MEX", "CRM"}
+    assert result["all_reachable"] is True
+    assert len(result["pings"]) == 5 * 4
+    assert all(code == 0 for code in result["exit_codes"].values())
+    for country, audit in result["audit"].items():
+        assert audit["status"] == "ok", country
+        assert audit["entries"] >= 8
+    by_request = {d["request"]: d for d in result["decisions"]}
+    assert by_request["CRI asks PAN for match on travel_documents (identity_verification)"][
+        "allowed"
+    ]
+    expired = by_request["CRI asks HND for stats on encounters (quarterly_matrices)"]
+    assert not expired["allowed"] and "expired" in expired["why"]
+    assert result["fetched_agreement"] == "PAN-CRI-MATCH"
+    # Every node wrote its log and left no process behind (exit codes collected above).
+    for country in result["countries"]:
+        assert (target / country.lower() / "serve.log").exists()
+
+
+def test_demo_refuses_to_delete_a_directory_it_did_not_create(tmp_path: Path) -> None:
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "data.txt").write_text("keep me")
+    completed = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "node.cli.main", "demo", "--dir", str(precious)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 1
+    assert "refusing to delete it" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert (precious / "data.txt").read_text() == "keep me"
