@@ -10,7 +10,7 @@ from pathlib import Path
 
 def test_demo_runs_every_node_and_exits_cleanly(tmp_path: Path) -> None:
     target = tmp_path / "demo"
-    completed = subprocess.run(  # noqa: S603 - our own CLI
+    completed = subprocess.run(
         [sys.executable, "-m", "node.cli.main", "demo", "--dir", str(target), "--json"],
         capture_output=True,
         text=True,
@@ -42,7 +42,7 @@ def test_demo_refuses_to_delete_a_directory_it_did_not_create(tmp_path: Path) ->
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "data.txt").write_text("keep me")
-    completed = subprocess.run(  # noqa: S603
+    completed = subprocess.run(
         [sys.executable, "-m", "node.cli.main", "demo", "--dir", str(precious)],
         capture_output=True,
         text=True,

@@ -80,7 +80,7 @@ def test_two_processes_on_one_database_never_exceed_the_quota(database_url: str)
     open_store(database_url).close()  # migrate once
     here = str(__import__("pathlib").Path(__file__).parent)
     procs = [
-        subprocess.Popen(  # noqa: S603
+        subprocess.Popen(
             [sys.executable, "-c", WORKER, database_url, here],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
