@@ -1,0 +1,629 @@
+"""The bilateral agreement: model, document form, canonical bytes, signatures, revocation.
+
+Why: every exchange between two nodes must be authorised by an agreement that both
+directorates signed. This module turns the ``enlace-agreement/1`` document (YAML or JSON)
+into immutable values and back, defines the exact bytes the parties sign, and verifies
+party signatures and unilateral revocations against keys the caller resolves (the node
+resolves them from the federation directory).
+
+Invariants:
+* Every :class:`Agreement` instance is valid: construction re-checks it against the
+  published JSON Schema (``policies/schema/agreement.schema.json``, draft 2020-12) and the
+  semantic rules (``valid_from < valid_until``; each grant's holder and requester are the
+  two parties and differ; a DP budget is at least one query's epsilon). Failures raise
+  :class:`~policies.errors.AgreementFormatError` naming the JSON path.
+* Set-like lists (datasets, purposes, dimensions, attributes) are kept sorted; their order in
+  the YAML changes neither the agreement nor its hash. Grant order is kept (it numbers them).
+* Defaults are explicit in the canonical body (``min_cell: 5``, ``secondary: true``,
+  ``perturbation: null``, ``dp: null``, ``followup_requires_approval: true``), so the hash
+  covers the values actually enforced. Quotas have no default: both ``per_day`` and
+  ``per_quarter`` must be written, ``null`` meaning no limit for that window.
+* :meth:`Agreement.canonical_bytes` never includes signatures; :attr:`Agreement.hash` is the
+  SHA-256 hex of those bytes and is what responses and revocations cite.
+* A :class:`VerifiedAgreement` exists only if *both* parties' signatures verified with keys
+  the resolver vouched for at ``now``; a :class:`VerifiedRevocation` only if one party signed
+  it for exactly that agreement hash. Neither can be built by hand (``TypeError``).
+* Verification raises (:class:`~policies.errors.AgreementSignatureError`), never returns a bool.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from crypto.errors import CryptoError
+from crypto.signing import SigningKey, key_id, verify
+from policies.canonical import (
+    b64decode,
+    b64encode,
+    canonical_json,
+    check_schema,
+    decimal_text,
+    dump_document,
+    format_timestamp,
+    load_document,
+    parse_decimal,
+    parse_timestamp,
+    require_utc,
+    sha256_hex,
+)
+from policies.errors import AgreementFormatError, AgreementSignatureError
+
+FORMAT = "enlace-agreement/1"
+REVOCATION_FORMAT = "enlace-agreement-revocation/1"
+AGREEMENT_CONTEXT = b"enlace/1 agreement"
+REVOCATION_CONTEXT = b"enlace/1 agreement-revocation"
+SERVICES = ("stats", "match", "biometric", "followup", "directory")
+
+_DECIMAL_TEXT = re.compile(r"(0|[1-9][0-9]{0,5})(\.[0-9]{1,9})?")
+_FROM_VALID_DOCUMENT: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "_FROM_VALID_DOCUMENT", default=False
+)
+
+
+# --- model ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """Cell-key perturbation: same records give the same noise, at most ``max_noise``."""
+
+    max_noise: int
+    method: str = "cell_key"
+    secret_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class DifferentialPrivacy:
+    """Differential privacy with a per-peer budget that refuses once spent in the period."""
+
+    mechanism: str
+    epsilon_per_query: Decimal
+    budget_per_period: Decimal
+    period: str = "quarter"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "epsilon_per_query", parse_decimal(self.epsilon_per_query))
+        object.__setattr__(self, "budget_per_period", parse_decimal(self.budget_per_period))
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    """Disclosure control for a stats grant; counts 1 … ``min_cell - 1`` are suppressed."""
+
+    profile: str
+    min_cell: int = 5
+    secondary: bool = True
+    perturbation: Perturbation | None = None
+    dp: DifferentialPrivacy | None = None
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """Units per UTC day and per calendar quarter; ``None`` means no limit for that window."""
+
+    per_day: int | None
+    per_quarter: int | None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What ``holder`` lets ``requester`` ask of it, for one service."""
+
+    holder: str
+    requester: str
+    service: str
+    datasets: tuple[str, ...]
+    purposes: tuple[str, ...]
+    quotas: Quotas
+    dimensions: tuple[str, ...] = ()
+    attributes: tuple[str, ...] = ()
+    disclosure: Disclosure | None = None
+    followup_requires_approval: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("datasets", "purposes", "dimensions", "attributes"):
+            values = getattr(self, name)
+            if isinstance(values, str):
+                raise TypeError(f"Grant.{name} must be a collection of names, not a string")
+            object.__setattr__(self, name, tuple(sorted(values)))
+
+    @property
+    def direction(self) -> str:
+        return f"{self.holder} → {self.requester}"
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """One version of a bilateral agreement (the signed body, without signatures)."""
+
+    id: str
+    version: int
+    parties: tuple[str, str]
+    title: str
+    valid_from: datetime
+    valid_until: datetime
+    grants: tuple[Grant, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parties", tuple(self.parties))
+        object.__setattr__(self, "grants", tuple(self.grants))
+        object.__setattr__(self, "valid_from", require_utc(self.valid_from, "valid_from"))
+        object.__setattr__(self, "valid_until", require_utc(self.valid_until, "valid_until"))
+        if not _FROM_VALID_DOCUMENT.get():
+            validate_document(self.to_document())
+
+    @classmethod
+    def from_document(cls, document: object) -> Agreement:
+        """Build from a parsed document (a mapping); ``signatures`` must already be removed."""
+        validate_document(document)
+        assert isinstance(document, Mapping)
+        # The conversion keeps a valid document valid (it only fills in defaults, sorts sets
+        # and normalises timestamps and decimals), so the check is not run a second time.
+        token = _FROM_VALID_DOCUMENT.set(True)
+        try:
+            return cls(
+                id=document["id"],
+                version=document["version"],
+                parties=(document["parties"][0], document["parties"][1]),
+                title=document["title"],
+                valid_from=parse_timestamp(document["valid_from"], path="$.valid_from"),
+                valid_until=parse_timestamp(document["valid_until"], path="$.valid_until"),
+                grants=tuple(_grant_from(g) for g in document["grants"]),
+            )
+        finally:
+            _FROM_VALID_DOCUMENT.reset(token)
+
+    def to_document(self) -> dict[str, Any]:
+        """The body as plain data, in reading order, with every default made explicit."""
+        return {
+            "format": FORMAT,
+            "id": self.id,
+            "version": self.version,
+            "title": self.title,
+            "parties": list(self.parties),
+            "valid_from": format_timestamp(self.valid_from),
+            "valid_until": format_timestamp(self.valid_until),
+            "grants": [_grant_to(g) for g in self.grants],
+        }
+
+    def canonical_bytes(self) -> bytes:
+        """The bytes both parties sign."""
+        return canonical_json(self.to_document())
+
+    @functools.cached_property
+    def hash(self) -> str:
+        """SHA-256 hex of :meth:`canonical_bytes`; cited by responses and revocations."""
+        return sha256_hex(self.canonical_bytes())
+
+    def other_party(self, party: str) -> str:
+        if party not in self.parties:
+            raise ValueError(f"{party} is not a party to agreement {self.id!r}")
+        return self.parties[1] if party == self.parties[0] else self.parties[0]
+
+    def label(self) -> str:
+        return f"agreement '{self.id}' (version {self.version})"
+
+
+def _grant_from(doc: Mapping[str, Any]) -> Grant:
+    disclosure = None
+    if (d := doc.get("disclosure")) is not None:
+        pert = d.get("perturbation")
+        dp = d.get("dp")
+        disclosure = Disclosure(
+            profile=d["profile"],
+            min_cell=d.get("min_cell", 5),
+            secondary=d.get("secondary", True),
+            perturbation=None
+            if pert is None
+            else Perturbation(pert["max_noise"], pert["method"], pert.get("secret_ref")),
+            dp=None
+            if dp is None
+            else DifferentialPrivacy(
+                dp["mechanism"],
+                parse_decimal(dp["epsilon_per_query"]),
+                parse_decimal(dp["budget_per_period"]),
+                dp["period"],
+            ),
+        )
+    return Grant(
+        holder=doc["holder"],
+        requester=doc["requester"],
+        service=doc["service"],
+        datasets=tuple(doc["datasets"]),
+        purposes=tuple(doc["purposes"]),
+        quotas=Quotas(doc["quotas"]["per_day"], doc["quotas"]["per_quarter"]),
+        dimensions=tuple(doc.get("dimensions", ())),
+        attributes=tuple(doc.get("attributes", ())),
+        disclosure=disclosure,
+        followup_requires_approval=doc.get("followup_requires_approval", True),
+    )
+
+
+def _grant_to(grant: Grant) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "holder": grant.holder,
+        "requester": grant.requester,
+        "service": grant.service,
+        "datasets": list(grant.datasets),
+        "purposes": list(grant.purposes),
+    }
+    # Fields that do not apply to the service are emitted only when (wrongly) set, so that
+    # validation reports them instead of silently dropping them.
+    if grant.service == "stats" or grant.dimensions:
+        out["dimensions"] = list(grant.dimensions)
+    if grant.service == "followup" or grant.attributes:
+        out["attributes"] = list(grant.attributes)
+    if grant.disclosure is not None:
+        out["disclosure"] = _disclosure_to(grant.disclosure)
+    out["quotas"] = {"per_day": grant.quotas.per_day, "per_quarter": grant.quotas.per_quarter}
+    if grant.service == "followup" or not grant.followup_requires_approval:
+        out["followup_requires_approval"] = grant.followup_requires_approval
+    return out
+
+
+def _disclosure_to(d: Disclosure) -> dict[str, Any]:
+    pert: dict[str, Any] | None = None
+    if d.perturbation is not None:
+        pert = {"method": d.perturbation.method, "max_noise": d.perturbation.max_noise}
+        if d.perturbation.secret_ref is not None:
+            pert["secret_ref"] = d.perturbation.secret_ref
+    dp: dict[str, Any] | None = None
+    if d.dp is not None:
+        dp = {
+            "mechanism": d.dp.mechanism,
+            "epsilon_per_query": decimal_text(d.dp.epsilon_per_query),
+            "budget_per_period": decimal_text(d.dp.budget_per_period),
+            "period": d.dp.period,
+        }
+    return {
+        "profile": d.profile,
+        "min_cell": d.min_cell,
+        "secondary": d.secondary,
+        "perturbation": pert,
+        "dp": dp,
+    }
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+def validate_document(document: object) -> None:
+    """Schema plus semantic checks of an agreement body (no ``signatures``)."""
+    check_schema(document)
+    assert isinstance(document, Mapping)
+    problems: list[tuple[str, str]] = []
+    start = parse_timestamp(document["valid_from"], path="$.valid_from")
+    end = parse_timestamp(document["valid_until"], path="$.valid_until")
+    if not start < end:
+        problems.append(("$.valid_until", "must be later than valid_from"))
+    parties = document["parties"]
+    for i, grant in enumerate(document["grants"]):
+        for role in ("holder", "requester"):
+            if grant[role] not in parties:
+                message = f"{grant[role]} is not a party ({' and '.join(parties)})"
+                problems.append((f"$.grants[{i}].{role}", message))
+        if grant["holder"] == grant["requester"]:
+            problems.append((f"$.grants[{i}].requester", "must be the other party"))
+        dp = (grant.get("disclosure") or {}).get("dp")
+        if dp is not None:
+            eps, budget = (
+                parse_decimal(dp["epsilon_per_query"]),
+                parse_decimal(dp["budget_per_period"]),
+            )
+            at = f"$.grants[{i}].disclosure.dp"
+            for name, value in (("epsilon_per_query", eps), ("budget_per_period", budget)):
+                if not _DECIMAL_TEXT.fullmatch(decimal_text(value)):
+                    problems.append(
+                        (f"{at}.{name}", "at most 6 digits before and 9 after the point")
+                    )
+            if eps <= 0:
+                problems.append((f"{at}.epsilon_per_query", "must be > 0"))
+            if budget < eps:
+                problems.append((f"{at}.budget_per_period", "must be at least epsilon_per_query"))
+    if problems:
+        path, message = problems[0]
+        raise AgreementFormatError(message, path=path, problems=[f"{p}: {m}" for p, m in problems])
+
+
+# --- helpers used by the other modules ----------------------------------------------------
+
+
+def grants_between(agreement: Agreement, holder: str, requester: str) -> list[tuple[int, Grant]]:
+    """The grants (with their 0-based index) in the direction holder → requester."""
+    return [
+        (i, g)
+        for i, g in enumerate(agreement.grants)
+        if g.holder == holder and g.requester == requester
+    ]
+
+
+# --- signatures ---------------------------------------------------------------------------
+
+#: ``resolver(country, key_id, at)`` returns the Ed25519 public key that ``country`` published
+#: under ``key_id`` and that is valid at ``at``, or raises :class:`crypto.errors.KeyError_`.
+KeyResolver = Callable[[str, str, datetime], bytes]
+
+_VERIFIED = object()
+
+
+@dataclass(frozen=True)
+class PartySignature:
+    """One party's Ed25519 signature over the canonical bytes, and the key it used."""
+
+    key_id: str
+    signature_b64: str
+
+
+@dataclass(frozen=True)
+class SignedAgreement:
+    """An agreement with the signatures collected so far (zero, one or both parties)."""
+
+    agreement: Agreement
+    signatures: Mapping[str, PartySignature] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "signatures", dict(sorted(self.signatures.items())))
+
+
+def sign_agreement(
+    document: Agreement | SignedAgreement, party: str, key: SigningKey
+) -> SignedAgreement:
+    """Add (or replace) ``party``'s signature; the other party's signature is kept."""
+    signed = document if isinstance(document, SignedAgreement) else SignedAgreement(document)
+    agreement = signed.agreement
+    if party not in agreement.parties:
+        raise AgreementSignatureError(
+            f"{party} is not a party to {agreement.label()}",
+            hint=f"only {' and '.join(agreement.parties)} sign it",
+        )
+    signature = key.sign(AGREEMENT_CONTEXT, agreement.canonical_bytes())
+    signatures = dict(signed.signatures)
+    signatures[party] = PartySignature(key.key_id, b64encode(signature))
+    return SignedAgreement(agreement, signatures)
+
+
+def _signature_problem(
+    party: str,
+    signature: PartySignature,
+    context: bytes,
+    message: bytes,
+    resolver: KeyResolver,
+    at: datetime,
+) -> str | None:
+    try:
+        public_key = resolver(party, signature.key_id, at)
+    except CryptoError as exc:
+        return (
+            f"{party} signed with key {signature.key_id}, which the federation directory "
+            f"does not list as valid at {format_timestamp(at)} ({exc})"
+        )
+    try:
+        if key_id(public_key) != signature.key_id:
+            return f"the directory returned a different key than {signature.key_id} for {party}"
+        verify(public_key, context, message, b64decode(signature.signature_b64))
+    except (CryptoError, ValueError):
+        return (
+            f"the signature of {party} (key {signature.key_id}) does not verify: the document "
+            "was changed after signing, or it was signed with another key"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class VerifiedAgreement:
+    """An agreement whose two party signatures verified; only :func:`verify_agreement` makes it."""
+
+    signed: SignedAgreement
+    key_ids: Mapping[str, str]
+    verified_at: datetime
+    _token: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self._token is not _VERIFIED:
+            raise TypeError("VerifiedAgreement is made by verify_agreement() only")
+
+    @property
+    def agreement(self) -> Agreement:
+        return self.signed.agreement
+
+    @property
+    def id(self) -> str:
+        return self.agreement.id
+
+    @property
+    def version(self) -> int:
+        return self.agreement.version
+
+    @property
+    def hash(self) -> str:
+        return self.agreement.hash
+
+
+def verify_agreement(
+    signed: SignedAgreement, resolver: KeyResolver, now: datetime
+) -> VerifiedAgreement:
+    """Check that both parties signed with keys valid at ``now``; raise otherwise.
+
+    Keys are checked at ``now`` (not at some claimed signing time, which nothing
+    authenticates): when a party rotates its key, it re-signs its agreements with the new key
+    before the old one leaves the directory. The other party's signature stays valid because
+    the canonical bytes do not change.
+    """
+    now = require_utc(now)
+    agreement = signed.agreement
+    message = agreement.canonical_bytes()
+    problems: list[str] = []
+    for party in sorted(signed.signatures):
+        if party not in agreement.parties:
+            problems.append(f"{party} signed but is not a party to {agreement.label()}")
+    for party in agreement.parties:
+        signature = signed.signatures.get(party)
+        if signature is None:
+            problems.append(f"{party} has not signed {agreement.label()}")
+            continue
+        problem = _signature_problem(party, signature, AGREEMENT_CONTEXT, message, resolver, now)
+        if problem is not None:
+            problems.append(problem)
+    if problems:
+        raise AgreementSignatureError(
+            f"{agreement.label()} is not validly signed by both parties: " + "; ".join(problems),
+            problems=problems,
+            hint="have each party sign the same version (enlace policy sign) with a key "
+            "listed in the federation directory",
+        )
+    key_ids = {p: signed.signatures[p].key_id for p in agreement.parties}
+    return VerifiedAgreement(signed, key_ids, now, _VERIFIED)
+
+
+def load_signed_agreement(text: str | bytes) -> SignedAgreement:
+    """Parse a YAML/JSON agreement with an optional ``signatures:`` block (not verified)."""
+    document = load_document(text)
+    check_schema(document)
+    assert isinstance(document, dict)
+    body = {k: v for k, v in document.items() if k != "signatures"}
+    signatures = {
+        party: PartySignature(entry["key_id"], entry["signature"])
+        for party, entry in (document.get("signatures") or {}).items()
+    }
+    return SignedAgreement(Agreement.from_document(body), signatures)
+
+
+def dump_signed_agreement(signed: SignedAgreement) -> str:
+    """YAML text: the canonical body in reading order, then the ``signatures:`` block."""
+    document: dict[str, Any] = signed.agreement.to_document()
+    if signed.signatures:
+        document["signatures"] = {
+            party: {"key_id": sig.key_id, "signature": sig.signature_b64}
+            for party, sig in signed.signatures.items()
+        }
+    return dump_document(document)
+
+
+# --- revocation ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """One party's statement that the agreement with ``agreement_hash`` ends at ``at``."""
+
+    agreement_id: str
+    agreement_hash: str
+    by: str
+    at: datetime
+    reason: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "at", require_utc(self.at, "at"))
+        check_schema(self.to_document(), "revocation")
+
+    @classmethod
+    def for_agreement(cls, agreement: Agreement, by: str, at: datetime, reason: str) -> Revocation:
+        return cls(agreement.id, agreement.hash, by, at, reason)
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "format": REVOCATION_FORMAT,
+            "agreement_id": self.agreement_id,
+            "agreement_hash": self.agreement_hash,
+            "by": self.by,
+            "at": format_timestamp(self.at),
+            "reason": self.reason,
+        }
+
+    def canonical_bytes(self) -> bytes:
+        return canonical_json(self.to_document())
+
+
+@dataclass(frozen=True)
+class SignedRevocation:
+    revocation: Revocation
+    signature: PartySignature
+
+
+@dataclass(frozen=True)
+class VerifiedRevocation:
+    """A revocation signed by a party of the agreement it names; see :func:`verify_revocation`."""
+
+    revocation: Revocation
+    key_id: str
+    _token: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self._token is not _VERIFIED:
+            raise TypeError("VerifiedRevocation is made by verify_revocation() only")
+
+
+def sign_revocation(revocation: Revocation, key: SigningKey) -> SignedRevocation:
+    signature = key.sign(REVOCATION_CONTEXT, revocation.canonical_bytes())
+    return SignedRevocation(revocation, PartySignature(key.key_id, b64encode(signature)))
+
+
+def verify_revocation(
+    signed: SignedRevocation, agreement: Agreement, resolver: KeyResolver, now: datetime
+) -> VerifiedRevocation:
+    """Check that a party of ``agreement`` signed this revocation of exactly that document.
+
+    The key must be valid at the revocation's ``at`` (or at ``now`` for a revocation that
+    takes effect later), so a later key rotation never un-revokes an agreement.
+    """
+    now = require_utc(now)
+    revocation = signed.revocation
+    problems: list[str] = []
+    if (revocation.agreement_id, revocation.agreement_hash) != (agreement.id, agreement.hash):
+        problems.append(
+            f"the revocation names agreement '{revocation.agreement_id}' with hash "
+            f"{revocation.agreement_hash[:16]}…, not {agreement.label()} ({agreement.hash[:16]}…)"
+        )
+    if revocation.by not in agreement.parties:
+        problems.append(f"{revocation.by} is not a party to {agreement.label()}")
+    else:
+        problem = _signature_problem(
+            revocation.by,
+            signed.signature,
+            REVOCATION_CONTEXT,
+            revocation.canonical_bytes(),
+            resolver,
+            min(revocation.at, now),
+        )
+        if problem is not None:
+            problems.append(problem)
+    if problems:
+        raise AgreementSignatureError(
+            "revocation does not verify: " + "; ".join(problems),
+            problems=problems,
+            hint="a revocation must be signed by one of the two parties for that exact version",
+        )
+    return VerifiedRevocation(revocation, signed.signature.key_id, _VERIFIED)
+
+
+def load_revocation(text: str | bytes) -> SignedRevocation:
+    document = load_document(text)
+    check_schema(document, "revocation")
+    assert isinstance(document, dict)
+    if "signature" not in document:
+        raise AgreementFormatError("a revocation must carry its signature", path="$.signature")
+    revocation = Revocation(
+        document["agreement_id"],
+        document["agreement_hash"],
+        document["by"],
+        parse_timestamp(document["at"], path="$.at"),
+        document["reason"],
+    )
+    sig = document["signature"]
+    return SignedRevocation(revocation, PartySignature(sig["key_id"], sig["signature"]))
+
+
+def dump_revocation(signed: SignedRevocation) -> str:
+    document = signed.revocation.to_document()
+    document["signature"] = {
+        "key_id": signed.signature.key_id,
+        "signature": signed.signature.signature_b64,
+    }
+    return dump_document(document)
