@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -346,8 +346,7 @@ class Assessment:
 def _decision(a: AgreementAssessment) -> Decision:
     assert a.covering is not None
     index, grant = a.covering
-    v = a.verified
-    return Decision(True, v.id, v.version, v.hash, grant, index)
+    return Decision(True, a.verified.id, a.verified.version, a.verified.hash, grant, index)
 
 
 def assess(
@@ -360,8 +359,8 @@ def assess(
     now = require_utc(now)
     req, holder = request.requester, request.holder
     if req == holder:
-        reason = DenialReason("party", f"{who(req)} is both requester and holder.")
-        return Assessment(request, (), None, (reason,))
+        itself = DenialReason("party", f"{who(req)} is both requester and holder.")
+        return Assessment(request, (), None, (itself,))
     unique = {v.hash: v for v in agreements}
     between = sorted(
         (v for v in unique.values() if set(v.agreement.parties) == {req, holder}),
@@ -444,7 +443,7 @@ class AgreementSet:
     """The verified agreements and revocations a node holds; the normal :class:`Policy`."""
 
     agreements: tuple[VerifiedAgreement, ...] = ()
-    revocations: tuple[VerifiedRevocation, ...] = field(default=())
+    revocations: tuple[VerifiedRevocation, ...] = ()
 
     def evaluate(self, request: Request, now: datetime) -> Decision:
         return evaluate(request, self.agreements, self.revocations, now)

@@ -276,12 +276,14 @@ def test_diff_is_empty_exactly_when_the_signed_bytes_are_equal(
 def test_canonical_bytes_ignore_key_and_set_order(
     agreement: Agreement, data: st.DataObject
 ) -> None:
-    def shuffled(value: Any) -> Any:
+    sets = {"datasets", "purposes", "dimensions", "attributes"}
+
+    def shuffled(value: Any, key: str = "") -> Any:
         if isinstance(value, dict):
             keys = data.draw(st.permutations(list(value)))
-            return {k: shuffled(value[k]) for k in keys}
-        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-            return value if len(value) == 2 else data.draw(st.permutations(value))
+            return {k: shuffled(value[k], k) for k in keys}
+        if key in sets:
+            return data.draw(st.permutations(value))
         if isinstance(value, list):
             return [shuffled(v) for v in value]
         return value
