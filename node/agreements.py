@@ -21,7 +21,9 @@ from dataclasses import dataclass
 
 from node.errors import InvalidArgumentError, from_policy
 from node.runtime import NodeRuntime
-from policies.agreement import (
+from policies.decision import AgreementSet, agreement_status
+from policies.errors import PolicyError
+from policies.signatures import (
     SignedAgreement,
     SignedRevocation,
     VerifiedAgreement,
@@ -33,8 +35,6 @@ from policies.agreement import (
     verify_agreement,
     verify_revocation,
 )
-from policies.decision import AgreementSet, agreement_status
-from policies.errors import PolicyError
 
 log = logging.getLogger("node.agreements")
 REVERIFY_AFTER = dt.timedelta(seconds=60)

@@ -32,17 +32,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from policies.agreement import (
-    Agreement,
-    Disclosure,
-    Grant,
-    Quotas,
-    VerifiedAgreement,
-    VerifiedRevocation,
-)
+from policies.agreement import Agreement, Disclosure, Grant, Quotas
 from policies.canonical import format_timestamp, require_utc
 from policies.diff import service_name, who
 from policies.errors import AgreementNotInForceError, DenialReason, Denied
+from policies.signatures import VerifiedAgreement, VerifiedRevocation
 
 if TYPE_CHECKING:
     from policies.explain import Explanation

@@ -20,12 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from policies.agreement import VerifiedAgreement, VerifiedRevocation
 from policies.canonical import format_timestamp
 from policies.decision import Assessment, Decision, Request, assess
 from policies.diff import country_name, describe_disclosure, service_name, who
 from policies.errors import DenialReason
 from policies.quota import QUOTA_UNITS
+from policies.signatures import VerifiedAgreement, VerifiedRevocation
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,12 @@ from node.errors import InvalidArgumentError, from_policy
 from node.home import NodeHome
 from node.runtime import open_runtime
 from node.server.agreement_service import SERVICE
-from policies.agreement import (
-    Agreement,
-    Disclosure,
-    Grant,
-    Quotas,
+from policies.agreement import Agreement, Disclosure, Grant, Quotas
+from policies.canonical import format_timestamp
+from policies.decision import Request
+from policies.diff import diff_agreements, who
+from policies.errors import PolicyError
+from policies.signatures import (
     Revocation,
     SignedAgreement,
     dump_revocation,
@@ -31,10 +32,6 @@ from policies.agreement import (
     sign_revocation,
     verify_agreement,
 )
-from policies.canonical import format_timestamp
-from policies.decision import Request
-from policies.diff import diff_agreements, who
-from policies.errors import PolicyError
 
 app = typer.Typer(no_args_is_help=True)
 

@@ -14,16 +14,8 @@ from collections.abc import Iterable
 
 from node.agreements import AgreementBook
 from node.runtime import NodeRuntime
-from policies.agreement import (
-    Agreement,
-    Disclosure,
-    Grant,
-    Perturbation,
-    Quotas,
-    SignedAgreement,
-    dump_signed_agreement,
-    sign_agreement,
-)
+from policies.agreement import Agreement, Disclosure, Grant, Perturbation, Quotas
+from policies.signatures import SignedAgreement, dump_signed_agreement, sign_agreement
 
 STATS_DIMENSIONS = (
     "quarter",

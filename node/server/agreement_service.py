@@ -6,7 +6,7 @@ from enlace.v1 import agreements_pb2
 from node.agreements import AgreementBook
 from node.errors import InvalidArgumentError, NotFoundError
 from node.server.pipeline import CallContext, MethodSpec
-from policies.agreement import load_signed_agreement
+from policies.signatures import load_signed_agreement
 
 SERVICE = "enlace.v1.AgreementService"
 

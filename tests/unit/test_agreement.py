@@ -15,10 +15,10 @@ import yaml
 
 from crypto.errors import KeyError_
 from crypto.signing import SigningKey
-from policies.agreement import (
-    AGREEMENT_CONTEXT,
-    REVOCATION_CONTEXT,
-    Agreement,
+from policies.agreement import AGREEMENT_CONTEXT, REVOCATION_CONTEXT, Agreement
+from policies.canonical import b64encode, canonical_json, format_timestamp, parse_timestamp
+from policies.errors import AgreementFormatError, AgreementSignatureError
+from policies.signatures import (
     PartySignature,
     Revocation,
     SignedAgreement,
@@ -33,8 +33,6 @@ from policies.agreement import (
     verify_agreement,
     verify_revocation,
 )
-from policies.canonical import b64encode, canonical_json, format_timestamp, parse_timestamp
-from policies.errors import AgreementFormatError, AgreementSignatureError
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "agreement-pan-cri.yaml"

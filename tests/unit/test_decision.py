@@ -13,17 +13,7 @@ import pytest
 
 from crypto.errors import KeyError_
 from crypto.signing import SigningKey
-from policies.agreement import (
-    Agreement,
-    Revocation,
-    SignedAgreement,
-    VerifiedAgreement,
-    VerifiedRevocation,
-    sign_agreement,
-    sign_revocation,
-    verify_agreement,
-    verify_revocation,
-)
+from policies.agreement import Agreement
 from policies.decision import (
     AgreementSet,
     Request,
@@ -33,6 +23,16 @@ from policies.decision import (
 )
 from policies.errors import AgreementNotInForceError, AgreementSignatureError, Denied
 from policies.explain import explain
+from policies.signatures import (
+    Revocation,
+    SignedAgreement,
+    VerifiedAgreement,
+    VerifiedRevocation,
+    sign_agreement,
+    sign_revocation,
+    verify_agreement,
+    verify_revocation,
+)
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 START, END = datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)

@@ -13,9 +13,12 @@ from hypothesis import strategies as st
 
 from crypto.errors import KeyError_
 from crypto.signing import SigningKey
-from policies.agreement import (
-    Agreement,
-    Grant,
+from policies.agreement import Agreement, Grant
+from policies.decision import Request, evaluate
+from policies.diff import diff_agreements
+from policies.errors import Denied
+from policies.explain import explain
+from policies.signatures import (
     Revocation,
     VerifiedAgreement,
     VerifiedRevocation,
@@ -24,10 +27,6 @@ from policies.agreement import (
     verify_agreement,
     verify_revocation,
 )
-from policies.decision import Request, evaluate
-from policies.diff import diff_agreements
-from policies.errors import Denied
-from policies.explain import explain
 
 COUNTRIES = ("PAN", "CRI", "MEX")
 SERVICES = ("stats", "match", "biometric", "followup", "directory")
