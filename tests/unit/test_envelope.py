@@ -191,18 +191,12 @@ def test_body_length_change_fails_digest(body: bytes) -> None:
         open_envelope(Sealed(REQUEST.header, REQUEST.signature, body), PAN.public_key, "request")
 
 
-@pytest.mark.parametrize("index", [0, 17, 32, 63])
-def test_signature_byte_edit_fails(index: int) -> None:
-    tampered = Sealed(REQUEST.header, flip(REQUEST.signature, index), BODY)
+@pytest.mark.parametrize("index", [0, 17, 32, 63, -1])
+def test_signature_byte_edit_or_truncation_fails(index: int) -> None:
+    signature = REQUEST.signature[:-1] if index < 0 else flip(REQUEST.signature, index)
+    tampered = Sealed(REQUEST.header, signature, BODY)
     with pytest.raises(VerificationError):
         open_envelope(tampered, PAN.public_key, "request")
-
-
-def test_truncated_signature_fails() -> None:
-    with pytest.raises(VerificationError):
-        open_envelope(
-            Sealed(REQUEST.header, REQUEST.signature[:-1], BODY), PAN.public_key, "request"
-        )
 
 
 def test_wrong_key_fails() -> None:
@@ -288,16 +282,6 @@ def test_response_binding_cannot_be_moved_to_another_request() -> None:
     assert decode_header(rebound).request_digest == other.digest
     with pytest.raises(VerificationError):
         open_envelope(Sealed(rebound, RESPONSE.signature, BODY), CRI.public_key, "response")
-
-
-def test_any_request_change_changes_its_digest() -> None:
-    digests = {
-        REQUEST.digest,
-        seal(request_header(nonce="1" * 32), BODY, PAN).digest,
-        seal(request_header(issued_at="2026-11-28T12:00:00.001Z"), BODY, PAN).digest,
-        seal(request_header(b"x"), b"x", PAN).digest,
-    }
-    assert len(digests) == 4
 
 
 # --- decode_header strictness --------------------------------------------------------------
@@ -391,11 +375,6 @@ def test_size_limit_is_inclusive() -> None:
     assert len(over) == MAX_HEADER_BYTES + 1
     with pytest.raises(EncodingError, match="limit"):
         decode_header(over)
-
-
-def test_oversize_refused_before_parsing() -> None:
-    with pytest.raises(EncodingError, match="4096"):
-        decode_header(b"\xff" * (MAX_HEADER_BYTES + 1))
 
 
 @pytest.mark.parametrize("version", ["enlace/2", "enlace/0", "", "ENLACE/1"])
@@ -499,10 +478,6 @@ def test_parse_time_returns_aware_utc() -> None:
     parsed = parse_time("2026-11-28T12:00:00.250Z")
     assert parsed == dt.datetime(2026, 11, 28, 12, 0, 0, 250_000, tzinfo=dt.UTC)
     assert parsed.utcoffset() == dt.timedelta(0)
-
-
-def test_issued_at_time_property() -> None:
-    assert request_header().issued_at_time == dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC)
 
 
 @given(
