@@ -52,7 +52,7 @@ def generate_command(
     ],
     encounters: Annotated[int, typer.Option("--encounters", help="Rows of encounters.csv.")],
     out: Annotated[Path, typer.Option("--out", help="Directory to write the CSV files into.")],
-    seed: Annotated[int, typer.Option("--seed", help="Seed of this country's local records.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of this country's local records.")],
     federation_seed: Annotated[
         int, typer.Option("--federation-seed", help="Seed shared by all countries (journeys).")
     ] = DEFAULT_FEDERATION_SEED,

@@ -408,14 +408,16 @@ def _identities(t: _Tables, u: Uniforms, nat: I64, start: I64) -> dict[str, Any]
     card = u(F_KIND) < p["id_share"][nat]
     kind = np.where(has_doc, np.where(card, np.where(u(F_BOTH) < 0.5, 3, 2), 1), 0)
     validity = p["validity"][nat] * 365.25
-    p_issue = start - (u(F_ISSUE) * validity * 1.15).astype(np.int64)
-    i_issue = start - (u(F_ISSUE2) * 11.5 * 365.25).astype(np.int64)
+    birth = start - (years * 365.25).astype(np.int64)
+    issued_from = birth + 30  # nobody holds a document issued before they were born
+    p_issue = np.maximum(start - (u(F_ISSUE) * validity * 1.15).astype(np.int64), issued_from)
+    i_issue = np.maximum(start - (u(F_ISSUE2) * 11.5 * 365.25).astype(np.int64), issued_from)
     gender_off = np.where(male, p["mal_off"][nat], p["fem_off"][nat])
     gender_cnt = np.where(male, p["mal_cnt"][nat], p["fem_cnt"][nat])
     g1 = gender_off + (u(F_G1) * gender_cnt).astype(np.int64)
     g2 = gender_off + (u(F_G2) * gender_cnt).astype(np.int64)
     return {
-        "birth": start - (years * 365.25).astype(np.int64),
+        "birth": birth,
         "male": male,
         "kind": kind.astype(np.int64),
         "passport": _numbers(t, u, p["pfmt"][nat], (kind & 1) > 0, F_PCHARS),
@@ -483,7 +485,7 @@ def _country_cum(t: _Tables, ci: int) -> F64:
     return _cum(t.model.recorded_weights(REGIONAL_MEMBERS[ci]).ravel())
 
 
-def _locals(t: _Tables, ci: int, rng: np.random.Generator, k: int) -> _People:
+def _locals(t: _Tables, ci: int, rng: np.random.Generator, k: int, depth: int = 0) -> _People:
     """``k`` persons recorded only here, drawn from this country's calibrated distribution."""
     cell = _pick(_country_cum(t, ci), rng.random(k))
     route, nat, month = np.unravel_index(cell, t.model.weights.shape)
@@ -497,7 +499,7 @@ def _locals(t: _Tables, ci: int, rng: np.random.Generator, k: int) -> _People:
             went, t.dlo[chain, s] + (rng.random(k) * t.dspan[chain, s]).astype(np.int64), 0
         )
     ident = _identities(t, _rng_uniforms(rng, k), nat.astype(np.int64), start)
-    return _People(
+    people = _People(
         gid=np.full(k, -1, np.int64),
         route=route.astype(np.int64),
         nat=nat.astype(np.int64),
@@ -508,6 +510,11 @@ def _locals(t: _Tables, ci: int, rng: np.random.Generator, k: int) -> _People:
         reporter=np.full(k, ci, np.int64),
         **ident,
     )
+    late = day > END_DAY  # would arrive after 2024: not recorded, draw others instead
+    if late.any() and depth < 8:
+        kept = people.take(~late)
+        return _concat([kept, _locals(t, ci, rng, int(late.sum()), depth + 1)])
+    return people
 
 
 # --------------------------------------------------------------------------- output

@@ -107,6 +107,7 @@ def test_documents_are_canonical_icao_and_build_valid_mrzs(pan: Path) -> None:
     for row in docs[::3] + [d for d in docs if d["document_type"] == "I"]:
         number, state = row["document_number"], row["issuing_state"]
         assert document_key(number, state) == f"{state}|{number}"
+        assert row["birth_date"] < row["expiry_date"]
         fields = {
             "issuing_state": state, "surname": row["surname"], "given_names": row["given_names"],
             "document_number": number, "nationality": row["nationality"],
@@ -282,6 +283,8 @@ def test_persons_events_are_in_date_order_and_in_range(hnd: Path) -> None:
     assert all(d == sorted(d) for d in dates.values())
     assert min(min(d) for d in dates.values()) >= "2014-01-01"
     assert max(max(d) for d in dates.values()) <= "2024-12-31"
+    last_day = sum(d[0] == "2024-12-31" for d in dates.values())
+    assert last_day < 0.002 * len(dates)  # late arrivals are not piled up on the last day
 
 
 # --------------------------------------------------------------------------- calibration data
@@ -350,13 +353,13 @@ def test_cli_generate_json_and_errors(tmp_path: Path) -> None:
     app.command("noop")(lambda: None)
     runner = CliRunner()
     args = ["generate", "--country", "gtm", "--encounters", "500", "--out", str(tmp_path)]
-    result = runner.invoke(app, [*args, "--seed", "3", "--json"])
+    args += ["--seed", "3"]
+    result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["country"] == "GTM" and summary["rows"]["encounters.csv"] == 500
     assert len(read(tmp_path, "encounters.csv")) == 500
     table = runner.invoke(app, args)
     assert table.exit_code == 0 and "encounters.csv" in table.output
-    bad = runner.invoke(app, ["generate", "--country", "ESP", "--encounters", "5", "--out",
-                              str(tmp_path)])  # fmt: skip
+    bad = runner.invoke(app, ["generate", "--country", "ESP", *args[3:]])
     assert bad.exit_code == 1 and "not a member" in bad.output
