@@ -43,12 +43,16 @@ def format_time(moment: dt.datetime) -> str:
 
 
 def parse_time(text: str) -> dt.datetime:
+    """Parse the one header time form (``YYYY-MM-DDTHH:MM:SS.mmmZ``); refuse any other."""
     if not text.endswith("Z"):
         raise EncodingError(f"time {text!r} must be UTC ending in Z")
     try:
-        return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+        moment = dt.datetime.fromisoformat(text).astimezone(dt.UTC)
     except ValueError as exc:
         raise EncodingError(f"time {text!r} is not RFC 3339") from exc
+    if format_time(moment) != text:
+        raise EncodingError(f"time {text!r} is not in the form YYYY-MM-DDTHH:MM:SS.mmmZ")
+    return moment
 
 
 def sha256_hex(data: bytes) -> str:
@@ -164,7 +168,10 @@ def peek_header(sealed: Sealed) -> Header:
 
 def open_envelope(sealed: Sealed, public_key: bytes, expected_kind: Kind) -> Header:
     """Verify ``sealed`` under ``public_key``; return its header or raise."""
-    header = decode_header(sealed.header)
+    try:
+        header = decode_header(sealed.header)
+    except EncodingError as exc:
+        raise VerificationError(f"malformed header: {exc}") from exc
     if header.kind != expected_kind:
         raise VerificationError(f"expected a {expected_kind} header, got {header.kind}")
     context = REQUEST_CONTEXT if expected_kind == "request" else RESPONSE_CONTEXT

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +100,13 @@ def make_tls_certificate(
         ]
     )
     sans: list[x509.GeneralName] = [x509.DNSName(tls_server_name(country))]
-    sans += [x509.DNSName(h) for h in extra_hosts if h]
+    for host in extra_hosts:
+        if not host:
+            continue
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(host.strip("[]"))))
+        except ValueError:
+            sans.append(x509.DNSName(host))
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

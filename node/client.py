@@ -148,7 +148,14 @@ class PeerClient:
         route: str | None = None,
     ) -> PeerReply[M]:
         """Send pre-sealed bytes to the header's method (or ``route``, to test mismatches)."""
-        method = route or decode_header(sealed.header).method
+        try:
+            method = route or decode_header(sealed.header).method
+        except CryptoError as exc:
+            raise PeerError(
+                f"refusing to send a malformed request header: {exc}",
+                peer=self.peer,
+                status_name="INVALID_ARGUMENT",
+            ) from None
         wire = envelope_pb2.Envelope(
             header=sealed.header, signature=sealed.signature, body=sealed.body
         )
@@ -158,7 +165,7 @@ class PeerClient:
         except grpc.RpcError as exc:
             error = self._translate(exc)
             refusal = self._signed_refusal(exc, sealed)
-            self._audit(sealed, refusal, error.status_name, error.message, started)
+            self._audit(method, sealed, refusal, error.status_name, error.message, started)
             raise error from None
         response = Sealed(bytes(answer.header), bytes(answer.signature), bytes(answer.body))
         try:
@@ -171,9 +178,9 @@ class PeerClient:
                 status_name="UNAUTHENTICATED",
                 hint="the peer or something between us altered the answer; check the directory",
             )
-            self._audit(sealed, response, error.status_name, error.message, started)
+            self._audit(method, sealed, response, error.status_name, error.message, started)
             raise error from None
-        self._audit(sealed, response, "OK", "", started)
+        self._audit(method, sealed, response, "OK", "", started)
         elapsed = (self.runtime.clock.now() - started).total_seconds() * 1000
         return PeerReply(message, header, sealed.digest, elapsed)
 
@@ -234,6 +241,7 @@ class PeerClient:
 
     def _audit(
         self,
+        method: str,
         request: Sealed,
         response: Sealed | None,
         status: str,
@@ -246,7 +254,7 @@ class PeerClient:
                 at=at,
                 direction="outbound",
                 peer=self.peer,
-                method=decode_header(request.header).method,
+                method=method,
                 request_header=request.header,
                 request_signature=request.signature,
                 request_digest=request.digest,

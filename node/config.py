@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ class NodeConfig:
     directory_grace_days: int = 7
     directory_warn_days: int = 14
     audit_checkpoint_every: int = 1000
+    audit_checkpoint_seconds: int = 60
     max_message_bytes: int = 4 * 1024 * 1024
     log_level: str = "INFO"
     focal_points: tuple[str, ...] = field(default_factory=tuple)
@@ -51,26 +53,41 @@ class NodeConfig:
     def listen_address(self) -> str:
         return self.listen or self.endpoint
 
-    def validate(self) -> NodeConfig:
+    def validate(self, sources: Mapping[str, str] | None = None) -> NodeConfig:
+        """Refuse values that cannot be meant; errors name the key and where it came from."""
+        where = sources or {}
+
+        def fail(name: str, problem: str, hint: str = "") -> ConfigError:
+            origin = where.get(name)
+            prefix = f"{origin}: " if origin else ""
+            return ConfigError(f"{prefix}{name} {problem}", hint=hint)
+
         if len(self.country) != 3 or not self.country.isalpha() or not self.country.isupper():
-            raise ConfigError(
-                f"country {self.country!r} is not an upper-case ISO 3166 alpha-3 code",
-                hint="use e.g. PAN, CRI, HND, MEX; the Secretariat uses CRM",
+            raise fail(
+                "country",
+                f"{self.country!r} is not an upper-case ISO 3166 alpha-3 code",
+                "use e.g. PAN, CRI, HND, MEX; the Secretariat uses CRM",
             )
-        host, _, port = self.endpoint.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(
-                f"endpoint {self.endpoint!r} is not host:port", hint="e.g. 127.0.0.1:7001"
-            )
+        for name in ("endpoint", "listen"):
+            value = getattr(self, name)
+            if name == "listen" and not value:
+                continue
+            if not _is_host_port(value):
+                raise fail(name, f"{value!r} is not host:port", "e.g. 127.0.0.1:7001")
         unknown = set(self.roles) - KNOWN_ROLES
         if unknown or not self.roles:
-            raise ConfigError(
-                f"roles {list(self.roles)} are not valid",
-                hint=f"choose from {', '.join(sorted(KNOWN_ROLES))}",
+            raise fail(
+                "roles",
+                f"{list(self.roles)} are not valid",
+                f"choose from {', '.join(sorted(KNOWN_ROLES))}",
             )
-        for name in ("skew_seconds", "directory_refresh_seconds", "max_message_bytes"):
-            if int(getattr(self, name)) <= 0:
-                raise ConfigError(f"{name} must be positive")
+        for name, minimum in _MINIMA.items():
+            if getattr(self, name) < minimum:
+                raise fail(name, f"must be at least {minimum}, not {getattr(self, name)}")
+        if self.log_level.upper() not in _LOG_LEVELS:
+            raise fail(
+                "log_level", f"{self.log_level!r} is unknown", f"one of {', '.join(_LOG_LEVELS)}"
+            )
         return self
 
     def to_toml(self) -> str:
@@ -82,12 +99,33 @@ class NodeConfig:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(NodeConfig)}
+_MINIMA = {
+    "skew_seconds": 1,
+    "directory_refresh_seconds": 1,
+    "directory_grace_days": 0,
+    "directory_warn_days": 0,
+    "audit_checkpoint_every": 1,
+    "audit_checkpoint_seconds": 1,
+    "max_message_bytes": 1024,
+}
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def _is_host_port(value: str) -> bool:
+    host, _, port = value.rpartition(":")
+    return bool(host) and " " not in host and port.isdigit() and 0 < int(port) < 65536
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
     kind = _FIELDS[name].type
     try:
         if kind == "int":
+            # Only whole numbers: 1.9 or true are mistakes, not 1.
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
+                raise TypeError(name)
+            if isinstance(value, str) and not _INTEGER.fullmatch(value.strip()):
+                raise ValueError(name)
             return int(value)
         if kind.startswith("tuple"):
             if isinstance(value, str):
@@ -112,15 +150,18 @@ def load_config(home: Path, environ: Mapping[str, str] | None = None) -> NodeCon
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for key, value in data.items():
         if key not in _FIELDS:
             raise ConfigError(f"{path}: unknown setting {key!r}")
         values[key] = _coerce(key, value, str(path))
+        sources[key] = str(path)
     for name in _FIELDS:
         env_value = env.get(f"ENLACE_{name.upper()}")
         if env_value is not None:
             values[name] = _coerce(name, env_value, f"ENLACE_{name.upper()}")
+            sources[name] = f"ENLACE_{name.upper()}"
     for required in ("country", "name", "endpoint"):
         if required not in values:
             raise ConfigError(f"{path}: missing required setting {required!r}")
-    return NodeConfig(**values).validate()
+    return NodeConfig(**values).validate(sources)

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crypto.errors import CryptoError
-from crypto.keys import KeyPaths
+from crypto.keys import KeyPaths, make_tls_certificate
 from crypto.signing import SigningKey
 from node.config import CONFIG_FILE, NodeConfig, load_config
-from node.errors import ConfigError
+from node.errors import ConfigError, EnlaceError
 from node.store.database import default_sqlite_url
 from node.trust.member import MemberDescriptor
 
@@ -76,6 +76,31 @@ class NodeHome:
             raise ConfigError(f"{self.member_path} is missing", hint="run `enlace init`") from exc
 
 
+def _check_descriptor_rules(
+    config: NodeConfig, host: str, now: dt.datetime, focal_points: tuple[tuple[str, str], ...]
+) -> None:
+    """Build a throwaway descriptor first, so rules peers enforce (the Secretariat is CRM and
+    only CRM, endpoints without spaces…) fail before any key is written."""
+    _, cert_pem = make_tls_certificate(config.country, now, days=1, extra_hosts=(host,))
+    try:
+        MemberDescriptor.build(
+            country=config.country,
+            name=config.name,
+            endpoint=config.endpoint,
+            roles=config.roles,
+            signing_public_keys=[SigningKey.generate().public_key],
+            not_before=now,
+            not_after=now + SIGNING_KEY_VALIDITY,
+            x25519_public_key=bytes(32),
+            tls_certificate_pem=cert_pem.decode("ascii"),
+            focal_points=focal_points,
+        )
+    except EnlaceError as exc:
+        raise ConfigError(
+            exc.message, hint=exc.hint or "fix the option and run init again"
+        ) from exc
+
+
 def init_home(
     root: Path,
     *,
@@ -104,9 +129,10 @@ def init_home(
             f"{home.config_path} already exists; refusing to re-initialise this node",
             hint="choose another --home, or remove the old home after backing it up",
         )
+    host = endpoint.rpartition(":")[0]
+    _check_descriptor_rules(config, host, now, focal_points)
     root.mkdir(parents=True, exist_ok=True)
     os.chmod(root, 0o700)
-    host = endpoint.rpartition(":")[0]
     try:
         home.keys.create_all(config.country, now, hosts=(host, "localhost"))
     except CryptoError as exc:

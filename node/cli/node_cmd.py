@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
 import signal
 import threading
 from typing import Annotated, Any
@@ -86,6 +88,8 @@ def serve(
 
     with cli_errors():
         runtime = open_runtime(NodeHome(home))
+        if "ENLACE_LOG_LEVEL" not in os.environ:
+            logging.getLogger().setLevel(runtime.config.log_level.upper())
         server = build_server(runtime, listen=listen or None)
         jobs = NodeJobs(runtime)
         stop = threading.Event()
@@ -159,8 +163,8 @@ def peers(
             runtime.close()
         if as_json:
             print_json(rows)
-            return
-        console.print(peers_table(rows))
+        else:
+            console.print(peers_table(rows))
         if not all(r["reachable"] for r in rows):
             raise typer.Exit(2)
 

@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from enlace.v1 import envelope_pb2, node_pb2  # noqa: F401 - registers descriptors
+from node.errors import ConfigError
 from node.runtime import NodeRuntime
 from node.server import node_service
 from node.server.authorize import ServiceAuthorizer, default_authorizer
@@ -103,9 +104,15 @@ class NodeServer:
             self.tls.initial(), fetch, require_client_authentication=True
         )
         self.address = listen or runtime.config.listen_address
-        self.port = self.server.add_secure_port(self.address, credentials)
+        try:
+            self.port = self.server.add_secure_port(self.address, credentials)
+        except RuntimeError as exc:  # grpc raises this when the address is taken
+            raise ConfigError(
+                f"cannot listen on {self.address}: {exc}",
+                hint="another process uses that port; stop it or set ENLACE_LISTEN",
+            ) from None
         if self.port == 0:
-            raise OSError(f"cannot listen on {self.address}")
+            raise ConfigError(f"cannot listen on {self.address}", hint="check ENLACE_LISTEN")
 
     def start(self) -> None:
         self.server.start()

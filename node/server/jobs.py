@@ -6,13 +6,14 @@ logs (never raises) so one failing job never stops the others or the server.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from enlace.v1 import node_pb2
-from node.audit import make_checkpoint
+from node.audit import checkpoint_due, make_checkpoint
 from node.errors import EnlaceError
 from node.runtime import NodeRuntime
 from node.trust.directory import parse_directory_json
@@ -20,26 +21,39 @@ from node.trust.directory import parse_directory_json
 log = logging.getLogger("node.jobs")
 
 
-def write_checkpoint(runtime: NodeRuntime) -> int:
-    """Sign a checkpoint over the chain head if entries were added since the last one."""
+def write_checkpoint(runtime: NodeRuntime, *, force: bool = True) -> int:
+    """Sign a checkpoint over the chain head; returns its seq, or 0 when none was due.
+
+    ``force`` checkpoints whenever entries were added since the last checkpoint; otherwise
+    only when :func:`node.audit.checkpoint_due` says so (every ``audit_checkpoint_every``
+    entries or ``audit_checkpoint_seconds`` seconds).
+    """
     head_seq, _ = runtime.store.audit_head()
-    if head_seq == 0 or head_seq <= runtime.store.last_checkpoint_seq():
-        return 0
-    entry = runtime.store.audit_entry(head_seq)
-    if entry is None:  # pragma: no cover - head always names an entry
-        return 0
-    checkpoint = make_checkpoint(
-        entry, runtime.config.country, runtime.signing_key, runtime.clock.now()
+    head = runtime.store.audit_entry(head_seq) if head_seq else None
+    checkpoints = runtime.store.checkpoints(
+        since_seq=max(0, runtime.store.last_checkpoint_seq() - 1)
     )
-    runtime.store.add_checkpoint(checkpoint)
-    return head_seq
+    last = checkpoints[-1] if checkpoints else None
+    now = runtime.clock.now()
+    config = runtime.config
+    due = checkpoint_due(
+        last,
+        head,
+        now,
+        every_entries=1 if force else config.audit_checkpoint_every,
+        every=dt.timedelta(seconds=0 if force else config.audit_checkpoint_seconds),
+    )
+    if head is None or not due:
+        return 0
+    runtime.store.add_checkpoint(make_checkpoint(head, config.country, runtime.signing_key, now))
+    return head.seq
 
 
 def refresh_directory(runtime: NodeRuntime) -> bool:
     """Fetch the directory from the configured source and adopt it if it verifies."""
-    source = runtime.config.directory_source
-    if not source:
-        return False
+    # Without a configured source the node re-reads its own HOME/directory.json, so that
+    # `enlace directory publish` takes effect on a running node without a restart.
+    source = runtime.config.directory_source or str(runtime.home.directory_path)
     now = runtime.clock.now()
     if source.startswith("peer:"):
         from node.client import PeerClient
@@ -78,7 +92,10 @@ class NodeJobs:
             id="nonce-purge",
         )
         self.scheduler.add_job(
-            self._safe(write_checkpoint), "interval", seconds=60, id="audit-checkpoint"
+            self._safe(lambda rt: write_checkpoint(rt, force=False)),
+            "interval",
+            seconds=10,
+            id="audit-checkpoint",
         )
 
     def _safe(self, job: object) -> object:

@@ -13,8 +13,9 @@ Invariants:
   and bound to the request digest (refusals travel in the ``enlace-response-bin`` trailer),
   and is appended to the audit chain before the answer leaves the node.
 * Checks happen in a fixed order so that an unauthenticated caller learns nothing about
-  agreements or data: parse → method → recipient → key → signature → TLS binding → window →
-  replay → directory freshness → agreement → handler.
+  agreements or data: header parse → kind and method → recipient → directory freshness →
+  sender key → signature and body digest → TLS binding → time window → replay → body parse →
+  agreement (and quota) → handler.
 """
 
 from __future__ import annotations

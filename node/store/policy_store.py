@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, Table, and_, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import Executable
 
 from node.errors import InvalidArgumentError
+from node.store.dialect import insert_ignore
 from node.store.schema import agreements, quota_usage, revocations
 
 
@@ -39,10 +39,7 @@ class PolicyStore:
         self._write = writer
 
     def _insert_ignore(self, table: Table, rows: list[dict[str, object]]) -> Executable:
-        """``INSERT … ON CONFLICT DO NOTHING`` in the dialect of this database."""
-        if self._read.dialect.name == "postgresql":
-            return postgresql.insert(table).values(rows).on_conflict_do_nothing()
-        return sqlite.insert(table).values(rows).on_conflict_do_nothing()
+        return insert_ignore(self._read, table, rows)
 
     def save_agreement(
         self, agreement_id: str, version: int, agreement_hash: str, document: str, now: dt.datetime

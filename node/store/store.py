@@ -23,7 +23,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from node.audit import GENESIS_HASH, AuditEntry, AuditRecord, Checkpoint, compute_entry_hash
 from node.errors import AuthenticationError, StoreError
 from node.store import database
+from node.store.dialect import insert_ignore, upsert
 from node.store.policy_store import PolicyStore
+from node.store.records_store import RecordsStore
 from node.store.schema import audit_checkpoints, audit_entries, audit_head, node_state, nonces
 
 # Statements built once: constructing SQLAlchemy statements per call costs more than the
@@ -52,6 +54,7 @@ class Store:
         self._write = database.writer(engine)
         self._append_lock = threading.Lock()
         self.policies = PolicyStore(engine, self._write)
+        self.records = RecordsStore(engine, self._write)
 
     @property
     def backend(self) -> str:
@@ -107,8 +110,14 @@ class Store:
     def _locked_head(self, conn: Connection) -> tuple[int, str]:
         row = conn.execute(_LOCK_HEAD).first()
         if row is None:
-            conn.execute(insert(audit_head).values(id=1, seq=0, entry_hash=GENESIS_HASH))
-            return 0, GENESIS_HASH
+            # First append ever: create the head row if nobody else did, then lock it, so
+            # concurrent first appenders (replicas on PostgreSQL) queue on the same row.
+            conn.execute(
+                insert_ignore(
+                    self.engine, audit_head, [{"id": 1, "seq": 0, "entry_hash": GENESIS_HASH}]
+                )
+            )
+            row = conn.execute(_LOCK_HEAD).one()
         return int(row.seq), str(row.entry_hash)
 
     def audit_head(self) -> tuple[int, str]:
@@ -149,6 +158,15 @@ class Store:
             return int(conn.execute(select(func.count()).select_from(audit_entries)).scalar_one())
 
     def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        try:
+            self._add_checkpoint(checkpoint)
+        except IntegrityError:
+            raise StoreError(
+                f"a checkpoint at entry {checkpoint.seq} already exists",
+                hint="checkpoints are written once per head; nothing to do",
+            ) from None
+
+    def _add_checkpoint(self, checkpoint: Checkpoint) -> None:
         with self._write.begin() as conn:
             conn.execute(
                 insert(audit_checkpoints).values(
@@ -187,14 +205,19 @@ class Store:
 
     # -- node state ----------------------------------------------------------------------
     def put_state(self, key: str, value: str, now: dt.datetime) -> None:
-        with self._write.begin() as conn:
-            changed = conn.execute(
-                update(node_state)
-                .where(node_state.c.key == key)
-                .values(value=value, updated_at=now)
-            ).rowcount
-            if not changed:
-                conn.execute(insert(node_state).values(key=key, value=value, updated_at=now))
+        """Insert or replace one value (atomic upsert on both backends)."""
+        try:
+            with self._write.begin() as conn:
+                conn.execute(
+                    upsert(
+                        self.engine,
+                        node_state,
+                        {"key": key, "value": value, "updated_at": now},
+                        key_columns=("key",),
+                    )
+                )
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot save node state {key!r}: {exc}") from exc
 
     def get_state(self, key: str) -> tuple[str, dt.datetime] | None:
         with self.engine.connect() as conn:

@@ -311,15 +311,6 @@ def test_first_append_while_another_writer_starts_the_chain(
     database_url: str, store: Store, database_backend: str, request: pytest.FixtureRequest
 ) -> None:
     """Another process has begun the very first append (head row inserted, not committed)."""
-    if database_backend == "postgres":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="node/store/store.py _locked_head: SELECT ... FOR UPDATE locks nothing "
-                "while audit_head is empty, so two first appenders both INSERT id=1 and the "
-                "loser gets StoreError (unique violation) instead of waiting",
-            )
-        )
     other = database.make_engine(database_url)
     outcome: list[object] = []
 
@@ -464,14 +455,6 @@ def test_concurrent_state_writes_of_a_new_key(
     database_url: str, store: Store, database_backend: str, request: pytest.FixtureRequest
 ) -> None:
     """Another process inserted the same new key and has not committed yet."""
-    if database_backend == "postgres":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="node/store/store.py put_state: UPDATE then INSERT races on a new key; "
-                "the loser gets a raw sqlalchemy IntegrityError (not even a StoreError)",
-            )
-        )
     other = database.make_engine(database_url)
     outcome: list[object] = []
 
