@@ -16,7 +16,8 @@ Invariants:
 * Everything written validates against :mod:`node.records.datasets`. Document numbers are
   canonical ICAO numbers (the encounters file types a few of them loosely, as officers do);
   ``ground_truth.csv`` holds the canonical ``STATE|NUMBER`` keys of what each country recorded.
-* Rows are produced in bounded batches (numpy columns, then ``csv.writerows``): memory does not
+* Rows are produced in bounded batches (numpy columns joined into lines; no generated field
+  holds a comma, quote or line break, which is checked for the name pools): memory does not
   grow with ``n``.
 """
 
@@ -36,7 +37,13 @@ import numpy.typing as npt
 
 from node.errors import InvalidArgumentError
 from node.records import calibration as cal
-from node.records.codelists import REGIONAL_MEMBERS, age_group_for, codelist, iso_alpha2_to_alpha3
+from node.records.codelists import (
+    REGIONAL_MEMBERS,
+    Language,
+    age_group_for,
+    codelist,
+    iso_alpha2_to_alpha3,
+)
 from node.records.datasets import DATASETS, TEMPLATE_DIMENSION
 from node.records.names import normalise_name
 
@@ -63,7 +70,7 @@ GROUND_TRUTH_COLUMNS = (
 
 # Field numbers of the counter-based hash (federation persons); locals draw from their RNG.
 F_SEX, F_MINOR, F_AGE, F_DOC, F_KIND, F_BOTH, F_ISSUE, F_ISSUE2 = range(1, 9)
-F_SUR, F_G1, F_G2, F_G2P, F_ALERT, F_ALERT_TYPE, F_BIO, F_NAT = range(9, 17)
+F_SUR, F_G1, F_G2, F_G2P, F_ALERT, F_ALERT_TYPE, F_BIO = range(9, 16)
 F_CELL, F_DAY, F_REACH, F_DET, F_DELAY, F_PCHARS, F_ICHARS = 20, 21, 30, 50, 70, 100, 130
 D_PERSON, D_SMUGGLER, D_BIO = 1, 2, 3
 _MASK = (1 << 64) - 1
@@ -549,6 +556,9 @@ class _Output:
             self.handles[name].write("\n")
         self.rows[name] += len(lines)
 
+    def columns(self, name: str, *columns: list[str]) -> None:
+        self.write(name, zip(*columns, strict=True))
+
     def close(self) -> None:
         for handle in self.handles.values():
             handle.close()
@@ -568,6 +578,13 @@ def _numbered(prefix: str, start: int, n: int) -> list[str]:
 def _prefixed(prefix: str, values: I64) -> npt.NDArray[np.object_]:
     """``prefix`` + the decimal digits of ``values`` after their first (``10**n`` padding)."""
     return np.array([prefix + s[1:] for s in map(str, values.tolist())], dtype=object)
+
+
+def _given_names(table: npt.NDArray[np.object_], g1: I64, g2: I64) -> npt.NDArray[np.object_]:
+    """First given name, plus the second where there is one (``g2`` -1 means none)."""
+    first, second = table[g1], table[np.maximum(g2, 0)]
+    out: npt.NDArray[np.object_] = np.where(g2 >= 0, first + " " + second, first)
+    return out
 
 
 def _loose(number: str, how: int) -> str:
@@ -603,6 +620,13 @@ def _dates(days: I64, width: int = 10, suffix: str = "") -> npt.NDArray[np.objec
 @functools.cache
 def _cut_table(width: int, suffix: str) -> npt.NDArray[np.object_]:
     return np.array([d[:width] + suffix for d in _day_strings().tolist()], dtype=object)
+
+
+_PER_EVENT = cal.words("person_id border_post nationality nationality_basis sex birth_date")
+_PER_EVENT += cal.words("age_group vulnerabilities document_number document_country surname")
+_PER_EVENT += ("given_names",)
+_ENCOUNTER_COLUMNS = tuple(DATASETS["encounters"].columns)
+_PER_DOCUMENT = cal.words("person_id true_nat mrz_surname mrz_given full_birth")
 
 
 class _Emitter:
@@ -674,72 +698,25 @@ class _Emitter:
 
     def emit(self, p: _People, limit: int) -> int:
         """Write the rows of ``p`` (at most ``limit`` events); return the events written."""
-        person, etype, eday = self._events(p)
-        person, etype, eday = person[:limit], etype[:limit], eday[:limit]
+        person, etype, eday = (a[:limit] for a in self._events(p))
         if not len(person):
             return 0
         p = p.take(np.arange(int(person[-1]) + 1))
         self.persons += len(p)
         self.journeying += int((p.gid >= 0).sum())
-        cols = self._person_columns(p)
-        n = len(person)
+        cols, n = self._person_columns(p), len(person)
         care = np.zeros(n, np.int64)
         for bit, prob in enumerate(self.care_p):
             care |= (self.rng.random(n) < prob).astype(np.int64) << bit
-        per_event = [
-            cols[c][person].tolist()
-            for c in (
-                "pid",
-                "post",
-                "nat",
-                "basis",
-                "sex",
-                "birth",
-                "age",
-                "vuln",
-                "doc",
-                "doc_state",
-                "surname",
-                "given",
-            )
-        ]
-        ev_types = np.array(EVENTS, dtype=object)[etype].tolist()
-        ev_dates = _dates(eday).tolist()
-        pid, post, nat, basis, sex, birth, age, vuln, doc, state, sur, given = per_event
-        self.out.write(
-            "encounters.csv",
-            zip(
-                self._ids("E", n),
-                pid,
-                ev_types,
-                ev_dates,
-                post,
-                nat,
-                basis,
-                sex,
-                birth,
-                age,
-                self.care_str[care].tolist(),
-                vuln,
-                doc,
-                state,
-                sur,
-                given,
-                strict=True,
-            ),
-        )
-        self.out.write(
-            "ground_truth.csv",
-            zip(
-                cols["gid"].tolist(),
-                [self.country] * len(p),
-                ["encounters"] * len(p),
-                cols["pid"].tolist(),
-                cols["key"].tolist(),
-                cols["true_nat"].tolist(),
-                strict=True,
-            ),
-        )
+        person_cols = {c: cols[c][person].tolist() for c in _PER_EVENT}
+        person_cols["event_type"] = np.array(EVENTS, dtype=object)[etype].tolist()
+        person_cols["event_date"] = _dates(eday).tolist()
+        person_cols["care_provided"] = self.care_str[care].tolist()
+        person_cols["record_id"] = self._ids("E", n)
+        self.out.columns("encounters.csv", *(person_cols[c] for c in _ENCOUNTER_COLUMNS))
+        gt = [cols[c].tolist() for c in ("gid", "person_id", "key", "true_nat")]
+        here, what = [self.country] * len(p), ["encounters"] * len(p)
+        self.out.columns("ground_truth.csv", gt[0], here, what, *gt[1:])
         self._documents(p, cols)
         self._templates(p, cols)
         self._alerts(p, cols)
@@ -795,23 +772,23 @@ class _Emitter:
         )
         gid = np.where(p.gid >= 0, _prefixed("G", p.gid + 10**10), local)
         return {
-            "pid": np.array(self._ids("P", k), dtype=object),
+            "person_id": np.array(self._ids("P", k), dtype=object),
             "gid": gid,
-            "nat": self.nat_codes[recorded],
+            "nationality": self.nat_codes[recorded],
             "true_nat": state,
-            "basis": np.array(("documented", "declared", "presumed", "unknown"), dtype=object)[
-                basis
-            ],
+            "nationality_basis": np.array(
+                ("documented", "declared", "presumed", "unknown"), dtype=object
+            )[basis],
             "documented": documented,
             "sex": sex,
-            "birth": birth,
+            "birth_date": birth,
             "full_birth": full,
-            "age": age_group,
-            "post": post,
-            "doc": doc,
-            "doc_state": doc_state,
+            "age_group": age_group,
+            "border_post": post,
+            "document_number": doc,
+            "document_country": doc_state,
             "key": np.where(documented, state + "|" + primary.astype(object), ""),
-            "vuln": self.vuln_str[self._vulnerabilities(p, age)],
+            "vulnerabilities": self.vuln_str[self._vulnerabilities(p, age)],
             **self._names(p),
         }
 
@@ -838,104 +815,62 @@ class _Emitter:
         style[self.cyrillic[p.nat] & (self.rng.random(len(p)) < 0.15)] = 3
         return {
             "surname": self.name_table[style, p.sur],
-            "given": self._given(style, p),
+            "given_names": self._given(style, p),
             "mrz_surname": self.name_table[2, p.sur],
             "mrz_given": self._given(2, p),
         }
 
     def _given(self, style: I64 | int, p: _People) -> npt.NDArray[np.object_]:
+        if isinstance(style, int):
+            return _given_names(self.name_table[style], p.g1, p.g2)
         first = self.name_table[style, p.g1]
         second = self.name_table[style, np.maximum(p.g2, 0)]
         out: npt.NDArray[np.object_] = np.where(p.g2 >= 0, first + " " + second, first)
         return out
 
     def _documents(self, p: _People, cols: Mapping[str, npt.NDArray[Any]]) -> None:
-        shown = cols["documented"]
         for code, has, numbers, expiry in (
             ("P", (p.kind & 1) > 0, p.passport, p.p_expiry),
             ("I", p.kind >= 2, p.idcard, p.i_expiry),
         ):
-            sel = np.nonzero(shown & has)[0]
-            if not len(sel):
-                continue
-            self.out.write(
-                "travel_documents.csv",
-                zip(
-                    self._ids("D", len(sel)),
-                    cols["pid"][sel].tolist(),
-                    [code] * len(sel),
-                    numbers[sel].tolist(),
-                    cols["true_nat"][sel].tolist(),
-                    cols["true_nat"][sel].tolist(),
-                    cols["mrz_surname"][sel].tolist(),
-                    cols["mrz_given"][sel].tolist(),
-                    cols["full_birth"][sel].tolist(),
-                    np.where(p.male[sel], "M", "F").tolist(),
-                    _dates(expiry[sel]).tolist(),
-                    _dates(p.day[sel]).tolist(),
-                    strict=True,
-                ),
-            )
+            sel = np.nonzero(cols["documented"] & has)[0]
+            pid, nat, sur, given, birth = (cols[c][sel].tolist() for c in _PER_DOCUMENT)
+            sex = np.where(p.male[sel], "M", "F").tolist()
+            expires, seen = _dates(expiry[sel]).tolist(), _dates(p.day[sel]).tolist()
+            ids, kind, number = self._ids("D", len(sel)), [code] * len(sel), numbers[sel].tolist()
+            row = (ids, pid, kind, number, nat, nat, sur, given, birth, sex, expires, seen)
+            self.out.columns("travel_documents.csv", *row)
 
     def _templates(self, p: _People, cols: Mapping[str, npt.NDArray[Any]]) -> None:
+        """One capture per person: the person's unit base vector plus capture noise."""
         sel = np.nonzero(p.bio < self.fraction)[0]
-        if not len(sel):
-            return
-        dim, gids = TEMPLATE_DIMENSION, p.gid[sel]
+        dim = TEMPLATE_DIMENSION
         base = self.rng.standard_normal((len(sel), dim))
-        for row, g in enumerate(gids.tolist()):
+        for row, g in enumerate(p.gid[sel].tolist()):
             if g >= 0:  # journeying: the same face everywhere
                 base[row] = np.random.default_rng([self.fed & _MASK, D_BIO, g]).standard_normal(dim)
         base /= np.linalg.norm(base, axis=1, keepdims=True)
         sigma = 0.4 + 0.35 * self.rng.random(len(sel))
         noisy = base + sigma[:, None] * self.rng.standard_normal(base.shape) / math.sqrt(dim)
         noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
-        vectors = noisy.astype("<f4")
-        encoded = [base64.b64encode(v.tobytes()).decode("ascii") for v in vectors]
-        self.out.write(
-            "biometric_templates.csv",
-            zip(
-                self._ids("B", len(sel)),
-                cols["pid"][sel].tolist(),
-                ["face"] * len(sel),
-                _dates(p.day[sel]).tolist(),
-                encoded,
-                strict=True,
-            ),
-        )
+        encoded = [base64.b64encode(v.tobytes()).decode("ascii") for v in noisy.astype("<f4")]
+        pid, day = cols["person_id"][sel].tolist(), _dates(p.day[sel]).tolist()
+        ids = self._ids("B", len(sel))
+        self.out.columns("biometric_templates.csv", ids, pid, ["face"] * len(sel), day, encoded)
 
     def _alerts(self, p: _People, cols: Mapping[str, npt.NDArray[Any]]) -> None:
+        """Alerts on documents carried by persons this country recorded first."""
         sel = np.nonzero((p.alert < ALERT_SHARE) & (p.kind > 0) & (p.reporter == self.ci))[0]
-        if not len(sel):
-            return
+        m = len(sel)
         number = np.where(p.kind[sel] & 1, p.passport[sel], p.idcard[sel]).astype(object)
         kinds = np.array(ALERT_TYPES, dtype=object)[_pick(_cum(ALERT_WEIGHTS), p.alert_type[sel])]
-        reported = np.minimum(p.day[sel] + (self.rng.random(len(sel)) * 30).astype(int), END_DAY)
-        ids, state = self._ids("A", len(sel)), cols["true_nat"][sel]
-        self.out.write(
-            "document_alerts.csv",
-            zip(
-                ids,
-                kinds.tolist(),
-                number.tolist(),
-                state.tolist(),
-                _dates(reported).tolist(),
-                ["inspection"] * len(sel),
-                strict=True,
-            ),
-        )
-        self.out.write(
-            "ground_truth.csv",
-            zip(
-                cols["gid"][sel].tolist(),
-                [self.country] * len(sel),
-                ["document_alerts"] * len(sel),
-                ids,
-                (state + "|" + number).tolist(),
-                state.tolist(),
-                strict=True,
-            ),
-        )
+        reported = np.minimum(p.day[sel] + (self.rng.random(m) * 30).astype(int), END_DAY)
+        ids, state = self._ids("A", m), cols["true_nat"][sel]
+        day, nat, num = _dates(reported).tolist(), state.tolist(), number.tolist()
+        inspection, here, what = ["inspection"] * m, [self.country] * m, ["document_alerts"] * m
+        self.out.columns("document_alerts.csv", ids, kinds.tolist(), num, nat, day, inspection)
+        keys = (state + "|" + number).tolist()
+        self.out.columns("ground_truth.csv", cols["gid"][sel].tolist(), here, what, ids, keys, nat)
 
 
 # --------------------------------------------------------------------------- other datasets
@@ -970,77 +905,44 @@ def _smuggler_share(country: str) -> float:
 
 
 def _persons_of_interest(em: _Emitter, encounters: int) -> None:
+    """Suspected smugglers: ~60 % from the federation pool (several countries know them)."""
     t, rng, country = em.t, em.rng, em.country
     nats = np.array([t.nat_codes.index(n) for n in SMUGGLER_NATIONALITIES], np.int64)
     nat_cum = _cum(tuple(SMUGGLER_NATIONALITIES.values()))
     target = max(4, encounters // 400)
     scan = math.ceil(0.6 * target / _smuggler_share(country))
     u = hashed_uniforms(em.fed, D_SMUGGLER, np.arange(scan, dtype=np.int64))
-    off = u(200) < 0.15
-    where = np.array(SMUGGLING_ELSEWHERE)[(u(201) * len(SMUGGLING_ELSEWHERE)).astype(int)]
-    start = (u(202) * len(SMUGGLING_CORRIDOR)).astype(int)
-    length = 1 + (u(203) * 4).astype(int)
+    elsewhere = np.array(SMUGGLING_ELSEWHERE)[(u(201) * len(SMUGGLING_ELSEWHERE)).astype(int)]
+    start, length = (u(202) * len(SMUGGLING_CORRIDOR)).astype(int), 1 + (u(203) * 4).astype(int)
     i = SMUGGLING_CORRIDOR.index(country) if country in SMUGGLING_CORRIDOR else -99
-    works_here = np.where(off, where == country, (start <= i) & (i < start + length))
-    ids = np.nonzero(works_here)[0].astype(np.int64)
-    fed_u = hashed_uniforms(em.fed, D_SMUGGLER, ids)
-    fed_nat = nats[_pick(nat_cum, fed_u(204))]
-    since = (fed_u(205) * (END_DAY - 400)).astype(np.int64)
-    shared = _identities(t, fed_u, fed_nat, since)
-    n_local = max(target - len(ids), 0)
-    local_nat = nats[_pick(nat_cum, rng.random(n_local))]
-    local_since = (rng.random(n_local) * (END_DAY - 400)).astype(np.int64)
-    local = _identities(t, _rng_uniforms(rng, n_local), local_nat, local_since)
-    reason_u = np.concatenate([fed_u(206), rng.random(n_local)])
+    here = np.where(u(200) < 0.15, elsewhere == country, (start <= i) & (i < start + length))
+    ids = np.nonzero(here)[0].astype(np.int64)
+    fed_u, n_local = hashed_uniforms(em.fed, D_SMUGGLER, ids), max(target - len(ids), 0)
+    fed_nat, local_nat = nats[_pick(nat_cum, fed_u(204))], nats[_pick(nat_cum, rng.random(n_local))]
     nat = np.concatenate([fed_nat, local_nat])
+    since = (np.concatenate([fed_u(205), rng.random(n_local)]) * (END_DAY - 400)).astype(np.int64)
+    shared = _identities(t, fed_u, fed_nat, since[: len(ids)])
+    local = _identities(t, _rng_uniforms(rng, n_local), local_nat, since[len(ids) :])
     ident = {k: np.concatenate([shared[k], local[k]]) for k in shared}
-    days = np.minimum(
-        np.concatenate([since, local_since]) + (rng.random(len(nat)) * 400).astype(np.int64),
-        END_DAY,
-    )
-    gids = [f"S{g:08d}" for g in ids.tolist()] + [
-        f"L{country}{em.seed}-S{j:06d}" for j in range(n_local)
-    ]
-    record_ids = em._ids("S", len(nat))
+    reason_u = np.concatenate([fed_u(206), rng.random(n_local)])
+    reasons = np.array(_poi_reasons(), dtype=object)[_pick(_cum(POI_REASON_WEIGHTS), reason_u)]
+    m = len(nat)
+    days = np.minimum(since + (rng.random(m) * 400).astype(np.int64), END_DAY)
     number = np.where(ident["kind"] & 1, ident["passport"], ident["idcard"]).astype(object)
     state = np.array(t.nat_codes, dtype=object)[nat]
-    state_col = np.where(ident["kind"] > 0, state, "")
-    names = em.t.names[0]
-    given = [
-        names[a] if b < 0 else f"{names[a]} {names[b]}"
-        for a, b in zip(ident["g1"].tolist(), ident["g2"].tolist(), strict=True)
-    ]
-    births = [b if rng.random() < 0.8 else b[:4] for b in _dates(ident["birth"]).tolist()]
-    em.out.write(
-        "persons_of_interest.csv",
-        zip(
-            record_ids,
-            [names[i] for i in ident["sur"].tolist()],
-            given,
-            births,
-            state.tolist(),
-            number.tolist(),
-            state_col.tolist(),
-            np.array(cal.words(" ".join(_poi_reasons())))[
-                _pick(_cum(POI_REASON_WEIGHTS), reason_u)
-            ].tolist(),
-            _dates(days).tolist(),
-            strict=True,
-        ),
-    )
-    keys = np.where(ident["kind"] > 0, state + "|" + number, "")
-    em.out.write(
-        "ground_truth.csv",
-        zip(
-            gids,
-            [country] * len(nat),
-            ["persons_of_interest"] * len(nat),
-            record_ids,
-            keys.tolist(),
-            state.tolist(),
-            strict=True,
-        ),
-    )
+    has_doc = ident["kind"] > 0
+    names = em.name_table[0]
+    given = _given_names(names, ident["g1"], ident["g2"])
+    births = np.where(rng.random(m) < 0.8, _dates(ident["birth"]), _dates(ident["birth"], 4))
+    record_ids = em._ids("S", m)
+    columns = [names[ident["sur"]], given, births, state, number, np.where(has_doc, state, "")]
+    columns += [reasons, _dates(days)]
+    em.out.columns("persons_of_interest.csv", record_ids, *(c.tolist() for c in columns))
+    gids = _prefixed("S", ids + 10**8).tolist()
+    gids += _numbered(f"L{country}{em.seed}-S", 10**9, n_local)
+    keys = np.where(has_doc, state + "|" + number, "").tolist()
+    what = ["persons_of_interest"] * m
+    em.out.columns("ground_truth.csv", gids, [country] * m, what, record_ids, keys, state.tolist())
 
 
 def _poi_reasons() -> tuple[str, ...]:
@@ -1053,14 +955,9 @@ def _random_alerts(em: _Emitter, encounters: int) -> None:
     nat_weights = t.model.weights.sum(axis=(0, 2))
     foreign = np.array(t.nat_codes[:-1], dtype=object)[_pick(_cum(nat_weights), rng.random(n))]
     states = np.where(rng.random(n) < 0.4, em.country, foreign)
-    fmt = np.array(
-        [
-            t.formats.index(cal.PASSPORT_FORMATS.get(s, cal.DEFAULT_PASSPORT_FORMAT))
-            for s in states.tolist()
-        ],
-        np.int64,
-    )
-    numbers = _numbers(t, _rng_uniforms(rng, n), fmt, np.ones(n, np.bool_), 0)
+    fmt = [cal.PASSPORT_FORMATS.get(s, cal.DEFAULT_PASSPORT_FORMAT) for s in states.tolist()]
+    fmt_index = np.array([t.formats.index(f) for f in fmt], np.int64)
+    numbers = _numbers(t, _rng_uniforms(rng, n), fmt_index, np.ones(n, np.bool_), 0)
     kinds = np.array(RANDOM_ALERT_TYPES)[_pick(_cum(RANDOM_ALERT_WEIGHTS), rng.random(n))]
     coin = rng.random(n) < 0.5
     source = np.select(
@@ -1068,19 +965,9 @@ def _random_alerts(em: _Emitter, encounters: int) -> None:
         ["holder_report", "issuing_state", np.where(coin, "holder_report", "interpol_sltd")],
         np.where(coin, "partner_country", "inspection"),
     )
-    reported = (rng.random(n) * (END_DAY + 1)).astype(np.int64)
-    em.out.write(
-        "document_alerts.csv",
-        zip(
-            em._ids("A", n),
-            kinds.tolist(),
-            numbers.tolist(),
-            states.tolist(),
-            _dates(reported).tolist(),
-            source.tolist(),
-            strict=True,
-        ),
-    )
+    day = _dates((rng.random(n) * (END_DAY + 1)).astype(np.int64)).tolist()
+    columns = [c.tolist() for c in (kinds, numbers, states)]
+    em.out.columns("document_alerts.csv", em._ids("A", n), *columns, day, source.tolist())
 
 
 CONSULAR_PRESENCE: Mapping[str, float] = {
@@ -1091,7 +978,7 @@ CONSULAR_PRESENCE: Mapping[str, float] = {
     "UZB": 0.1, "ERI": 0.05, "MRT": 0.05,
 }  # fmt: skip
 #: Capital, calling code, language of the directory, other consular cities.
-HOSTS: Mapping[str, tuple[str, str, str, tuple[str, ...]]] = {
+HOSTS: Mapping[str, tuple[str, str, Language, tuple[str, ...]]] = {
     "PAN": ("Ciudad de Panamá", "507", "es", ()), "CRI": ("San José", "506", "es", ()),
     "NIC": ("Managua", "505", "es", ()), "HND": ("Tegucigalpa", "504", "es", ()),
     "SLV": ("San Salvador", "503", "es", ()), "GTM": ("Ciudad de Guatemala", "502", "es", ()),
@@ -1101,24 +988,20 @@ HOSTS: Mapping[str, tuple[str, str, str, tuple[str, ...]]] = {
     "CAN": ("Ottawa", "1", "en", ("Toronto", "Montréal", "Vancouver")),
 }  # fmt: skip
 STREETS = {
-    "es": (
-        "Avenida Balboa",
-        "Calle 50",
-        "Paseo Colón",
-        "Avenida Reforma",
-        "Calle Real",
-        "Boulevard Morazán",
-        "Avenida Las Américas",
-    ),
-    "en": (
-        "Massachusetts Avenue",
-        "Albert Street",
-        "Queen Street",
-        "Main Street",
-        "Park Avenue",
-        "Constitution Drive",
-    ),
+    "es": ("Avenida Balboa", "Calle 50", "Paseo Colón", "Avenida Reforma", "Calle Real",
+           "Boulevard Morazán", "Avenida Las Américas"),
+    "en": ("Massachusetts Avenue", "Albert Street", "Queen Street", "Main Street", "Park Avenue",
+           "Constitution Drive"),
+}  # fmt: skip
+OFFICE_NAMES = {
+    ("es", "embassy"): "Embajada de {o} en {h} — Sección Consular",
+    ("en", "embassy"): "Embassy of {o} in {h} — Consular Section",
+    ("es", "consulate"): "Consulado General de {o} en {h}",
+    ("en", "consulate"): "Consulate General of {o} in {h}",
+    ("es", "concurrent"): "Embajada de {o} en México, concurrente para {h}",
+    ("en", "concurrent"): "Embassy of {o} in Mexico, also accredited to {h}",
 }
+PROCEDURE_CHANCES = (1.0, 1.0, 0.7, 0.5, 0.6, 0.8)  # in the order of the dataset's choices
 
 
 def _consular_directory(em: _Emitter) -> None:
@@ -1126,59 +1009,30 @@ def _consular_directory(em: _Emitter) -> None:
     rng = np.random.default_rng([em.fed & _MASK, 4, em.ci])
     capital, code, lang, others = HOSTS[em.country]
     size = {"USA": 1.5, "CAN": 1.5, "MEX": 1.5, "BLZ": 0.4}.get(em.country, 1.0)
-    labels, members = codelist("nationality"), codelist("member")
-    host_name = members.label(em.country, lang)  # type: ignore[arg-type]
-    concurrent = "Ciudad de México" if em.country not in ("MEX", "USA", "CAN") else ""
+    labels, host = codelist("nationality"), codelist("member").label(em.country, lang)
+    procedures = DATASETS["consular_directory"].field("procedures").choices
     rows: list[tuple[str, ...]] = []
     for origin, presence in CONSULAR_PRESENCE.items():
-        name = labels.label(origin, lang)  # type: ignore[arg-type]
-        resident = rng.random() < min(presence * size, 0.98)
-        if resident:
-            offices = [
-                (capital, "Embajada de {o} en {h}" if lang == "es" else "Embassy of {o} in {h}")
-            ] + [
-                (
-                    city,
-                    "Consulado General de {o} en {h}"
-                    if lang == "es"
-                    else "Consulate General of {o} in {h}",
-                )
-                for city in others
-                if rng.random() < 0.3
-            ]
-        elif concurrent and rng.random() < 0.5:
-            offices = [(concurrent, "Embajada de {o} en México, concurrente para {h}")]
+        if rng.random() < min(presence * size, 0.98):
+            offices = [(capital, "embassy", host, code)]
+            offices += [(c, "consulate", c, code) for c in others if rng.random() < 0.3]
+        elif em.country not in ("MEX", "USA", "CAN") and rng.random() < 0.5:
+            offices = [("Ciudad de México", "concurrent", host, "52")]
         else:
             continue
-        for city, template in offices:
-            where = host_name if city in (capital, concurrent) else city
-            label = template.format(o=name, h=where)
-            if city == capital:
-                label += " — Sección Consular" if lang == "es" else " — Consular Section"
-            procedures = [
-                p
-                for p, chance in zip(
-                    DATASETS["consular_directory"].field("procedures").choices,
-                    (1.0, 1.0, 0.7, 0.5, 0.6, 0.8),
-                    strict=True,
-                )
-                if rng.random() < chance
+        for city, kind, where, phone in offices:
+            name = OFFICE_NAMES[lang, kind].format(o=labels.label(origin, lang), h=where)
+            handles = [
+                p for p, c in zip(procedures, PROCEDURE_CHANCES, strict=True) if rng.random() < c
             ]
             street = STREETS[lang][int(rng.integers(len(STREETS[lang])))]
-            phone_code = "52" if city == concurrent else code
-            slug = normalise_name(city).lower().replace(" ", "")
-            rows.append(
-                (
-                    origin,
-                    em.country,
-                    city,
-                    label,
-                    f"{street} {int(rng.integers(1, 2000))}, {city}",
-                    f"+{phone_code} {int(rng.integers(200, 999))} {int(rng.integers(1000, 9999))}",
-                    f"consular.{slug}@{origin.lower()}-mfa.example",
-                    ";".join(procedures),
-                )
+            number, exchange, line = (
+                int(rng.integers(a, b)) for a, b in ((1, 2000), (200, 999), (1000, 9999))
             )
+            slug = normalise_name(city).lower().replace(" ", "")
+            email = f"consular.{slug}@{origin.lower()}-mfa.example"
+            contact = (f"{street} {number}, {city}", f"+{phone} {exchange} {line}", email)
+            rows.append((origin, em.country, city, name, *contact, ";".join(handles)))
     em.out.write("consular_directory.csv", rows)
 
 
