@@ -326,6 +326,35 @@ def test_model_reproduces_the_published_totals() -> None:
     assert cal.BASIS_OTHER.presumed_or_unknown() < low
 
 
+def test_year_regimes_of_the_model() -> None:
+    model = cal.flow_model()
+
+    route = model.routes.index("darien")
+
+    def darien(nationality: str) -> dict[int, float]:
+        if nationality not in model.nationalities:
+            return dict.fromkeys(cal.YEARS, 0.0)
+        months = model.weights[route, model.nationalities.index(nationality)]
+        return {y: float(months[12 * i : 12 * i + 12].sum()) for i, y in enumerate(cal.YEARS)}
+
+    def peak(nationality: str) -> int:
+        by_year = darien(nationality)
+        return max(by_year, key=lambda y: by_year[y])
+
+    assert peak("CUB") == 2015
+    haitians = darien("HTI")
+    assert haitians[2016] > 10 * haitians[2015] and haitians[2021] > 10 * haitians[2020]
+    indians = darien("IND")
+    assert min(indians[y] for y in (2017, 2018, 2019)) > 20 * indians[2016]
+    for south_asian in ("NPL", "BGD"):
+        by_year = darien(south_asian)
+        assert sum(by_year[y] for y in range(2015, 2020)) / 5 > 1.5 * by_year[2014]
+    assert peak("VEN") in (2022, 2023, 2024) and peak("CHN") in (2023, 2024)
+    assert darien("CMR")[2019] > 2 * darien("CMR")[2014]
+    air = model.expected_by_nationality("HND", 2023)
+    assert peak("AFG") in (2021, 2022, 2023) and air["MRT"] > 0
+
+
 def test_attenuation_along_the_corridor() -> None:
     model = cal.flow_model()
     darien = model.routes.index("darien")
