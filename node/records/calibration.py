@@ -12,7 +12,9 @@ Invariants:
   the TSV whenever the shared directory is available.
 * Every other figure is either from DESIGN.md §12 (Honduras 2023: 545,043 irregular entries incl.
   Guinea 12,902 and Senegal 8,964; Mexico 2023: 782,176 events; 10-25 % of African and Haitian
-  flows with presumed or unknown nationality) or a model assumption named ``*_ASSUMED``.
+  flows with presumed or unknown nationality) or a model assumption: the ``*_ASSUMED`` tables,
+  the corridor (:data:`CORRIDOR`), event, nationality-basis and demography models, document
+  formats and the hand-written identity pools at the end of this module.
 * :func:`flow_model` solves the Nicaragua air-route and Mexico-direct volumes so that the
   *expected* Honduras 2023 records and Mexico 2023 events equal the published totals (each person
   attributed to the month their journey starts; transit days are ignored in that balance).
@@ -230,7 +232,7 @@ def _month_weights(annual: float, year: int) -> npt.NDArray[np.float64]:
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FlowModel:
     """Persons starting a journey, by route x nationality x start month, and their chains."""
 
@@ -282,9 +284,10 @@ def _darien_annual() -> dict[str, dict[int, float]]:
 
 
 class _Builder:
+    """Collects (route, nationality, monthly persons) cells before they become arrays."""
+
     def __init__(self) -> None:
         self.cells: list[tuple[str, str, npt.NDArray[np.float64]]] = []
-        self.chain_keys: list[tuple[str, str, int, int, tuple[Step, ...]]] = []
 
     def add(self, route: str, flows: Mapping[str, Mapping[int, float]]) -> None:
         for nat, by_year in flows.items():
@@ -293,6 +296,7 @@ class _Builder:
 
 
 def _months(first: tuple[int, int], last: tuple[int, int]) -> tuple[int, int]:
+    """Month indices ``[lo, hi)`` from ``(year, month)`` to ``(year, month)`` inclusive."""
     return 12 * (first[0] - FIRST_YEAR) + first[1] - 1, 12 * (last[0] - FIRST_YEAR) + last[1]
 
 
