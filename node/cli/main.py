@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from node.cli import audit_cmd, demo_cmd, directory_cmd, node_cmd, policy_cmd
+from node.cli import audit_cmd, demo_cmd, directory_cmd, ingest_cmd, node_cmd, policy_cmd
 
 app = typer.Typer(
     name="enlace",
@@ -22,6 +22,7 @@ app.add_typer(directory_cmd.app, name="directory", help="Federation directory (t
 app.add_typer(audit_cmd.app, name="audit", help="Hash-chained audit log.")
 app.add_typer(policy_cmd.app, name="policy", help="Bilateral sharing agreements.")
 demo_cmd.register(app)
+ingest_cmd.register(app)
 
 
 def run() -> None:

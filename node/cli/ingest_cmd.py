@@ -1,0 +1,263 @@
+"""``enlace ingest`` (validated, atomic imports) and ``enlace records`` (what the node holds).
+
+The command is thin: it opens the node's store, picks the equivalence table (``--equivalence``
+or ``HOME/equivalence.yaml``), runs :func:`node.ingest.pipeline.ingest` and prints either a
+summary or JSON. A refused import prints one line per problem, ``file:row:column: problem —
+fix``, at most :data:`MAX_ERROR_LINES` of them, and exits 1; nothing was written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from node.cli.common import HomeOption, JsonOption, cli_errors, console, err_console, print_json
+from node.errors import ConfigError
+from node.home import NodeHome
+from node.ingest import IngestError, node_equivalence
+from node.ingest import pipeline as ingest_pipeline
+from node.records.datasets import DATASETS
+from node.records.equivalence import EquivalenceTable, load_equivalence
+from node.store import Store, open_store
+
+MAX_ERROR_LINES = 50
+
+records_app = typer.Typer(no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest)
+    app.add_typer(records_app, name="records", help="Local records: counts and import history.")
+
+
+def _open(home: Path) -> tuple[NodeHome, Store, str]:
+    node_home = NodeHome(home)
+    config = node_home.config()
+    return node_home, open_store(node_home.database_url(config)), config.country
+
+
+def _equivalence(node_home: NodeHome, path: Path | None, country: str) -> EquivalenceTable | None:
+    table = load_equivalence(path) if path is not None else node_equivalence(node_home)
+    if table is not None and table.node != country:
+        raise ConfigError(
+            f"the equivalence table is for {table.node}, but this node is {country}",
+            hint="pass the table of this node with --equivalence FILE",
+        )
+    return table
+
+
+class _View:
+    """Progress on stderr: a rich bar on a terminal, a line every few seconds otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.live = enabled and err_console.is_terminal
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[rows]:>10,} rows  {task.fields[rate]:>8,.0f} rows/s"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        )
+        self.tasks: dict[str, TaskID] = {}
+        self.started = time.monotonic()
+        self.last_line = 0.0
+
+    def __enter__(self) -> _View:
+        if self.live:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live:
+            self.bar.stop()
+
+    def __call__(self, event: ingest_pipeline.Progress) -> None:
+        if not self.enabled:
+            return
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = event.rows / elapsed
+        if self.live:
+            task = self.tasks.get(event.file)
+            if task is None:
+                task = self.tasks[event.file] = self.bar.add_task(
+                    Path(event.file).name, total=event.size or None, rows=0, rate=0.0
+                )
+            self.bar.update(task, completed=event.position, rows=event.rows, rate=rate)
+        elif time.monotonic() - self.last_line >= 1.0 or event.position >= event.size:
+            self.last_line = time.monotonic()
+            sys.stderr.write(f"ingest: {event.file}: {event.rows} rows ({rate:,.0f} rows/s)\n")
+            sys.stderr.flush()
+
+
+def _summary(report: ingest_pipeline.IngestReport) -> Table:
+    title = f"{report.dataset}: " + ("dry run, nothing written" if report.dry_run else "imported")
+    table = Table(title=title)
+    for column in ("file", "rows", "added", "unchanged", "replaced", "rejected"):
+        table.add_column(column, justify="left" if column == "file" else "right")
+    for f in report.files:
+        table.add_row(
+            f.path, *(f"{n:,}" for n in (f.rows_read, f.added, f.unchanged, f.replaced, f.rejected))
+        )
+    return table
+
+
+def _print_errors(exc: IngestError, as_json: bool) -> None:
+    if as_json:
+        print_json(
+            {
+                "error": exc.message,
+                "hint": exc.hint,
+                "status": exc.status_name,
+                "error_count": exc.error_count,
+                "errors": [e.to_dict() for e in exc.errors],
+                "report": exc.report.to_dict() if exc.report else None,
+            }
+        )
+        return
+    for error in exc.errors[:MAX_ERROR_LINES]:
+        err_console.print(str(error), highlight=False, markup=False, soft_wrap=True)
+    more = exc.error_count - min(len(exc.errors), MAX_ERROR_LINES)
+    if more > 0:
+        err_console.print(f"… and {more:,} more", highlight=False)
+    err_console.print(
+        f"[bold red]error:[/] {exc.error_count:,} problem(s); nothing was imported — {exc.hint}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def ingest(
+    dataset: Annotated[str, typer.Argument(help="Dataset: " + ", ".join(DATASETS) + ".")],
+    files: Annotated[list[Path], typer.Argument(help="CSV (UTF-8), JSON Lines or XLSX files.")],
+    home: HomeOption,
+    skip_invalid: Annotated[
+        bool,
+        typer.Option("--skip-invalid", help="Import valid rows, refuse others."),
+    ] = False,
+    rejects: Annotated[
+        Path | None, typer.Option("--rejects", help="CSV file for refused rows and reasons.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and count, then write nothing.")
+    ] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Overwrite stored records whose content changed.")
+    ] = False,
+    equivalence: Annotated[
+        Path | None,
+        typer.Option("--equivalence", help="Equivalence table (default HOME/equivalence.yaml)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Validate FILES and import them into DATASET in one transaction (all or nothing)."""
+    with cli_errors(as_json):
+        node_home, store, country = _open(home)
+        try:
+            table = _equivalence(node_home, equivalence, country)
+            with _View(enabled=not as_json) as view:
+                report = ingest_pipeline.ingest(
+                    store,
+                    dataset,
+                    files,
+                    now=dt.datetime.now(dt.UTC),
+                    equivalence=table,
+                    skip_invalid=skip_invalid,
+                    rejects_path=rejects,
+                    replace=replace,
+                    dry_run=dry_run,
+                    progress=view,
+                )
+        except IngestError as exc:
+            _print_errors(exc, as_json)
+            raise typer.Exit(1) from None
+        finally:
+            store.close()
+    if as_json:
+        print_json(report.to_dict())
+        return
+    console.print(_summary(report))
+    for f in report.files:
+        for note in f.notes:
+            console.print(f"note: {f.path}: {note}", highlight=False)
+    rate = report.rows_per_second
+    console.print(
+        f"{report.total('rows_read'):,} rows in {report.seconds:.1f} s ({rate:,.0f} rows/s)"
+    )
+    if report.rejects_path and report.total("rejected"):
+        console.print(
+            f"[yellow]{report.total('rejected'):,} row(s) refused[/], written with their reasons "
+            f"to {report.rejects_path}",
+            highlight=False,
+        )
+        for error in report.errors[:MAX_ERROR_LINES]:
+            err_console.print(str(error), highlight=False, markup=False, soft_wrap=True)
+
+
+@records_app.command("counts")
+def counts(home: HomeOption, as_json: JsonOption = False) -> None:
+    """Records stored per dataset, and when each was last imported."""
+    with cli_errors(as_json):
+        _, store, _ = _open(home)
+        try:
+            summary = store.records.summary()
+        finally:
+            store.close()
+    if as_json:
+        print_json(
+            {
+                s.dataset: {"records": s.records, "as_of": s.as_of.isoformat() if s.as_of else None}
+                for s in summary
+            }
+        )
+        return
+    table = Table(title="Records")
+    table.add_column("dataset")
+    table.add_column("records", justify="right")
+    table.add_column("as of (latest import)")
+    for s in summary:
+        table.add_row(s.dataset, f"{s.records:,}", s.as_of.isoformat() if s.as_of else "—")
+    console.print(table)
+
+
+@records_app.command("imports")
+def imports(
+    home: HomeOption,
+    dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
+    limit: Annotated[int, typer.Option(help="Newest N imports.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Import history, newest first: file, hash, counts, status."""
+    with cli_errors(as_json):
+        _, store, _ = _open(home)
+        try:
+            history = store.records.imports(dataset, limit)
+        finally:
+            store.close()
+    if as_json:
+        print_json([r.to_dict() for r in history])
+        return
+    table = Table(title="Imports")
+    for column in ("finished", "dataset", "file", "sha256", "added", "unchanged", "rejected"):
+        table.add_column(column)
+    table.add_column("status")
+    for r in history:
+        row: list[Any] = [r.finished_at.strftime("%Y-%m-%d %H:%M:%S"), r.dataset, r.file_name]
+        row += [r.file_sha256[:12], f"{r.rows_added:,}", f"{r.rows_unchanged:,}"]
+        row += [f"{r.rows_rejected:,}", r.status]
+        table.add_row(*row)
+    console.print(table)

@@ -1,0 +1,413 @@
+"""The import itself: one transaction, validated rows, batched writes, idempotent re-imports.
+
+Why: DESIGN §2 non-negotiable 4. Every file of an ``enlace ingest`` is read in one database
+transaction; rows are validated and normalised (:mod:`node.ingest.cells`), compared with what
+is stored under the same natural key, and written in batches of :data:`BATCH_ROWS` through the
+driver's ``executemany``. Memory stays flat: the pipeline holds one batch, a bounded list of
+problems and the converters' bounded caches — never the file, never all its keys.
+
+Invariants:
+* Default mode is all-or-nothing: any problem in any row of any file raises
+  :class:`~node.ingest.IngestError` inside the transaction, which rolls back. A crash (even
+  ``SIGKILL``) before the commit leaves the store exactly as it was.
+* ``skip_invalid`` commits the valid rows and writes every refused row, with its reasons, to
+  the rejects file (published atomically once the import ends). File-level problems (encoding,
+  header, a CSV that cannot be parsed further) still refuse the whole import.
+* ``dry_run`` does everything, including the writes, then rolls back: its counts are exactly
+  those a real run would give.
+* A natural key already stored with identical content counts as *unchanged*; with different
+  content it is an error naming both places, unless ``replace`` is set. A key repeated within
+  the import is an error naming both rows (the store finds the first one, since rows of earlier
+  batches are already written in the transaction).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from node.errors import InvalidArgumentError
+from node.ingest import IngestError, RowError
+from node.ingest.batch import PROVENANCE, RowPlan, columns_for
+from node.ingest.cells import formula_problem
+from node.ingest.readers import Source, open_source, source_columns
+from node.records.codelists import CODELISTS_VERSION
+from node.records.datasets import DATASETS, DatasetSpec
+from node.records.equivalence import EquivalenceTable
+from node.records.icao import NORMALISATION_VERSION
+from node.store.records_store import ImportRecord, RecordsWriter
+from node.store.store import Store
+
+BATCH_ROWS = 5000
+MAX_KEPT_ERRORS = 1000
+
+
+@dataclass(frozen=True)
+class Progress:
+    file: str
+    rows: int  # rows read so far in this file
+    position: int  # bytes read so far (0 when the format does not tell)
+    size: int
+
+
+@dataclass
+class FileReport:
+    path: str
+    format: str
+    sha256: str
+    bytes: int
+    import_id: str
+    rows_read: int = 0
+    added: int = 0
+    unchanged: int = 0
+    replaced: int = 0
+    rejected: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class IngestReport:
+    dataset: str
+    dry_run: bool
+    skip_invalid: bool
+    replace: bool
+    files: list[FileReport] = field(default_factory=list)
+    committed: bool = False
+    rejects_path: str | None = None
+    errors: list[RowError] = field(default_factory=list)
+    error_count: int = 0
+    seconds: float = 0.0
+
+    def total(self, name: str) -> int:
+        return sum(int(getattr(f, name)) for f in self.files)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.total("rows_read") / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["errors"] = [e.to_dict() for e in self.errors]
+        names = ("rows_read", "added", "unchanged", "replaced", "rejected")
+        data["totals"] = {n: self.total(n) for n in names}
+        data["rows_per_second"] = round(self.rows_per_second, 1)
+        return data
+
+
+class _DryRunFinishedError(Exception):
+    """Raised inside the transaction to roll a dry run back."""
+
+
+class _Rejects:
+    """The rejects file: the dataset's columns, then ``_error`` and ``_source``."""
+
+    def __init__(self, path: Path, columns: Sequence[str]) -> None:
+        self.path = path
+        self.partial = path.with_name(path.name + ".partial")
+        self.handle: IO[str] = self.partial.open("w", encoding="utf-8", newline="")
+        self.writer = csv.writer(self.handle)
+        self.writer.writerow([*columns, "_error", "_source"])
+        self.width = len(columns)
+
+    def write(self, cells: Sequence[str], errors: list[RowError]) -> None:
+        padded = [_neutralised(c) for c in (*cells, *[""] * self.width)[: self.width]]
+        reasons = "; ".join(f"{e.column}: {e.problem} — {e.fix}" for e in errors)
+        self.writer.writerow([*padded, _neutralised(reasons), f"{errors[0].file}:{errors[0].row}"])
+
+    def publish(self) -> None:
+        self.handle.close()
+        os.replace(self.partial, self.path)
+
+    def discard(self) -> None:
+        self.handle.close()
+        self.partial.unlink(missing_ok=True)
+
+
+def _neutralised(cell: str) -> str:
+    """A refused cell, made inert for spreadsheets by a leading apostrophe when needed."""
+    return "'" + cell if cell and formula_problem(cell) is not None else cell
+
+
+class _Run:
+    """State of one ingest call: counts, kept errors, the rejects file, the pending batch."""
+
+    def __init__(
+        self,
+        writer: RecordsWriter,
+        plan: RowPlan,
+        report: IngestReport,
+        rejects: _Rejects | None,
+        imported_at: Any,
+    ) -> None:
+        self.writer = writer
+        self.plan = plan
+        self.report = report
+        self.rejects = rejects
+        self.imported_at = imported_at
+        self.files_by_import: dict[str, str] = {}
+        self.cells: list[list[str]] = []
+        self.numbers: list[int] = []
+        self.file: FileReport | None = None
+
+    def fail(self, row: int, cells: list[str], problems: list[RowError]) -> None:
+        report = self.report
+        report.error_count += len(problems)
+        room = MAX_KEPT_ERRORS - len(report.errors)
+        if room > 0:
+            report.errors.extend(problems[:room])
+        if self.rejects is not None:
+            self.rejects.write(cells, problems)
+        assert self.file is not None
+        self.file.rejected += 1
+
+    def add(self, number: int, cells: list[str]) -> None:
+        self.cells.append(cells)
+        self.numbers.append(number)
+        if len(self.cells) >= BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Convert, check and write the pending rows."""
+        if not self.cells:
+            return
+        file, plan = self.file, self.plan
+        assert file is not None
+        cells, numbers, source = self.cells, self.numbers, file.path
+        rows, keys, problems = plan.convert(cells, file.import_id, numbers, self.imported_at)
+        kept = list(range(len(cells)))
+        if problems:
+            for index, found in sorted(problems.items()):
+                row = numbers[index]
+                self.fail(row, cells[index], [RowError(source, row, *p) for p in found])
+            kept = [i for i in kept if i not in problems]
+        if len(set(keys)) != len(keys):
+            rows, keys, kept = self._drop_repeats(rows, keys, kept)
+        new, changed = self._compare(rows, keys, kept)
+        self.writer.insert(new)
+        self.writer.replace(changed)
+        if plan.codes:
+            self.writer.insert_codes(plan.code_rows([*new, *changed]))
+        file.added += len(new)
+        file.replaced += len(changed)
+        self.cells, self.numbers = [], []
+
+    def _drop_repeats(
+        self, rows: list[tuple[Any, ...]], keys: list[str], kept: list[int]
+    ) -> tuple[list[tuple[Any, ...]], list[str], list[int]]:
+        """Refuse the second and later rows of a key repeated within the batch."""
+        first: dict[str, int] = {}
+        keep: list[int] = []
+        for position, key in enumerate(keys):
+            index = kept[position]
+            if key in first:
+                source = self.file.path if self.file else ""
+                row = self.numbers[index]
+                error = _duplicate(source, row, self.plan, key, source, first[key])
+                self.fail(row, self.cells[index], [error])
+            else:
+                first[key] = self.numbers[index]
+                keep.append(position)
+        return [rows[p] for p in keep], [keys[p] for p in keep], [kept[p] for p in keep]
+
+    def _compare(
+        self, rows: list[tuple[Any, ...]], keys: list[str], kept: list[int]
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """Split rows into new and changed ones; unchanged are counted, conflicts refused."""
+        existing = self.writer.existing(keys)
+        if not existing:
+            return rows, []
+        file, plan = self.file, self.plan
+        assert file is not None
+        new: list[tuple[Any, ...]] = []
+        changed: list[tuple[Any, ...]] = []
+        hash_at = len(plan.columns) - len(PROVENANCE)
+        for position, (key, row) in enumerate(zip(keys, rows, strict=True)):
+            stored = existing.get(key)
+            index = kept[position]
+            number = self.numbers[index]
+            if stored is None:
+                new.append(row)
+            elif stored.import_id in self.files_by_import:
+                earlier = self.files_by_import[stored.import_id]
+                error = _duplicate(file.path, number, plan, key, earlier, stored.source_row)
+                self.fail(number, self.cells[index], [error])
+            elif stored.content_hash == row[hash_at]:
+                file.unchanged += 1
+            elif self.report.replace:
+                changed.append(row)
+            else:
+                earlier = self.writer.import_file_name(stored.import_id)
+                problem = (
+                    f"{_key_text(plan, key)} is already stored with different content "
+                    f"(from {earlier} row {stored.source_row})"
+                )
+                fix = "re-run with --replace to overwrite the stored record, or fix this row"
+                error = RowError(file.path, number, _key_name(plan), problem, fix)
+                self.fail(number, self.cells[index], [error])
+        return new, changed
+
+
+def _key_name(plan: RowPlan) -> str:
+    return plan.spec.key_fields[0] if not plan.composite else "-"
+
+
+def _key_text(plan: RowPlan, key: str) -> str:
+    if plan.composite:
+        return f"the key ({', '.join(plan.spec.key_fields)}) = {key}"
+    return f"{plan.spec.key_fields[0]} {key!r}"
+
+
+def _duplicate(
+    source: str, number: int, plan: RowPlan, key: str, first_file: str, first_row: int
+) -> RowError:
+    where = f"row {first_row}" if first_file == source else f"{first_file} row {first_row}"
+    return RowError(
+        source,
+        number,
+        _key_name(plan),
+        f"{_key_text(plan, key)} repeats {where}",
+        "keep one of the two rows (a record is imported once)",
+    )
+
+
+def _read_file(run: _Run, source: Source, progress: Callable[[Progress], None] | None) -> None:
+    name, file = source.name, run.file
+    assert file is not None
+    add = run.add
+    last_report = time.monotonic()
+    rows_read = 0
+    for number, cells, shape in source.rows():
+        rows_read += 1
+        if shape is not None:
+            run.fail(number, cells, [RowError(name, number, *shape)])
+        else:
+            add(number, cells)
+            if progress is not None and not run.cells:  # a batch was just written
+                now = time.monotonic()
+                if now - last_report > 0.2:
+                    last_report = now
+                    progress(Progress(name, rows_read, source.position, source.facts.size))
+    run.flush()
+    file.rows_read = rows_read
+    file.notes.extend(source.notes)
+    if progress is not None:
+        progress(Progress(name, rows_read, source.facts.size, source.facts.size))
+
+
+def _import_record(
+    file: FileReport,
+    dataset: str,
+    started: datetime,
+    finished: datetime,
+    table: EquivalenceTable | None,
+) -> ImportRecord:
+    return ImportRecord(
+        import_id=file.import_id,
+        dataset=dataset,
+        file_name=file.path,
+        file_sha256=file.sha256,
+        file_bytes=file.bytes,
+        file_format=file.format,
+        rows_read=file.rows_read,
+        rows_added=file.added,
+        rows_unchanged=file.unchanged,
+        rows_replaced=file.replaced,
+        rows_rejected=file.rejected,
+        started_at=started,
+        finished_at=finished,
+        status="partial" if file.rejected else "complete",
+        equivalence_version=f"{table.node}:{table.version}" if table else None,
+        codelists_version=CODELISTS_VERSION,
+        normalisation_version=NORMALISATION_VERSION,
+    )
+
+
+def _check_arguments(
+    dataset: str, paths: Sequence[Path], now: datetime, skip: bool, rejects: Path | None
+) -> DatasetSpec:
+    if dataset not in DATASETS:
+        raise InvalidArgumentError(
+            f"unknown dataset {dataset!r}", field="dataset", hint="datasets: " + ", ".join(DATASETS)
+        )
+    if not paths:
+        raise InvalidArgumentError("no file to import", field="files", hint="name one or more")
+    if now.tzinfo is None:
+        raise InvalidArgumentError("now must be timezone-aware", field="now")
+    if skip != (rejects is not None):
+        raise InvalidArgumentError(
+            "--skip-invalid and --rejects go together",
+            field="rejects",
+            hint="give both: --skip-invalid --rejects rejected.csv",
+        )
+    return DATASETS[dataset]
+
+
+def ingest(
+    store: Store,
+    dataset: str,
+    paths: Sequence[Path | str],
+    *,
+    now: datetime,
+    equivalence: EquivalenceTable | None = None,
+    skip_invalid: bool = False,
+    rejects_path: Path | str | None = None,
+    replace: bool = False,
+    dry_run: bool = False,
+    progress: Callable[[Progress], None] | None = None,
+) -> IngestReport:
+    """Import ``paths`` into ``dataset`` in one transaction (see the module invariants).
+
+    Raises :class:`~node.ingest.IngestError` (nothing written) on any problem in default mode,
+    on file-level problems in every mode, and on any problem in a dry run.
+    """
+    files = [Path(p) for p in paths]
+    rejects_file = Path(rejects_path) if rejects_path is not None else None
+    spec = _check_arguments(dataset, files, now, skip_invalid, rejects_file)
+    started, clock = now.astimezone(UTC), time.monotonic()
+    report = IngestReport(dataset, dry_run, skip_invalid, replace)
+    rejects = _Rejects(rejects_file, source_columns(spec)) if rejects_file else None
+    report.rejects_path = str(rejects_file) if rejects_file else None
+    try:
+        with store.records.transaction() as conn:
+            writer = store.records.writer(conn, dataset, columns_for(spec))
+            plan = RowPlan(spec, writer, equivalence, started)
+            writer.defer_indexes()
+            run = _Run(writer, plan, report, rejects, writer.processor("imported_at")(started))
+            for path in files:
+                source = open_source(path, spec)
+                facts = source.facts
+                file = FileReport(
+                    str(path), facts.format, facts.sha256, facts.size, uuid.uuid4().hex
+                )
+                report.files.append(file)
+                run.file = file
+                run.files_by_import[file.import_id] = str(path)
+                writer.begin_import(_import_record(file, dataset, started, started, equivalence))
+                _read_file(run, source, progress)
+                finished = started + timedelta(seconds=time.monotonic() - clock)
+                writer.finish_import(_import_record(file, dataset, started, finished, equivalence))
+            if report.error_count and not skip_invalid:
+                report.seconds = time.monotonic() - clock
+                raise IngestError(report.errors, error_count=report.error_count, report=report)
+            if dry_run:
+                report.seconds = time.monotonic() - clock
+                raise _DryRunFinishedError
+            writer.restore_indexes()
+            report.seconds = time.monotonic() - clock
+    except _DryRunFinishedError:
+        pass
+    except BaseException:
+        if rejects is not None:
+            rejects.discard()
+        raise
+    report.committed = not dry_run
+    if rejects is not None:
+        rejects.publish()
+    return report

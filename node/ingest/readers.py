@@ -1,0 +1,484 @@
+"""Streaming readers for dataset files: CSV, JSON Lines and XLSX.
+
+Why streaming: a directorate's yearly export has millions of rows; reading it whole would make
+memory grow with the file. Every reader here yields one row at a time with its line number,
+and keeps nothing but the current row.
+
+Invariants:
+* Text files must be UTF-8 (a UTF-8 BOM is skipped). :func:`inspect_file` reads the file once
+  for its SHA-256 and proves the encoding before any row is parsed, so an encoding problem is
+  reported with its line and a conversion command, never half-way through an import.
+* Rows come out as :class:`SourceRow`: cells in the order of :attr:`Source.columns` (the spec's
+  columns followed by accepted extras), as text exactly as in the file. Problems of a row's
+  *shape* (cell count, unclosed quote, bad JSON) travel in ``problem``; problems that make
+  the rest of the file unreadable raise :class:`~node.ingest.IngestError` right away.
+* Row numbers are physical: the line where a CSV record starts (header = 1), the JSON line,
+  the spreadsheet row.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import importlib
+import io
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import IO, Any, NamedTuple
+
+from node.ingest import IngestError, RowError
+from node.records.codelists import suggest_codes
+from node.records.datasets import DatasetSpec
+
+#: Cells longer than this stop the CSV parser; shorter over-long cells get a per-column error.
+MAX_FIELD_READ = 1 << 20
+#: A JSON line longer than this is refused without being parsed.
+MAX_LINE_BYTES = 1 << 20
+FORMATS = {".csv": "csv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".xlsx": "xlsx"}
+#: Optional columns the importer accepts beyond the spec: an MRZ to cross-check the row.
+EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {"travel_documents": ("mrz",)}
+
+_CHUNK = 1 << 20
+_CONVERT = (
+    "convert it to UTF-8, e.g. `iconv -f WINDOWS-1252 -t UTF-8 {name} > utf8-{name}`, or in "
+    "Excel use Save As › 'CSV UTF-8 (delimitado por comas)'"
+)
+
+
+class RowProblem(NamedTuple):
+    column: str
+    problem: str
+    fix: str
+
+
+class SourceRow(NamedTuple):
+    number: int
+    cells: list[str]
+    problem: RowProblem | None = None
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    path: Path
+    format: str
+    sha256: str
+    size: int
+
+
+def detect_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".xls":
+        raise _fatal(
+            path,
+            0,
+            "-",
+            "the old binary Excel format (.xls) is not read",
+            "open it in Excel and save it as .xlsx or as 'CSV UTF-8'",
+        )
+    try:
+        return FORMATS[suffix]
+    except KeyError:
+        raise _fatal(
+            path, 0, "-", f"unknown file type {suffix!r}", "use .csv (UTF-8), .jsonl or .xlsx"
+        ) from None
+
+
+def _fatal(path: Path | str, row: int, column: str, problem: str, fix: str) -> IngestError:
+    return IngestError([RowError(str(path), row, column, problem, fix)])
+
+
+def inspect_file(path: Path) -> FileFacts:
+    """Hash the file and, for text formats, prove it is UTF-8 (see the module invariants)."""
+    fmt = detect_format(path)
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    size = lines = 0
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise _fatal(path, 0, "-", f"cannot be read: {exc.strerror}", "check the path") from exc
+    with handle:
+        while chunk := handle.read(_CHUNK):
+            if size == 0 and fmt != "xlsx":
+                _check_start(path, chunk)
+            digest.update(chunk)
+            if fmt != "xlsx":
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    _encoding_error(path, chunk, exc, lines)
+                lines += chunk.count(b"\n")
+            size += len(chunk)
+    if fmt != "xlsx":
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            raise _fatal(
+                path,
+                lines + 1,
+                "-",
+                "the file ends in the middle of a UTF-8 character",
+                "the file is truncated; export it again",
+            ) from exc
+    if size == 0:
+        raise _fatal(path, 0, "-", "the file is empty", "export the data again")
+    return FileFacts(path, fmt, digest.hexdigest(), size)
+
+
+def _check_start(path: Path, chunk: bytes) -> None:
+    if chunk.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise _fatal(
+            path,
+            1,
+            "-",
+            "the file is UTF-16 (Excel 'Unicode text'), not UTF-8",
+            _CONVERT.format(name=path.name).replace("WINDOWS-1252", "UTF-16"),
+        )
+
+
+def _encoding_error(path: Path, chunk: bytes, exc: UnicodeDecodeError, lines: int) -> None:
+    line = lines + chunk.count(b"\n", 0, exc.start) + 1
+    bad = chunk[exc.start : exc.start + 1].hex().upper()
+    try:
+        chunk.decode("cp1252")
+        guess = " (it looks like Latin-1 / Windows-1252)"
+    except UnicodeDecodeError:
+        guess = ""
+    raise _fatal(
+        path, line, "-", f"byte 0x{bad} is not UTF-8{guess}", _CONVERT.format(name=path.name)
+    ) from None
+
+
+def match_header(spec: DatasetSpec, header: Sequence[str], path: Path) -> list[int | None]:
+    """Positions of :func:`source_columns` in ``header``; raises naming every header problem.
+
+    Extras (:data:`EXTRA_COLUMNS`) may be absent, in which case their position is ``None``.
+    """
+    extras = EXTRA_COLUMNS.get(spec.name, ())
+    problems: list[RowError] = []
+    expected = f"the header of {spec.filename} is: {','.join(spec.columns)}"
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            problems.append(RowError(str(path), 1, name, "column appears twice", "keep one"))
+        seen.add(name)
+        if name not in spec.columns and name not in extras:
+            close = suggest_codes(name, spec.columns)
+            fix = f"did you mean {close[0]!r}? " if close else ""
+            problems.append(
+                RowError(str(path), 1, name or "(empty)", "unknown column", fix + expected)
+            )
+    for name in spec.columns:
+        if name not in seen:
+            problems.append(RowError(str(path), 1, name, "required column is missing", expected))
+    if problems:
+        raise IngestError(problems, hint="fix the header row; no row was read")
+    return [header.index(c) if c in seen else None for c in (*spec.columns, *extras)]
+
+
+def source_columns(spec: DatasetSpec) -> tuple[str, ...]:
+    return (*spec.columns, *EXTRA_COLUMNS.get(spec.name, ()))
+
+
+@dataclass
+class Source:
+    """An open dataset file; iterate :meth:`rows` once."""
+
+    facts: FileFacts
+    spec: DatasetSpec
+    notes: list[str] = field(default_factory=list)
+    extras_present: tuple[str, ...] = ()
+    handle: IO[bytes] | None = None  # the open file while rows are read, for :attr:`position`
+
+    @property
+    def position(self) -> int:
+        """Bytes consumed so far (0 when the format does not tell)."""
+        handle = self.handle
+        return handle.tell() if handle is not None and not handle.closed else 0
+
+    def rows(self) -> Iterator[SourceRow]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        return str(self.facts.path)
+
+
+def _layout(spec: DatasetSpec, positions: list[int | None]) -> tuple[tuple[str, ...], list[int]]:
+    """The extras present and, for each source column present, its position in the file row."""
+    count = len(spec.columns)
+    extras = EXTRA_COLUMNS.get(spec.name, ())
+    present = tuple(e for e, p in zip(extras, positions[count:], strict=True) if p is not None)
+    picks = [p for p in positions if p is not None]
+    return present, picks
+
+
+class CsvSource(Source):
+    def _open(self) -> tuple[io.TextIOWrapper, IO[bytes], Any, list[str]]:
+        binary = self.facts.path.open("rb")
+        text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+        first = text.readline()
+        delimiter = max((",", ";", "\t"), key=first.count) if first.strip() else ","
+        header = next(csv.reader([first], delimiter=delimiter, strict=True), [])
+        reader = csv.reader(text, delimiter=delimiter, strict=True)
+        return text, binary, reader, [h.strip() for h in header]
+
+    def rows(self) -> Iterator[SourceRow]:
+        csv.field_size_limit(MAX_FIELD_READ)
+        text, binary, reader, header = self._open()
+        self.handle = binary
+        with text:
+            positions = match_header(self.spec, header, self.facts.path)
+            self.extras_present, picks = _layout(self.spec, positions)
+            width = len(header)
+            identity = picks == list(range(width))
+            while True:
+                start = reader.line_num + 2  # the header line was read before the reader
+                try:
+                    cells = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    yield from self._csv_error(exc, start)
+                    return
+                if not cells:
+                    continue
+                if len(cells) != width:
+                    problem = RowProblem(
+                        "-",
+                        f"the row has {len(cells)} cells; the header has {width}",
+                        "the file may be cut short, or a cell holds an unquoted delimiter or quote",
+                    )
+                    yield SourceRow(start, cells, problem)
+                    continue
+                yield SourceRow(start, cells if identity else [cells[p] for p in picks])
+
+    def _csv_error(self, exc: csv.Error, start: int) -> Iterator[SourceRow]:
+        message = str(exc)
+        if "unexpected end of data" in message or "EOF" in message:
+            yield SourceRow(
+                start,
+                [],
+                RowProblem(
+                    "-",
+                    "a quoted cell is never closed",
+                    "the file may be cut short; close the quote or export the file again",
+                ),
+            )
+            return
+        if "field larger than field limit" in message:
+            problem, fix = (
+                f"a cell is longer than {MAX_FIELD_READ} characters",
+                "the file is not a dataset export, or a quote is never closed",
+            )
+        else:
+            problem, fix = (
+                f"the CSV structure is broken ({message})",
+                "quote cells that contain the delimiter, and double quotes inside "
+                'quoted cells ("")',
+            )
+        raise _fatal(
+            self.facts.path, start, "-", problem, fix + "; the rows after this one cannot be read"
+        )
+
+
+def _text(value: Any) -> str | None:
+    """A JSON or spreadsheet value as the text a CSV would hold; ``None`` if it has none."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == time(0) else value.isoformat()
+    if isinstance(value, (date, time)):
+        return value.isoformat()
+    return None
+
+
+class JsonLinesSource(Source):
+    def rows(self) -> Iterator[SourceRow]:
+        columns = source_columns(self.spec)
+        index = {c: i for i, c in enumerate(columns)}
+        self.extras_present = EXTRA_COLUMNS.get(self.spec.name, ())
+        with self.facts.path.open("rb") as handle:
+            self.handle = handle
+            number = 0
+            while True:
+                raw = handle.readline(MAX_LINE_BYTES + 1)
+                if not raw:
+                    return
+                number += 1
+                if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                    while (rest := handle.readline(_CHUNK)) and not rest.endswith(b"\n"):
+                        pass
+                    yield SourceRow(
+                        number,
+                        [],
+                        RowProblem(
+                            "-",
+                            f"the line is longer than {MAX_LINE_BYTES} bytes",
+                            "one line holds one record",
+                        ),
+                    )
+                    continue
+                line = raw.decode("utf-8")
+                if number == 1:
+                    line = line.removeprefix("\ufeff")
+                if line.strip():
+                    yield self._row(number, line, columns, index)
+
+    def _row(
+        self, number: int, line: str, columns: tuple[str, ...], index: dict[str, int]
+    ) -> SourceRow:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            return SourceRow(
+                number,
+                [],
+                RowProblem(
+                    "-",
+                    f"not valid JSON ({exc.msg} at character {exc.pos + 1})",
+                    "one JSON object per line",
+                ),
+            )
+        if not isinstance(record, dict):
+            return SourceRow(
+                number,
+                [],
+                RowProblem("-", "the line is not a JSON object", 'write {"column": "value", ...}'),
+            )
+        cells = [""] * len(columns)
+        for key, value in record.items():
+            position = index.get(key)
+            if position is None:
+                close = suggest_codes(str(key), columns)
+                fix = f"did you mean {close[0]!r}?" if close else "remove it"
+                return SourceRow(number, [], RowProblem(str(key), "unknown field", fix))
+            if isinstance(value, list) and self.spec.field(key).type == "codes":
+                texts = [_text(v) for v in value]
+                text = None if any(t is None for t in texts) else ";".join(map(str, texts))
+            else:
+                text = _text(value)
+            if text is None:
+                return SourceRow(
+                    number,
+                    [],
+                    RowProblem(
+                        key,
+                        f"a {type(value).__name__} is not a value",
+                        "write a string or a number",
+                    ),
+                )
+            cells[position] = text
+        return SourceRow(number, cells)
+
+
+class XlsxSource(Source):
+    def rows(self) -> Iterator[SourceRow]:
+        try:
+            openpyxl = importlib.import_module("openpyxl")
+        except ImportError:
+            raise _fatal(
+                self.facts.path,
+                0,
+                "-",
+                "reading .xlsx needs the openpyxl package",
+                "install openpyxl, or save the sheet as 'CSV UTF-8'",
+            ) from None
+        try:
+            book = openpyxl.load_workbook(self.facts.path, read_only=True, data_only=False)
+        except Exception as exc:
+            raise _fatal(
+                self.facts.path,
+                0,
+                "-",
+                f"not a readable .xlsx workbook ({exc})",
+                "open and save it again in Excel, or export 'CSV UTF-8'",
+            ) from None
+        try:
+            yield from self._sheet_rows(book)
+        finally:
+            book.close()
+
+    def _sheet_rows(self, book: Any) -> Iterator[SourceRow]:
+        sheet, header = self._choose_sheet(book)
+        positions = match_header(self.spec, header, self.facts.path)
+        self.extras_present, picks = _layout(self.spec, positions)
+        width = len(header)
+        for number, values in enumerate(sheet.iter_rows(min_row=2, values_only=True), start=2):
+            texts = [_text(v) for v in values]
+            if all(t == "" for t in texts):
+                continue
+            if any(t is None for t in texts):
+                yield SourceRow(
+                    number,
+                    [],
+                    RowProblem(
+                        "-",
+                        "a cell holds a value that is not text, a number or a date",
+                        "type the value as text",
+                    ),
+                )
+                continue
+            cells = [str(t) for t in texts]
+            if any(cells[width:]):
+                yield SourceRow(
+                    number,
+                    cells[:width],
+                    RowProblem(
+                        "-", "a value sits in a column without a header", "move or delete it"
+                    ),
+                )
+                continue
+            cells = (cells + [""] * width)[:width]
+            yield SourceRow(number, [cells[p] for p in picks])
+
+    def _choose_sheet(self, book: Any) -> tuple[Any, list[str]]:
+        wanted = set(self.spec.columns)
+        chosen: tuple[Any, list[str]] | None = None
+        named: tuple[Any, list[str]] | None = None
+        for sheet in book.worksheets:
+            first = next(sheet.iter_rows(min_row=1, max_row=1, values_only=True), ())
+            header = [str(v).strip() if v is not None else "" for v in first]
+            while header and not header[-1]:
+                header.pop()
+            if chosen is None and wanted <= set(header):
+                chosen = (sheet, header)
+            elif named is None and _folded(sheet.title) == _folded(self.spec.name):
+                named = (sheet, header)
+        pick = chosen or named
+        if pick is None:
+            raise _fatal(
+                self.facts.path,
+                1,
+                "-",
+                f"no sheet has the header of {self.spec.name} "
+                f"(sheets: {', '.join(book.sheetnames)})",
+                f"put the data on a sheet whose first row is: {','.join(self.spec.columns)}",
+            )
+        self.notes.extend(
+            f"sheet {title!r} ignored" for title in book.sheetnames if title != pick[0].title
+        )
+        return pick
+
+
+def _folded(text: str) -> str:
+    return "".join(c for c in text.casefold() if c.isalnum())
+
+
+def open_source(path: Path, spec: DatasetSpec) -> Source:
+    """Inspect ``path`` (hash, encoding) and return the reader for its format."""
+    facts = inspect_file(path)
+    kind = {"csv": CsvSource, "jsonl": JsonLinesSource, "xlsx": XlsxSource}[facts.format]
+    return kind(facts, spec)

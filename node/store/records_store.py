@@ -1,0 +1,345 @@
+"""Persistence of the local records: batched writes for imports, and the read side they feed.
+
+Why a sub-store: the importer writes millions of rows and must do it inside *one* transaction
+(DESIGN §2, non-negotiable 4), at a speed close to the bare driver. SQLAlchemy's per-row
+parameter processing costs more than the insert itself at that volume, so
+:class:`RecordsWriter` sends prepared ``INSERT`` text with positional tuples through the
+driver's ``executemany``; the values arrive already in the form the column type would bind
+(:meth:`RecordsWriter.processor`), so what SQLAlchemy reads back is exactly what it would
+have written.
+
+Invariants:
+* Nothing here commits on its own. :meth:`RecordsStore.transaction` is the only writing
+  transaction; a :class:`RecordsWriter` works inside it, so an exception (or a crash of the
+  process) before the ``with`` block ends leaves every table as it was.
+* The read methods never see an uncommitted import: they use their own connections.
+* The natural key of a dataset is one column (:func:`key_column`); ``existing`` answers for
+  rows already committed *and* rows written earlier in the same transaction, which is how the
+  importer finds a key repeated inside a file without keeping every key in memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import Date, Engine, Index, Table, func, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.types import TypeEngine
+
+from node.errors import StoreError
+from node.store.records_schema import (
+    DATASET_TABLES,
+    encounter_codes,
+    imports,
+    key_column,
+)
+
+IMPORT_STATUSES = ("complete", "partial")
+#: SQLite page cache during an import, in KiB (negative: the PRAGMA's "KiB" form).
+IMPORT_CACHE_KIB = -65536
+
+
+@dataclass(frozen=True)
+class ImportRecord:
+    """One committed file import: provenance and counts (a row of ``imports``)."""
+
+    import_id: str
+    dataset: str
+    file_name: str
+    file_sha256: str
+    file_bytes: int
+    file_format: str
+    rows_read: int
+    rows_added: int
+    rows_unchanged: int
+    rows_replaced: int
+    rows_rejected: int
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    status: str
+    equivalence_version: str | None
+    codelists_version: str
+    normalisation_version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["started_at"] = self.started_at.isoformat()
+        data["finished_at"] = self.finished_at.isoformat()
+        return data
+
+
+@dataclass(frozen=True)
+class ExistingRow:
+    """What the importer needs to know about a stored row with the same natural key."""
+
+    content_hash: str
+    import_id: str
+    source_row: int
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    dataset: str
+    records: int
+    as_of: dt.datetime | None  # finish time of the latest import of this dataset
+
+
+def _table(dataset: str) -> Table:
+    try:
+        return DATASET_TABLES[dataset]
+    except KeyError:
+        raise StoreError(
+            f"no table for dataset {dataset!r}",
+            hint="datasets are: " + ", ".join(DATASET_TABLES),
+        ) from None
+
+
+class RecordsWriter:
+    """Batched writes of one dataset inside one open transaction (see the module invariants)."""
+
+    def __init__(self, conn: Connection, dataset: str, columns: Sequence[str]) -> None:
+        table = _table(dataset)
+        unknown = [c for c in columns if c not in table.c]
+        missing = [c.name for c in table.c if c.name not in columns]
+        if unknown or missing:
+            raise StoreError(
+                f"the importer's columns for {dataset!r} do not match the table "
+                f"(unknown {unknown}, missing {missing})",
+                hint="the dataset specification changed without a migration; "
+                "add a migration for the new columns",
+            )
+        self.conn = conn
+        self.dataset = dataset
+        self.table = table
+        self.columns = tuple(columns)
+        dialect = conn.dialect
+        quote = dialect.identifier_preparer.quote
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        self._key = key_column(dataset)
+        self._key_index = self.columns.index(self._key)
+        names = ", ".join(quote(c) for c in self.columns)
+        marks = ", ".join(mark for _ in self.columns)
+        self._insert_sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})"
+        self._delete_sql = f"DELETE FROM {quote(table.name)} WHERE {quote(self._key)} = {mark}"
+        code_names = ", ".join(quote(c.name) for c in encounter_codes.c)
+        self._codes_sql = (
+            f"INSERT INTO {quote(encounter_codes.name)} ({code_names}) VALUES ({mark}, {mark}, "
+            f"{mark})"
+        )
+        self._key_col = table.c[self._key]
+        self._bind_date = self._processor(Date())
+        self._mark = mark
+        self._lookup_head = (
+            f"SELECT {quote(self._key)}, content_hash, import_id, source_row "
+            f"FROM {quote(table.name)} WHERE {quote(self._key)}"
+        )
+        self._lookup_sql: dict[int, str] = {}
+        self._deferred: list[Index] = []
+
+    def processor(self, column: str) -> Callable[[Any], Any]:
+        """The function turning a Python value into what the driver receives for ``column``."""
+        return self._processor(self.table.c[column].type)
+
+    def date_value(self, value: dt.date) -> Any:
+        """A date as the driver receives it for a ``Date`` column."""
+        return self._bind_date(value)
+
+    def _processor(self, column_type: TypeEngine[Any]) -> Callable[[Any], Any]:
+        bind = column_type.dialect_impl(self.conn.dialect).bind_processor(self.conn.dialect)
+        if bind is None:
+            return lambda value: value
+        return bind
+
+    def import_file_name(self, import_id: str) -> str:
+        """The file an earlier import read (for messages about rows it stored)."""
+        name = self.conn.execute(
+            select(imports.c.file_name).where(imports.c.import_id == import_id)
+        ).scalar_one_or_none()
+        return str(name) if name is not None else f"import {import_id}"
+
+    def existing(self, keys: Sequence[str]) -> dict[str, ExistingRow]:
+        """Rows already stored (or written earlier in this transaction) under ``keys``."""
+        if not keys:
+            return {}
+        sql = self._lookup_sql.get(len(keys))
+        if sql is None:
+            marks = ", ".join(self._mark for _ in keys)
+            sql = self._lookup_sql[len(keys)] = f"{self._lookup_head} IN ({marks})"
+        rows = self.conn.exec_driver_sql(sql, tuple(keys))
+        return {str(r[0]): ExistingRow(str(r[1]), str(r[2]), int(r[3])) for r in rows}
+
+    def defer_indexes(self) -> None:
+        """On SQLite, drop the secondary indexes of an *empty* table for a bulk load.
+
+        Building an index once from sorted data is several times cheaper than maintaining it
+        row by row. The drop is part of the import's transaction, so a failure or a crash
+        brings the indexes back with the rollback; :meth:`restore_indexes` rebuilds them
+        before the commit. Other backends, and tables holding rows, keep their indexes.
+        """
+        if self.conn.dialect.name != "sqlite" or self._deferred:
+            return
+        if self.conn.execute(select(self._key_col).limit(1)).first() is not None:
+            return
+        quote = self.conn.dialect.identifier_preparer.quote
+        for index in sorted(self.table.indexes, key=lambda i: str(i.name)):
+            self.conn.exec_driver_sql(f"DROP INDEX IF EXISTS {quote(str(index.name))}")
+            self._deferred.append(index)
+
+    def restore_indexes(self) -> None:
+        for index in self._deferred:
+            index.create(self.conn)
+        self._deferred.clear()
+
+    def insert(self, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            self.conn.exec_driver_sql(self._insert_sql, rows)
+
+    def replace(self, rows: list[tuple[Any, ...]]) -> None:
+        """Overwrite stored rows with new content (their ``encounter_codes`` go with them)."""
+        if not rows:
+            return
+        keys = [(row[self._key_index],) for row in rows]
+        if self.dataset == "encounters":
+            quote = self.conn.dialect.identifier_preparer.quote
+            mark = "?" if self.conn.dialect.paramstyle == "qmark" else "%s"
+            self.conn.exec_driver_sql(
+                f"DELETE FROM {quote(encounter_codes.name)} WHERE {quote('record_id')} = {mark}",
+                keys,
+            )
+        self.conn.exec_driver_sql(self._delete_sql, keys)
+        self.insert(rows)
+
+    def insert_codes(self, rows: list[tuple[str, str, str]]) -> None:
+        """``(record_id, codelist, code)`` rows of ``encounter_codes``."""
+        if rows:
+            self.conn.exec_driver_sql(self._codes_sql, rows)
+
+    def begin_import(self, record: ImportRecord) -> None:
+        """Register the import first: every row written next refers to it."""
+        self.conn.execute(imports.insert().values(**asdict(record)))
+
+    def finish_import(self, record: ImportRecord) -> None:
+        values = asdict(record)
+        import_id = values.pop("import_id")
+        self.conn.execute(imports.update().where(imports.c.import_id == import_id).values(**values))
+
+
+class RecordsStore:
+    """The records part of a node's :class:`~node.store.Store`."""
+
+    def __init__(self, engine: Engine, writer: Engine) -> None:
+        self._read = engine
+        self._write = writer
+
+    @property
+    def backend(self) -> str:
+        return self._read.dialect.name
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """The one writing transaction of an import: commits when the block ends normally.
+
+        On SQLite the connection gets a larger page cache for the duration (index pages of a
+        big table stay in memory), and its default back afterwards.
+        """
+        with self._write.begin() as conn:
+            sqlite = conn.dialect.name == "sqlite"
+            if sqlite:
+                default = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+                conn.exec_driver_sql(f"PRAGMA cache_size = {IMPORT_CACHE_KIB}")
+            try:
+                yield conn
+            finally:
+                if sqlite:
+                    conn.exec_driver_sql(f"PRAGMA cache_size = {int(default or -2000)}")
+
+    def writer(self, conn: Connection, dataset: str, columns: Sequence[str]) -> RecordsWriter:
+        return RecordsWriter(conn, dataset, columns)
+
+    # -- read side -------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        """Stored records per dataset (every dataset, zero included)."""
+        with self._read.connect() as conn:
+            return {
+                name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+                for name, table in DATASET_TABLES.items()
+            }
+
+    def summary(self) -> list[DatasetSummary]:
+        """Records and data as-of per dataset, in the order of the dataset specifications."""
+        counts = self.counts()
+        with self._read.connect() as conn:
+            rows = conn.execute(
+                select(imports.c.dataset, func.max(imports.c.finished_at)).group_by(
+                    imports.c.dataset
+                )
+            ).all()
+        latest = {str(r[0]): _aware(r[1]) for r in rows}
+        return [DatasetSummary(name, counts[name], latest.get(name)) for name in counts]
+
+    def data_as_of(self) -> dt.datetime | None:
+        """When the latest import finished; ``None`` before the first one."""
+        with self._read.connect() as conn:
+            value = conn.execute(select(func.max(imports.c.finished_at))).scalar_one()
+        return _aware(value)
+
+    def import_marker(self) -> tuple[int, dt.datetime | None]:
+        """(number of imports, latest finish): changes whenever an import commits."""
+        with self._read.connect() as conn:
+            row = conn.execute(select(func.count(), func.max(imports.c.finished_at))).one()
+        return int(row[0]), _aware(row[1])
+
+    def imports(self, dataset: str | None = None, limit: int | None = None) -> list[ImportRecord]:
+        """Committed imports, newest first."""
+        query = select(imports).order_by(imports.c.finished_at.desc(), imports.c.import_id.desc())
+        if dataset is not None:
+            query = query.where(imports.c.dataset == dataset)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read.connect() as conn:
+            rows = conn.execute(query).all()
+        return [ImportRecord(**dict(r._mapping)) for r in rows]
+
+    def iter_rows(self, dataset: str, batch: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every stored row of ``dataset`` in key order, read in batches (constant memory)."""
+        table = _table(dataset)
+        key = table.c[key_column(dataset)]
+        after: str | None = None
+        while True:
+            query = select(table).order_by(key).limit(batch)
+            if after is not None:
+                query = query.where(key > after)
+            with self._read.connect() as conn:
+                rows = conn.execute(query).all()
+            for row in rows:
+                yield dict(row._mapping)
+            if len(rows) < batch:
+                return
+            after = str(rows[-1]._mapping[key.name])
+
+    def encounter_codes(self, record_id: str) -> dict[str, list[str]]:
+        """The care and vulnerability codes of one encounter, by code list, sorted."""
+        with self._read.connect() as conn:
+            rows = conn.execute(
+                select(encounter_codes.c.codelist, encounter_codes.c.code)
+                .where(encounter_codes.c.record_id == record_id)
+                .order_by(encounter_codes.c.codelist, encounter_codes.c.code)
+            ).all()
+        found: dict[str, list[str]] = {}
+        for codelist, code in rows:
+            found.setdefault(str(codelist), []).append(str(code))
+        return found
+
+
+def _aware(value: Any) -> dt.datetime | None:
+    """Aggregates bypass the column type on SQLite (naive text); bring them back to UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    moment: dt.datetime = value
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
