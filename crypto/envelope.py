@@ -18,6 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -104,8 +105,13 @@ def _require_hex(name: str, value: str, length: int) -> None:
         raise EncodingError(f"header field {name} must be {length} lowercase hex digits")
 
 
+@functools.lru_cache(maxsize=1024)
 def decode_header(data: bytes) -> Header:
-    """Parse header bytes strictly; raises :class:`EncodingError` naming the problem."""
+    """Parse header bytes strictly; raises :class:`EncodingError` naming the problem.
+
+    Cached: the same bytes are parsed several times along one call (client, pipeline,
+    audit), the result is immutable, and failures are not cached.
+    """
     if len(data) > MAX_HEADER_BYTES:
         raise EncodingError(f"header is {len(data)} bytes; the limit is {MAX_HEADER_BYTES}")
     try:

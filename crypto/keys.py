@@ -14,6 +14,7 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import ipaddress
 import os
@@ -73,6 +74,7 @@ def read_hex_key(path: Path, size: int = 32) -> bytes:
     return raw
 
 
+@functools.lru_cache(maxsize=64)
 def certificate_fingerprint(pem: bytes) -> str:
     """``sha256:<hex>`` of the DER certificate; the value pinned in the directory."""
     try:

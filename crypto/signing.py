@@ -12,6 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -52,17 +53,22 @@ class SigningKey:
     def generate(cls) -> SigningKey:
         return cls(bytes(nacl.signing.SigningKey.generate()))
 
-    @property
-    def public_key(self) -> bytes:
-        return bytes(nacl.signing.SigningKey(self.seed).verify_key)
+    @functools.cached_property
+    def _nacl(self) -> nacl.signing.SigningKey:
+        # Expanding the seed costs as much as a signature; do it once per key object.
+        return nacl.signing.SigningKey(self.seed)
 
-    @property
+    @functools.cached_property
+    def public_key(self) -> bytes:
+        return bytes(self._nacl.verify_key)
+
+    @functools.cached_property
     def key_id(self) -> str:
         return key_id(self.public_key)
 
     def sign_raw(self, message: bytes) -> bytes:
         """Plain RFC 8032 signature (used by the test vectors); prefer :meth:`sign`."""
-        return nacl.signing.SigningKey(self.seed).sign(message).signature
+        return self._nacl.sign(message).signature
 
     def sign(self, context: bytes, message: bytes) -> bytes:
         """Sign ``message`` for the purpose named by ``context``."""

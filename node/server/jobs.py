@@ -92,6 +92,9 @@ class NodeJobs:
             id="nonce-purge",
         )
         self.scheduler.add_job(
+            self._safe(lambda rt: rt.store.checkpoint_wal()), "interval", seconds=30, id="wal"
+        )
+        self.scheduler.add_job(
             self._safe(lambda rt: write_checkpoint(rt, force=False)),
             "interval",
             seconds=10,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from node.store.dialect import insert_ignore, upsert
 from node.store.policy_store import PolicyStore
 from node.store.records_store import RecordsStore
 from node.store.schema import audit_checkpoints, audit_entries, audit_head, node_state, nonces
+from node.store.sqlite_writer import SqliteWriter
 
 # Statements built once: constructing SQLAlchemy statements per call costs more than the
 # SQLite write itself on the hot path (every RPC appends to the audit chain).
@@ -54,6 +56,7 @@ class Store:
         self._write = database.writer(engine)
         self._append_lock = threading.Lock()
         self.policies = PolicyStore(engine, self._write)
+        self._fast = SqliteWriter(engine) if engine.dialect.name == "sqlite" else None
         self.records = RecordsStore(engine, self._write)
 
     @property
@@ -61,11 +64,19 @@ class Store:
         return self.engine.dialect.name
 
     def close(self) -> None:
+        if self._fast is not None:
+            self._fast.close()
         self.engine.dispose()
 
     # -- schema --------------------------------------------------------------------------
     def migrate(self) -> None:
         database.upgrade(self.engine)
+
+    def checkpoint_wal(self) -> None:
+        """Fold SQLite's write-ahead log into the database (no-op on PostgreSQL)."""
+        if self.backend == "sqlite":
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def pending_migrations(self) -> bool:
         return database.current_revision(self.engine) != database.head_revision()
@@ -74,16 +85,19 @@ class Store:
     def remember_nonce(self, sender: str, nonce: str, expires_at: dt.datetime) -> None:
         """Record a nonce; raise :class:`AuthenticationError` if it was seen already."""
         try:
+            if self._fast is not None:
+                self._fast.insert_nonce(sender, nonce, expires_at)
+                return
             with self._write.begin() as conn:
                 conn.execute(
                     _INSERT_NONCE, {"sender": sender, "nonce": nonce, "expires_at": expires_at}
                 )
-        except IntegrityError:
+        except (IntegrityError, sqlite3.IntegrityError):
             raise AuthenticationError(
                 f"replayed request: nonce {nonce} from {sender} was already used",
                 hint="send every request with a fresh random nonce; do not retry signed bytes",
             ) from None
-        except OperationalError as exc:
+        except (OperationalError, sqlite3.OperationalError) as exc:
             raise StoreError(f"replay cache unavailable: {exc}") from exc
 
     def purge_nonces(self, now: dt.datetime) -> int:
@@ -94,6 +108,21 @@ class Store:
     # -- audit chain ---------------------------------------------------------------------
     def append_audit(self, record: AuditRecord) -> AuditEntry:
         """Append ``record`` to the chain and return the stored entry."""
+        if self._fast is not None:
+            made: list[AuditEntry] = []
+
+            def make_row(seq: int, prev_hash: str) -> dict[str, object]:
+                entry = AuditEntry(
+                    seq + 1, record, prev_hash, compute_entry_hash(seq + 1, prev_hash, record)
+                )
+                made.append(entry)
+                return _entry_row(entry)
+
+            try:
+                self._fast.append(make_row)
+            except sqlite3.Error as exc:
+                raise StoreError(f"audit append failed: {exc}") from exc
+            return made[-1]
         with self._append_lock:
             try:
                 with self._write.begin() as conn:
