@@ -130,7 +130,11 @@ def _parse_time(text: object) -> datetime:
     match = _TIME_RE.match(text) if isinstance(text, str) else None
     if match is None:
         raise EncodingError(f"created_at {text!r} is not an RFC 3339 UTC time (…Z)")
-    return datetime.fromisoformat(match.group(1) + (match.group(2) or "")).replace(tzinfo=UTC)
+    try:
+        moment = datetime.fromisoformat(match.group(1) + (match.group(2) or ""))
+    except ValueError as exc:
+        raise EncodingError(f"created_at {text!r} is not a calendar time") from exc
+    return moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -215,6 +215,8 @@ def parse_input(data: bytes) -> IdentityInput:
     if version != KEY_FORMAT or kind not in _EDITION:
         raise NormalisationError(f"{data!r} is not an {KEY_FORMAT} identity key")
     typed: Kind = "doc" if kind == "doc" else "person"
+    if typed not in DATASET_KINDS.get(dataset, ()):
+        raise NormalisationError(f"{data!r} names no {typed} keys of a known dataset")
     if not text.startswith(_prefix(typed, dataset)):
         raise NormalisationError(f"{data!r} carries rule edition {edition!r}")
     if typed == "doc":

@@ -184,7 +184,15 @@ def test_strongest_hit_prefers_documents_then_precise_dates() -> None:
 def test_overlong_names_and_foreign_bytes_are_refused() -> None:
     with pytest.raises(NormalisationError):
         person_inputs("A" * 600, "B", BORN)
-    for bad in (b"other/1 doc:x|y|z", b"\xff", b"enlace/1 doc", b"enlace/1 person:encounters|x|y"):
+    for bad in (
+        b"other/1 doc:x|y|z",
+        b"\xff",
+        b"enlace/1 doc",
+        b"enlace/1 person:encounters|x|y",
+        b"enlace/1 person:document_alerts|names-1|1990|A|B",
+        b"enlace/1 doc:unknown|icao9303-1|PAN|X1",
+        b"enlace/1 person:encounters|names-1|19900|A|B",
+    ):
         with pytest.raises(NormalisationError):
             parse_input(bad)
 
