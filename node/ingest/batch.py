@@ -77,6 +77,7 @@ class RowPlan:
         self.key_positions = [self.at[field_columns(spec.field(k))[0]] for k in spec.key_fields]
         self.codes = [(self.at[c], name) for c, name in CODE_COLUMNS.items() if c in self.at]
         self.reference_year = now.year
+        self._split = _Splits()
         self.mrz = spec.name == "travel_documents"
 
     def convert(
@@ -87,11 +88,7 @@ class RowPlan:
         source = list(zip(*cells, strict=True))
         out: list[list[Any]] = []
         for rule, column in zip(self.rules, source, strict=False):  # extras (mrz) follow
-            results = _convert_column(rule, column, problems)
-            if rule.width == 1:
-                out.append([r[0] for r in results])
-            else:
-                out.extend([r[j] for r in results] for j in range(rule.width))
+            out.extend(_convert_column(rule, column, problems))
         if self.mrz and len(source) > self.width:
             self._check_mrz(source[self.width], out, cells, problems)
         spec_cells = cells if len(source) == self.width else [c[: self.width] for c in cells]
@@ -117,13 +114,13 @@ class RowPlan:
 
     def code_rows(self, rows: Sequence[tuple[Any, ...]]) -> list[tuple[str, str, str]]:
         """``encounter_codes`` rows for table rows of ``encounters``."""
-        return [
-            (row[0], name, code)
-            for row in rows
-            for at, name in self.codes
-            if row[at]
-            for code in str(row[at]).split(";")
-        ]
+        ids = [row[0] for row in rows]
+        found: list[tuple[str, str, str]] = []
+        split = self._split
+        for at, name in self.codes:
+            cells = [row[at] for row in rows]
+            found += [(i, name, c) for i, v in zip(ids, cells, strict=True) if v for c in split[v]]
+        return found
 
     def _check_mrz(
         self,
@@ -169,17 +166,33 @@ class RowPlan:
         return None
 
 
+class _Splits(dict[str, tuple[str, ...]]):
+    """``"food;health"`` → ``("food", "health")``, computed once per distinct value."""
+
+    def __missing__(self, key: str) -> tuple[str, ...]:
+        parts = tuple(key.split(";"))
+        if len(self) < 10_000:
+            self[key] = parts
+        return parts
+
+
 def _convert_column(
     rule: ColumnRule, column: tuple[str, ...], problems: dict[int, list[Problem]]
-) -> list[tuple[Any, ...]]:
-    """One column of a batch through its rule; bad cells become empty and a problem."""
+) -> list[list[Any]]:
+    """One file column of a batch through its rule: its database columns. A bad cell
+    becomes empty values and a problem of its row."""
+    if rule.fast is not None:
+        whole = rule.fast(column)
+        if whole is not None:
+            return [whole]
     convert = rule.convert
     if rule.repeats:
         results: list[Any] = list(map(rule.cache.get, column))
         misses = [i for i, r in enumerate(results) if r is None]
     else:
         try:
-            return list(map(convert, column))
+            results = list(map(convert, column))
+            misses = []
         except CellError:
             results = [None] * len(column)
             misses = list(range(len(column)))
@@ -190,4 +203,6 @@ def _convert_column(
         except CellError as exc:
             problems.setdefault(index, []).append((rule.name, exc.problem, exc.fix))
             results[index] = empty
-    return results
+    if rule.width == 1:
+        return [[r[0] for r in results]]
+    return [[r[j] for r in results] for j in range(rule.width)]

@@ -167,12 +167,6 @@ class _Run:
         assert self.file is not None
         self.file.rejected += 1
 
-    def add(self, number: int, cells: list[str]) -> None:
-        self.cells.append(cells)
-        self.numbers.append(number)
-        if len(self.cells) >= BATCH_ROWS:
-            self.flush()
-
     def flush(self) -> None:
         """Convert, check and write the pending rows."""
         if not self.cells:
@@ -280,20 +274,23 @@ def _duplicate(
 def _read_file(run: _Run, source: Source, progress: Callable[[Progress], None] | None) -> None:
     name, file = source.name, run.file
     assert file is not None
-    add = run.add
+    cells_batch, numbers = run.cells, run.numbers
     last_report = time.monotonic()
     rows_read = 0
     for number, cells, shape in source.rows():
         rows_read += 1
         if shape is not None:
             run.fail(number, cells, [RowError(name, number, *shape)])
-        else:
-            add(number, cells)
-            if progress is not None and not run.cells:  # a batch was just written
-                now = time.monotonic()
-                if now - last_report > 0.2:
-                    last_report = now
-                    progress(Progress(name, rows_read, source.position, source.facts.size))
+            continue
+        cells_batch.append(cells)
+        numbers.append(number)
+        if len(numbers) >= BATCH_ROWS:
+            run.flush()
+            cells_batch, numbers = run.cells, run.numbers
+            now = time.monotonic()
+            if progress is not None and now - last_report > 0.2:
+                last_report = now
+                progress(Progress(name, rows_read, source.position, source.facts.size))
     run.flush()
     file.rows_read = rows_read
     file.notes.extend(source.notes)

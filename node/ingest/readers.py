@@ -8,8 +8,8 @@ Invariants:
 * Text files must be UTF-8 (a UTF-8 BOM is skipped). :func:`inspect_file` reads the file once
   for its SHA-256 and proves the encoding before any row is parsed, so an encoding problem is
   reported with its line and a conversion command, never half-way through an import.
-* Rows come out as :class:`SourceRow`: cells in the order of :attr:`Source.columns` (the spec's
-  columns followed by accepted extras), as text exactly as in the file. Problems of a row's
+* Rows come out as :data:`SourceRow` tuples: cells in the order of the spec's columns followed
+  by the accepted extras present, as text exactly as in the file. Problems of a row's
   *shape* (cell count, unclosed quote, bad JSON) travel in ``problem``; problems that make
   the rest of the file unreadable raise :class:`~node.ingest.IngestError` right away.
 * Row numbers are physical: the line where a CSV record starts (header = 1), the JSON line,
@@ -55,10 +55,12 @@ class RowProblem(NamedTuple):
     fix: str
 
 
-class SourceRow(NamedTuple):
-    number: int
-    cells: list[str]
-    problem: RowProblem | None = None
+#: ``(row number, cells, problem of the row's shape or None)``; a plain tuple on the hot path.
+SourceRow = tuple[int, list[str], RowProblem | None]
+
+
+def _row(number: int, cells: list[str], problem: RowProblem | None = None) -> SourceRow:
+    return (number, cells, problem)
 
 
 @dataclass(frozen=True)
@@ -253,14 +255,14 @@ class CsvSource(Source):
                         f"the row has {len(cells)} cells; the header has {width}",
                         "the file may be cut short, or a cell holds an unquoted delimiter or quote",
                     )
-                    yield SourceRow(start, cells, problem)
+                    yield _row(start, cells, problem)
                     continue
-                yield SourceRow(start, cells if identity else [cells[p] for p in picks])
+                yield (start, cells if identity else [cells[p] for p in picks], None)
 
     def _csv_error(self, exc: csv.Error, start: int) -> Iterator[SourceRow]:
         message = str(exc)
         if "unexpected end of data" in message or "EOF" in message:
-            yield SourceRow(
+            yield _row(
                 start,
                 [],
                 RowProblem(
@@ -321,7 +323,7 @@ class JsonLinesSource(Source):
                 if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
                     while (rest := handle.readline(_CHUNK)) and not rest.endswith(b"\n"):
                         pass
-                    yield SourceRow(
+                    yield _row(
                         number,
                         [],
                         RowProblem(
@@ -343,7 +345,7 @@ class JsonLinesSource(Source):
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            return SourceRow(
+            return _row(
                 number,
                 [],
                 RowProblem(
@@ -353,7 +355,7 @@ class JsonLinesSource(Source):
                 ),
             )
         if not isinstance(record, dict):
-            return SourceRow(
+            return _row(
                 number,
                 [],
                 RowProblem("-", "the line is not a JSON object", 'write {"column": "value", ...}'),
@@ -364,14 +366,14 @@ class JsonLinesSource(Source):
             if position is None:
                 close = suggest_codes(str(key), columns)
                 fix = f"did you mean {close[0]!r}?" if close else "remove it"
-                return SourceRow(number, [], RowProblem(str(key), "unknown field", fix))
+                return _row(number, [], RowProblem(str(key), "unknown field", fix))
             if isinstance(value, list) and self.spec.field(key).type == "codes":
                 texts = [_text(v) for v in value]
                 text = None if any(t is None for t in texts) else ";".join(map(str, texts))
             else:
                 text = _text(value)
             if text is None:
-                return SourceRow(
+                return _row(
                     number,
                     [],
                     RowProblem(
@@ -381,7 +383,7 @@ class JsonLinesSource(Source):
                     ),
                 )
             cells[position] = text
-        return SourceRow(number, cells)
+        return _row(number, cells)
 
 
 class XlsxSource(Source):
@@ -421,7 +423,7 @@ class XlsxSource(Source):
             if all(t == "" for t in texts):
                 continue
             if any(t is None for t in texts):
-                yield SourceRow(
+                yield _row(
                     number,
                     [],
                     RowProblem(
@@ -433,7 +435,7 @@ class XlsxSource(Source):
                 continue
             cells = [str(t) for t in texts]
             if any(cells[width:]):
-                yield SourceRow(
+                yield _row(
                     number,
                     cells[:width],
                     RowProblem(
@@ -442,7 +444,7 @@ class XlsxSource(Source):
                 )
                 continue
             cells = (cells + [""] * width)[:width]
-            yield SourceRow(number, [cells[p] for p in picks])
+            yield _row(number, [cells[p] for p in picks])
 
     def _choose_sheet(self, book: Any) -> tuple[Any, list[str]]:
         wanted = set(self.spec.columns)

@@ -1,0 +1,182 @@
+"""What validation, normalisation and idempotency cost: ``enlace ingest`` against a bare insert.
+
+Why: a directorate loads a year of records (Mexico 2023: ~780,000 events) in one import, and
+DESIGN §2 wants that import validated and all-or-nothing. The targets of the issue are
+≥ 50,000 validated rows/s, within 3× of a bare ``sqlite3.executemany`` of the same rows, and
+a peak resident memory below 300 MB whatever the file size. This benchmark measures, in one
+run, on the same CSV file:
+
+* ``bare``    Python's ``csv`` reader and ``sqlite3.executemany`` in batches of 5,000 into a
+  plain table of 16 text columns, one transaction, the node's SQLite settings (WAL,
+  ``synchronous=NORMAL``): the floor any importer in Python sits on;
+* ``ingest``  :func:`node.ingest.pipeline.ingest` into a fresh node store: UTF-8 proof and
+  SHA-256 of the file, every cell validated and normalised, content hashes, key lookups for
+  idempotency, ``encounters`` with its indexes and ``encounter_codes``, one transaction.
+
+Each runs in a child process of its own, so ``ru_maxrss`` is that run's peak memory.
+
+    python bench/bench_ingest.py [--rows N] [--repeat R] [--json] [--keep DIR]
+
+Figures only: nothing is asserted here, and tests never time anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _util import REPO_ROOT, machine, print_json
+
+BATCH = 5000
+NATIONALITIES = ("HTI", "CUB", "IND", "NPL", "BGD", "CHN", "CMR", "COD", "AGO", "SEN", "GIN")
+EVENTS = ("irregular_entry", "encounter", "detention", "deportation", "stranded")
+AGE_GROUPS = ("Y0T4", "Y5T9", "Y18T24", "Y25T34", "Y35T44", "Y45T54", "_U")
+SURNAMES = ("Jean-Baptiste", "Pierre", "González", "Kumar", "Thapa", "Rahman", "Diallo",
+            "Ndiaye", "Mbala", "Chen", "Noori", "Pérez García", "Joseph", "Camara")  # fmt: skip
+GIVEN = ("Marie Nadège", "Ravi", "Fatou", "Mamadou", "Wei", "Ahmad", "Jean", "", "Aminata")
+
+
+def write_encounters(path: Path, rows: int) -> None:
+    """A realistic-looking encounters file: repeating codes and names, unique ids, 1/3 with a
+    passport number, partial birth dates, care and vulnerability flags."""
+    from node.records.datasets import ENCOUNTERS
+
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(ENCOUNTERS.columns)
+        for i in range(rows):
+            nat = NATIONALITIES[i % 11]
+            birth = (f"{1960 + i % 50}", f"{1960 + i % 50}-{i % 12 + 1:02d}-{i % 28 + 1:02d}")[
+                i % 2
+            ]
+            writer.writerow(
+                (f"PANE{i:010d}", f"PANP{i // 2:09d}", EVENTS[i % 5],
+                 f"{2019 + i % 5}-{i % 12 + 1:02d}-{i % 28 + 1:02d}", "", nat,
+                 ("declared", "documented", "presumed", "unknown")[i % 4], "FMXU"[i % 4], birth,
+                 AGE_GROUPS[i % 7], ("food;health", "", "shelter", "none")[i % 4],
+                 ("", "", "pregnant", "unaccompanied_minor")[i % 4],
+                 f"{nat[:2]}{(i * 7919) % 10**7:07d}" if i % 3 == 0 else "",
+                 nat if i % 3 == 0 else "", SURNAMES[i % 14], GIVEN[i % 9])
+            )  # fmt: skip
+
+
+def run_bare(source: Path, database: Path) -> dict[str, Any]:
+    start = time.perf_counter()
+    conn = sqlite3.connect(database, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    columns = ", ".join(f"c{i} TEXT" for i in range(16))
+    conn.execute(f"CREATE TABLE encounters_bare ({columns})")
+    sql = f"INSERT INTO encounters_bare VALUES ({', '.join('?' * 16)})"
+    rows = 0
+    with source.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        conn.execute("BEGIN")
+        batch: list[list[str]] = []
+        for row in reader:
+            batch.append(row)
+            if len(batch) == BATCH:
+                conn.executemany(sql, batch)
+                rows += len(batch)
+                batch = []
+        conn.executemany(sql, batch)
+        rows += len(batch)
+        conn.execute("COMMIT")
+    conn.close()
+    return {"rows": rows, "seconds": time.perf_counter() - start}
+
+
+def run_ingest(source: Path, database: Path) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    from node.ingest.pipeline import ingest
+    from node.store import open_store
+
+    store = open_store(f"sqlite+pysqlite:///{database}")
+    start = time.perf_counter()
+    report = ingest(store, "encounters", [source], now=datetime.now(UTC))
+    seconds = time.perf_counter() - start
+    store.close()
+    return {"rows": report.total("added"), "seconds": seconds}
+
+
+def child(kind: str, source: Path, database: Path) -> None:
+    result = (run_bare if kind == "bare" else run_ingest)(source, database)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+def measure(kind: str, source: Path, folder: Path) -> dict[str, Any]:
+    database = folder / f"{kind}.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    output = subprocess.run(
+        [sys.executable, __file__, "--child", kind, str(source), str(database)],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )  # fmt: skip
+    result: dict[str, Any] = json.loads(output.stdout.strip().splitlines()[-1])
+    result["rows_per_s"] = round(result["rows"] / result["seconds"], 1)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=1, help="interleaved runs; best is kept")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--keep", type=Path, help="folder for the CSV and databases (kept)")
+    parser.add_argument("--child", nargs=3, metavar=("KIND", "CSV", "DB"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], Path(args.child[1]), Path(args.child[2]))
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as scratch:
+        folder = args.keep or Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        source = folder / "encounters.csv"
+        write_encounters(source, args.rows)
+        runs: dict[str, list[dict[str, Any]]] = {"bare": [], "ingest": []}
+        for _ in range(max(1, args.repeat)):
+            for kind, results in runs.items():
+                results.append(measure(kind, source, folder))
+        best = {k: min(v, key=lambda r: r["seconds"]) for k, v in runs.items()}
+        size_mb = source.stat().st_size / 1e6
+    result = {
+        "benchmark": "ingest",
+        "rows": args.rows,
+        "csv_mb": round(size_mb, 1),
+        "bare": best["bare"],
+        "ingest": best["ingest"],
+        "ratio": round(best["ingest"]["seconds"] / best["bare"]["seconds"], 2),
+        "targets": {"rows_per_s": 50_000, "ratio": 3.0, "peak_rss_mb": 300},
+        "machine": machine(),
+    }
+    if args.json:
+        print_json(result)
+        return
+    print(f"{args.rows:,} encounters, {size_mb:.0f} MB of CSV")
+    for kind in ("bare", "ingest"):
+        r = best[kind]
+        print(f"  {kind:7} {r['seconds']:7.2f} s  {r['rows_per_s']:>10,.0f} rows/s  "
+              f"peak RSS {r['peak_rss_mb']:6.1f} MB")  # fmt: skip
+    print(
+        f"  ingest / bare = {result['ratio']:.2f}x   (targets: >= 50,000 rows/s, <= 3x, < 300 MB)"
+    )
+
+
+if __name__ == "__main__":
+    main()
