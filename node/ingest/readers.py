@@ -90,7 +90,10 @@ def detect_format(path: Path) -> str:
 
 
 def _fatal(path: Path | str, row: int, column: str, problem: str, fix: str) -> IngestError:
-    return IngestError([RowError(str(path), row, column, problem, fix)])
+    return IngestError(
+        [RowError(str(path), row, column, problem, fix)],
+        hint="the problem concerns the whole file, so no row of it can be imported",
+    )
 
 
 def inspect_file(path: Path) -> FileFacts:
@@ -311,6 +314,7 @@ class JsonLinesSource(Source):
     def rows(self) -> Iterator[SourceRow]:
         columns = source_columns(self.spec)
         index = {c: i for i, c in enumerate(columns)}
+        codes = {f.name for f in self.spec.fields if f.type == "codes"}
         self.extras_present = EXTRA_COLUMNS.get(self.spec.name, ())
         with self.facts.path.open("rb") as handle:
             self.handle = handle
@@ -337,10 +341,15 @@ class JsonLinesSource(Source):
                 if number == 1:
                     line = line.removeprefix("\ufeff")
                 if line.strip():
-                    yield self._row(number, line, columns, index)
+                    yield self._parse(number, line, columns, index, codes)
 
-    def _row(
-        self, number: int, line: str, columns: tuple[str, ...], index: dict[str, int]
+    def _parse(
+        self,
+        number: int,
+        line: str,
+        columns: tuple[str, ...],
+        index: dict[str, int],
+        codes: set[str],
     ) -> SourceRow:
         try:
             record = json.loads(line)
@@ -367,7 +376,7 @@ class JsonLinesSource(Source):
                 close = suggest_codes(str(key), columns)
                 fix = f"did you mean {close[0]!r}?" if close else "remove it"
                 return _row(number, [], RowProblem(str(key), "unknown field", fix))
-            if isinstance(value, list) and self.spec.field(key).type == "codes":
+            if isinstance(value, list) and key in codes:
                 texts = [_text(v) for v in value]
                 text = None if any(t is None for t in texts) else ";".join(map(str, texts))
             else:
