@@ -19,6 +19,8 @@ Invariants (the promises an answer keeps):
 
 * A suppressed cell is released as ``value=None`` with ``OBS_STATUS=Q`` and ``CONF_STATUS``
   ``A`` (primary) or ``D`` (secondary) — never as 0.
+* A published value of an unperturbed answer is never a sensitive count (checked on every
+  answer by :func:`verify_threshold`).
 * With secondary suppression on, no suppressed cell can be narrowed by solving the published
   constraints below its protection width; this is verified on every answer, and a failure
   raises instead of releasing.
@@ -75,7 +77,7 @@ from policies.disclosure.table import (
     Table,
     TableTooLarge,
 )
-from policies.disclosure.threshold import ThresholdRule, primary_suppression
+from policies.disclosure.threshold import ThresholdRule, primary_suppression, verify_threshold
 
 __all__ = [
     "CONF_FREE",
@@ -113,4 +115,5 @@ __all__ = [
     "record_key",
     "secondary_suppression",
     "verify_protection",
+    "verify_threshold",
 ]

@@ -47,13 +47,14 @@ import secrets
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from types import MappingProxyType
 
 from policies.agreement import Disclosure
 from policies.disclosure.cellkey import cell_keys_for, perturb
 from policies.disclosure.dp import BudgetLedger, Mechanism, RandBelow, charge
 from policies.disclosure.secondary import secondary_suppression, verify_protection
 from policies.disclosure.table import Coord, Dimension, DisclosureError, Table
-from policies.disclosure.threshold import ThresholdRule, primary_suppression
+from policies.disclosure.threshold import ThresholdRule, primary_suppression, verify_threshold
 
 OBS_NORMAL = "A"
 OBS_ESTIMATED = "E"
@@ -178,6 +179,12 @@ def protect(
             protection=protection,
         )
     cells = {c: _flag(c, released[c], primary, secondary, noisy) for c in table.coords()}
+    verify_threshold(
+        {c: cell.value for c, cell in cells.items()},
+        {c: cell.conf_status for c, cell in cells.items()},
+        rule,
+        exact=max_noise == 0,
+    )
     coverage = Coverage(
         profile=profile.profile,
         method=method,
@@ -187,7 +194,7 @@ def protect(
         perturbed=sum(1 for cell in cells.values() if cell.perturbed),
         epsilon_spent=epsilon,
     )
-    return ProtectedTable(table.dimensions, cells, coverage, ledger)
+    return ProtectedTable(table.dimensions, MappingProxyType(cells), coverage, ledger)
 
 
 def _flag(

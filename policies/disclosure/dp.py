@@ -77,18 +77,24 @@ def bernoulli_exp(gamma: Fraction, randbelow: RandBelow) -> bool:
     """True with probability exactly ``exp(-gamma)`` (gamma ≥ 0)."""
     if gamma < 0:
         raise ValueError(f"gamma must be >= 0, not {gamma}")
-    whole = math.floor(gamma)
+    return _bernoulli_exp(gamma.numerator, gamma.denominator, randbelow)
+
+
+def _bernoulli_exp(num: int, den: int, randbelow: RandBelow) -> bool:
+    # exp(-n/d) = exp(-1)^floor(n/d) · exp(-(n mod d)/d): one unit trial per whole part.
+    whole, rest = divmod(num, den)
     for _ in range(whole):
-        if not _bernoulli_exp_unit(Fraction(1), randbelow):
+        if not _bernoulli_exp_unit(1, 1, randbelow):
             return False
-    return _bernoulli_exp_unit(gamma - whole, randbelow)
+    return _bernoulli_exp_unit(rest, den, randbelow)
 
 
-def _bernoulli_exp_unit(gamma: Fraction, randbelow: RandBelow) -> bool:
-    # For gamma in [0, 1]: the index of the first failure of Bernoulli(gamma/k) is odd with
-    # probability exp(-gamma) (alternating series of the exponential).
+def _bernoulli_exp_unit(num: int, den: int, randbelow: RandBelow) -> bool:
+    # For gamma = num/den in [0, 1]: the index k of the first failure of Bernoulli(gamma/k)
+    # is odd with probability exp(-gamma) (the alternating series of the exponential).
+    # Integers only: Bernoulli(num / (den·k)) is randbelow(den·k) < num.
     k = 1
-    while bernoulli(gamma / k, randbelow):
+    while randbelow(den * k) < num:
         k += 1
     return k % 2 == 1
 
@@ -97,13 +103,19 @@ def discrete_laplace(scale: Fraction, randbelow: RandBelow) -> int:
     """An integer with P(x) ∝ exp(-|x| / scale) (scale > 0)."""
     if scale <= 0:
         raise ValueError(f"scale must be > 0, not {scale}")
-    s, t = scale.denominator, scale.numerator
+    return _discrete_laplace(scale.numerator, scale.denominator, randbelow)
+
+
+def _discrete_laplace(t: int, s: int, randbelow: RandBelow) -> int:
+    # Scale t/s. X = U + t·V with U uniform on [0, t) accepted with probability exp(-U/t) and
+    # V geometric with parameter exp(-1) is geometric with parameter exp(-1/t); dividing by s
+    # gives exp(-s/t); a random sign, rejecting "-0", makes it two-sided.
     while True:
         u = randbelow(t)
-        if not bernoulli_exp(Fraction(u, t), randbelow):
+        if not _bernoulli_exp_unit(u, t, randbelow):
             continue
         v = 0
-        while bernoulli_exp(Fraction(1), randbelow):
+        while _bernoulli_exp_unit(1, 1, randbelow):
             v += 1
         magnitude = (u + t * v) // s
         negative = randbelow(2) == 1
@@ -116,11 +128,13 @@ def discrete_gaussian(sigma2: Fraction, randbelow: RandBelow) -> int:
     """An integer with P(x) ∝ exp(-x² / (2·sigma2)) (sigma2 > 0)."""
     if sigma2 <= 0:
         raise ValueError(f"sigma2 must be > 0, not {sigma2}")
-    t = math.isqrt(math.floor(sigma2)) + 1
+    p, q = sigma2.numerator, sigma2.denominator
+    t = math.isqrt(p // q) + 1
     while True:
-        y = discrete_laplace(Fraction(t), randbelow)
-        gamma = (abs(y) - sigma2 / t) ** 2 / (2 * sigma2)
-        if bernoulli_exp(gamma, randbelow):
+        # Propose from discrete Laplace of scale t; accept with exp(-(|y| - σ²/t)² / (2σ²)),
+        # which is (|y|·q·t - p)² / (2·p·q·t²) in integers.
+        y = _discrete_laplace(t, 1, randbelow)
+        if _bernoulli_exp((abs(y) * q * t - p) ** 2, 2 * p * q * t * t, randbelow):
             return y
 
 

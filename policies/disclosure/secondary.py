@@ -19,43 +19,59 @@ margin is the sum of the interior cells it covers). What they know per cell:
   count is never below the threshold).
 
 For each suppressed cell the attacker minimises and maximises its value over all integer
-solutions (a linear program first, then an integer program with HiGHS through
-:func:`scipy.optimize.linprog`). The width of that interval is what the profile protects.
+solutions (a linear program first, then an integer program, with HiGHS through
+:func:`scipy.optimize.milp`). The width of that interval is what the profile protects.
 
 Algorithm (deterministic for identical input):
 
-1. *Line heuristic* (unperturbed answers only): for every line (row, column or fibre with its
-   total) that hides exactly one cell, also hide the best partner of that line — a published
-   positive cell, preferring one that lies in another line with hidden cells, then interior
-   cells over margins, then the smallest value, then canonical order. Repeat to a fixpoint.
+1. *Hypercubes* (unperturbed answers only, after the hypercube method of tau-ARGUS's
+   GHMITER): for each primary cell, among the sub-tables of two codes per dimension through it
+   (a code may pair with the dimension's total ``_T``), keep those whose corners can all shift
+   together — ``+t`` and ``-t`` alternating, which leaves every line sum unchanged — far enough
+   for the cell's target while staying within what each corner's flag would admit (no corner
+   may be a published zero). Hide the corners of the cheapest: fewest new suppressions, then
+   smallest suppressed total, then canonical order.
 2. *Verification and repair*: take the hidden cells in canonical order; while one is narrower
    than required, hide the partner (among published positive cells sharing a line with it)
-   that widens it enough — the first such in the preference order, else the one that widens it
-   most. Hiding a cell only relaxes the attacker's constraints, so a cell once found
-   protected stays protected and the loop ends after at most one pass over the table.
+   that widens it enough — the first such in a preference order (enough room above
+   ``min_cell``, in a line that already hides something, interior before margin, small value,
+   canonical order), else the one that widens it most. Hiding a cell only relaxes the
+   attacker's constraints, so a cell once found protected stays protected and the loop ends
+   after at most one pass over the table. Cell-key answers use this step alone: their noise
+   already widens every interval.
 
 Invariants:
-* Required width: a primary cell must keep the attacker's interval at least
-  ``min(protection, width of the primary range)`` wide (``protection`` defaults to
-  ``min_cell - 1``, so by default the released table narrows an ``A`` cell no further than its
-  flag already does); a secondary cell must never be recomputable exactly (width ≥ 1).
+* Required width of a hidden cell: ``min(target, ceiling)``. The target is ``protection`` for
+  a primary cell — by default ``⌊(min_cell - 1) / 2⌋`` (2 for ``min_cell = 5``: an ``A``
+  cell is never narrowed to fewer than three consecutive values), capped by the width of the
+  primary range itself — and 1 for a secondary cell (never recomputable exactly). The ceiling
+  is the width the cell would have if every positive published cell were hidden too: flags
+  alone can narrow a cell (two ``A`` cells in a row whose total is also ``A``), and no
+  suppression pattern can do better than that.
 * :func:`verify_protection` raises :class:`ProtectionError` (never returns a bool) when any
   hidden cell is narrower than required; :mod:`policies.disclosure.apply` calls it on every
   answer before release, so a defect here fails closed.
 * Solver failures raise :class:`ProtectionError` too: nothing is released on doubt.
+* Cost: two linear programs per hidden cell and per tried partner (HiGHS through
+  :func:`scipy.optimize.milp`), plus integer programs for three-dimensional tables, whose
+  constraints are not totally unimodular (for one and two dimensions they are a network, so
+  the relaxation is already integral).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy.optimize import linprog  # type: ignore[import-untyped, unused-ignore]
+from scipy.optimize import Bounds as ScipyBounds  # type: ignore[import-untyped, unused-ignore]
+from scipy.optimize import LinearConstraint, milp  # type: ignore[import-untyped, unused-ignore]
 from scipy.sparse import coo_array  # type: ignore[import-untyped, unused-ignore]
 
 from policies.disclosure.table import (
+    TOTAL,
     Coord,
     Dimension,
     DisclosureError,
@@ -63,12 +79,11 @@ from policies.disclosure.table import (
     covered_cells,
     is_margin,
 )
-from policies.disclosure.threshold import ThresholdRule
+from policies.disclosure.threshold import Bounds, ThresholdRule, attacker_bounds
 
 MAX_TRIALS = 12
+MAX_ROOM = 1 << 30
 _TOLERANCE = 1e-6
-
-Bounds = tuple[int, int | None]
 
 
 class ProtectionError(DisclosureError):
@@ -96,6 +111,9 @@ class _Attacker:
     def __init__(self, dimensions: Sequence[Dimension], coords: Sequence[Coord]) -> None:
         self.coords = tuple(coords)
         self.index = {c: i for i, c in enumerate(self.coords)}
+        # Tables of one or two dimensions have network (totally unimodular) constraints, so
+        # the linear program's optimum is already integral; three dimensions need the IP.
+        self.integral_lp = len(dimensions) <= 2
         rows: list[int] = []
         cols: list[int] = []
         vals: list[float] = []
@@ -113,41 +131,52 @@ class _Attacker:
                 cols.append(self.index[inner])
                 vals.append(-1.0)
             count += 1
-        size = len(self.coords)
-        self.a_eq: Any = (
-            coo_array((vals, (rows, cols)), shape=(count, size)).tocsr() if count else None
-        )
-        self.b_eq: Any = np.zeros(count) if count else None
+        self.constraints: Any = None
+        if count:
+            matrix = coo_array((vals, (rows, cols)), shape=(count, len(self.coords))).tocsr()
+            self.constraints = LinearConstraint(matrix, 0.0, 0.0)
 
     def interval(
-        self, bounds: Mapping[Coord, Bounds], target: Coord, *, integer: bool = True
+        self,
+        bounds: Mapping[Coord, Bounds],
+        target: Coord,
+        *,
+        integer: bool = True,
+        relaxed: Interval | None = None,
     ) -> Interval:
-        """The attacker's interval for ``target`` (LP bounds, tightened by an integer program)."""
-        low, high = bounds[target]
-        if self.a_eq is None:
-            return Interval(low, high)
-        ordered = [bounds[c] for c in self.coords]
-        low = self._solve(ordered, target, sign=1.0, integer=False)
-        top = self._solve(ordered, target, sign=-1.0, integer=False)
-        if not integer:
-            return Interval(low, top)
-        low = self._solve(ordered, target, sign=1.0, integer=True)
-        if top is not None:
-            top = self._solve(ordered, target, sign=-1.0, integer=True)
+        """The attacker's interval for ``target``.
+
+        The linear relaxation comes first (it also detects an unbounded maximum); with
+        ``integer`` it is tightened by an integer program for three-dimensional tables.
+        ``relaxed`` passes a relaxation already solved for the same bounds.
+        """
+        if self.constraints is None:
+            return Interval(*bounds[target])
+        box = ScipyBounds(
+            np.array([float(bounds[c][0]) for c in self.coords]),
+            np.array([math.inf if (h := bounds[c][1]) is None else float(h) for c in self.coords]),
+        )
+        if relaxed is None:
+            relaxed = Interval(
+                self._solve(box, target, sign=1.0, integer=False),
+                self._solve(box, target, sign=-1.0, integer=False),
+            )
+        if not integer or self.integral_lp:
+            return relaxed
+        low = self._solve(box, target, sign=1.0, integer=True)
+        top = None if relaxed.high is None else self._solve(box, target, sign=-1.0, integer=True)
         return Interval(low, top)
 
-    def _solve(self, bounds: list[Bounds], target: Coord, *, sign: float, integer: bool) -> Any:
+    def _solve(self, box: Any, target: Coord, *, sign: float, integer: bool) -> Any:
         cost = np.zeros(len(self.coords))
         cost[self.index[target]] = sign
-        result = linprog(
+        result = milp(
             cost,
-            A_eq=self.a_eq,
-            b_eq=self.b_eq,
-            bounds=bounds,
-            method="highs",
+            constraints=self.constraints,
+            bounds=box,
             integrality=np.ones(len(self.coords)) if integer else None,
         )
-        if result.status == 3 and sign < 0:
+        if result.status == 3 and sign < 0 and not integer:
             return None
         if result.status != 0:
             raise ProtectionError(
@@ -157,36 +186,6 @@ class _Attacker:
             )
         value = sign * float(result.fun)
         return math.ceil(value - _TOLERANCE) if sign > 0 else math.floor(value + _TOLERANCE)
-
-
-def published_bounds(value: int, rule: ThresholdRule, max_noise: int) -> Bounds:
-    """What a published value tells the attacker about the true count."""
-    if max_noise == 0 or value == 0:
-        return value, value
-    return max(rule.published_floor(), value - max_noise), value + max_noise
-
-
-def attacker_bounds(
-    coords: Iterable[Coord],
-    released: Mapping[Coord, int | None],
-    conf_status: Mapping[Coord, str],
-    rule: ThresholdRule,
-    max_noise: int = 0,
-) -> dict[Coord, Bounds]:
-    """Per-cell knowledge of the attacker from the published values and flags alone."""
-    bounds: dict[Coord, Bounds] = {}
-    for coord in coords:
-        status = conf_status.get(coord, "F")
-        value = released.get(coord)
-        if status == "A":
-            bounds[coord] = rule.primary_range()
-        elif status == "D":
-            bounds[coord] = (rule.published_floor(), None)
-        elif value is None:
-            raise DisclosureError(f"cell {coord} is neither published nor flagged A or D")
-        else:
-            bounds[coord] = published_bounds(value, rule, max_noise)
-    return bounds
 
 
 def attack(
@@ -207,8 +206,8 @@ def attack(
 
 
 def default_protection(rule: ThresholdRule) -> int:
-    """``min_cell - 1``: the default width an ``A`` cell's interval must keep."""
-    return max(1, rule.min_cell - 1)
+    """``⌊(min_cell - 1) / 2⌋`` (at least 1): the default width an ``A`` cell must keep."""
+    return max(1, (rule.min_cell - 1) // 2)
 
 
 def required_width(primary: bool, rule: ThresholdRule, protection: int) -> int:
@@ -245,51 +244,139 @@ class _Problem:
                 self.lines_of[coord].append(number)
         self.hidden: set[Coord] = set(primary)
         self.attacker = _Attacker(table.dimensions, table.coords())
+        self._ceiling: dict[Coord, float] = {}
 
-    def bounds(self, extra: Coord | None = None) -> dict[Coord, Bounds]:
-        status = {c: ("A" if c in self.primary else "D") for c in self.hidden}
-        if extra is not None:
-            status[extra] = "D"
+    def bounds(self, hidden: Iterable[Coord]) -> dict[Coord, Bounds]:
+        status = {c: ("A" if c in self.primary else "D") for c in hidden}
         shown = {c: (None if c in status else v) for c, v in self.released.items()}
         return attacker_bounds(self.table.coords(), shown, status, self.rule, self.max_noise)
 
-    def required(self, coord: Coord) -> int:
+    def ceiling(self, coord: Coord) -> float:
+        """The widest interval any suppression pattern can give ``coord``: all positives hidden.
+
+        Zeros cannot be hidden (a hidden cell is known to be positive), and flags alone may
+        already narrow a cell (two primary cells in a row whose total is primary), so this,
+        not the protection level, is the bound no amount of suppression can exceed.
+        """
+        if coord not in self._ceiling:
+            everything = [c for c in self.table.coords() if c in self.primary or self.table[c]]
+            interval = self.attacker.interval(self.bounds(everything), coord)
+            self._ceiling[coord] = interval.width
+        return self._ceiling[coord]
+
+    def target(self, coord: Coord) -> int:
         return required_width(coord in self.primary, self.rule, self.protection)
 
     def candidate(self, coord: Coord) -> bool:
         return coord not in self.hidden and self.table[coord] > 0
 
-    def preference(self, coord: Coord, besides: Coord) -> tuple[int, int, int, int]:
+    def preference(self, coord: Coord, besides: Coord) -> tuple[int, int, int, int, int]:
+        # A partner known to be >= min_cell can only give way by its excess over min_cell, so
+        # partners with enough excess come first; then the usual preference for cells in lines
+        # that already hide something, for interior cells, for small values.
+        short = self.table[coord] - self.rule.published_floor() < self.target(besides)
         crowded = any(
             any(c in self.hidden and c != besides for c in self.lines[n].cells)
             for n in self.lines_of[coord]
         )
         return (
+            int(short),
             0 if crowded else 1,
             int(is_margin(coord)),
             self.table[coord],
             self.order[coord],
         )
 
-    def line_heuristic(self) -> None:
-        changed = True
-        while changed:
-            changed = False
-            for line in self.lines:
-                hidden = [c for c in line.cells if c in self.hidden]
-                if len(hidden) != 1:
+    def hypercubes(self) -> None:
+        """Hide, for each primary cell, the cheapest hypercube that lets it move enough."""
+        for coord in sorted(self.primary, key=self.order.__getitem__):
+            if self.protected(coord):
+                continue  # e.g. no released margin constrains it
+            best: tuple[tuple[int, int, tuple[int, ...]], tuple[Coord, ...]] | None = None
+            for corners in self._cubes(coord):
+                if self._room(corners) < self.target(coord):
                     continue
-                choices = [c for c in line.cells if self.candidate(c)]
-                if choices:
-                    self.hidden.add(min(choices, key=lambda c: self.preference(c, hidden[0])))
-                    changed = True
+                fresh = [c for c, _ in corners if c not in self.hidden]
+                cost = (
+                    len(fresh),
+                    sum(self.table[c] for c in fresh),
+                    tuple(sorted(self.order[c] for c, _ in corners)),
+                )
+                if best is None or cost < best[0]:
+                    best = (cost, tuple(c for c, _ in corners))
+            if best is not None:
+                self.hidden.update(best[1])
+
+    def _cubes(self, coord: Coord) -> Iterator[list[tuple[Coord, int]]]:
+        """Every hypercube through ``coord``: corners with the sign of their shift.
+
+        Moving ``+t`` on corners of sign +1 and ``-t`` on the others keeps every line's sum
+        equal to its total: two codes of a dimension move in opposite directions, a code and
+        the total ``_T`` in the same one. A cube may leave a dimension out (when only some
+        margins are released); every cube is checked against the lines it touches.
+        """
+        dims = self.table.dimensions
+        options = [
+            [None, *(p for p in (*dim.codes, TOTAL) if p != code)]
+            for dim, code in zip(dims, coord, strict=True)
+        ]
+        for partners in itertools.product(*options):
+            moving = [(d, p) for d, p in enumerate(partners) if p is not None]
+            if not moving:
+                continue
+            corners: list[tuple[Coord, int]] = []
+            for choice in itertools.product((False, True), repeat=len(moving)):
+                corner, sign = list(coord), 1
+                for (d, partner), moved in zip(moving, choice, strict=True):
+                    if moved:
+                        corner[d] = partner
+                        sign = sign if TOTAL in (coord[d], partner) else -sign
+                corners.append((tuple(corner), sign))
+            if all(c in self.order for c, _ in corners) and self._balanced(corners):
+                yield corners
+
+    def _balanced(self, corners: list[tuple[Coord, int]]) -> bool:
+        """True when shifting the corners leaves every released line sum equal to its total."""
+        shift = dict(corners)
+        touched = {n for c in shift for n in self.lines_of[c]}
+        for number in touched:
+            line = self.lines[number]
+            net = sum(shift.get(m, 0) for m in line.members) - shift.get(line.total, 0)
+            if net:
+                return False
+        return True
+
+    def _room(self, corners: list[tuple[Coord, int]]) -> int:
+        """How far (up plus down) the first corner can move along the cube, all hidden."""
+        up, down = math.inf, math.inf
+        for corner, sign in corners:
+            value = self.table[corner]
+            if corner in self.primary:
+                low, high = self.rule.primary_range()
+            elif value == 0:
+                return 0
+            else:
+                low, high = self.rule.published_floor(), None
+            rise = math.inf if high is None else high - value
+            fall = value - low
+            up = min(up, rise if sign > 0 else fall)
+            down = min(down, fall if sign > 0 else rise)
+        return int(up + down) if up + down < math.inf else MAX_ROOM
+
+    def width(self, coord: Coord, extra: Coord | None = None, *, integer: bool = True) -> float:
+        hidden = self.hidden if extra is None else {*self.hidden, extra}
+        return self.attacker.interval(self.bounds(hidden), coord, integer=integer).width
 
     def protected(self, coord: Coord) -> bool:
-        need = self.required(coord)
-        bounds = self.bounds()
-        if self.attacker.interval(bounds, coord, integer=False).width < need:
+        need = self.target(coord)
+        bounds = self.bounds(self.hidden)
+        relaxed = self.attacker.interval(bounds, coord, integer=False)
+        # The integer interval is never wider than the relaxation: a relaxation narrower than
+        # both the target and the ceiling already fails, without the integer program.
+        if relaxed.width < need and relaxed.width < self.ceiling(coord):
             return False
-        return self.attacker.interval(bounds, coord).width >= need
+        width = self.attacker.interval(bounds, coord, relaxed=relaxed).width
+        return width >= need or width >= self.ceiling(coord)
 
     def partner(self, coord: Coord) -> Coord:
         near = {c for n in self.lines_of[coord] for c in self.lines[n].cells}
@@ -302,10 +389,10 @@ class _Problem:
                 cells=(coord,),
             )
         choices.sort(key=lambda c: self.preference(c, coord))
-        need = self.required(coord)
+        need = min(float(self.target(coord)), self.ceiling(coord))
         best, best_width = choices[0], -1.0
         for choice in choices[:MAX_TRIALS]:
-            width = self.attacker.interval(self.bounds(choice), coord, integer=False).width
+            width = self.width(coord, choice, integer=False)
             if width >= need:
                 return choice
             if width > best_width:
@@ -356,7 +443,7 @@ def secondary_suppression(
         default_protection(rule) if protection is None else protection,
     )
     if max_noise == 0:
-        problem.line_heuristic()
+        problem.hypercubes()
     problem.repair()
     return frozenset(problem.hidden - primary_set)
 
@@ -371,7 +458,11 @@ def verify_protection(
     max_noise: int = 0,
     protection: int | None = None,
 ) -> None:
-    """Raise :class:`ProtectionError` unless every hidden cell keeps its required width."""
+    """Raise :class:`ProtectionError` unless every hidden cell keeps its required width.
+
+    The intervals come from :func:`attack`, i.e. from what the answer publishes; the required
+    width of a cell is ``min(target, ceiling)`` as described in the module invariants.
+    """
     primary_set = frozenset(primary)
     hidden = primary_set | frozenset(secondary)
     shown = dict(table.cells) if released is None else dict(released)
@@ -379,10 +470,13 @@ def verify_protection(
     visible = {c: (None if c in hidden else v) for c, v in shown.items()}
     intervals = attack(table.dimensions, visible, status, rule, max_noise=max_noise)
     level = default_protection(rule) if protection is None else protection
+    problem = _Problem(table, primary_set, rule, shown, max_noise, level)
     narrow = [
         c
         for c in table.coords()
-        if c in intervals and intervals[c].width < required_width(c in primary_set, rule, level)
+        if c in intervals
+        and intervals[c].width < problem.target(c)
+        and intervals[c].width < problem.ceiling(c)
     ]
     if narrow:
         raise ProtectionError(

@@ -27,6 +27,7 @@ Invariants:
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -105,6 +106,32 @@ def covered_cells(dimensions: Iterable[Dimension], coord: Coord) -> tuple[Coord,
     return tuple(itertools.product(*choices))
 
 
+def _count(coord: Coord, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise DisclosureError(f"cell {coord} must be an integer count >= 0, not {value!r}")
+    return value
+
+
+def _grid(dims: tuple[Dimension, ...]) -> tuple[Coord, ...]:
+    """Every possible coordinate (margins included), after checking the table's shape."""
+    if not dims:
+        raise DisclosureError("a table needs at least one dimension")
+    if len(dims) > MAX_DIMENSIONS:
+        raise TableTooLarge(
+            f"{len(dims)} dimensions requested, at most {MAX_DIMENSIONS} are protected",
+            hint="ask for fewer dimensions, or several tables",
+        )
+    if len({d.name for d in dims}) != len(dims):
+        raise DisclosureError("dimension names must be unique")
+    size = math.prod(len(d.codes) + 1 for d in dims)
+    if size > MAX_CELLS:
+        raise TableTooLarge(
+            f"the table would have {size} cells with margins, at most {MAX_CELLS}",
+            hint="filter the codes or ask for fewer dimensions",
+        )
+    return tuple(itertools.product(*((*d.codes, TOTAL) for d in dims)))
+
+
 class Table:
     """An immutable table of counts with optional margins; see the module invariants."""
 
@@ -112,28 +139,13 @@ class Table:
 
     def __init__(self, dimensions: Iterable[Dimension], cells: Mapping[Coord, int]) -> None:
         dims = tuple(dimensions)
-        if not dims:
-            raise DisclosureError("a table needs at least one dimension")
-        if len(dims) > MAX_DIMENSIONS:
-            raise TableTooLarge(
-                f"{len(dims)} dimensions requested, at most {MAX_DIMENSIONS} are protected",
-                hint="ask for fewer dimensions, or several tables",
-            )
-        if len({d.name for d in dims}) != len(dims):
-            raise DisclosureError("dimension names must be unique")
-        grid = tuple(itertools.product(*((*d.codes, TOTAL) for d in dims)))
-        if len(grid) > MAX_CELLS:
-            raise TableTooLarge(
-                f"the table would have {len(grid)} cells with margins, at most {MAX_CELLS}",
-                hint="filter the codes or ask for fewer dimensions",
-            )
+        grid = _grid(dims)
         known = set(grid)
         unknown = [c for c in cells if c not in known]
         if unknown:
             raise DisclosureError(f"cells outside the dimensions' codes: {unknown[:3]}")
         for coord, value in cells.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise DisclosureError(f"cell {coord} must be an integer count >= 0, not {value!r}")
+            _count(coord, value)
         missing = [c for c in grid if not is_margin(c) and c not in cells]
         if missing:
             raise DisclosureError(f"interior cells missing: {missing[:3]}")
@@ -164,28 +176,29 @@ class Table:
         explicit margin coordinates to release.
         """
         dims = tuple(dimensions)
-        interior = list(itertools.product(*(d.codes for d in dims)))
-        interior_set = set(interior)
-        extra = [c for c in counts if c not in interior_set]
-        if extra:
-            raise DisclosureError(f"counts for cells that are not interior cells: {extra[:3]}")
-        values = {c: counts.get(c, 0) for c in interior}
+        grid = _grid(dims)
+        interior = [c for c in grid if not is_margin(c)]
+        values = {c: 0 for c in interior}
+        for coord, count in counts.items():
+            if coord not in values:
+                raise DisclosureError(f"a count for {coord}, which is not an interior cell")
+            values[coord] = _count(coord, count)
         if margins is True:
-            wanted = [
-                c for c in itertools.product(*((*d.codes, TOTAL) for d in dims)) if is_margin(c)
-            ]
+            wanted = {c for c in grid if is_margin(c)}
         elif margins is False:
-            wanted = []
+            wanted = set()
         else:
-            wanted = list(margins)
-        for coord in wanted:
-            if len(coord) != len(dims) or not is_margin(coord):
-                raise DisclosureError(f"{coord} is not a margin of this table")
-            values[coord] = sum(
-                values[c]
-                for c in interior
-                if all(m in (TOTAL, v) for m, v in zip(coord, c, strict=True))
-            )
+            wanted = set(margins)
+            strays = [c for c in wanted if len(c) != len(dims) or not is_margin(c)]
+            if strays:
+                raise DisclosureError(f"{strays[0]} is not a margin of this table")
+        sums = dict.fromkeys(wanted, 0)
+        for coord in interior:
+            for mask in itertools.product((False, True), repeat=len(dims)):
+                key = tuple(TOTAL if m else code for m, code in zip(mask, coord, strict=True))
+                if key in sums:
+                    sums[key] += values[coord]
+        values.update(sums)
         return cls(dims, values)
 
     def with_interior(self, counts: Mapping[Coord, int]) -> Table:

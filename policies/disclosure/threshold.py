@@ -19,19 +19,25 @@ Invariants:
   verifier assumes the attacker knows exactly this (:meth:`ThresholdRule.published_floor`).
 * ``min_cell = 1`` suppresses no positive count (the rule is off); zeros follow
   ``zero_sensitive`` regardless.
+* :func:`attacker_bounds` states that knowledge per cell, for published values (exact or
+  cell-key perturbed with a public ``max_noise``) and for ``A``/``D`` flags; the secondary
+  suppression attacker starts from it.
 * The decision depends only on each cell's own value (in the basis the caller chooses: true
   counts, or differentially private noisy counts — see :mod:`policies.disclosure.apply`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from policies.agreement import Disclosure
 from policies.disclosure.table import Coord, DisclosureError
 
 DEFAULT_MIN_CELL = 5
+
+#: What a reader can infer about one true count: ``(low, high)``, ``high=None`` unbounded.
+Bounds = tuple[int, int | None]
 
 
 @dataclass(frozen=True)
@@ -78,3 +84,63 @@ class ThresholdRule:
 def primary_suppression(values: Mapping[Coord, int], rule: ThresholdRule) -> frozenset[Coord]:
     """The cells the threshold rule withholds (interior cells and margins alike)."""
     return frozenset(coord for coord, value in values.items() if rule.is_sensitive(value))
+
+
+def verify_threshold(
+    released: Mapping[Coord, int | None],
+    conf_status: Mapping[Coord, str],
+    rule: ThresholdRule,
+    *,
+    exact: bool,
+) -> None:
+    """Raise :class:`DisclosureError` unless an answer obeys the rule it claims to obey.
+
+    A last check before release: every ``A`` or ``D`` cell carries no value, every other cell
+    carries an integer ``>= 0``, and — when the published values are the ones suppression
+    decided on (``exact``: no cell-key perturbation) — no published value is sensitive.
+    """
+    bad: list[str] = []
+    for coord, value in released.items():
+        status = conf_status.get(coord, "F")
+        if status in ("A", "D"):
+            if value is not None:
+                bad.append(f"{coord} is flagged {status} but carries a value")
+        elif value is None or isinstance(value, bool) or value < 0:
+            bad.append(f"{coord} is published without a valid count ({value!r})")
+        elif exact and rule.is_sensitive(value):
+            bad.append(f"{coord} publishes the sensitive count {value}")
+    if bad:
+        raise DisclosureError(
+            "the answer breaks the threshold rule: " + "; ".join(bad[:3]),
+            hint="the answer must not be released; report a bug in disclosure control",
+        )
+
+
+def published_bounds(value: int, rule: ThresholdRule, max_noise: int) -> Bounds:
+    """What a published value tells the attacker about the true count."""
+    if max_noise == 0 or value == 0:
+        return value, value
+    return max(rule.published_floor(), value - max_noise), value + max_noise
+
+
+def attacker_bounds(
+    coords: Iterable[Coord],
+    released: Mapping[Coord, int | None],
+    conf_status: Mapping[Coord, str],
+    rule: ThresholdRule,
+    max_noise: int = 0,
+) -> dict[Coord, Bounds]:
+    """Per-cell knowledge of the attacker from the published values and flags alone."""
+    bounds: dict[Coord, Bounds] = {}
+    for coord in coords:
+        status = conf_status.get(coord, "F")
+        value = released.get(coord)
+        if status == "A":
+            bounds[coord] = rule.primary_range()
+        elif status == "D":
+            bounds[coord] = (rule.published_floor(), None)
+        elif value is None:
+            raise DisclosureError(f"cell {coord} is neither published nor flagged A or D")
+        else:
+            bounds[coord] = published_bounds(value, rule, max_noise)
+    return bounds
