@@ -8,8 +8,10 @@ sizes, duplicates), and any problem rolls the whole import back, unless the oper
 ``--skip-invalid``, in which case every refused row lands in a rejects file with its reason.
 
 Layout: :mod:`node.ingest.readers` streams CSV, JSON Lines and XLSX; :mod:`node.ingest.cells`
-validates and normalises one cell; :mod:`node.ingest.pipeline` runs the transaction, batches
-and idempotency. This module holds the error types and the GetInfo provider.
+compiles the rule of each column; :mod:`node.ingest.batch` converts a batch of rows column by
+column; :mod:`node.ingest.pipeline` runs the transaction, idempotency and rejects (its
+:func:`~node.ingest.pipeline.ingest` is the entry point). This module holds the error types and
+the GetInfo provider. ``docs/ingest.md`` is the operator's description.
 
 Invariants:
 * Every problem is a :class:`RowError`, printed exactly ``file:row:column: problem — fix``;

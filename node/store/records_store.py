@@ -39,6 +39,8 @@ from node.store.records_schema import (
 )
 
 IMPORT_STATUSES = ("complete", "partial")
+#: Keys per lookup query: below the 999 bound parameters of SQLite builds older than 3.32.
+LOOKUP_CHUNK = 900
 #: SQLite page cache during an import, in KiB (negative: the PRAGMA's "KiB" form).
 IMPORT_CACHE_KIB = -65536
 
@@ -163,14 +165,16 @@ class RecordsWriter:
 
     def existing(self, keys: Sequence[str]) -> dict[str, ExistingRow]:
         """Rows already stored (or written earlier in this transaction) under ``keys``."""
-        if not keys:
-            return {}
-        sql = self._lookup_sql.get(len(keys))
-        if sql is None:
-            marks = ", ".join(self._mark for _ in keys)
-            sql = self._lookup_sql[len(keys)] = f"{self._lookup_head} IN ({marks})"
-        rows = self.conn.exec_driver_sql(sql, tuple(keys))
-        return {str(r[0]): ExistingRow(str(r[1]), str(r[2]), int(r[3])) for r in rows}
+        found: dict[str, ExistingRow] = {}
+        for start in range(0, len(keys), LOOKUP_CHUNK):
+            chunk = tuple(keys[start : start + LOOKUP_CHUNK])
+            sql = self._lookup_sql.get(len(chunk))
+            if sql is None:
+                marks = ", ".join(self._mark for _ in chunk)
+                sql = self._lookup_sql[len(chunk)] = f"{self._lookup_head} IN ({marks})"
+            for r in self.conn.exec_driver_sql(sql, chunk):
+                found[str(r[0])] = ExistingRow(str(r[1]), str(r[2]), int(r[3]))
+        return found
 
     def defer_indexes(self) -> None:
         """On SQLite, drop the secondary indexes of an *empty* table for a bulk load.
