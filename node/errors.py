@@ -14,6 +14,7 @@ Each error carries a ``hint``: what the operator or the caller should do about i
     ├── FailedPreconditionError          FAILED_PRECONDITION stale epoch, expired directory
     ├── NotFoundError                    NOT_FOUND
     ├── UnavailableError                 UNAVAILABLE       peer down or unreachable
+    ├── InternalError                    INTERNAL          a bug; details only in the node's log
     ├── ConfigError                      (local) node home or configuration is unusable
     ├── StoreError                       (local) the database refused or is inconsistent
     │   └── AuditIntegrityError          the audit chain does not verify
@@ -67,6 +68,12 @@ class NotFoundError(EnlaceError):
 
 class UnavailableError(EnlaceError):
     status_name = "UNAVAILABLE"
+
+
+class InternalError(EnlaceError):
+    """A bug or an unexpected failure at this node; the details stay in its log."""
+
+    status_name = "INTERNAL"
 
 
 class ConfigError(EnlaceError):

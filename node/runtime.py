@@ -114,9 +114,11 @@ class NodeRuntime:
 def open_runtime(
     home: NodeHome, clock: Clock | None = None, *, database_url: str | None = None
 ) -> NodeRuntime:
+    from node.ingest import info_provider
+
     config = home.config()
     store = open_store(database_url or home.database_url(config))
-    return NodeRuntime(
+    runtime = NodeRuntime(
         home=home,
         config=config,
         signing_key=home.signing_key(),
@@ -124,3 +126,5 @@ def open_runtime(
         directory=DirectoryHolder.from_file(home.directory_path, config),
         clock=clock or SystemClock(),
     )
+    runtime.info_providers.append(info_provider(runtime))
+    return runtime

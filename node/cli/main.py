@@ -7,7 +7,16 @@ import os
 
 import typer
 
-from node.cli import audit_cmd, demo_cmd, directory_cmd, ingest_cmd, node_cmd, policy_cmd
+from node.cli import (
+    audit_cmd,
+    demo_cmd,
+    directory_cmd,
+    generate_cmd,
+    ingest_cmd,
+    node_cmd,
+    policy_cmd,
+    stats_cmd,
+)
 
 app = typer.Typer(
     name="enlace",
@@ -23,6 +32,8 @@ app.add_typer(audit_cmd.app, name="audit", help="Hash-chained audit log.")
 app.add_typer(policy_cmd.app, name="policy", help="Bilateral sharing agreements.")
 demo_cmd.register(app)
 ingest_cmd.register(app)
+generate_cmd.register(app)
+app.add_typer(stats_cmd.app, name="stats", help="Protected statistics and the CRM matrices.")
 
 
 def run() -> None:

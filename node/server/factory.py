@@ -13,6 +13,7 @@ from node.server import agreement_service
 from node.server.agreement_rule import AgreementRule
 from node.server.app import NodeServer
 from node.server.authorize import MembershipRule, ServiceAuthorizer
+from node.stats import service as stats_service
 
 
 def build_server(
@@ -32,5 +33,8 @@ def build_server(
             "directory": agreement_rule,
         }
     )
-    services = [(agreement_service.SERVICE, agreement_service.method_specs(book))]
+    services = [
+        (agreement_service.SERVICE, agreement_service.method_specs(book)),
+        (stats_service.SERVICE, stats_service.method_specs()),
+    ]
     return NodeServer(runtime, authorizer=authorizer, services=services, listen=listen)

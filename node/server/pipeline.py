@@ -43,7 +43,13 @@ from crypto.envelope import (
 from crypto.errors import CryptoError
 from crypto.keys import certificate_fingerprint
 from node.audit import AuditRecord
-from node.errors import AuthenticationError, EnlaceError, InvalidArgumentError, from_policy
+from node.errors import (
+    AuthenticationError,
+    EnlaceError,
+    InternalError,
+    InvalidArgumentError,
+    from_policy,
+)
 from node.runtime import NodeRuntime
 from node.trust.member import MemberDescriptor
 from policies.decision import Decision
@@ -107,19 +113,27 @@ def _no_ask(_request: Any) -> Ask:
 
 @dataclass(frozen=True)
 class MethodSpec:
+    """One method. ``streaming``: the handler returns an iterable of messages, each sent as its
+    own signed response bound to the request (server streaming); checks and audit run once."""
+
     full_name: str
     service: str
     request_type: type[Message]
     handler: Handler
     describe: Callable[[Any], Ask] = _no_ask
+    streaming: bool = False
 
 
 @dataclass
 class Outcome:
-    """A handled call: the signed response and, on refusal, the error to raise at the edge."""
+    """A handled call: the signed response and, on refusal, the error to raise at the edge.
+
+    ``responses`` holds every signed message of a streaming call (``response`` is the first).
+    """
 
     response: Sealed
     error: EnlaceError | None = None
+    responses: list[Sealed] | None = None
 
 
 class Pipeline:
@@ -148,10 +162,22 @@ class Pipeline:
             ask = spec.describe(request)
             permit = self.authorizer.authorize(spec.service, header, ask, peer, now)
             context = CallContext(header, peer, permit, now, self.runtime, extra)
-            body = spec.handler(context, request).SerializeToString()
-            response = self._respond(spec, sealed, header, body, "OK", "", permit)
-            self._audit(spec, sealed, header, response, "allowed", "OK", "", permit, extra, now)
-            return Outcome(response)
+            answer: Any = spec.handler(context, request)  # a message, or messages if streaming
+            if not spec.streaming:
+                body = answer.SerializeToString()
+                response = self._respond(spec, sealed, header, body, "OK", "", permit)
+                self._audit(spec, sealed, header, response, "allowed", "OK", "", permit, extra, now)
+                return Outcome(response)
+            # Every message is produced (and so every refusal raised) before the first is sent.
+            responses = [
+                self._respond(spec, sealed, header, m.SerializeToString(), "OK", "", permit)
+                for m in answer
+            ]
+            if not responses:
+                raise InvalidArgumentError("the request produced no answer", field="body")
+            extra["messages"] = len(responses)
+            self._audit(spec, sealed, header, responses[0], "allowed", "OK", "", permit, extra, now)
+            return Outcome(responses[0], responses=responses)
         except EnlaceError as exc:
             return self._refuse(spec, sealed, header, exc, permit, extra, now)
         except CryptoError as exc:
@@ -159,6 +185,13 @@ class Pipeline:
             return self._refuse(spec, sealed, header, error, permit, extra, now)
         except PolicyError as exc:
             return self._refuse(spec, sealed, header, from_policy(exc), permit, extra, now)
+        except Exception:  # fail closed: a bug answers INTERNAL, signed and audited
+            log.exception("%s failed", spec.full_name)
+            internal = InternalError(
+                "the node could not answer this request; the failure is in its log",
+                hint="retry later, or ask the node's operator",
+            )
+            return self._refuse(spec, sealed, header, internal, permit, extra, now)
 
     # -- checks, in order ------------------------------------------------------------------
     def _parse(self, sealed: Sealed) -> Header:

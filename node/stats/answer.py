@@ -1,0 +1,156 @@
+"""Answer a statistics query under a disclosure profile: count, then protect, then flag.
+
+This is the only path by which counts leave the database: :func:`answer` runs the query,
+applies :func:`policies.disclosure.protect` with the profile the agreement names (or the
+default profile for the node's own exports), and returns flagged cells and coverage.
+
+Invariants:
+* Differential-privacy budget is charged atomically in the store *before* any noise is drawn
+  (``quota_usage`` scope ``dp:…``, in nano-epsilon); a spent budget refuses the query.
+* The cell-key secret never leaves the node; it lives in ``HOME/keys/cellkey.key`` (0600),
+  and each agreement's ``secret_ref`` selects an HMAC-derived sub-secret, so rotating a
+  reference changes the noise for that agreement only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+
+from crypto.errors import CryptoError
+from crypto.keys import read_hex_key, write_private
+from node.runtime import NodeRuntime
+from node.stats.compute import RawTable, cell_members, count_cells
+from node.stats.query import StatsQuery
+from policies.agreement import Disclosure
+from policies.disclosure import BudgetLedger, Dimension, Table, charge, protect
+from policies.quota import quota_windows
+
+DEFAULT_PROFILE = Disclosure(profile="standard", min_cell=5, secondary=True)
+NANO = 10**9
+
+
+@dataclass(frozen=True)
+class AnsweredCell:
+    key: tuple[str, ...]
+    value: int | None
+    obs_status: str
+    conf_status: str
+    perturbed: bool
+
+
+@dataclass(frozen=True)
+class StatsAnswer:
+    dimensions: tuple[str, ...]
+    cells: list[AnsweredCell]
+    records_considered: int
+    as_of: dt.datetime | None
+    profile: str
+    method: str
+    suppressed_primary: int
+    suppressed_secondary: int
+    perturbed: int
+    epsilon_spent: str
+    period: str
+    measure: str
+
+
+def cell_key_secret(runtime: NodeRuntime, secret_ref: str | None) -> bytes:
+    """The perturbation secret for ``secret_ref`` (created on first use)."""
+    path = runtime.home.root / "keys" / "cellkey.key"
+    try:
+        master = read_hex_key(path)
+    except CryptoError:
+        if path.exists():
+            raise
+        write_private(path, os.urandom(32).hex().encode() + b"\n")
+        master = read_hex_key(path)
+    return hmac.new(
+        master, f"enlace/1 cell-key|{secret_ref or ''}".encode(), hashlib.sha256
+    ).digest()
+
+
+def _table(raw: RawTable, margins: bool) -> Table:
+    codes: list[set[str]] = [set() for _ in raw.dimensions]
+    for key in raw.cells:
+        for i, code in enumerate(key):
+            codes[i].add(code)
+    dimensions = [
+        Dimension(name, tuple(sorted(found)) or ("_Z",))
+        for name, found in zip(raw.dimensions, codes, strict=True)
+    ]
+    return Table.from_counts(dimensions, raw.cells, margins=margins)
+
+
+def _charge_budget(
+    runtime: NodeRuntime, profile: Disclosure, peer: str, agreement_id: str, now: dt.datetime
+) -> tuple[BudgetLedger, str]:
+    """Reserve one query's epsilon for ``peer`` in the current quarter; return the prior ledger."""
+    dp = profile.dp
+    assert dp is not None
+    period = quota_windows(now)["quarter"].key
+    epsilon = Fraction(dp.epsilon_per_query)
+    cost = int(epsilon * NANO)
+    used_before: dict[str, int] = {}
+
+    def check(used: Mapping[str, int]) -> None:
+        used_before.update(used)
+        ledger = BudgetLedger({(peer, period): Fraction(used.get(period, 0), NANO)})
+        charge(ledger, peer, period, dp.epsilon_per_query, dp.budget_per_period)
+
+    runtime.store.policies.consume_quota(f"dp:{agreement_id}:{peer}", [period], cost, check)
+    return BudgetLedger({(peer, period): Fraction(used_before.get(period, 0), NANO)}), period
+
+
+def answer(
+    runtime: NodeRuntime,
+    query: StatsQuery,
+    profile: Disclosure | None,
+    *,
+    peer: str = "",
+    agreement_id: str = "",
+    now: dt.datetime,
+) -> StatsAnswer:
+    disclosure = profile or DEFAULT_PROFILE
+    engine = runtime.store.engine
+    raw = count_cells(engine, query)
+    table = _table(raw, query.margins)
+    ledger, period, members, secret = None, None, None, None
+    if disclosure.dp is not None:
+        ledger, period = _charge_budget(runtime, disclosure, peer, agreement_id, now)
+    elif disclosure.perturbation is not None:
+        members = cell_members(engine, query)
+        secret = cell_key_secret(runtime, disclosure.perturbation.secret_ref)
+    protected = protect(
+        table,
+        disclosure,
+        record_keys_per_cell=members,
+        secret=secret,
+        budget_state=ledger,
+        peer=peer or None,
+        period=period,
+    )
+    cells = [
+        AnsweredCell(coord, c.value, c.obs_status, c.conf_status, c.perturbed)
+        for coord, c in protected.cells.items()
+    ]
+    coverage = protected.coverage
+    return StatsAnswer(
+        dimensions=query.dimensions,
+        cells=cells,
+        records_considered=raw.records_considered,
+        as_of=runtime.store.records.data_as_of(),
+        profile=coverage.profile,
+        method=coverage.method,
+        suppressed_primary=coverage.suppressed_primary,
+        suppressed_secondary=coverage.suppressed_secondary,
+        perturbed=coverage.perturbed,
+        epsilon_spent=str(coverage.epsilon_spent) if disclosure.dp is not None else "",
+        period=query.period.text,
+        measure=query.measure,
+    )
