@@ -6,7 +6,7 @@ metadata, so a caller can prove what it was told and why.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 import grpc
@@ -72,12 +72,38 @@ def unary_handler(
     return behaviour
 
 
+def stream_handler(
+    pipeline: Pipeline, spec: MethodSpec
+) -> Callable[[envelope_pb2.Envelope, grpc.ServicerContext], Iterator[envelope_pb2.Envelope]]:
+    """Bind a streaming ``spec``: the same single pass through the pipeline, then each signed
+    message in order; a refusal is raised before anything is sent."""
+
+    def behaviour(
+        request: envelope_pb2.Envelope, context: grpc.ServicerContext
+    ) -> Iterator[envelope_pb2.Envelope]:
+        tls = peer_certificate(context) if pipeline.require_tls else None
+        outcome = pipeline.handle(spec, from_proto(request), tls)
+        if outcome.error is not None:
+            abort(context, outcome.error, outcome.response)
+        for response in outcome.responses or [outcome.response]:
+            yield to_proto(response)
+
+    return behaviour
+
+
 def generic_handler(
     pipeline: Pipeline, service_name: str, specs: list[MethodSpec]
 ) -> grpc.GenericRpcHandler:
     handlers: dict[str, Any] = {}
     for spec in specs:
         method = spec.full_name.rsplit("/", 1)[1]
+        if spec.streaming:
+            handlers[method] = grpc.unary_stream_rpc_method_handler(
+                stream_handler(pipeline, spec),
+                request_deserializer=envelope_pb2.Envelope.FromString,
+                response_serializer=envelope_pb2.Envelope.SerializeToString,
+            )
+            continue
         handlers[method] = grpc.unary_unary_rpc_method_handler(
             unary_handler(pipeline, spec),
             request_deserializer=envelope_pb2.Envelope.FromString,

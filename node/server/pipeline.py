@@ -24,7 +24,7 @@ import datetime as dt
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -104,7 +104,7 @@ class CallContext:
     audit_extra: dict[str, str | int]
 
 
-Handler = Callable[[CallContext, Any], Message]
+Handler = Callable[[CallContext, Any], Message | Iterable[Message]]
 
 
 def _no_ask(_request: Any) -> Ask:

@@ -25,6 +25,7 @@ from node.audit import GENESIS_HASH, AuditEntry, AuditRecord, Checkpoint, comput
 from node.errors import AuthenticationError, StoreError
 from node.store import database
 from node.store.dialect import insert_ignore, upsert
+from node.store.matching_store import MatchingStore
 from node.store.policy_store import PolicyStore
 from node.store.records_store import RecordsStore
 from node.store.schema import audit_checkpoints, audit_entries, audit_head, node_state, nonces
@@ -58,6 +59,7 @@ class Store:
         self.policies = PolicyStore(engine, self._write)
         self._fast = SqliteWriter(engine) if engine.dialect.name == "sqlite" else None
         self.records = RecordsStore(engine, self._write)
+        self.matching = MatchingStore(engine, self._write)
 
     @property
     def backend(self) -> str:

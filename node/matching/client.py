@@ -1,0 +1,398 @@
+"""Fan-out matching from the querier: every peer whose agreement allows it, every dataset.
+
+Why: an officer with a passport or a name in front of them asks "has anyone seen this?" once;
+the node asks every holder the agreements allow, in parallel, and prints one hit / no-hit row
+per peer and dataset. The querier's own copy of each agreement decides which peers to ask
+(a peer whose agreement does not allow the request is shown as "not granted" and not called;
+``ask_all`` calls it anyway, to see its refusal). Batches of thousands are split into Evaluate
+calls of at most :data:`BATCH` elements and run concurrently.
+
+Per (peer, dataset): make sure a verified filter is cached (sync on first use), blind the
+inputs with fresh random blinds, have them evaluated, unblind and finalise (checking the proof
+in VOPRF mode), re-sync when the holder reports a newer filter version or another epoch, and
+look the outputs up. A hit is reported with its strength (document, or name + day / month /
+year of birth); the output of the strongest hit is kept for a possible follow-up.
+
+Invariants:
+* Nothing but blinded elements (and the counts they imply) leaves this node for a query.
+* A peer's failure (unreachable, refused, quota spent) becomes an "error" row for that peer; it
+  never stops the other peers' answers.
+* Every call carries the purpose and is audited on both sides (by :class:`PeerClient`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from crypto.errors import CryptoError
+from crypto.oprf import Mode, blind
+from enlace.v1 import match_pb2
+from node.agreements import AgreementBook
+from node.errors import EnlaceError, PeerError
+from node.matching.followup import ATTRIBUTES
+from node.matching.keys import parse_input, strongest
+from node.matching.peers import (
+    EVALUATE,
+    FOLLOW_UP,
+    CachedFilter,
+    PeerFilters,
+    StreamingPeerClient,
+    sync_filter,
+)
+from node.matching.sources import Query, keys_by_dataset
+from node.runtime import NodeRuntime
+from node.store.matching_store import FollowUpRecord
+from policies.decision import Request
+
+BATCH = 2048
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Target:
+    peer: str
+    dataset: str
+    allowed: bool
+    reason: str = ""
+    agreement: str = ""
+
+
+@dataclass
+class Outcome:
+    """One (query, peer, dataset) answer."""
+
+    query: int
+    peer: str
+    dataset: str
+    status: str  # "hit", "no hit", "not granted", "error"
+    strength: str = ""
+    detail: str = ""
+    agreement: str = ""
+    epoch: int = 0
+    output: bytes = field(default=b"", repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "peer": self.peer,
+            "dataset": self.dataset,
+            "result": self.status,
+            "strength": self.strength,
+            "detail": self.detail,
+            "agreement": self.agreement,
+        }
+
+
+@dataclass
+class MatchReport:
+    queries: list[Query]
+    outcomes: list[Outcome]
+    elements: int
+    seconds: float
+
+    def for_query(self, index: int) -> list[Outcome]:
+        return [o for o in self.outcomes if o.query == index]
+
+    def hits(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "hit"]
+
+
+class MatchClient:
+    """The querier's matching client for one node runtime. Close it when done."""
+
+    def __init__(self, runtime: NodeRuntime, *, timeout: float = 10.0, workers: int = 8) -> None:
+        self.runtime = runtime
+        self.timeout = timeout
+        self.workers = workers
+        self.filters = PeerFilters(runtime)
+        self.book = AgreementBook(runtime)
+        self._clients: dict[str, StreamingPeerClient] = {}
+        self._lock = threading.Lock()
+        self._sync_locks: dict[tuple[str, str], threading.Lock] = {}
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    def __enter__(self) -> MatchClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def client(self, peer: str) -> StreamingPeerClient:
+        with self._lock:
+            client = self._clients.get(peer)
+            if client is None:
+                client = StreamingPeerClient(self.runtime, peer, timeout=self.timeout)
+                self._clients[peer] = client
+            return client
+
+    # -- whom to ask -----------------------------------------------------------------------
+    def peers(self) -> list[str]:
+        me = self.runtime.config.country
+        directory = self.runtime.directory.current(self.runtime.clock.now())
+        return sorted(m.country for m in directory.members if m.country != me)
+
+    def targets(
+        self,
+        datasets: Sequence[str],
+        purpose: str,
+        *,
+        peers: Sequence[str] | None = None,
+        ask_all: bool = False,
+        service: str = "match",
+    ) -> list[Target]:
+        """Each (peer, dataset) with what our copy of the agreements says about it."""
+        now = self.runtime.clock.now()
+        view = self.book.current(now)
+        me = self.runtime.config.country
+        out: list[Target] = []
+        for peer in peers or self.peers():
+            for dataset in datasets:
+                request = Request(me, peer, service, dataset, purpose)
+                explanation = view.explain(request, now)
+                if explanation.allowed and explanation.decision is not None:
+                    out.append(Target(peer, dataset, True, "", explanation.decision.agreement_id))
+                else:
+                    reason = explanation.reasons[0].message if explanation.reasons else "denied"
+                    out.append(Target(peer, dataset, ask_all, reason))
+        return out
+
+    # -- one peer and dataset --------------------------------------------------------------
+    def sync(self, peer: str, dataset: str, purpose: str, *, full: bool = False) -> CachedFilter:
+        lock = self._sync_locks.setdefault((peer, dataset), threading.Lock())
+        with lock:
+            return sync_filter(self.client(peer), self.filters, dataset, purpose=purpose, full=full)
+
+    def _cached(self, peer: str, dataset: str, purpose: str) -> CachedFilter:
+        return self.filters.get(peer, dataset) or self.sync(peer, dataset, purpose)
+
+    def evaluate(
+        self, peer: str, dataset: str, inputs: Sequence[bytes], purpose: str
+    ) -> tuple[list[bytes], CachedFilter, str]:
+        """Finalised outputs of ``inputs`` under the holder's key, the (current) filter to look
+        them up in, and the agreement the holder cited."""
+        cached = self._cached(peer, dataset, purpose)
+        for attempt in range(2):
+            mode = Mode.VOPRF if cached.manifest.mode == "voprf" else Mode.OPRF
+            state = blind(list(inputs), mode)
+            request = match_pb2.EvaluateRequest(
+                dataset=dataset,
+                epoch=cached.manifest.epoch,
+                blinded_elements=list(state.blinded_elements),
+            )
+            try:
+                reply = self.client(peer).call(
+                    EVALUATE, request, match_pb2.EvaluateResponse, purpose=purpose
+                )
+            except PeerError as exc:
+                if exc.status_name == "FAILED_PRECONDITION" and attempt == 0:
+                    cached = self.sync(peer, dataset, purpose, full=True)
+                    continue
+                raise
+            answer = reply.message
+            if (answer.epoch, answer.filter_version) != (
+                cached.manifest.epoch,
+                cached.manifest.version,
+            ):
+                cached = self.sync(peer, dataset, purpose)
+                if cached.manifest.epoch != answer.epoch:
+                    continue  # rotated between the calls: blind again for the new epoch
+            evaluated = list(answer.evaluated_elements)
+            try:
+                if mode == Mode.VOPRF:
+                    key = cached.manifest.public_key_bytes
+                    assert key is not None
+                    outputs = state.finalize_verifiable(evaluated, bytes(answer.proof), key)
+                else:
+                    outputs = state.finalize(evaluated)
+            except CryptoError as exc:
+                raise PeerError(
+                    f"{peer}'s evaluation does not verify: {exc}",
+                    peer=peer,
+                    status_name="UNAUTHENTICATED",
+                    hint="the holder answered with another key or altered elements",
+                ) from None
+            return outputs, cached, reply.header.agreement
+        raise PeerError(
+            f"{peer} changed its key epoch twice during one query",
+            peer=peer,
+            status_name="FAILED_PRECONDITION",
+            hint="retry",
+        )
+
+    # -- fan-out ---------------------------------------------------------------------------
+    def run(
+        self,
+        queries: Sequence[Query],
+        datasets: Sequence[str],
+        *,
+        purpose: str,
+        peers: Sequence[str] | None = None,
+        ask_all: bool = False,
+        progress: Progress | None = None,
+    ) -> MatchReport:
+        started = time.perf_counter()
+        keyed = keys_by_dataset(queries, datasets)
+        targets = self.targets(datasets, purpose, peers=peers, ask_all=ask_all)
+        outcomes: list[Outcome] = []
+        units: list[tuple[Target, list[tuple[int, bytes]]]] = []
+        for target in targets:
+            pairs = keyed.get(target.dataset, [])
+            if not target.allowed:
+                outcomes += [
+                    Outcome(i, target.peer, target.dataset, "not granted", detail=target.reason)
+                    for i in sorted({q for q, _ in pairs})
+                ]
+                continue
+            for start in range(0, len(pairs), BATCH):
+                units.append((target, pairs[start : start + BATCH]))
+        total = sum(len(pairs) for _, pairs in units)
+        done = [0]
+        done_lock = threading.Lock()
+
+        def work(unit: tuple[Target, list[tuple[int, bytes]]]) -> list[Outcome]:
+            target, pairs = unit
+            result = self._run_unit(target, pairs, purpose)
+            with done_lock:
+                done[0] += len(pairs)
+                if progress is not None:
+                    progress(done[0], total)
+            return result
+
+        if units:
+            with ThreadPoolExecutor(min(self.workers, len(units))) as pool:
+                for result in pool.map(work, units):
+                    outcomes.extend(result)
+        order = {t: n for n, t in enumerate((t.peer, t.dataset) for t in targets)}
+        outcomes.sort(key=lambda o: (o.query, order.get((o.peer, o.dataset), 0)))
+        return MatchReport(list(queries), outcomes, total, time.perf_counter() - started)
+
+    def _run_unit(
+        self, target: Target, pairs: list[tuple[int, bytes]], purpose: str
+    ) -> list[Outcome]:
+        queries = sorted({q for q, _ in pairs})
+        try:
+            outputs, cached, agreement = self.evaluate(
+                target.peer, target.dataset, [value for _, value in pairs], purpose
+            )
+        except EnlaceError as exc:
+            return [
+                Outcome(q, target.peer, target.dataset, "error", detail=str(exc)) for q in queries
+            ]
+        found = cached.filter.contains_many(outputs)
+        hits: dict[int, list[tuple[bytes, bytes]]] = {}
+        for (query, value), output, hit in zip(pairs, outputs, found, strict=True):
+            if hit:
+                hits.setdefault(query, []).append((value, output))
+        out: list[Outcome] = []
+        for query in queries:
+            if query not in hits:
+                out.append(
+                    Outcome(
+                        query,
+                        target.peer,
+                        target.dataset,
+                        "no hit",
+                        agreement=agreement,
+                        epoch=cached.manifest.epoch,
+                    )
+                )
+                continue
+            parsed = {parse_input(v): (v, o) for v, o in hits[query]}
+            best = strongest(list(parsed))
+            assert best is not None
+            out.append(
+                Outcome(
+                    query,
+                    target.peer,
+                    target.dataset,
+                    "hit",
+                    strength=best.strength,
+                    agreement=agreement,
+                    epoch=cached.manifest.epoch,
+                    output=parsed[best][1],
+                )
+            )
+        return out
+
+    # -- follow-up -------------------------------------------------------------------------
+    def granted_attributes(self, peer: str, dataset: str, purpose: str) -> tuple[str, ...]:
+        """The follow-up attributes our copy of the agreement grants for (peer, dataset)."""
+        now = self.runtime.clock.now()
+        me = self.runtime.config.country
+        explanation = self.book.current(now).explain(
+            Request(me, peer, "followup", dataset, purpose), now
+        )
+        if not explanation.allowed or explanation.decision is None:
+            return ()
+        granted = set(explanation.decision.grant.attributes)
+        return tuple(a for a in ATTRIBUTES.get(dataset, ()) if a in granted)
+
+    def follow_up(
+        self,
+        hit: Outcome,
+        *,
+        case_reference: str,
+        purpose: str,
+        attributes: Sequence[str] = (),
+        followup_id: str = "",
+    ) -> FollowUpRecord:
+        """Reveal the output of ``hit`` (or fetch ``followup_id``) and record the answer."""
+        asked = tuple(attributes) or self.granted_attributes(hit.peer, hit.dataset, purpose)
+        request = match_pb2.FollowUpRequest(
+            dataset=hit.dataset,
+            epoch=hit.epoch,
+            output=b"" if followup_id else hit.output,
+            case_reference=case_reference,
+            attributes=list(asked),
+            followup_id=followup_id,
+        )
+        reply = self.client(hit.peer).call(
+            FOLLOW_UP, request, match_pb2.FollowUpResponse, purpose=purpose
+        )
+        answer = reply.message
+        now = self.runtime.clock.now()
+        record = FollowUpRecord(
+            followup_id=answer.followup_id,
+            direction="outbound",
+            peer=hit.peer,
+            dataset=hit.dataset,
+            epoch=hit.epoch,
+            output_sha256=hashlib.sha256(hit.output).hexdigest() if hit.output else "",
+            case_reference=case_reference,
+            purpose=purpose,
+            agreement_id=reply.header.agreement,
+            attributes=asked,
+            records=(),
+            status=answer.status,
+            created_at=now,
+            decided_at=now if answer.status != "pending" else None,
+            note=answer.reason or None,
+            released={a.name: a.value for a in answer.attributes} or None,
+        )
+        matching = self.runtime.store.matching
+        existing = matching.followup(record.followup_id, "outbound")
+        if existing is None:
+            matching.add_followup(record)
+        else:
+            matching.update_followup(
+                record.followup_id,
+                "outbound",
+                expect=(existing.status,),
+                status=record.status,
+                now=now,
+                note=record.note,
+                released=record.released,
+            )
+            record = FollowUpRecord(
+                **{**existing.__dict__, "status": record.status, "released": record.released}
+            )
+        return record

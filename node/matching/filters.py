@@ -1,0 +1,355 @@
+"""The holder's side of matching: OPRF keys per epoch, filter entries, published filters.
+
+Why: a holder must publish, per matchable dataset and key epoch, a signed manifest and a filter
+of the truncated OPRF outputs of all its identity keys, keep it current as records are
+imported, and rotate keys. Evaluating a million records costs about a minute of CPU, so updates
+are incremental: :meth:`Holder.update` compares each record's content hash with the one its
+entries were made from and evaluates only new or changed records (and drops the entries of
+deleted or changed ones). Each change publishes a new filter version; the last
+:data:`KEEP_VERSIONS` are kept so peers can sync by delta.
+
+The OPRF master secret is ``HOME/keys/oprf-master.key`` (32 bytes, hex, mode 0600), created on
+first use. The epoch and mode live in ``node_state`` (``match.epoch``, ``match.mode``); epoch 1
+is the first. Rotation (:meth:`Holder.rotate`) moves to the next epoch, re-evaluates every
+record under the new key and forgets the old epoch's entries and filters: outputs computed
+under the old key match nothing any more.
+
+Invariants:
+* Entries of a record are replaced together with its content hash (one transaction), so a
+  record is either keyed as stored or not at all; a filter version is published only after its
+  entries are committed, and always from the entries of its own (dataset, epoch).
+* Published filters are canonical (:func:`crypto.filter.encode_filter`), widened as needed to
+  keep the false-positive rate at most 1e-9 per lookup, and signed (:mod:`crypto.match_keys`).
+* Time is injected: every method that records or signs takes ``now``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import multiprocessing
+import os
+import secrets
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from crypto.errors import KeyError_
+from crypto.filter import (
+    DEFAULT_TRUNCATION,
+    MAX_TRUNCATION,
+    Filter,
+    encode_filter,
+    truncation_for,
+)
+from crypto.keys import read_hex_key, write_private
+from crypto.match_keys import ModeName, describe_filter, oprf_key_for, sign_manifest
+from crypto.oprf import Mode, OprfServerKey
+from crypto.signing import SigningKey
+from node.errors import ConfigError, FailedPreconditionError, InvalidArgumentError
+from node.home import NodeHome
+from node.matching.keys import NORMALISATION_VERSIONS
+from node.matching.sources import MATCH_DATASETS, check_dataset, iter_records, record_keys
+from node.store import Store
+from node.store.matching_store import EntryRow, StoredFilter
+
+MASTER_KEY_FILE = "oprf-master.key"
+EPOCH_STATE, MODE_STATE = "match.epoch", "match.mode"
+FIRST_EPOCH = 1
+KEEP_VERSIONS = 8
+#: Below this many inputs, evaluation runs in the calling process.
+PARALLEL_THRESHOLD = 20_000
+_CHUNK = 5_000
+_MODES: dict[str, Mode] = {"oprf": Mode.OPRF, "voprf": Mode.VOPRF}
+
+
+def master_secret_path(home: NodeHome) -> Path:
+    return home.root / "keys" / MASTER_KEY_FILE
+
+
+def load_master_secret(home: NodeHome) -> bytes:
+    """The node's OPRF master secret; created (0600) on first use, never overwritten."""
+    path = master_secret_path(home)
+    if not path.exists():
+        # If another process created it first, read theirs.
+        with contextlib.suppress(KeyError_):
+            write_private(path, secrets.token_bytes(32).hex().encode("ascii") + b"\n")
+    try:
+        return read_hex_key(path)
+    except Exception as exc:
+        raise ConfigError(
+            f"cannot read the OPRF master secret: {exc}",
+            hint=f"restore {path} from the node's backup (32 bytes, hex, mode 0600)",
+        ) from exc
+
+
+@dataclass(frozen=True)
+class KeyState:
+    epoch: int
+    mode: ModeName
+
+    @property
+    def oprf_mode(self) -> Mode:
+        return _MODES[self.mode]
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    """What one update changed in one dataset."""
+
+    dataset: str
+    epoch: int
+    version: int
+    records_keyed: int
+    keys_added: int
+    records_removed: int
+    entries: int
+    published: bool
+    seconds: float
+
+    def to_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+# -- evaluation (optionally in worker processes) -----------------------------------------
+
+_WORKER_KEY: dict[str, tuple[OprfServerKey, Mode]] = {}
+
+
+def _init_worker(master: bytes, dataset: str, epoch: int, mode: int) -> None:
+    _WORKER_KEY["key"] = (oprf_key_for(master, dataset, epoch, Mode(mode)), Mode(mode))
+
+
+def _evaluate_chunk(inputs: Sequence[bytes]) -> bytes:
+    key, mode = _WORKER_KEY["key"]
+    return _prefix_digests(key.evaluate_many(inputs, mode))
+
+
+def _prefix_digests(outputs: Sequence[bytes]) -> bytes:
+    """48 bytes per output: its 16-byte prefix, then the SHA-256 of the whole output."""
+    return b"".join(o[:MAX_TRUNCATION] + hashlib.sha256(o).digest() for o in outputs)
+
+
+def evaluate_inputs(
+    master: bytes, dataset: str, state: KeyState, inputs: Sequence[bytes], workers: int = 0
+) -> bytes:
+    """Prefix + digest (48 bytes each, in order) of each input's OPRF output under the key
+    of ``dataset`` and ``state``; large batches are split over ``workers`` processes
+    (0: one per core)."""
+    key = oprf_key_for(master, dataset, state.epoch, state.oprf_mode)
+    count = workers or os.cpu_count() or 1
+    if len(inputs) < PARALLEL_THRESHOLD or count < 2:
+        return _prefix_digests(key.evaluate_many(inputs, state.oprf_mode))
+    chunks = [inputs[i : i + _CHUNK] for i in range(0, len(inputs), _CHUNK)]
+    context = multiprocessing.get_context("spawn")  # never fork a process holding gRPC threads
+    with ProcessPoolExecutor(
+        count,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(master, dataset, state.epoch, int(state.oprf_mode)),
+    ) as pool:
+        return b"".join(pool.map(_evaluate_chunk, chunks))
+
+
+def filter_of(joined_prefixes: bytes, version: int) -> Filter:
+    """The filter of 16-byte prefixes, at the narrowest width (>= 8) keeping lookups <= 1e-9."""
+    table = np.frombuffer(joined_prefixes, dtype=np.uint8).reshape(-1, MAX_TRUNCATION)
+    width = DEFAULT_TRUNCATION
+    while True:
+        built = Filter.from_truncated(table[:, :width].tobytes(), width, version)
+        needed = truncation_for(len(built), minimum=width)
+        if needed == width:
+            return built
+        width = needed
+
+
+class Holder:
+    """Matching state of one node as a holder. Cheap to build; keys are cached per epoch."""
+
+    def __init__(self, store: Store, home: NodeHome, country: str, signing_key: SigningKey) -> None:
+        self.store = store
+        self.home = home
+        self.country = country
+        self.signing_key = signing_key
+        self._master: bytes | None = None
+        self._keys: dict[tuple[str, int, str], OprfServerKey] = {}
+
+    @property
+    def master(self) -> bytes:
+        if self._master is None:
+            self._master = load_master_secret(self.home)
+        return self._master
+
+    # -- epoch and keys --------------------------------------------------------------------
+    def state(self) -> KeyState:
+        epoch = self.store.get_state(EPOCH_STATE)
+        mode = self.store.get_state(MODE_STATE)
+        name: ModeName = "voprf" if mode is not None and mode[0] == "voprf" else "oprf"
+        return KeyState(int(epoch[0]) if epoch else FIRST_EPOCH, name)
+
+    def key(self, dataset: str, state: KeyState) -> OprfServerKey:
+        cache_key = (dataset, state.epoch, state.mode)
+        key = self._keys.get(cache_key)
+        if key is None:
+            key = oprf_key_for(self.master, check_dataset(dataset), state.epoch, state.oprf_mode)
+            self._keys[cache_key] = key
+        return key
+
+    def require_epoch(self, epoch: int, state: KeyState) -> None:
+        """FAILED_PRECONDITION unless ``epoch`` is the current one."""
+        if epoch != state.epoch:
+            raise FailedPreconditionError(
+                f"key epoch {epoch} is not current; this node's matching epoch is {state.epoch}",
+                hint="resync the filter (enlace match sync) and query again",
+            )
+
+    # -- building --------------------------------------------------------------------------
+    def update(
+        self,
+        now: dt.datetime,
+        datasets: Sequence[str] = MATCH_DATASETS,
+        *,
+        workers: int = 0,
+        force_publish: bool = False,
+    ) -> list[UpdateReport]:
+        """Bring the entries of ``datasets`` in line with the stored records; publish changes."""
+        state = self.state()
+        return [
+            self._update_one(check_dataset(d), state, now, workers, force_publish) for d in datasets
+        ]
+
+    def _update_one(
+        self, dataset: str, state: KeyState, now: dt.datetime, workers: int, force: bool
+    ) -> UpdateReport:
+        started = dt.datetime.now(dt.UTC)
+        matching = self.store.matching
+        known = matching.entry_states(dataset, state.epoch)
+        seen: set[tuple[str, str]] = set()
+        removed: list[tuple[str, str]] = []
+        todo: list[tuple[str, str, str, list[bytes]]] = []
+        for record in iter_records(self.store.engine, dataset):
+            ref = (record.source, record.record_id)
+            seen.add(ref)
+            stored = known.get(ref)
+            if stored == record.content_hash:
+                continue
+            if stored is not None:
+                removed.append(ref)
+            keys = record_keys(dataset, record.source, record.row)
+            if keys:
+                todo.append((record.source, record.record_id, record.content_hash, keys))
+        removed.extend(ref for ref in known if ref not in seen)
+        inputs = [key for *_, keys in todo for key in keys]
+        evaluated = evaluate_inputs(self.master, dataset, state, inputs, workers) if inputs else b""
+        rows: list[EntryRow] = []
+        offset = 0
+        for source, record_id, content_hash, keys in todo:
+            for key_no in range(len(keys)):
+                chunk = evaluated[offset : offset + 48]
+                rows.append((source, record_id, key_no, chunk[:16], chunk[16:], content_hash))
+                offset += 48
+        changed = bool(rows or removed)
+        if changed:
+            matching.apply_changes(dataset, state.epoch, removed, rows)
+        published = self.published(dataset, state)
+        version = published.version if published else 0
+        publish = changed or force or published is None
+        if publish:
+            version = self._publish(dataset, state, version + 1, now).version
+        seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
+        return UpdateReport(
+            dataset,
+            state.epoch,
+            version,
+            len(todo),
+            len(rows),
+            len(removed),
+            matching.count_entries(dataset, state.epoch),
+            publish,
+            seconds,
+        )
+
+    def _publish(
+        self, dataset: str, state: KeyState, version: int, now: dt.datetime
+    ) -> StoredFilter:
+        filt = filter_of(self.store.matching.prefixes(dataset, state.epoch), version)
+        encoded = encode_filter(filt)
+        public_key = self.key(dataset, state).public_key if state.mode == "voprf" else None
+        manifest = describe_filter(
+            encoded,
+            holder=self.country,
+            dataset=dataset,
+            epoch=state.epoch,
+            created_at=now,
+            normalisation=NORMALISATION_VERSIONS,
+            oprf_public_key=public_key,
+        )
+        signed = sign_manifest(manifest, self.signing_key)
+        stored = StoredFilter(
+            dataset,
+            state.epoch,
+            version,
+            signed.body,
+            signed.signature,
+            signed.key_id,
+            encoded,
+            now,
+        )
+        self.store.matching.save_filter(stored, keep=KEEP_VERSIONS)
+        return stored
+
+    def rebuild(
+        self, now: dt.datetime, datasets: Sequence[str] = MATCH_DATASETS, *, workers: int = 0
+    ) -> list[UpdateReport]:
+        """Recompute every entry of ``datasets`` from scratch under the current key."""
+        state = self.state()
+        for dataset in datasets:
+            self.store.matching.clear(check_dataset(dataset), state.epoch)
+        return self.update(now, datasets, workers=workers, force_publish=True)
+
+    def rotate(
+        self, now: dt.datetime, *, mode: ModeName | None = None, workers: int = 0
+    ) -> list[UpdateReport]:
+        """Move to the next epoch (optionally changing mode), rebuild, forget the old epoch."""
+        if mode is not None and mode not in _MODES:
+            raise InvalidArgumentError("mode must be 'oprf' or 'voprf'", field="mode")
+        old = self.state()
+        new = KeyState(old.epoch + 1, mode or old.mode)
+        self.store.put_state(MODE_STATE, new.mode, now)
+        self.store.put_state(EPOCH_STATE, str(new.epoch), now)
+        reports = self.rebuild(now, workers=workers)
+        self.store.matching.drop_other_epochs(new.epoch)
+        return reports
+
+    # -- reading ---------------------------------------------------------------------------
+    def published(
+        self, dataset: str, state: KeyState, version: int | None = None
+    ) -> StoredFilter | None:
+        return self.store.matching.published(check_dataset(dataset), state.epoch, version)
+
+    def require_published(self, dataset: str, state: KeyState) -> StoredFilter:
+        published = self.published(dataset, state)
+        if published is None:
+            raise FailedPreconditionError(
+                f"{self.country} has not published a {dataset} filter for epoch {state.epoch}",
+                hint=f"the operator of {self.country} must run `enlace match rebuild`",
+            )
+        return published
+
+
+def refresh_after_ingest(
+    home: NodeHome, store: Store, table: str, now: dt.datetime
+) -> list[UpdateReport]:
+    """The ingest hook: update the match datasets fed by ``table`` (none for other tables)."""
+    from node.matching.sources import datasets_fed_by
+
+    datasets = datasets_fed_by(table)
+    if not datasets:
+        return []
+    config = home.config()
+    holder = Holder(store, home, config.country, home.signing_key())
+    return holder.update(now, datasets)

@@ -1,0 +1,246 @@
+"""The querier's view of one holder: streamed filter sync, the verified filter cache, Evaluate.
+
+Why: a querier looks finalised outputs up in the holder's filter, so it must hold a copy it
+has verified — the manifest signed by the holder's directory key, for the expected holder and
+dataset, and a filter whose size, SHA-256 and header match that manifest (for a delta: the
+filter after applying it re-encodes to the manifest's SHA-256). Filters are cached in the
+store (``match_peer_filters``) and re-verified when loaded; in memory they are kept decoded.
+
+Invariants:
+* Nothing unverified is ever cached or looked up: :meth:`PeerFilters.install` raises
+  (:class:`~crypto.errors.VerificationError`) on any mismatch and leaves the cache as it was.
+* Every streamed message is its own signed response bound to our request digest
+  (:meth:`StreamingPeerClient.stream`); one outbound audit entry records the exchange.
+* A stream may announce at most :data:`MAX_SYNC_BYTES` bytes; more is refused before
+  buffering.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass
+from typing import TypeVar
+
+import grpc
+from google.protobuf.message import DecodeError, Message
+
+from crypto.envelope import Sealed
+from crypto.errors import CryptoError, EncodingError, VerificationError
+from crypto.filter import ChunkAssembler, Filter, apply_delta, decode_delta, encode_filter
+from crypto.match_keys import (
+    FilterManifest,
+    SignedManifest,
+    verify_filter,
+    verify_filter_state,
+    verify_manifest,
+)
+from enlace.v1 import envelope_pb2, match_pb2
+from node.client import PeerClient, PeerReply
+from node.errors import EnlaceError, PeerError
+from node.runtime import NodeRuntime
+from node.store.matching_store import StoredFilter
+
+M = TypeVar("M", bound=Message)
+
+SERVICE = "enlace.v1.MatchService"
+SYNC = f"/{SERVICE}/SyncFilter"
+EVALUATE = f"/{SERVICE}/Evaluate"
+FOLLOW_UP = f"/{SERVICE}/FollowUp"
+GET_MANIFEST = f"/{SERVICE}/GetManifest"
+MAX_SYNC_BYTES = 512 * 1024 * 1024
+MAX_STREAM_MESSAGES = MAX_SYNC_BYTES // (16 * 1024) + 1
+
+
+class StreamingPeerClient(PeerClient):
+    """:class:`PeerClient` plus server-streaming calls, verified message by message."""
+
+    def stream(
+        self,
+        method: str,
+        request: Message,
+        response_type: type[M],
+        *,
+        agreement: str = "",
+        purpose: str = "",
+        timeout: float | None = None,
+    ) -> list[PeerReply[M]]:
+        sealed = self.seal_request(
+            method, request.SerializeToString(), agreement=agreement, purpose=purpose
+        )
+        call = self.channel.unary_stream(
+            method,
+            request_serializer=envelope_pb2.Envelope.SerializeToString,
+            response_deserializer=envelope_pb2.Envelope.FromString,
+        )
+        wire = envelope_pb2.Envelope(
+            header=sealed.header, signature=sealed.signature, body=sealed.body
+        )
+        started = self.runtime.clock.now()
+        replies: list[PeerReply[M]] = []
+        first: Sealed | None = None
+        try:
+            for answer in call(wire, timeout=timeout or self.timeout):
+                response = Sealed(bytes(answer.header), bytes(answer.signature), bytes(answer.body))
+                first = first or response
+                if len(replies) >= MAX_STREAM_MESSAGES:
+                    raise EncodingError(f"more than {MAX_STREAM_MESSAGES} stream messages")
+                header = self._verify(response, sealed, method)
+                message = response_type.FromString(response.body)
+                elapsed = (self.runtime.clock.now() - started).total_seconds() * 1000
+                replies.append(PeerReply(message, header, sealed.digest, elapsed))
+        except grpc.RpcError as exc:
+            error = self._translate(exc)
+            refusal = self._signed_refusal(exc, sealed)
+            self._audit(method, sealed, refusal, error.status_name, error.message, started)
+            raise error from None
+        except (EnlaceError, CryptoError, DecodeError) as exc:
+            error = PeerError(
+                f"stream from {self.peer} does not verify: {exc}",
+                peer=self.peer,
+                status_name="UNAUTHENTICATED",
+                hint="the peer or something between us altered the answer; check the directory",
+            )
+            self._audit(method, sealed, first, error.status_name, error.message, started)
+            raise error from None
+        self._audit(method, sealed, first, "OK", "", started)
+        return replies
+
+
+@dataclass(frozen=True)
+class CachedFilter:
+    """A holder's filter the querier verified, with the manifest it was verified against."""
+
+    peer: str
+    manifest: FilterManifest
+    filter: Filter
+    stored: StoredFilter
+
+
+def _signed(message: match_pb2.SignedManifest) -> SignedManifest:
+    return SignedManifest(bytes(message.body), bytes(message.signature), message.key_id)
+
+
+class PeerFilters:
+    """The verified filters of every peer and dataset (memory, backed by the store)."""
+
+    def __init__(self, runtime: NodeRuntime) -> None:
+        self.runtime = runtime
+        self._memory: dict[tuple[str, str], CachedFilter] = {}
+        self._lock = threading.Lock()
+        self._loaded = False
+
+    def _verify_manifest(self, peer: str, dataset: str, signed: SignedManifest) -> FilterManifest:
+        directory = self.runtime.directory.current(self.runtime.clock.now())
+        manifest = FilterManifest.from_json(signed.body)
+        public_key = directory.signing_key(peer, signed.key_id, manifest.created_at)
+        return verify_manifest(signed, public_key, holder=peer, dataset=dataset)
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        for stored in self.runtime.store.matching.peer_filters():
+            try:
+                signed = SignedManifest(stored.manifest, stored.signature, stored.key_id)
+                manifest = self._verify_manifest(stored.peer, stored.dataset, signed)
+                filt = verify_filter(manifest, stored.encoded)
+            except (CryptoError, EnlaceError):
+                continue  # a cached copy that no longer verifies is simply not used
+            self._memory[(stored.peer, stored.dataset)] = CachedFilter(
+                stored.peer, manifest, filt, stored
+            )
+        self._loaded = True
+
+    def get(self, peer: str, dataset: str) -> CachedFilter | None:
+        with self._lock:
+            self._load()
+            return self._memory.get((peer, dataset))
+
+    def install(
+        self,
+        peer: str,
+        dataset: str,
+        signed: SignedManifest,
+        kind: int,
+        payload: bytes,
+        now: dt.datetime,
+    ) -> CachedFilter:
+        """Verify what a sync delivered and make it the cached copy (raises on any mismatch)."""
+        manifest = self._verify_manifest(peer, dataset, signed)
+        current = self.get(peer, dataset)
+        if kind == match_pb2.FilterChunk.FULL:
+            filt = verify_filter(manifest, payload)
+            encoded = payload
+        elif kind == match_pb2.FilterChunk.DELTA:
+            if current is None or current.manifest.epoch != manifest.epoch:
+                raise VerificationError("a delta arrived for a filter this node does not hold")
+            filt = current.filter
+            if payload:
+                filt = apply_delta(filt, decode_delta(payload))
+            verify_filter_state(manifest, filt)
+            encoded = encode_filter(filt, manifest.encoding)
+        else:
+            raise EncodingError(f"unknown filter chunk kind {kind}")
+        stored = StoredFilter(
+            dataset,
+            manifest.epoch,
+            manifest.version,
+            signed.body,
+            signed.signature,
+            signed.key_id,
+            encoded,
+            now,
+            peer=peer,
+        )
+        self.runtime.store.matching.save_peer_filter(stored)
+        cached = CachedFilter(peer, manifest, filt, stored)
+        with self._lock:
+            self._memory[(peer, dataset)] = cached
+        return cached
+
+
+def sync_filter(
+    client: StreamingPeerClient,
+    filters: PeerFilters,
+    dataset: str,
+    *,
+    purpose: str,
+    agreement: str = "",
+    full: bool = False,
+) -> CachedFilter:
+    """Fetch the holder's current filter (a delta from our copy when possible) and verify it."""
+    current = None if full else filters.get(client.peer, dataset)
+    request = match_pb2.SyncFilterRequest(
+        dataset=dataset,
+        epoch=current.manifest.epoch if current else 0,
+        have_version=current.manifest.version if current else 0,
+    )
+    replies = client.stream(
+        SYNC, request, match_pb2.FilterChunk, purpose=purpose, agreement=agreement
+    )
+    try:
+        first = replies[0].message
+        if not first.HasField("manifest") or first.total_size > MAX_SYNC_BYTES:
+            raise EncodingError("the first chunk must carry the manifest and a sane size")
+        assembler = ChunkAssembler(first.total_size, first.payload_sha256)
+        for index, reply in enumerate(replies):
+            chunk = reply.message
+            if (chunk.index, chunk.count, chunk.kind) != (index, len(replies), first.kind):
+                raise EncodingError("filter chunks arrived out of order or of mixed kinds")
+            assembler.add(chunk.data)
+        payload = assembler.finish()
+        return filters.install(
+            client.peer,
+            dataset,
+            _signed(first.manifest),
+            first.kind,
+            payload,
+            client.runtime.clock.now(),
+        )
+    except CryptoError as exc:
+        raise PeerError(
+            f"the {dataset} filter from {client.peer} does not verify: {exc}",
+            peer=client.peer,
+            status_name="UNAUTHENTICATED",
+            hint="sync again; if it persists, the holder's filter or manifest was altered",
+        ) from None

@@ -1,0 +1,252 @@
+"""Which records feed which match dataset, and the identity keys of records and of queries.
+
+Why: holder and querier must build the *same* OPRF inputs for the same document or person.
+:mod:`node.matching.keys` decides the bytes; this module decides which keys each matchable
+dataset publishes, read from which local tables, and which keys a document or person query
+sends to each dataset — so the two sides cannot drift apart.
+
+Datasets offered for matching (``docs/matching.md``):
+
+========================  =====================================  ==========================
+match dataset             built from                             keys
+========================  =====================================  ==========================
+``travel_documents``      ``travel_documents``                   document
+``document_alerts``       ``document_alerts``                    document (alert domain)
+``persons_of_interest``   ``persons_of_interest``                document and name + birth
+``identities``            ``encounters`` and ``travel_documents``  name + birth (several exact)
+========================  =====================================  ==========================
+
+``identities`` keys use the ``person:encounters`` key domain of :mod:`node.matching.keys` (the
+key format predates the dataset name); its OPRF key is its own, derived for ``identities``.
+
+Invariants:
+* :func:`record_keys` and the query builders are pure and deterministic; a record that cannot
+  be keyed (no birth date for a person key, a document number the ICAO rules refuse) yields no
+  key rather than a guessed one.
+* Keys of one record are distinct and sorted, so their position (``key_no``) is stable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from crypto.errors import NormalisationError
+from node.errors import EnlaceError, InvalidArgumentError
+from node.matching.keys import (
+    alert_input,
+    document_input,
+    person_inputs,
+    poi_inputs,
+)
+from node.records.dates import PartialDate, parse_partial_date
+from node.store.records_schema import DATASET_TABLES
+
+MATCH_DATASETS: tuple[str, ...] = (
+    "travel_documents",
+    "document_alerts",
+    "persons_of_interest",
+    "identities",
+)
+#: The datasets a document query asks, and a person query asks.
+DOCUMENT_DATASETS: tuple[str, ...] = ("travel_documents", "document_alerts", "persons_of_interest")
+PERSON_DATASETS: tuple[str, ...] = ("identities", "persons_of_interest")
+
+#: Local tables each match dataset is built from.
+SOURCES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "travel_documents": ("travel_documents",),
+        "document_alerts": ("document_alerts",),
+        "persons_of_interest": ("persons_of_interest",),
+        "identities": ("encounters", "travel_documents"),
+    }
+)
+
+_IDENTITY_DOMAIN = "encounters"  # key domain of identities keys (see the module docstring)
+
+_COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "travel_documents": (
+            "document_number_norm", "issuing_state", "surname", "given_names",
+            "birth_year", "birth_month", "birth_day",
+        ),
+        "document_alerts": ("document_number_norm", "issuing_state"),
+        "persons_of_interest": (
+            "document_number_norm", "issuing_state", "surname", "given_names",
+            "birth_year", "birth_month", "birth_day",
+        ),
+        "encounters": ("surname", "given_names", "birth_year", "birth_month", "birth_day"),
+    }
+)  # fmt: skip
+
+
+def check_dataset(dataset: str) -> str:
+    """``dataset`` if it is offered for matching; INVALID_ARGUMENT otherwise."""
+    if dataset not in MATCH_DATASETS:
+        raise InvalidArgumentError(
+            f"{dataset!r} is not offered for matching",
+            field="dataset",
+            hint="use one of " + ", ".join(MATCH_DATASETS),
+        )
+    return dataset
+
+
+def datasets_fed_by(table: str) -> tuple[str, ...]:
+    """The match datasets that change when ``table`` is imported."""
+    return tuple(d for d in MATCH_DATASETS if table in SOURCES[d])
+
+
+def _birth(row: Mapping[str, Any]) -> PartialDate | None:
+    year = row.get("birth_year")
+    if not year:
+        return None
+    return PartialDate(int(year), row.get("birth_month") or None, row.get("birth_day") or None)
+
+
+def record_keys(dataset: str, source: str, row: Mapping[str, Any]) -> list[bytes]:
+    """The OPRF inputs one stored record contributes to ``dataset`` (possibly none)."""
+    try:
+        keys = _record_keys(dataset, source, row)
+    except (EnlaceError, NormalisationError, ValueError):
+        return []
+    return sorted(set(keys))
+
+
+def _record_keys(dataset: str, source: str, row: Mapping[str, Any]) -> list[bytes]:
+    number, state = row.get("document_number_norm"), row.get("issuing_state")
+    if dataset == "travel_documents":
+        return [document_input(str(number), str(state))] if number and state else []
+    if dataset == "document_alerts":
+        return [alert_input(str(number), str(state))] if number and state else []
+    surname, given = str(row.get("surname") or ""), str(row.get("given_names") or "")
+    birth = _birth(row)
+    if dataset == "persons_of_interest":
+        if birth is None and not (number and state):
+            return []
+        return poi_inputs(
+            surname,
+            given,
+            birth,
+            str(number) if number else None,
+            str(state) if state else None,
+        )
+    if dataset == "identities":
+        if birth is None or not surname:
+            return []
+        return person_inputs(surname, given, birth, dataset=_IDENTITY_DOMAIN)
+    raise InvalidArgumentError(f"no keys for {dataset!r} from {source!r}", field="dataset")
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    source: str
+    record_id: str
+    content_hash: str
+    row: Mapping[str, Any]
+
+
+def iter_records(engine: Engine, dataset: str, batch: int = 20_000) -> Iterator[SourceRecord]:
+    """Every stored record that feeds ``dataset``, with the columns its keys need."""
+    for source in SOURCES[check_dataset(dataset)]:
+        table = DATASET_TABLES[source]
+        columns = [table.c.record_id, table.c.content_hash] + [
+            table.c[name] for name in _COLUMNS[source]
+        ]
+        with engine.connect() as conn:
+            result = conn.execution_options(yield_per=batch).execute(select(*columns))
+            for row in result:
+                mapping: dict[str, Any] = dict(row._mapping)
+                record_id, content_hash = str(mapping["record_id"]), str(mapping["content_hash"])
+                yield SourceRecord(source, record_id, content_hash, mapping)
+
+
+# --------------------------------------------------------------------------- queries
+
+
+@dataclass(frozen=True)
+class Query:
+    """One thing a querier asks about: a document or a person, with the querier's label."""
+
+    label: str
+    kind: str  # "document" or "person"
+    number: str = ""
+    issuing_state: str = ""
+    surname: str = ""
+    given_names: str = ""
+    birth_date: str = ""
+
+    def describe(self) -> str:
+        if self.kind == "document":
+            return f"{self.issuing_state} {self.number}"
+        return f"{self.surname}, {self.given_names} ({self.birth_date})"
+
+
+def document_query(number: str, issuing_state: str, label: str = "") -> Query:
+    query = Query(label or f"{issuing_state}:{number}", "document", number, issuing_state)
+    query_keys(query)  # refuse what cannot be normalised now, naming the field
+    return query
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """``"SURNAMES, GIVEN NAMES"`` → (surnames, given names); the comma is required."""
+    surname, comma, given = name.partition(",")
+    if not comma or not surname.strip():
+        raise InvalidArgumentError(
+            f"name {name!r} does not say which part is the surname",
+            field="name",
+            hint='write it as "SURNAMES, GIVEN NAMES", e.g. "GARCIA LOPEZ, MARIA JOSE"',
+        )
+    return surname.strip(), given.strip()
+
+
+def person_query(surname: str, given_names: str, birth_date: str, label: str = "") -> Query:
+    query = Query(
+        label or f"{surname}, {given_names} {birth_date}",
+        "person",
+        surname=surname,
+        given_names=given_names,
+        birth_date=birth_date,
+    )
+    query_keys(query)
+    return query
+
+
+def query_keys(query: Query) -> dict[str, list[bytes]]:
+    """The OPRF inputs ``query`` sends to each dataset it concerns (see the module table)."""
+    try:
+        if query.kind == "document":
+            number, state = query.number, query.issuing_state
+            return {
+                "travel_documents": [document_input(number, state)],
+                "document_alerts": [alert_input(number, state)],
+                "persons_of_interest": [
+                    document_input(number, state, dataset="persons_of_interest")
+                ],
+            }
+        birth = parse_partial_date(query.birth_date)
+        return {
+            "identities": person_inputs(
+                query.surname, query.given_names, birth, dataset=_IDENTITY_DOMAIN
+            ),
+            "persons_of_interest": person_inputs(
+                query.surname, query.given_names, birth, dataset="persons_of_interest"
+            ),
+        }
+    except NormalisationError as exc:
+        raise InvalidArgumentError(str(exc), field=query.kind) from exc
+
+
+def keys_by_dataset(
+    queries: Sequence[Query], datasets: Sequence[str]
+) -> dict[str, list[tuple[int, bytes]]]:
+    """``dataset -> [(query index, input)]`` for every dataset in ``datasets``."""
+    out: dict[str, list[tuple[int, bytes]]] = {d: [] for d in datasets}
+    for index, query in enumerate(queries):
+        for dataset, inputs in query_keys(query).items():
+            if dataset in out:
+                out[dataset].extend((index, value) for value in inputs)
+    return out

@@ -1,0 +1,480 @@
+"""Persistence of private identity matching: filter entries, filters, peers' filters, follow-ups.
+
+Why a sub-store: a holder keeps, per matchable dataset and key epoch, one row per identity key
+of each record (the 16-byte prefix of its OPRF output and the SHA-256 of the whole output), so
+the filter can be kept current incrementally (only new or changed records are evaluated) and a
+follow-up can be checked against the full output, not just the public prefix. Each published
+filter version is kept with its signed manifest for deltas; a querier keeps the last verified
+filter of each peer and dataset; both sides keep the follow-ups they asked or answered.
+
+Invariants:
+* :meth:`MatchingStore.apply_changes` removes and adds entries of one (dataset, epoch) in one
+  transaction: a reader sees the entries before or after an update, never half of one.
+* Entries never cross epochs: every read names the epoch, and :meth:`drop_other_epochs` removes
+  what an old key produced, so an old output finds nothing.
+* Nothing here decides policy or verifies signatures; callers pass verified values and ``now``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Index,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    and_,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+
+from node.store.schema import UtcDateTime, metadata
+
+match_entries = Table(
+    "match_entries",
+    metadata,
+    Column("dataset", String(40), primary_key=True),
+    Column("epoch", BigInteger, primary_key=True),
+    Column("source", String(40), primary_key=True),
+    Column("record_id", String(40), primary_key=True),
+    Column("key_no", SmallInteger, primary_key=True),
+    Column("prefix", LargeBinary, nullable=False),
+    Column("digest", LargeBinary, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Index("ix_match_entries_prefix", "dataset", "epoch", "prefix"),
+)
+
+match_filters = Table(
+    "match_filters",
+    metadata,
+    Column("dataset", String(40), primary_key=True),
+    Column("epoch", BigInteger, primary_key=True),
+    Column("version", BigInteger, primary_key=True),
+    Column("manifest", LargeBinary, nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("encoded", LargeBinary, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+match_peer_filters = Table(
+    "match_peer_filters",
+    metadata,
+    Column("peer", String(8), primary_key=True),
+    Column("dataset", String(40), primary_key=True),
+    Column("epoch", BigInteger, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("manifest", LargeBinary, nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("encoded", LargeBinary, nullable=False),
+    Column("fetched_at", UtcDateTime(), nullable=False),
+)
+
+match_followups = Table(
+    "match_followups",
+    metadata,
+    Column("followup_id", String(32), primary_key=True),
+    Column("direction", String(8), primary_key=True),  # inbound (we hold) / outbound (we asked)
+    Column("peer", String(8), nullable=False),
+    Column("dataset", String(40), nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("output_sha256", String(64), nullable=False),
+    Column("case_reference", String(200), nullable=False),
+    Column("purpose", String(100), nullable=False),
+    Column("agreement_id", String(200), nullable=False),
+    Column("attributes", Text, nullable=False),  # JSON list of names
+    Column("records", Text, nullable=False),  # JSON list of [source, record_id] (inbound)
+    Column("status", String(16), nullable=False, index=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("decided_at", UtcDateTime()),
+    Column("decided_by", String(100)),
+    Column("note", Text),
+    Column("released", Text),  # JSON object of released attribute values
+)
+
+#: One entry as written: source, record id, key number, 16-byte prefix, SHA-256 of the output,
+#: content hash of the record it came from.
+EntryRow = tuple[str, str, int, bytes, bytes, str]
+
+
+@dataclass(frozen=True)
+class StoredFilter:
+    """A published (holder) or fetched (querier) filter with its signed manifest."""
+
+    dataset: str
+    epoch: int
+    version: int
+    manifest: bytes
+    signature: bytes
+    key_id: str
+    encoded: bytes
+    at: dt.datetime
+    peer: str = ""
+
+
+@dataclass(frozen=True)
+class FollowUpRecord:
+    followup_id: str
+    direction: str
+    peer: str
+    dataset: str
+    epoch: int
+    output_sha256: str
+    case_reference: str
+    purpose: str
+    agreement_id: str
+    attributes: tuple[str, ...]
+    records: tuple[tuple[str, str], ...]
+    status: str
+    created_at: dt.datetime
+    decided_at: dt.datetime | None = None
+    decided_by: str | None = None
+    note: str | None = None
+    released: dict[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "followup_id": self.followup_id,
+            "direction": self.direction,
+            "peer": self.peer,
+            "dataset": self.dataset,
+            "epoch": self.epoch,
+            "output_sha256": self.output_sha256,
+            "case_reference": self.case_reference,
+            "purpose": self.purpose,
+            "agreement_id": self.agreement_id,
+            "attributes": list(self.attributes),
+            "records": len(self.records),
+            "status": self.status,
+            "created_at": self.created_at.isoformat(),
+            "decided_at": self.decided_at.isoformat() if self.decided_at else None,
+            "decided_by": self.decided_by,
+            "note": self.note,
+            "released": self.released,
+        }
+
+
+def _followup(row: Any) -> FollowUpRecord:
+    return FollowUpRecord(
+        followup_id=row.followup_id,
+        direction=row.direction,
+        peer=row.peer,
+        dataset=row.dataset,
+        epoch=int(row.epoch),
+        output_sha256=row.output_sha256,
+        case_reference=row.case_reference,
+        purpose=row.purpose,
+        agreement_id=row.agreement_id,
+        attributes=tuple(json.loads(row.attributes)),
+        records=tuple((str(s), str(r)) for s, r in json.loads(row.records)),
+        status=row.status,
+        created_at=row.created_at,
+        decided_at=row.decided_at,
+        decided_by=row.decided_by,
+        note=row.note,
+        released=json.loads(row.released) if row.released else None,
+    )
+
+
+class MatchingStore:
+    """The matching part of a node's :class:`~node.store.Store`."""
+
+    def __init__(self, engine: Engine, writer: Engine) -> None:
+        self._read = engine
+        self._write = writer
+
+    # -- entries (holder) ------------------------------------------------------------------
+    def entry_states(self, dataset: str, epoch: int) -> dict[tuple[str, str], str]:
+        """``(source, record_id) -> content_hash`` of every record with entries."""
+        query = (
+            select(match_entries.c.source, match_entries.c.record_id, match_entries.c.content_hash)
+            .where(and_(match_entries.c.dataset == dataset, match_entries.c.epoch == epoch))
+            .distinct()
+        )
+        with self._read.connect() as conn:
+            return {(r[0], r[1]): r[2] for r in conn.execute(query)}
+
+    def apply_changes(
+        self,
+        dataset: str,
+        epoch: int,
+        removed: Sequence[tuple[str, str]],
+        added: Sequence[EntryRow],
+    ) -> None:
+        """Remove every entry of ``removed`` records, then add ``added``, in one transaction."""
+        with self._write.begin() as conn:
+            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            if removed:
+                conn.exec_driver_sql(
+                    f"DELETE FROM match_entries WHERE dataset = {mark} AND epoch = {mark} "
+                    f"AND source = {mark} AND record_id = {mark}",
+                    [(dataset, epoch, source, record) for source, record in removed],
+                )
+            if added:
+                marks = ", ".join([mark] * 8)
+                sql = (
+                    "INSERT INTO match_entries (dataset, epoch, source, record_id, key_no, "
+                    f"prefix, digest, content_hash) VALUES ({marks})"
+                )
+                for start in range(0, len(added), 50_000):
+                    conn.exec_driver_sql(
+                        sql, [(dataset, epoch, *row) for row in added[start : start + 50_000]]
+                    )
+
+    def prefixes(self, dataset: str, epoch: int) -> bytes:
+        """Every entry's 16-byte prefix, concatenated (repeats included, any order)."""
+        query = select(match_entries.c.prefix).where(
+            and_(match_entries.c.dataset == dataset, match_entries.c.epoch == epoch)
+        )
+        with self._read.connect() as conn:
+            return b"".join(bytes(r[0]) for r in conn.execute(query))
+
+    def find(self, dataset: str, epoch: int, prefix: bytes) -> list[tuple[str, str, bytes]]:
+        """``(source, record_id, digest)`` of the entries whose prefix is ``prefix``."""
+        query = select(
+            match_entries.c.source, match_entries.c.record_id, match_entries.c.digest
+        ).where(
+            and_(
+                match_entries.c.dataset == dataset,
+                match_entries.c.epoch == epoch,
+                match_entries.c.prefix == prefix,
+            )
+        )
+        with self._read.connect() as conn:
+            return [(r[0], r[1], bytes(r[2])) for r in conn.execute(query)]
+
+    def count_entries(self, dataset: str, epoch: int) -> int:
+        query = select(func.count()).where(
+            and_(match_entries.c.dataset == dataset, match_entries.c.epoch == epoch)
+        )
+        with self._read.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def drop_other_epochs(self, epoch: int) -> None:
+        """Forget every entry and filter of any epoch but ``epoch`` (after a rotation)."""
+        with self._write.begin() as conn:
+            conn.execute(delete(match_entries).where(match_entries.c.epoch != epoch))
+            conn.execute(delete(match_filters).where(match_filters.c.epoch != epoch))
+
+    def clear(self, dataset: str, epoch: int) -> None:
+        with self._write.begin() as conn:
+            conn.execute(
+                delete(match_entries).where(
+                    and_(match_entries.c.dataset == dataset, match_entries.c.epoch == epoch)
+                )
+            )
+
+    # -- published filters (holder) --------------------------------------------------------
+    def save_filter(self, published: StoredFilter, *, keep: int) -> None:
+        """Store a new version and keep only the newest ``keep`` of its (dataset, epoch)."""
+        with self._write.begin() as conn:
+            conn.execute(
+                insert(match_filters).values(
+                    dataset=published.dataset,
+                    epoch=published.epoch,
+                    version=published.version,
+                    manifest=published.manifest,
+                    signature=published.signature,
+                    key_id=published.key_id,
+                    encoded=published.encoded,
+                    created_at=published.at,
+                )
+            )
+            same = and_(
+                match_filters.c.dataset == published.dataset,
+                match_filters.c.epoch == published.epoch,
+            )
+            versions = [
+                int(v)
+                for v in conn.execute(
+                    select(match_filters.c.version)
+                    .where(same)
+                    .order_by(match_filters.c.version.desc())
+                ).scalars()
+            ]
+            if len(versions) > keep:
+                conn.execute(
+                    delete(match_filters).where(
+                        and_(same, match_filters.c.version <= versions[keep])
+                    )
+                )
+
+    def published(
+        self, dataset: str, epoch: int, version: int | None = None
+    ) -> StoredFilter | None:
+        """The newest published filter of (dataset, epoch), or the given ``version``."""
+        query = select(match_filters).where(
+            and_(match_filters.c.dataset == dataset, match_filters.c.epoch == epoch)
+        )
+        if version is not None:
+            query = query.where(match_filters.c.version == version)
+        query = query.order_by(match_filters.c.version.desc()).limit(1)
+        with self._read.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return StoredFilter(
+            row.dataset,
+            int(row.epoch),
+            int(row.version),
+            bytes(row.manifest),
+            bytes(row.signature),
+            row.key_id,
+            bytes(row.encoded),
+            row.created_at,
+        )
+
+    def latest_versions(self, epoch: int) -> dict[str, int]:
+        """Newest published version per dataset of ``epoch``."""
+        query = (
+            select(match_filters.c.dataset, func.max(match_filters.c.version))
+            .where(match_filters.c.epoch == epoch)
+            .group_by(match_filters.c.dataset)
+        )
+        with self._read.connect() as conn:
+            return {r[0]: int(r[1]) for r in conn.execute(query)}
+
+    # -- peers' filters (querier) ----------------------------------------------------------
+    def save_peer_filter(self, cached: StoredFilter) -> None:
+        with self._write.begin() as conn:
+            conn.execute(
+                delete(match_peer_filters).where(
+                    and_(
+                        match_peer_filters.c.peer == cached.peer,
+                        match_peer_filters.c.dataset == cached.dataset,
+                    )
+                )
+            )
+            conn.execute(
+                insert(match_peer_filters).values(
+                    peer=cached.peer,
+                    dataset=cached.dataset,
+                    epoch=cached.epoch,
+                    version=cached.version,
+                    manifest=cached.manifest,
+                    signature=cached.signature,
+                    key_id=cached.key_id,
+                    encoded=cached.encoded,
+                    fetched_at=cached.at,
+                )
+            )
+
+    def peer_filters(self, peer: str | None = None) -> list[StoredFilter]:
+        query = select(match_peer_filters).order_by(
+            match_peer_filters.c.peer, match_peer_filters.c.dataset
+        )
+        if peer is not None:
+            query = query.where(match_peer_filters.c.peer == peer)
+        with self._read.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            StoredFilter(
+                r.dataset,
+                int(r.epoch),
+                int(r.version),
+                bytes(r.manifest),
+                bytes(r.signature),
+                r.key_id,
+                bytes(r.encoded),
+                r.fetched_at,
+                peer=r.peer,
+            )
+            for r in rows
+        ]
+
+    # -- follow-ups (both sides) -----------------------------------------------------------
+    def add_followup(self, record: FollowUpRecord) -> None:
+        with self._write.begin() as conn:
+            conn.execute(
+                insert(match_followups).values(
+                    followup_id=record.followup_id,
+                    direction=record.direction,
+                    peer=record.peer,
+                    dataset=record.dataset,
+                    epoch=record.epoch,
+                    output_sha256=record.output_sha256,
+                    case_reference=record.case_reference,
+                    purpose=record.purpose,
+                    agreement_id=record.agreement_id,
+                    attributes=json.dumps(list(record.attributes)),
+                    records=json.dumps([list(r) for r in record.records]),
+                    status=record.status,
+                    created_at=record.created_at,
+                    decided_at=record.decided_at,
+                    decided_by=record.decided_by,
+                    note=record.note,
+                    released=json.dumps(record.released) if record.released is not None else None,
+                )
+            )
+
+    def followup(self, followup_id: str, direction: str = "inbound") -> FollowUpRecord | None:
+        query = select(match_followups).where(
+            and_(
+                match_followups.c.followup_id == followup_id,
+                match_followups.c.direction == direction,
+            )
+        )
+        with self._read.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _followup(row)
+
+    def followups(
+        self, *, direction: str = "inbound", statuses: Iterable[str] = (), limit: int = 200
+    ) -> list[FollowUpRecord]:
+        query = select(match_followups).where(match_followups.c.direction == direction)
+        wanted = list(statuses)
+        if wanted:
+            query = query.where(match_followups.c.status.in_(wanted))
+        query = query.order_by(match_followups.c.created_at.desc()).limit(limit)
+        with self._read.connect() as conn:
+            return [_followup(r) for r in conn.execute(query)]
+
+    def update_followup(
+        self,
+        followup_id: str,
+        direction: str,
+        *,
+        expect: Iterable[str],
+        status: str,
+        now: dt.datetime | None = None,
+        by: str | None = None,
+        note: str | None = None,
+        released: dict[str, str] | None = None,
+    ) -> bool:
+        """Move a follow-up to ``status`` if it is in one of ``expect``; False otherwise."""
+        values: dict[str, Any] = {"status": status}
+        if now is not None:
+            values["decided_at"] = now
+        if by is not None:
+            values["decided_by"] = by
+        if note is not None:
+            values["note"] = note
+        if released is not None:
+            values["released"] = json.dumps(released, sort_keys=True)
+        with self._write.begin() as conn:
+            result = conn.execute(
+                update(match_followups)
+                .where(
+                    and_(
+                        match_followups.c.followup_id == followup_id,
+                        match_followups.c.direction == direction,
+                        match_followups.c.status.in_(list(expect)),
+                    )
+                )
+                .values(**values)
+            )
+            return bool(result.rowcount)
