@@ -56,7 +56,9 @@ class AgreementBook:
     def __init__(self, runtime: NodeRuntime) -> None:
         self.runtime = runtime
         self._lock = threading.Lock()
-        self._cache: tuple[tuple[str, int, dt.datetime], AgreementSet] | None = None
+        self._cache: tuple[tuple[tuple[str, tuple[int, int]], dt.datetime], AgreementSet] | None = (
+            None
+        )
         self._problems: dict[str, str] = {}
 
     # -- installing ---------------------------------------------------------------------
@@ -122,15 +124,16 @@ class AgreementBook:
     def current(self, now: dt.datetime) -> AgreementSet:
         """The verified view, rebuilt when stale."""
         directory = self.runtime.directory.current(now)
-        stamp = (directory.hash, len(self.runtime.store.policies.agreements()))
+        stamp = (directory.hash, self.runtime.store.policies.marker())
         with self._lock:
             cached = self._cache
             if cached is not None:
-                (hash_, count, built_at), view = cached
-                if (hash_, count) == stamp and now - built_at < REVERIFY_AFTER and now >= built_at:
+                (cached_stamp, built_at), view = cached
+                fresh = built_at <= now < built_at + REVERIFY_AFTER
+                if cached_stamp == stamp and fresh:
                     return view
             view = self._verify_all(now)
-            self._cache = ((stamp[0], stamp[1], now), view)
+            self._cache = ((stamp, now), view)
             return view
 
     def _verify_all(self, now: dt.datetime) -> AgreementSet:

@@ -56,7 +56,9 @@ class PeerReply(Generic[M]):
 class PeerClient:
     """Calls one peer. Thread-safe; reuse it for many calls."""
 
-    def __init__(self, runtime: NodeRuntime, peer: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, runtime: NodeRuntime, peer: str, *, timeout: float = 10.0, endpoint: str = ""
+    ) -> None:
         self.runtime = runtime
         self.peer = peer
         self.timeout = timeout
@@ -68,9 +70,10 @@ class PeerClient:
             certificate_chain=cert_pem,
         )
         limit = runtime.config.max_message_bytes
-        self.endpoint = member.endpoint
+        # ``endpoint`` reaches one replica of the peer directly (replicas share its keys).
+        self.endpoint = endpoint or member.endpoint
         self.channel = grpc.secure_channel(
-            member.endpoint,
+            self.endpoint,
             credentials,
             options=[
                 ("grpc.ssl_target_name_override", tls_server_name(peer)),

@@ -16,7 +16,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, Table, and_, select, tuple_, update
+from sqlalchemy import Engine, Table, and_, func, select, tuple_, update
 from sqlalchemy.sql.expression import Executable
 
 from node.errors import InvalidArgumentError
@@ -70,6 +70,14 @@ class PolicyStore:
                 )
             )
             return True
+
+    def marker(self) -> tuple[int, int]:
+        """(agreements, revocations) installed: changes whenever either is installed, so
+        every process holding a cached view (servers, CLI) notices at its next request."""
+        with self._read.connect() as conn:
+            n_agreements = conn.execute(select(func.count()).select_from(agreements)).scalar_one()
+            n_revocations = conn.execute(select(func.count()).select_from(revocations)).scalar_one()
+        return int(n_agreements), int(n_revocations)
 
     def agreements(self) -> list[StoredAgreement]:
         with self._read.connect() as conn:
