@@ -1,0 +1,1 @@
+"""The Technical Secretariat (ST): scheduled pulls, regional totals and the monthly brief."""
