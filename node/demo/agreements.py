@@ -10,7 +10,7 @@ Everything not listed is denied, which the demo shows too.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from node.agreements import AgreementBook
 from node.runtime import NodeRuntime
@@ -138,16 +138,24 @@ def demo_agreements(countries: Iterable[str], now: dt.datetime, st: str = "CRM")
     return out
 
 
+def sign_and_install(
+    agreement: Agreement, runtimes: Mapping[str, NodeRuntime], now: dt.datetime
+) -> str:
+    """Both parties sign with their own node key and both install it (local federations
+    only: in production each directorate signs on its own node)."""
+    signed = SignedAgreement(agreement)
+    for party in agreement.parties:
+        signed = sign_agreement(signed, party, runtimes[party].signing_key)
+    text = dump_signed_agreement(signed)
+    for party in agreement.parties:
+        AgreementBook(runtimes[party]).install_text(text, now)
+    return text
+
+
 def install_demo_agreements(runtimes: dict[str, NodeRuntime], now: dt.datetime) -> list[str]:
-    """Both parties sign each agreement with their own node key; both install it."""
+    """Install :func:`demo_agreements` on the nodes of their parties."""
     installed: list[str] = []
-    books = {country: AgreementBook(runtime) for country, runtime in runtimes.items()}
     for agreement in demo_agreements([c for c in runtimes if c != "CRM"], now):
-        signed = SignedAgreement(agreement)
-        for party in agreement.parties:
-            signed = sign_agreement(signed, party, runtimes[party].signing_key)
-        text = dump_signed_agreement(signed)
-        for party in agreement.parties:
-            books[party].install_text(text, now)
+        sign_and_install(agreement, runtimes, now)
         installed.append(agreement.id)
     return installed

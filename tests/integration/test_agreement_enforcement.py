@@ -16,17 +16,15 @@ import pytest
 
 from enlace.v1 import agreements_pb2, node_pb2, stats_pb2
 from node.agreements import AgreementBook
+from node.demo.agreements import sign_and_install
 from node.errors import PeerError
 from node.ingest.pipeline import ingest
 from node.records.generate import generate
 from policies.agreement import Agreement, Disclosure, Grant, Quotas
 from policies.signatures import (
     Revocation,
-    SignedAgreement,
     dump_revocation,
-    dump_signed_agreement,
     load_signed_agreement,
-    sign_agreement,
     sign_revocation,
 )
 
@@ -59,14 +57,7 @@ def stats_agreement(agreement_id: str, start: dt.datetime, end: dt.datetime) -> 
 
 
 def install(live, agreement: Agreement) -> str:  # type: ignore[no-untyped-def]
-    signed = SignedAgreement(agreement)
-    for party in agreement.parties:
-        signed = sign_agreement(signed, party, live.runtimes[party].signing_key)
-    text = dump_signed_agreement(signed)
-    for party in agreement.parties:
-        runtime = live.runtimes[party]
-        AgreementBook(runtime).install_text(text, runtime.clock.now())
-    return text
+    return sign_and_install(agreement, live.runtimes, live.runtimes["PAN"].clock.now())
 
 
 def ask_stats(live, agreement: str = ""):  # type: ignore[no-untyped-def]

@@ -7,13 +7,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from enlace.v1 import stats_pb2
-from node.agreements import AgreementBook
 from node.client import PeerClient
+from node.demo.agreements import sign_and_install
 from node.demo.federation import free_port
 from node.demo.processes import NodeProcess
 from node.errors import PeerError
 from policies.agreement import Agreement, Disclosure, Grant, Quotas
-from policies.signatures import SignedAgreement, dump_signed_agreement, sign_agreement
 
 AGGREGATE = "/enlace.v1.StatsService/Aggregate"
 
@@ -41,11 +40,7 @@ def test_two_replicas_share_one_exact_quota(live_federation_factory) -> None:  #
             ),
         ),
     )
-    signed = SignedAgreement(agreement)
-    for party in ("PAN", "CRI"):
-        signed = sign_agreement(signed, party, live.runtimes[party].signing_key)
-    for party in ("PAN", "CRI"):
-        AgreementBook(live.runtimes[party]).install_text(dump_signed_agreement(signed), now)
+    sign_and_install(agreement, live.runtimes, now)
 
     home = live.federation.homes["PAN"]
     first = live.federation.endpoint("PAN")

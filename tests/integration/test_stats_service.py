@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from enlace.v1 import stats_pb2
-from node.agreements import AgreementBook
+from node.demo.agreements import sign_and_install
 from node.errors import PeerError
 from node.ingest.pipeline import ingest
 from node.records.generate import generate
@@ -22,7 +22,6 @@ from policies.agreement import (
     Perturbation,
     Quotas,
 )
-from policies.signatures import SignedAgreement, dump_signed_agreement, sign_agreement
 
 AGGREGATE = "/enlace.v1.StatsService/Aggregate"
 DIMS = ("nationality", "quarter", "sex", "event_type", "year")
@@ -41,14 +40,8 @@ def grant(holder: str, requester: str, *, disclosure: Disclosure, per_day: int =
     )
 
 
-def install(live, agreement: Agreement) -> None:  # type: ignore[no-untyped-def]
-    signed = SignedAgreement(agreement)
-    for party in agreement.parties:
-        signed = sign_agreement(signed, party, live.runtimes[party].signing_key)
-    text = dump_signed_agreement(signed)
-    for party in agreement.parties:
-        runtime = live.runtimes[party]
-        AgreementBook(runtime).install_text(text, runtime.clock.now())
+def install(live, agreement: Agreement) -> str:  # type: ignore[no-untyped-def]
+    return sign_and_install(agreement, live.runtimes, live.runtimes["PAN"].clock.now())
 
 
 @pytest.fixture
