@@ -25,6 +25,7 @@ from rich.progress import (
 from rich.table import Table
 
 from node.cli.common import HomeOption, JsonOption, cli_errors, console, err_console, print_json
+from node.cli.match_cmd import refresh_match_filters
 from node.errors import ConfigError
 from node.home import NodeHome
 from node.ingest import IngestError, node_equivalence
@@ -182,6 +183,8 @@ def ingest(
                     dry_run=dry_run,
                     progress=view,
                 )
+            if report.committed:
+                refresh_match_filters(node_home, store, dataset, quiet=as_json)
         except IngestError as exc:
             _print_errors(exc, as_json)
             raise typer.Exit(1) from None

@@ -11,8 +11,10 @@ from node.cli import (
     audit_cmd,
     demo_cmd,
     directory_cmd,
+    followup_cmd,
     generate_cmd,
     ingest_cmd,
+    match_cmd,
     node_cmd,
     policy_cmd,
     stats_cmd,
@@ -34,6 +36,8 @@ demo_cmd.register(app)
 ingest_cmd.register(app)
 generate_cmd.register(app)
 app.add_typer(stats_cmd.app, name="stats", help="Protected statistics and the CRM matrices.")
+app.add_typer(match_cmd.app, name="match", help="Private identity matching (OPRF filters).")
+app.add_typer(followup_cmd.app, name="followup", help="Follow-ups after a hit (approve, deny).")
 
 
 def run() -> None:

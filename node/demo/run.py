@@ -22,6 +22,7 @@ from node.agreements import AgreementBook
 from node.client import PeerClient
 from node.demo.agreements import install_demo_agreements
 from node.demo.federation import LocalFederation, create_federation
+from node.demo.matching import matching_step, prepare_matching
 from node.demo.processes import NodeProcess
 from node.errors import ConfigError, PeerError
 from node.runtime import NodeRuntime, open_runtime
@@ -42,6 +43,7 @@ class DemoResult:
     decisions: list[dict[str, Any]] = field(default_factory=list)
     fetched: str = ""
     audit: dict[str, dict[str, Any]] = field(default_factory=dict)
+    matching: dict[str, Any] = field(default_factory=dict)
     exit_codes: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -59,6 +61,7 @@ class DemoResult:
             "fetched_agreement": self.fetched,
             "all_reachable": self.all_reachable,
             "audit": self.audit,
+            "matching": self.matching,
             "exit_codes": self.exit_codes,
             "seconds": round(self.seconds, 2),
         }
@@ -166,6 +169,8 @@ def run_demo(
     setup = {c: open_runtime(federation.homes[c]) for c in everyone}
     try:
         result.agreements = install_demo_agreements(setup, now)
+        say("   Generating and importing synthetic records; building match filters")
+        result.matching = prepare_matching(setup, root, now, say)
     finally:
         for runtime in setup.values():
             runtime.close()
@@ -192,7 +197,9 @@ def run_demo(
             if not line["allowed"]:
                 say(f"            {line['why']}")
         result.fetched = fetch_agreement(runtimes, "CRI", "PAN", "PAN-CRI-MATCH")
-        say("6. Verifying every node's audit chain and checkpoint")
+        say("6. Private identity matching from Costa Rica (OPRF; peers learn nothing asked)")
+        result.matching.update(matching_step(runtimes, root, say))
+        say("7. Verifying every node's audit chain and checkpoint")
         for country, runtime in runtimes.items():
             write_checkpoint(runtime)
             result.audit[country] = verify_log(runtime)

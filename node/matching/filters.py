@@ -62,7 +62,7 @@ EPOCH_STATE, MODE_STATE = "match.epoch", "match.mode"
 FIRST_EPOCH = 1
 KEEP_VERSIONS = 8
 #: Below this many inputs, evaluation runs in the calling process.
-PARALLEL_THRESHOLD = 20_000
+PARALLEL_THRESHOLD = 100_000
 _CHUNK = 5_000
 _MODES: dict[str, Mode] = {"oprf": Mode.OPRF, "voprf": Mode.VOPRF}
 
@@ -243,15 +243,15 @@ class Holder:
             if keys:
                 todo.append((record.source, record.record_id, record.content_hash, keys))
         removed.extend(ref for ref in known if ref not in seen)
-        inputs = [key for *_, keys in todo for key in keys]
-        evaluated = evaluate_inputs(self.master, dataset, state, inputs, workers) if inputs else b""
+        # Records of one person share keys (every encounter): evaluate each distinct key once.
+        unique = list(dict.fromkeys(key for *_, keys in todo for key in keys))
+        evaluated = evaluate_inputs(self.master, dataset, state, unique, workers) if unique else b""
+        position = {key: 48 * n for n, key in enumerate(unique)}
         rows: list[EntryRow] = []
-        offset = 0
         for source, record_id, content_hash, keys in todo:
-            for key_no in range(len(keys)):
-                chunk = evaluated[offset : offset + 48]
+            for key_no, key in enumerate(keys):
+                chunk = evaluated[position[key] : position[key] + 48]
                 rows.append((source, record_id, key_no, chunk[:16], chunk[16:], content_hash))
-                offset += 48
         changed = bool(rows or removed)
         if changed:
             matching.apply_changes(dataset, state.epoch, removed, rows)
@@ -344,7 +344,11 @@ class Holder:
 def refresh_after_ingest(
     home: NodeHome, store: Store, table: str, now: dt.datetime
 ) -> list[UpdateReport]:
-    """The ingest hook: update the match datasets fed by ``table`` (none for other tables)."""
+    """The ingest hook: update the match datasets fed by ``table``.
+
+    Matching is switched on by the first ``enlace match rebuild`` (or rotation): until this node
+    has published a filter in its current epoch, imports do not evaluate anything.
+    """
     from node.matching.sources import datasets_fed_by
 
     datasets = datasets_fed_by(table)
@@ -352,4 +356,6 @@ def refresh_after_ingest(
         return []
     config = home.config()
     holder = Holder(store, home, config.country, home.signing_key())
+    if not store.matching.latest_versions(holder.state().epoch):
+        return []
     return holder.update(now, datasets)

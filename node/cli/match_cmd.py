@@ -1,0 +1,450 @@
+"""``enlace match``: private identity matching against every peer the agreements allow.
+
+Querier commands (``document``, ``person``, ``batch``, ``sync``) fan out through
+:class:`node.matching.client.MatchClient` and print one hit / no-hit row per peer and dataset
+(``--json`` for machines); holder commands (``rebuild``, ``rotate-epoch``, ``status``,
+``usage``) manage this node's keys and filters. Thin by design: parse, call, print.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from node.cli.common import HomeOption, JsonOption, cli_errors, console, err_console, print_json
+from node.errors import InvalidArgumentError
+from node.home import NodeHome
+from node.matching.client import MatchClient, MatchReport
+from node.matching.filters import Holder, UpdateReport, refresh_after_ingest
+from node.matching.peers import EVALUATE, FOLLOW_UP
+from node.matching.sources import (
+    DOCUMENT_DATASETS,
+    MATCH_DATASETS,
+    PERSON_DATASETS,
+    Query,
+    document_query,
+    person_query,
+    split_name,
+)
+from node.runtime import NodeRuntime, open_runtime
+from node.store import Store
+
+app = typer.Typer(no_args_is_help=True)
+
+PurposeOption = Annotated[
+    str, typer.Option("--purpose", help="Purpose the agreement grants, sent with every call.")
+]
+PeerOption = Annotated[
+    list[str] | None, typer.Option("--peer", help="Ask only this peer (repeatable).")
+]
+DatasetOption = Annotated[
+    list[str] | None, typer.Option("--dataset", help="Ask only this dataset (repeatable).")
+]
+AllOption = Annotated[
+    bool, typer.Option("--all-peers", help="Also call peers our agreements do not allow.")
+]
+TimeoutOption = Annotated[float, typer.Option("--timeout", help="Per-call deadline, seconds.")]
+CaseOption = Annotated[
+    str, typer.Option("--case", help="Case reference; with it, every hit is followed up.")
+]
+
+
+def refresh_match_filters(home: NodeHome, store: Store, table: str, *, quiet: bool) -> None:
+    """After an import: update the match filters it feeds (never fails the import itself)."""
+    try:
+        reports = refresh_after_ingest(home, store, table, dt.datetime.now(dt.UTC))
+    except Exception as exc:  # the import is committed; say how to catch up
+        err_console.print(
+            f"[yellow]warning:[/] match filters not updated ({exc}); run `enlace match rebuild`",
+            highlight=False,
+        )
+        return
+    if not quiet:
+        for r in reports:
+            err_console.print(
+                f"match filter {r.dataset}: version {r.version}, {r.entries:,} keys "
+                f"(+{r.keys_added:,} from {r.records_keyed:,} records, "
+                f"{r.records_removed:,} records removed)",
+                highlight=False,
+            )
+
+
+@contextmanager
+def _runtime(home: Path) -> Iterator[NodeRuntime]:
+    runtime = open_runtime(NodeHome(home))
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def _datasets(chosen: Sequence[str] | None, default: Sequence[str]) -> list[str]:
+    picked = list(chosen or default)
+    for name in picked:
+        if name not in default:
+            raise InvalidArgumentError(
+                f"{name!r} is not asked by this command", field="--dataset", hint=", ".join(default)
+            )
+    return picked
+
+
+def _results_table(report: MatchReport, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("peer", "dataset", "result", "strength", "agreement / reason"):
+        table.add_column(column)
+    style = {"hit": "bold green", "no hit": "", "not granted": "dim", "error": "red"}
+    for o in report.outcomes:
+        result = "HIT" if o.status == "hit" else o.status
+        table.add_row(
+            o.peer,
+            o.dataset,
+            f"[{style[o.status]}]{result}[/]" if style[o.status] else result,
+            o.strength,
+            o.agreement if o.status in ("hit", "no hit") else o.detail,
+        )
+    return table
+
+
+def _single(
+    home: Path,
+    query: Query,
+    datasets: list[str],
+    purpose: str,
+    peers: Sequence[str] | None,
+    ask_all: bool,
+    timeout: float,
+    case: str,
+    as_json: bool,
+) -> None:
+    with (
+        cli_errors(as_json),
+        _runtime(home) as runtime,
+        MatchClient(runtime, timeout=timeout) as mc,
+    ):
+        report = mc.run([query], datasets, purpose=purpose, peers=peers, ask_all=ask_all)
+        followups = []
+        if case:
+            for hit in report.hits():
+                try:
+                    followups.append(mc.follow_up(hit, case_reference=case, purpose=purpose))
+                except Exception as exc:  # one peer's refusal must not hide the others
+                    err_console.print(f"follow-up with {hit.peer} on {hit.dataset}: {exc}")
+    if as_json:
+        print_json(
+            {
+                "query": query.describe(),
+                "purpose": purpose,
+                "results": [o.to_dict() for o in report.outcomes],
+                "hits": len(report.hits()),
+                "elements": report.elements,
+                "seconds": round(report.seconds, 3),
+                "followups": [f.to_dict() for f in followups],
+            }
+        )
+        return
+    console.print(_results_table(report, f"{query.kind} {query.describe()} ({purpose})"))
+    for f in followups:
+        values = ", ".join(f"{k}={v}" for k, v in (f.released or {}).items())
+        console.print(f"follow-up {f.followup_id} with {f.peer} ({f.dataset}): {f.status} {values}")
+    console.print(
+        f"{len(report.hits())} hit(s); {report.elements} element(s) evaluated "
+        f"in {report.seconds * 1000:.0f} ms"
+    )
+
+
+@app.command("document")
+def document(
+    number: Annotated[str, typer.Option("--number", help="Document number (any spacing).")],
+    country: Annotated[str, typer.Option("--country", help="Issuing state, ISO 3166 alpha-3.")],
+    home: HomeOption,
+    purpose: PurposeOption = "identity_verification",
+    peer: PeerOption = None,
+    dataset: DatasetOption = None,
+    all_peers: AllOption = False,
+    timeout: TimeoutOption = 10.0,
+    case: CaseOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Is this document known to (or flagged by) any peer? One row per peer and dataset."""
+    with cli_errors(as_json):
+        query = document_query(number, country.strip().upper())
+        datasets = _datasets(dataset, DOCUMENT_DATASETS)
+    _single(home, query, datasets, purpose, peer, all_peers, timeout, case, as_json)
+
+
+@app.command("person")
+def person(
+    name: Annotated[str, typer.Option("--name", help='"SURNAMES, GIVEN NAMES".')],
+    birth_date: Annotated[str, typer.Option("--birth-date", help="YYYY-MM-DD, YYYY-MM or YYYY.")],
+    home: HomeOption,
+    purpose: PurposeOption = "identity_verification",
+    peer: PeerOption = None,
+    dataset: DatasetOption = None,
+    all_peers: AllOption = False,
+    timeout: TimeoutOption = 10.0,
+    case: CaseOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Has any peer recorded this person (name + date of birth, several exact variants)?"""
+    with cli_errors(as_json):
+        surname, given = split_name(name)
+        query = person_query(surname, given, birth_date)
+        datasets = _datasets(dataset, PERSON_DATASETS)
+    _single(home, query, datasets, purpose, peer, all_peers, timeout, case, as_json)
+
+
+def read_batch(path: Path) -> list[Query]:
+    """Rows with ``document_number``+``issuing_state`` and/or ``surname``+``birth_date``."""
+    queries: list[Query] = []
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            label = (row.get("id") or "").strip() or f"row{line}"
+            number, state = (row.get("document_number") or "").strip(), row.get("issuing_state")
+            surname, born = (row.get("surname") or "").strip(), row.get("birth_date")
+            try:
+                if number and state:
+                    queries.append(document_query(number, state.strip().upper(), label))
+                if surname and born:
+                    given = (row.get("given_names") or "").strip()
+                    queries.append(person_query(surname, given, born.strip(), label))
+            except InvalidArgumentError as exc:
+                raise InvalidArgumentError(f"{path}:{line}: {exc.message}", hint=exc.hint) from exc
+            if not (number and state) and not (surname and born):
+                raise InvalidArgumentError(
+                    f"{path}:{line}: neither a document nor a name with a birth date",
+                    hint="columns: id, document_number, issuing_state, surname, given_names, "
+                    "birth_date",
+                )
+    if not queries:
+        raise InvalidArgumentError(f"{path} holds no queries", field="FILE")
+    return queries
+
+
+@app.command("batch")
+def batch(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV: id, document_number, issuing_state, surname, given_names, birth_date."
+        ),
+    ],
+    home: HomeOption,
+    out: Annotated[Path | None, typer.Option("--out", help="Results CSV.")] = None,
+    purpose: PurposeOption = "identity_verification",
+    peer: PeerOption = None,
+    all_peers: AllOption = False,
+    timeout: TimeoutOption = 30.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Match thousands of documents and persons; write one result row per query, peer, dataset."""
+    target = out or file.with_name(file.stem + ".results.csv")
+    with cli_errors(as_json):
+        queries = read_batch(file)
+        kinds = {q.kind for q in queries}
+        datasets = [
+            d
+            for d in MATCH_DATASETS
+            if ("document" in kinds and d in DOCUMENT_DATASETS)
+            or ("person" in kinds and d in PERSON_DATASETS)
+        ]
+        columns = (TextColumn("matching"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with (
+            _runtime(home) as runtime,
+            MatchClient(runtime, timeout=timeout) as mc,
+            Progress(*columns, console=err_console, transient=True, disable=as_json) as bar,
+        ):
+            task = bar.add_task("elements", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            report = mc.run(
+                queries, datasets, purpose=purpose, peers=peer, ask_all=all_peers, progress=progress
+            )
+        wanted = {(i, d) for i, q in enumerate(queries) for d in datasets if _asks(q, d)}
+        with target.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(("id", "kind", "peer", "dataset", "result", "strength", "detail"))
+            for o in report.outcomes:
+                if (o.query, o.dataset) in wanted:
+                    q = queries[o.query]
+                    writer.writerow(
+                        (q.label, q.kind, o.peer, o.dataset, o.status, o.strength, o.detail)
+                    )
+    summary = Counter((o.peer, o.dataset, o.status) for o in report.outcomes)
+    if as_json:
+        print_json(
+            {
+                "queries": len(queries),
+                "elements": report.elements,
+                "seconds": round(report.seconds, 3),
+                "results_file": str(target),
+                "summary": [
+                    {"peer": p, "dataset": d, "result": s, "count": n}
+                    for (p, d, s), n in sorted(summary.items())
+                ],
+            }
+        )
+        return
+    table = Table(title=f"{len(queries):,} queries, {report.elements:,} elements")
+    for column in ("peer", "dataset", "result", "count"):
+        table.add_column(column)
+    for (p, d, s), n in sorted(summary.items()):
+        table.add_row(p, d, s, f"{n:,}")
+    console.print(table)
+    console.print(f"{report.seconds:.1f} s; results written to {target}")
+
+
+def _asks(query: Query, dataset: str) -> bool:
+    return dataset in (DOCUMENT_DATASETS if query.kind == "document" else PERSON_DATASETS)
+
+
+@app.command("sync")
+def sync(
+    home: HomeOption,
+    purpose: PurposeOption = "identity_verification",
+    peer: PeerOption = None,
+    dataset: DatasetOption = None,
+    full: Annotated[bool, typer.Option("--full", help="Fetch whole filters, not deltas.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Fetch and verify the filters of every peer and dataset our agreements allow."""
+    rows: list[dict[str, Any]] = []
+    with cli_errors(as_json), _runtime(home) as runtime, MatchClient(runtime) as mc:
+        for target in mc.targets(_datasets(dataset, MATCH_DATASETS), purpose, peers=peer):
+            row: dict[str, Any] = {"peer": target.peer, "dataset": target.dataset}
+            if not target.allowed:
+                rows.append(row | {"result": "not granted", "detail": target.reason})
+                continue
+            try:
+                cached = mc.sync(target.peer, target.dataset, purpose, full=full)
+            except Exception as exc:
+                rows.append(row | {"result": "error", "detail": str(exc)})
+                continue
+            m = cached.manifest
+            rows.append(row | {"result": "ok", "epoch": m.epoch, "version": m.version,
+                               "entries": m.count, "bytes": m.size})  # fmt: skip
+    _print_rows(rows, "Peers' filters", as_json)
+
+
+def _print_rows(rows: list[dict[str, Any]], title: str, as_json: bool) -> None:
+    if as_json:
+        print_json(rows)
+        return
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row.get(c, "")) for c in columns))
+    console.print(table)
+
+
+def _holder(runtime: NodeRuntime) -> Holder:
+    return Holder(runtime.store, runtime.home, runtime.config.country, runtime.signing_key)
+
+
+def _reports(reports: list[UpdateReport], title: str, as_json: bool) -> None:
+    _print_rows([r.to_dict() for r in reports], title, as_json)
+
+
+@app.command("rebuild")
+def rebuild(
+    home: HomeOption,
+    dataset: DatasetOption = None,
+    workers: Annotated[int, typer.Option(help="Evaluation processes (0: one per core).")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-evaluate every record under the current key and publish new filter versions."""
+    with cli_errors(as_json), _runtime(home) as runtime:
+        reports = _holder(runtime).rebuild(
+            dt.datetime.now(dt.UTC), _datasets(dataset, MATCH_DATASETS), workers=workers
+        )
+    _reports(reports, "Filters rebuilt", as_json)
+
+
+@app.command("rotate-epoch")
+def rotate_epoch(
+    home: HomeOption,
+    mode: Annotated[str | None, typer.Option(help="oprf or voprf (default: unchanged).")] = None,
+    workers: Annotated[int, typer.Option(help="Evaluation processes (0: one per core).")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Move to a new key epoch: old outputs and filters stop matching; peers must resync."""
+    with cli_errors(as_json), _runtime(home) as runtime:
+        if mode not in (None, "oprf", "voprf"):
+            raise InvalidArgumentError("must be oprf or voprf", field="--mode")
+        reports = _holder(runtime).rotate(
+            dt.datetime.now(dt.UTC),
+            mode="voprf" if mode == "voprf" else "oprf" if mode else None,
+            workers=workers,
+        )
+    _reports(reports, "New key epoch", as_json)
+
+
+@app.command("status")
+def status(home: HomeOption, as_json: JsonOption = False) -> None:
+    """This node's key epoch and published filters, and the peers' filters it holds."""
+    with cli_errors(as_json), _runtime(home) as runtime:
+        holder = _holder(runtime)
+        state = holder.state()
+        published = []
+        for name in MATCH_DATASETS:
+            stored = holder.published(name, state)
+            if stored is not None:
+                manifest = json.loads(stored.manifest)
+                published.append({"dataset": name, "version": stored.version,
+                                  "entries": manifest["count"], "bytes": manifest["size"],
+                                  "created_at": manifest["created_at"]})  # fmt: skip
+        peers = [
+            {"peer": f.peer, "dataset": f.dataset, "epoch": f.epoch, "version": f.version,
+             "fetched_at": f.at.isoformat()}
+            for f in runtime.store.matching.peer_filters()
+        ]  # fmt: skip
+    if as_json:
+        print_json({"epoch": state.epoch, "mode": state.mode, "published": published,
+                    "peer_filters": peers})  # fmt: skip
+        return
+    console.print(f"key epoch {state.epoch} ({state.mode})")
+    _print_rows(published, "Published filters", False)
+    _print_rows(peers, "Peers' filters held", False)
+
+
+@app.command("usage")
+def usage(home: HomeOption, as_json: JsonOption = False) -> None:
+    """From the audit log: elements each peer had evaluated, per agreement, purpose, dataset."""
+    totals: Counter[tuple[str, str, str, str, str]] = Counter()
+    with cli_errors(as_json), _runtime(home) as runtime:
+        for entry in runtime.store.iter_audit():
+            r = entry.record
+            if r.direction != "inbound" or r.method not in (EVALUATE, FOLLOW_UP):
+                continue
+            if r.status != "OK":
+                continue
+            what = "elements" if r.method == EVALUATE else "follow-ups"
+            count = int(r.extra.get("elements", 0)) if r.method == EVALUATE else 1
+            purpose = str(r.extra.get("purpose", "")) or _purpose(r.request_header)
+            key = (r.peer, r.agreement_id or "-", purpose, str(r.extra.get("dataset", "")), what)
+            totals[key] += count
+    rows = [
+        {"peer": p, "agreement": a, "purpose": u, "dataset": d, "what": w, "count": n}
+        for (p, a, u, d, w), n in sorted(totals.items())
+    ]
+    _print_rows(rows, "Matching served, from the audit log", as_json)
+
+
+def _purpose(header: bytes) -> str:
+    try:
+        return str(json.loads(header).get("purpose", ""))
+    except (ValueError, AttributeError):
+        return ""
