@@ -77,6 +77,28 @@ def _status(call: Callable[[], object]) -> tuple[str, str]:
     return caught.value.status_name, caught.value.message
 
 
+def _denied_everywhere(
+    client: MatchClient, dataset: str, purpose: str, element: list[bytes]
+) -> list[str]:
+    """Statuses of Evaluate, SyncFilter and FollowUp for (dataset, purpose)."""
+    peer = client.client("PAN")
+    evaluate = match_pb2.EvaluateRequest(dataset=dataset, epoch=1, blinded_elements=element)
+    sync = match_pb2.SyncFilterRequest(dataset=dataset)
+    follow = match_pb2.FollowUpRequest(
+        dataset=dataset, epoch=1, output=os.urandom(64), case_reference="C-1",
+        attributes=[ATTRIBUTES[dataset][0]],
+    )  # fmt: skip
+    return [
+        _status(lambda: peer.call(EVALUATE, evaluate, match_pb2.EvaluateResponse, purpose=purpose))[
+            0
+        ],
+        _status(lambda: peer.stream(SYNC, sync, match_pb2.FilterChunk, purpose=purpose))[0],
+        _status(lambda: peer.call(FOLLOW_UP, follow, match_pb2.FollowUpResponse, purpose=purpose))[
+            0
+        ],
+    ]
+
+
 def test_no_agreement_wrong_purpose_and_dataset_not_granted_are_denied(fed: Any) -> None:
     with MatchClient(fed.runtimes["HND"]) as stranger, MatchClient(fed.runtimes["CRI"]) as cri:
         element = [base_mult(random_scalar())]
@@ -85,24 +107,9 @@ def test_no_agreement_wrong_purpose_and_dataset_not_granted_are_denied(fed: Any)
             (cri, "travel_documents", "statistics", "purpose"),
             (cri, "document_alerts", PURPOSE, "dataset"),
         ):
-            request = match_pb2.EvaluateRequest(dataset=dataset, epoch=1, blinded_elements=element)
-            peer = client.client("PAN")
-            assert _status(
-                lambda: peer.call(EVALUATE, request, match_pb2.EvaluateResponse, purpose=purpose)
-            )[0] == "PERMISSION_DENIED", why  # fmt: skip
-            sync = match_pb2.SyncFilterRequest(dataset=dataset)
-            status, _ = _status(
-                lambda: peer.stream(SYNC, sync, match_pb2.FilterChunk, purpose=purpose)
-            )
-            assert status == "PERMISSION_DENIED", why
-            follow = match_pb2.FollowUpRequest(
-                dataset=dataset, epoch=1, output=os.urandom(64), case_reference="C-1",
-                attributes=[ATTRIBUTES[dataset][0]],
-            )  # fmt: skip
-            status, _ = _status(
-                lambda: peer.call(FOLLOW_UP, follow, match_pb2.FollowUpResponse, purpose=purpose)
-            )
-            assert status == "PERMISSION_DENIED", why
+            assert (
+                _denied_everywhere(client, dataset, purpose, element) == ["PERMISSION_DENIED"] * 3
+            ), why
         # The fan-out does not even call a peer our own copy of the agreements does not allow.
         report = stranger.run(
             [document_query("AB1234567", "PAN")], ["travel_documents"], purpose=PURPOSE

@@ -174,3 +174,95 @@ def test_holder_rebuild_keeps_answers_and_publishes_a_new_version(fed: Any) -> N
     assert reports[0].entries == reports[0].keys_added > 0
     # Same key, same records: the same filter content (only the version moved).
     assert after.encoded[24:] == before.encoded[24:]
+
+
+def _write_documents(path: Path, rows: list[dict[str, str]]) -> Path:
+    import csv
+
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_imports_update_the_filter_and_peers_sync_by_delta(fed: Any, tmp_path: Path) -> None:
+    from node.ingest.pipeline import ingest
+
+    files: Path = fed.files  # type: ignore[attr-defined]
+    rows = read_csv(files / "travel_documents.csv")
+    changed = dict(rows[0], document_number="CD7654321")  # a correction of record 0
+    added = dict(rows[1], record_id="PAND999999999", document_number="EF1112223")
+    old = document_query(rows[0]["document_number"], rows[0]["issuing_state"])
+    queries = [
+        old,
+        document_query("CD7654321", rows[0]["issuing_state"]),
+        document_query("EF1112223", rows[1]["issuing_state"]),
+    ]
+    pan, now = fed.runtimes["PAN"], fed.clocks["PAN"].now()
+    with MatchClient(fed.runtimes["CRI"]) as client:
+        before = client.run(queries, ["travel_documents"], purpose=PURPOSE, peers=["PAN"])
+        assert [o.status for o in before.outcomes] == ["hit", "no hit", "no hit"]
+        upload = _write_documents(tmp_path / "more.csv", [changed, added])
+        ingest(pan.store, "travel_documents", [upload], now=now, replace=True)
+        (report,) = holder(pan).update(now, ["travel_documents"])
+        assert (report.records_keyed, report.records_removed) == (2, 1)
+        after = client.run(queries, ["travel_documents"], purpose=PURPOSE, peers=["PAN"])
+    assert [o.status for o in after.outcomes] == ["no hit", "hit", "hit"]
+    syncs = [
+        e.record.extra
+        for e in pan.store.iter_audit()
+        if e.record.method.endswith("/SyncFilter") and e.record.status == "OK"
+    ]
+    assert [s["sync"] for s in syncs] == ["full", "delta"]
+    assert syncs[1]["filter_version"] == syncs[0]["filter_version"] + 1
+
+
+def test_follow_up_waits_for_the_operator_where_the_agreement_says_so(
+    live_federation_factory: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from node.matching.followup import decide
+
+    live = live_federation_factory()
+    now = live.clocks["PAN"].now()
+    files = synthetic(tmp_path_factory.getbasetemp(), "PAN", 400, 11)
+    load_records(live.runtimes["PAN"], files, now)
+    holder(live.runtimes["PAN"]).rebuild(now, ["travel_documents"])
+    install(live.runtimes, match_agreement("PAN", "CRI", now, approval=True), now)
+    live.serve("PAN")
+    rows = read_csv(files / "travel_documents.csv")
+    queries = [document_query(r["document_number"], r["issuing_state"]) for r in rows[:2]]
+    store = live.runtimes["PAN"].store
+    with MatchClient(live.runtimes["CRI"]) as client:
+        report = client.run(queries, ["travel_documents"], purpose=PURPOSE, peers=["PAN"])
+        first, second = report.hits()
+        asked = [
+            client.follow_up(hit, case_reference=f"CRI-{n}", purpose=PURPOSE)
+            for n, hit in enumerate((first, second))
+        ]
+        assert [a.status for a in asked] == ["pending", "pending"]
+        assert all(a.released is None for a in asked)
+        decide(store, asked[0].followup_id, approve=True, by="oficial.pan", note="", now=now)
+        decide(store, asked[1].followup_id, approve=False, by="oficial.pan",
+               note="case not documented", now=now)  # fmt: skip
+        with pytest.raises(Exception, match="not pending"):
+            decide(store, asked[1].followup_id, approve=True, by="x", note="", now=now)
+        fetched = [
+            client.follow_up(
+                hit,
+                case_reference=a.case_reference,
+                purpose=PURPOSE,
+                attributes=a.attributes,
+                followup_id=a.followup_id,
+            )
+            for hit, a in zip((first, second), asked, strict=True)
+        ]
+    assert fetched[0].status == "released"
+    assert set(fetched[0].released or {}) == {"first_seen_quarter"}
+    assert fetched[1].status == "denied" and fetched[1].released is None
+    held = {r.followup_id: r for r in store.matching.followups()}
+    assert held[asked[0].followup_id].decided_by == "oficial.pan"
+    assert held[asked[1].followup_id].note == "case not documented"
+    outbound = {r.followup_id: r.status for r in live.runtimes["CRI"].store.matching.followups(
+        direction="outbound")}  # fmt: skip
+    assert outbound == {asked[0].followup_id: "released", asked[1].followup_id: "denied"}
