@@ -70,10 +70,17 @@ def from_proto(response: stats_pb2.AggregateResponse) -> StatsAnswer:
     )
 
 
-def _emit(result: StatsAnswer, fmt: str, out: Path | None, holder: str, matrix_id: str) -> None:
+def _emit(
+    result: StatsAnswer,
+    fmt: str,
+    out: Path | None,
+    holder: str,
+    matrix_id: str,
+    agreement: str = "",
+) -> None:
     from node.stats.export import export_table
 
-    data = export_table(result, fmt, holder=holder, matrix=matrix_id)
+    data = export_table(result, fmt, holder=holder, matrix=matrix_id, agreement=agreement)
     if out is not None:
         out.write_bytes(data)
         console.print(f"{fmt} written to {out}")
@@ -176,7 +183,7 @@ def query(
             runtime.close()
         result = from_proto(reply.message)
         if fmt:
-            _emit(result, fmt, out, peer.upper(), matrix_id)
+            _emit(result, fmt, out, peer.upper(), matrix_id, reply.header.agreement)
         elif as_json:
             print_json(
                 _as_json(
