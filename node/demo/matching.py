@@ -136,7 +136,9 @@ def _table(report: MatchReport, say: Say) -> list[dict[str, Any]]:
     for o in report.outcomes:
         mark = "HIT    " if o.status == "hit" else f"{o.status:<7}"
         extra = o.strength if o.status == "hit" else ("" if o.status == "no hit" else o.detail)
-        say(f"     {o.peer:<4} {o.dataset:<20} {mark} {extra[:48]}")
+        if o.status == "not granted":
+            extra = "agreement expired" if "expired" in o.detail else "no matching grant"
+        say(f"     {o.peer:<4} {o.dataset:<20} {mark} {extra[:40]}")
     return rows
 
 

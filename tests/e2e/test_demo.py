@@ -33,6 +33,13 @@ def test_demo_runs_every_node_and_exits_cleanly(tmp_path: Path) -> None:
     expired = by_request["CRI asks HND for stats on encounters (quarterly_matrices)"]
     assert not expired["allowed"] and "expired" in expired["why"]
     assert result["fetched_agreement"] == "PAN-CRI-MATCH"
+    # Costa Rica identifies a person seen in Panama and Honduras, and a flagged document.
+    matching = result["matching"]
+    assert matching["identified_by"] == ["HND", "PAN"]
+    assert matching["document_flagged_by"] == ["PAN"]
+    (followup,) = matching["followups"]
+    assert followup["status"] == "released" and followup["peer"] == "PAN"
+    assert set(followup["released"]) == {"first_seen_quarter", "event_type", "nationality_basis"}
     # Every node wrote its log and left no process behind (exit codes collected above).
     for country in result["countries"]:
         assert (target / country.lower() / "serve.log").exists()
