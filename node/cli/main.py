@@ -9,6 +9,7 @@ import typer
 
 from node.cli import (
     audit_cmd,
+    biometric_cmd,
     demo_cmd,
     directory_cmd,
     followup_cmd,
@@ -38,6 +39,8 @@ generate_cmd.register(app)
 app.add_typer(stats_cmd.app, name="stats", help="Protected statistics and the CRM matrices.")
 app.add_typer(match_cmd.app, name="match", help="Private identity matching (OPRF filters).")
 app.add_typer(followup_cmd.app, name="followup", help="Follow-ups after a hit (approve, deny).")
+biometric_cmd.register_match(match_cmd.app)
+app.add_typer(biometric_cmd.app, name="biometric", help="Biometric galleries and probes.")
 
 
 def run() -> None:

@@ -8,6 +8,7 @@ Deny by default: a service without a rule in :class:`ServiceAuthorizer` is refus
 from __future__ import annotations
 
 from node.agreements import AgreementBook
+from node.biometrics import service as biometric_service
 from node.matching import service as match_service
 from node.runtime import NodeRuntime
 from node.server import agreement_service
@@ -37,6 +38,7 @@ def build_server(
     services = [
         (agreement_service.SERVICE, agreement_service.method_specs(book)),
         (match_service.SERVICE, match_service.method_specs(runtime)),
+        (biometric_service.SERVICE, biometric_service.method_specs(runtime)),
         (stats_service.SERVICE, stats_service.method_specs()),
     ]
     return NodeServer(runtime, authorizer=authorizer, services=services, listen=listen)

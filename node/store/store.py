@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from node.audit import GENESIS_HASH, AuditEntry, AuditRecord, Checkpoint, compute_entry_hash
 from node.errors import AuthenticationError, StoreError
 from node.store import database
+from node.store.biometric_store import BiometricStore
 from node.store.dialect import insert_ignore, upsert
 from node.store.matching_store import MatchingStore
 from node.store.policy_store import PolicyStore
@@ -60,6 +61,7 @@ class Store:
         self._fast = SqliteWriter(engine) if engine.dialect.name == "sqlite" else None
         self.records = RecordsStore(engine, self._write)
         self.matching = MatchingStore(engine, self._write)
+        self.biometrics = BiometricStore(engine, self._write)
 
     @property
     def backend(self) -> str:
