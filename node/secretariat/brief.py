@@ -93,6 +93,12 @@ def render_brief(data: BriefData, out_dir: Path) -> tuple[Path, Path]:
     view = build_view(data, charts)
     html_path, pdf_path = brief_paths(data, out_dir)
     html = render_html(view)
-    _atomic(html_path, lambda p: _write_text(p, html))
-    _atomic(pdf_path, lambda p: write_pdf(view, p))
+    try:
+        _atomic(html_path, lambda p: _write_text(p, html))
+        _atomic(pdf_path, lambda p: write_pdf(view, p))
+    except OSError as exc:
+        raise StoreError(
+            f"cannot write the brief into {out_dir}: {exc.strerror}",
+            hint="check the directory's permissions and free space",
+        ) from exc
     return html_path, pdf_path

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from node.errors import InvalidArgumentError
+from node.errors import InvalidArgumentError, StoreError
 from node.secretariat.brief import render_brief
 from node.secretariat.brief_data import (
     BriefData,
@@ -335,6 +335,13 @@ def test_a_period_with_nothing_published_renders_without_charts(tmp_path: Path) 
     assert "Ninguna cifra por nacionalidad publicable" in html
     pages, text = pdf_text(pdf_path)
     assert pages >= 1 and "Cobertura" in text
+
+
+def test_an_unusable_output_directory_is_reported(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory", encoding="utf-8")
+    with pytest.raises(StoreError, match="cannot create"):
+        render_brief(brief_data("es"), blocker / "out")
 
 
 def test_charts_break_lines_at_unpublished_months() -> None:
