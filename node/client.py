@@ -65,7 +65,7 @@ class PeerClient:
         member = runtime.directory.current(runtime.clock.now()).member(peer)
         key_pem, cert_pem = runtime.home.keys.load_tls()
         credentials = grpc.ssl_channel_credentials(
-            root_certificates=member.tls_certificate.encode("ascii"),
+            root_certificates=member.tls_certificates_pem,
             private_key=key_pem,
             certificate_chain=cert_pem,
         )

@@ -48,6 +48,7 @@ class NodeConfig:
     max_message_bytes: int = 4 * 1024 * 1024
     log_level: str = "INFO"
     focal_points: tuple[str, ...] = field(default_factory=tuple)
+    metrics_listen: str = ""  # host:port of the Prometheus endpoint; empty: no endpoint
 
     @property
     def listen_address(self) -> str:

@@ -12,14 +12,17 @@ from node.cli import (
     biometric_cmd,
     demo_cmd,
     directory_cmd,
+    doctor_cmd,
     followup_cmd,
     generate_cmd,
     ingest_cmd,
     match_cmd,
     node_cmd,
+    ops_cmd,
     policy_cmd,
     stats_cmd,
 )
+from node.ops import logging_json
 
 app = typer.Typer(
     name="enlace",
@@ -30,6 +33,8 @@ app = typer.Typer(
 )
 
 node_cmd.register(app)
+doctor_cmd.register(app)
+ops_cmd.register(app)
 app.add_typer(directory_cmd.app, name="directory", help="Federation directory (trust anchor).")
 app.add_typer(audit_cmd.app, name="audit", help="Hash-chained audit log.")
 app.add_typer(policy_cmd.app, name="policy", help="Bilateral sharing agreements.")
@@ -48,6 +53,7 @@ def run() -> None:
         level=os.environ.get("ENLACE_LOG_LEVEL", "WARNING").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging_json.install()  # ENLACE_LOG_FORMAT=json: one JSON object per line
     app()
 
 

@@ -16,9 +16,12 @@ from crypto.keys import certificate_not_after
 from enlace.v1 import node_pb2
 from node.cli.common import HomeOption, JsonOption, cli_errors, console, print_json
 from node.client import PeerClient
-from node.errors import PeerError
+from node.errors import ConfigError, PeerError
 from node.home import NodeHome, init_home
+from node.ops.logging_json import ACCESS_LOGGER, AccessLog
+from node.ops.metrics import MetricsServer, NodeMetrics
 from node.runtime import NodeRuntime, open_runtime
+from node.server.app import NodeServer
 from node.server.jobs import NodeJobs
 from node.server.node_service import SERVICE
 
@@ -92,6 +95,7 @@ def serve(
             logging.getLogger().setLevel(runtime.config.log_level.upper())
         server = build_server(runtime, listen=listen or None)
         jobs = NodeJobs(runtime)
+        metrics_server = instrument(runtime, server, jobs)
         stop = threading.Event()
 
         def _stop(signum: int, _frame: Any) -> None:
@@ -106,10 +110,32 @@ def serve(
             f"(directory v{runtime.directory.current(runtime.clock.now()).version})",
             highlight=False,
         )
+        if metrics_server is not None:
+            console.print(f"metrics on http://{metrics_server.address}/metrics", highlight=False)
         stop.wait()
         server.stop(grace=5.0)
         jobs.shutdown()
+        if metrics_server is not None:
+            metrics_server.stop()
         runtime.close()
+
+
+def instrument(runtime: NodeRuntime, server: NodeServer, jobs: NodeJobs) -> MetricsServer | None:
+    """Access log (at INFO), and the Prometheus endpoint when ``metrics_listen`` is set."""
+    if logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO):
+        server.pipeline.observers.append(AccessLog())
+    if not runtime.config.metrics_listen:
+        return None
+    metrics = NodeMetrics(runtime, leader=jobs.leader)
+    server.pipeline.observers.append(metrics.observe_call)
+    jobs.observers.append(metrics.observe_job)
+    try:
+        return metrics.serve(runtime.config.metrics_listen)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot serve metrics on {runtime.config.metrics_listen!r}: {exc}",
+            hint="set metrics_listen (ENLACE_METRICS_LISTEN) to a free host:port",
+        ) from None
 
 
 def probe_peers(runtime: NodeRuntime, timeout: float = 3.0) -> list[dict[str, Any]]:

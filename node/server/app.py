@@ -3,7 +3,8 @@
 Why dynamic TLS credentials: the set of peers allowed to connect is the directory's member
 list, which changes when the directory is updated; the certificate configuration is fetched
 again on new handshakes, so a directory update (new member, rotated certificate) takes effect
-without a restart.
+without a restart. The node's own certificate is reloaded the same way when its file changes
+(a TLS rotation swaps it, see :mod:`node.ops.rotation`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from enlace.v1 import envelope_pb2, node_pb2  # noqa: F401 - registers descriptors
 from node.errors import ConfigError
+from node.ops.rotation import load_tls_pair
 from node.runtime import NodeRuntime
 from node.server import node_service
 from node.server.authorize import ServiceAuthorizer, default_authorizer
@@ -37,30 +39,36 @@ class TlsConfigSource:
         self._served_hash = ""
         self._lock = threading.Lock()
 
-    def _configuration(self) -> grpc.ServerCertificateConfiguration:
-        key_pem, cert_pem = self.runtime.home.keys.load_tls()
+    def _state(self) -> str:
+        """What the served configuration depends on: the directory and our certificate file."""
         directory = self.runtime.directory.peek()
-        roots = (
-            b"".join(m.tls_certificate.encode() for m in directory.members) if directory else b""
-        )
+        try:
+            stat = self.runtime.home.keys.tls_certificate.stat()
+            own = f"{stat.st_mtime_ns}:{stat.st_size}:{stat.st_ino}"
+        except OSError:
+            own = ""
+        return f"{directory.hash if directory else ''}/{own}"
+
+    def _configuration(self) -> grpc.ServerCertificateConfiguration:
+        key_pem, cert_pem = load_tls_pair(self.runtime.home.keys)
+        directory = self.runtime.directory.peek()
+        roots = b"".join(m.tls_certificates_pem for m in directory.members) if directory else b""
         return grpc.ssl_server_certificate_configuration(
             [(key_pem, cert_pem)], root_certificates=roots or cert_pem
         )
 
     def initial(self) -> grpc.ServerCertificateConfiguration:
-        directory = self.runtime.directory.peek()
-        self._served_hash = directory.hash if directory else ""
+        self._served_hash = self._state()
         return self._configuration()
 
     def fetch(self) -> grpc.ServerCertificateConfiguration | None:
         """Called by gRPC before handshakes; returns new material only when it changed."""
         with self._lock:
-            directory = self.runtime.directory.peek()
-            current = directory.hash if directory else ""
+            current = self._state()
             if current == self._served_hash:
                 return None
             self._served_hash = current
-            log.info("TLS trust roots reloaded for directory %s", current[:16])
+            log.info("TLS configuration reloaded (directory %s)", current[:16])
             return self._configuration()
 
 

@@ -1,13 +1,17 @@
-"""Background upkeep of a serving node: directory refresh, replay-cache purge, checkpoints.
+"""Background upkeep of a serving node: directory refresh, replay-cache purge, checkpoints,
+key rollover and expiry alarms.
 
 APScheduler runs the jobs in its own threads; each job takes ``now`` from the runtime clock and
-logs (never raises) so one failing job never stops the others or the server.
+logs (never raises) so one failing job never stops the others or the server. Among replicas
+of one node only the elected leader runs the jobs that act on the shared database.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -15,6 +19,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from enlace.v1 import node_pb2
 from node.audit import checkpoint_due, make_checkpoint
 from node.errors import EnlaceError
+from node.ops.leader import CHECK_SECONDS as LEADER_CHECK_SECONDS
+from node.ops.leader import LeaderElection
+from node.ops.rotation import apply_due_rotations, log_expiry_alarms
 from node.runtime import NodeRuntime
 from node.trust.directory import parse_directory_json
 
@@ -75,46 +82,84 @@ def refresh_directory(runtime: NodeRuntime) -> bool:
 
 
 class NodeJobs:
-    def __init__(self, runtime: NodeRuntime) -> None:
+    """The node's scheduled jobs. Replicas of one node on one PostgreSQL database elect one
+    leader (:class:`node.ops.leader.LeaderElection`): jobs run only there unless added with
+    ``every_replica=True`` (work on process-local state: the directory copy, the active keys,
+    SQLite's WAL). ``observers`` see ``(job, outcome, seconds)`` of every run or skip."""
+
+    def __init__(self, runtime: NodeRuntime, leader: LeaderElection | None = None) -> None:
         self.runtime = runtime
+        self.leader = leader or LeaderElection(runtime.store.engine, runtime.config.country)
+        self.observers: list[Callable[[str, str, float], None]] = []
         self.scheduler = BackgroundScheduler(timezone="UTC")
         config = runtime.config
         self.scheduler.add_job(
-            self._safe(refresh_directory),
+            self._safe(lambda _rt: self.leader.check(), "leader", every_replica=True),
+            "interval",
+            seconds=LEADER_CHECK_SECONDS,
+            id="leader",
+        )
+        self.scheduler.add_job(
+            self._safe(refresh_directory, "directory-refresh", every_replica=True),
             "interval",
             seconds=config.directory_refresh_seconds,
             id="directory-refresh",
         )
         self.scheduler.add_job(
-            self._safe(lambda rt: rt.store.purge_nonces(rt.clock.now())),
+            self._safe(apply_due_rotations, "key-rollover", every_replica=True),
+            "interval",
+            seconds=30,
+            id="key-rollover",
+        )
+        self.scheduler.add_job(
+            self._safe(lambda rt: rt.store.purge_nonces(rt.clock.now()), "nonce-purge"),
             "interval",
             seconds=max(60, config.skew_seconds),
             id="nonce-purge",
         )
         self.scheduler.add_job(
-            self._safe(lambda rt: rt.store.checkpoint_wal()), "interval", seconds=30, id="wal"
+            self._safe(lambda rt: rt.store.checkpoint_wal(), "wal", every_replica=True),
+            "interval",
+            seconds=30,
+            id="wal",
         )
         self.scheduler.add_job(
-            self._safe(lambda rt: write_checkpoint(rt, force=False)),
+            self._safe(lambda rt: write_checkpoint(rt, force=False), "audit-checkpoint"),
             "interval",
             seconds=10,
             id="audit-checkpoint",
         )
+        self.scheduler.add_job(
+            self._safe(log_expiry_alarms, "expiry-alarms"), "interval", hours=6, id="expiry-alarms"
+        )
 
-    def _safe(self, job: object) -> object:
+    def _safe(self, job: object, name: str = "job", *, every_replica: bool = False) -> object:
         def run() -> None:
-            try:
-                job(self.runtime)  # type: ignore[operator]
-            except (EnlaceError, OSError) as exc:
-                log.warning("job failed: %s", exc)
-            except Exception:  # a background job must never kill the node
-                log.exception("job crashed")
+            started = time.perf_counter()
+            outcome = "ok"
+            if not every_replica and not self.leader.is_leader:
+                outcome = "skipped"
+            else:
+                try:
+                    job(self.runtime)  # type: ignore[operator]
+                except (EnlaceError, OSError) as exc:
+                    outcome = "failed"
+                    log.warning("job %s failed: %s", name, exc)
+                except Exception:  # a background job must never kill the node
+                    outcome = "failed"
+                    log.exception("job %s crashed", name)
+            for observe in self.observers:
+                observe(name, outcome, time.perf_counter() - started)
 
         return run
 
     def start(self) -> None:
+        self.leader.check()
+        apply_due_rotations(self.runtime)
         self.scheduler.start()
 
     def shutdown(self) -> None:
         self.scheduler.shutdown(wait=True)
-        write_checkpoint(self.runtime)
+        if self.leader.is_leader:
+            write_checkpoint(self.runtime)
+        self.leader.release()

@@ -24,7 +24,9 @@ import datetime as dt
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,6 +39,7 @@ from crypto.envelope import (
     decode_header,
     format_time,
     open_envelope,
+    peek_header,
     seal,
     sha256_hex,
 )
@@ -60,6 +63,12 @@ log = logging.getLogger("node.server")
 # Audit entries of requests whose sender cannot even be read name this user-assigned code.
 UNIDENTIFIED = "ZZZ"
 _ISO3 = re.compile(r"[A-Z]{3}")
+
+# (request digest, method) of the call this thread is handling, for log records.
+CURRENT_CALL: ContextVar[tuple[str, str]] = ContextVar("enlace_current_call", default=("", ""))
+
+# Sees every handled call: (method, status, claimed sender, seconds, request digest).
+CallObserver = Callable[[str, str, str, float, str], None]
 
 
 @dataclass(frozen=True)
@@ -143,8 +152,25 @@ class Pipeline:
         self.runtime = runtime
         self.authorizer = authorizer
         self.require_tls = require_tls
+        self.observers: list[CallObserver] = []
 
     def handle(self, spec: MethodSpec, sealed: Sealed, tls_peer_pem: bytes | None) -> Outcome:
+        """:meth:`_handle`, timed and reported to the ``observers`` (metrics, access log)."""
+        if not self.observers:
+            return self._handle(spec, sealed, tls_peer_pem)
+        started = time.perf_counter()
+        token = CURRENT_CALL.set((sealed.digest, spec.full_name))
+        try:
+            outcome = self._handle(spec, sealed, tls_peer_pem)
+        finally:
+            CURRENT_CALL.reset(token)
+        status = outcome.error.status_name if outcome.error else "OK"
+        peer = peek_header(outcome.response).recipient
+        for observe in self.observers:
+            observe(spec.full_name, status, peer, time.perf_counter() - started, sealed.digest)
+        return outcome
+
+    def _handle(self, spec: MethodSpec, sealed: Sealed, tls_peer_pem: bytes | None) -> Outcome:
         now = self.runtime.clock.now()
         header: Header | None = None
         permit = Permit("", "", "")
@@ -231,7 +257,7 @@ class Pipeline:
                     "no TLS client certificate", hint="connect with mutual TLS"
                 )
             presented = certificate_fingerprint(tls_peer_pem)
-            if presented != peer.tls_fingerprint:
+            if presented not in peer.tls_fingerprints:
                 raise AuthenticationError(
                     f"TLS client certificate {presented} is not the one the directory pins "
                     f"for {peer.country}",

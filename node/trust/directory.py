@@ -268,7 +268,7 @@ class Directory:
     def by_tls_fingerprint(self, fingerprint: str) -> MemberDescriptor:
         wanted = fingerprint.strip().lower()
         for m in self.members:
-            if m.tls_fingerprint == wanted:
+            if wanted in m.tls_fingerprints:
                 return m
         raise DirectoryLookupError(
             f"no member presents TLS certificate {wanted} in directory v{self.version}",
@@ -297,7 +297,7 @@ def _list_of(obj: Mapping[str, Any], name: str, parse: Any, non_empty: bool = Fa
 def _check_members_distinct(members: Sequence[MemberDescriptor]) -> None:
     seen: dict[str, str] = {}
     for m in members:
-        labels = [f"country {m.country}", f"fingerprint {m.tls_fingerprint}"]
+        labels = [f"country {m.country}", *(f"fingerprint {f}" for f in m.tls_fingerprints)]
         labels += [f"signing key {k.key_id}" for k in m.signing_keys]
         for label in labels:
             if label in seen:

@@ -15,6 +15,10 @@ Invariants enforced by :meth:`MemberDescriptor.from_dict`:
   are distinct, and each validity window is non-empty (``not_before < not_after``).
 * ``tls_fingerprint`` is ``sha256:`` + lower-case hex of the SHA-256 of the certificate's DER
   encoding, and matches the PEM certificate given (which must not carry private key material).
+* the optional ``tls_rollover_certificate`` / ``tls_rollover_fingerprint`` pair (both or
+  neither) pins a second certificate during a TLS rotation; it follows the same rules, differs
+  from the main one, and is omitted from the JSON when absent (older documents keep their
+  canonical bytes and hashes).
 * unknown fields are refused: the directory format is versioned, not open-ended.
 
 This module is also the bottom of the :mod:`node.trust` import graph, so the base of the
@@ -241,6 +245,40 @@ _MEMBER_REQUIRED = (
 )
 
 
+_ROLLOVER = ("tls_rollover_certificate", "tls_rollover_fingerprint")
+
+
+def _rollover(obj: Mapping[str, Any], main_fingerprint: str) -> tuple[str, str]:
+    """The optional second pinned certificate: both fields or neither, checked like the main."""
+    present = [k for k in _ROLLOVER if k in obj]
+    if not present:
+        return "", ""
+    if len(present) != len(_ROLLOVER):
+        raise DirectoryFormatError("needs tls_rollover_fingerprint too", field=present[0])
+    certificate = text(obj["tls_rollover_certificate"], "tls_rollover_certificate")
+    declared = obj["tls_rollover_fingerprint"]
+    if not isinstance(declared, str) or not _FINGERPRINT.fullmatch(declared):
+        raise DirectoryFormatError(
+            "must be 'sha256:' followed by 64 lower-case hex digits",
+            field="tls_rollover_fingerprint",
+        )
+    try:
+        actual = tls_fingerprint(certificate)
+    except DirectoryFormatError as exc:
+        problem = exc.message.split(": ", 1)[-1]
+        raise DirectoryFormatError(problem, field="tls_rollover_certificate") from None
+    if declared != actual:
+        raise DirectoryFormatError(
+            f"does not match the certificate (certificate hashes to {actual})",
+            field="tls_rollover_fingerprint",
+        )
+    if declared == main_fingerprint:
+        raise DirectoryFormatError(
+            "is the main certificate again; list a different one", field="tls_rollover_fingerprint"
+        )
+    return certificate, declared
+
+
 def _endpoint(value: Any) -> str:
     endpoint = text(value, "endpoint")
     host, sep, port = endpoint.rpartition(":")
@@ -282,10 +320,23 @@ class MemberDescriptor:
     tls_certificate: str
     tls_fingerprint: str
     focal_points: tuple[FocalPoint, ...] = ()
+    tls_rollover_certificate: str = ""
+    tls_rollover_fingerprint: str = ""
+
+    @property
+    def tls_fingerprints(self) -> tuple[str, ...]:
+        """Every fingerprint pinned for this member (two while a TLS rotation overlaps)."""
+        extra = (self.tls_rollover_fingerprint,) if self.tls_rollover_fingerprint else ()
+        return (self.tls_fingerprint, *extra)
+
+    @property
+    def tls_certificates_pem(self) -> bytes:
+        """The pinned certificates as one PEM bundle (trust roots for this member)."""
+        return (self.tls_certificate + self.tls_rollover_certificate).encode("ascii")
 
     @classmethod
     def from_dict(cls, data: Any) -> MemberDescriptor:
-        obj = require_fields(data, "member", _MEMBER_REQUIRED, ("focal_points",))
+        obj = require_fields(data, "member", _MEMBER_REQUIRED, ("focal_points", *_ROLLOVER))
         country = country_code(obj["country"])
         keys_raw = obj["signing_keys"]
         if not isinstance(keys_raw, list) or not keys_raw:
@@ -307,6 +358,7 @@ class MemberDescriptor:
                 f"does not match the certificate (certificate hashes to {actual})",
                 field="tls_fingerprint",
             )
+        rollover = _rollover(obj, declared)
         focal_raw = obj.get("focal_points", [])
         if not isinstance(focal_raw, list):
             raise DirectoryFormatError("must be a list", field="focal_points")
@@ -322,6 +374,8 @@ class MemberDescriptor:
             focal_points=tuple(
                 FocalPoint.from_dict(f, f"focal_points[{i}]") for i, f in enumerate(focal_raw)
             ),
+            tls_rollover_certificate=rollover[0],
+            tls_rollover_fingerprint=rollover[1],
         )
 
     @classmethod
@@ -388,6 +442,9 @@ class MemberDescriptor:
         }
         if self.focal_points:
             out["focal_points"] = [f.to_dict() for f in self.focal_points]
+        if self.tls_rollover_fingerprint:
+            out["tls_rollover_certificate"] = self.tls_rollover_certificate
+            out["tls_rollover_fingerprint"] = self.tls_rollover_fingerprint
         return out
 
     def has_role(self, role: str) -> bool:

@@ -1,0 +1,332 @@
+"""Backups of a whole node — home files, keys and database — and restoring them elsewhere.
+
+Why one archive: a node is its keys (identity), its directory (trust), its configuration and
+its database (audit chain, agreements, quotas, records); a restore that brings back only the
+database cannot sign, and one that brings back only the keys has lost the audit trail. The
+archive is a ``.tar.gz`` holding ``manifest.json``, ``home/…`` and the database:
+
+* SQLite: ``database.sqlite``, taken with SQLite's online backup API
+  (:meth:`sqlite3.Connection.backup`) — consistent while the node serves;
+* PostgreSQL: ``database.pgdump``, ``pg_dump --format=custom`` of the node's schema, restored
+  with ``pg_restore`` into an empty database.
+
+Invariants:
+* The manifest names every member with its SHA-256; :func:`restore_node` refuses an archive
+  whose content does not match, a member outside the expected names, and a target home that
+  already holds a configuration or keys (a restore never overwrites a node).
+* The archive is written to a temporary file and renamed, with mode 0600 (it holds private
+  keys unless ``include_keys=False``); key files come back with mode 0600.
+* A restore ends by opening the node (migrations forward, if the backup is older) and
+  verifying the whole audit chain and its checkpoints against the restored directory; the
+  chain must contain the head recorded in the manifest (read just before the dump, so a node
+  serving during the backup may have added entries after it, never fewer).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import tarfile
+import tempfile
+import tomllib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from sqlalchemy import inspect, make_url, text
+from sqlalchemy.engine import URL
+
+from node.audit import verify_chain_with_checkpoints
+from node.errors import AuditIntegrityError, ConfigError, StoreError
+from node.home import NodeHome
+from node.runtime import open_runtime
+from node.store import database
+from node.trust.member import format_time
+
+FORMAT = "enlace-backup/1"
+SQLITE_MEMBER = "database.sqlite"
+PG_MEMBER = "database.pgdump"
+# Home files worth keeping; the database files themselves travel as a consistent copy.
+_SKIP = {"enlace.db", "enlace.db-wal", "enlace.db-shm", "serve.log"}
+
+
+@dataclass(frozen=True)
+class BackupManifest:
+    format: str
+    country: str
+    created_at: str
+    backend: str
+    schema: str
+    revision: str
+    audit_seq: int
+    audit_head: str
+    files: dict[str, str]  # archive member -> sha256
+
+    def to_json(self) -> bytes:
+        return (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode()
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    home: Path
+    country: str
+    audit_entries: int
+    audit_head: str
+    checkpoints: int
+    revision: str
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _libpq(url: URL) -> tuple[str, dict[str, str]]:
+    """A libpq URI without the password, and the environment that carries it."""
+    env = dict(os.environ)
+    if url.password:
+        env["PGPASSWORD"] = str(url.password)
+    plain = url.set(drivername="postgresql", password=None)
+    return plain.render_as_string(hide_password=False), env
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise ConfigError(
+            f"{name} is not on PATH",
+            hint="install the PostgreSQL client (apt install postgresql-client)",
+        )
+    return found
+
+
+def _dump_sqlite(path: str, target: Path) -> None:
+    source = sqlite3.connect(path, timeout=30)
+    copy = sqlite3.connect(target)
+    try:
+        source.backup(copy)  # page by page, consistent with concurrent writers
+    finally:
+        copy.close()
+        source.close()
+
+
+def _home_files(home: NodeHome) -> list[Path]:
+    files = []
+    for path in sorted(home.root.rglob("*")):
+        relative = path.relative_to(home.root)
+        if path.is_file() and relative.name not in _SKIP and not relative.name.startswith("."):
+            files.append(relative)
+    return files
+
+
+def backup_node(
+    home: NodeHome, out: Path, now: dt.datetime, *, include_keys: bool = True
+) -> BackupManifest:
+    """Write a backup archive of ``home`` and its database to ``out`` (never overwritten)."""
+    if out.exists():
+        raise ConfigError(f"{out} already exists; refusing to overwrite a backup")
+    config = home.config()
+    url = make_url(home.database_url(config))
+    engine = database.make_engine(url.render_as_string(hide_password=False))
+    members: dict[str, bytes] = {}
+    try:
+        with engine.connect() as conn:
+            schema = str(conn.execute(text("SELECT current_schema()")).scalar() or "")
+        revision = database.current_revision(engine) or ""
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT seq, entry_hash FROM audit_head WHERE id = 1")).first()
+    finally:
+        engine.dispose()
+    seq, head = (int(row[0]), str(row[1])) if row else (0, "")
+    with tempfile.TemporaryDirectory(prefix="enlace-backup-") as scratch:
+        dump = Path(scratch) / "db"
+        if url.get_backend_name() == "sqlite":
+            _dump_sqlite(str(url.database), dump)
+            name = SQLITE_MEMBER
+        else:
+            libpq, env = _libpq(url)
+            command = [_tool("pg_dump"), "--format=custom", "--no-owner", f"--file={dump}"]
+            if schema and schema != "public":
+                command.append(f"--schema={schema}")
+            result = subprocess.run(  # noqa: S603 - fixed tool, our own arguments
+                [*command, libpq], env=env, capture_output=True, text=True, check=False
+            )
+            if result.returncode != 0:
+                raise StoreError(f"pg_dump failed: {result.stderr.strip()}")
+            name = PG_MEMBER
+        members[name] = dump.read_bytes()
+    for relative in _home_files(home):
+        if not include_keys and relative.parts[0] == "keys":
+            continue
+        members[f"home/{relative.as_posix()}"] = (home.root / relative).read_bytes()
+    manifest = BackupManifest(
+        format=FORMAT,
+        country=config.country,
+        created_at=format_time(now),
+        backend=url.get_backend_name(),
+        schema=schema,
+        revision=revision,
+        audit_seq=seq,
+        audit_head=head,
+        files={n: _sha256(d) for n, d in sorted(members.items())},
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as archive:
+            for member, data in [("manifest.json", manifest.to_json()), *sorted(members.items())]:
+                info = tarfile.TarInfo(member)
+                info.size = len(data)
+                info.mode = 0o600 if "/keys/" in member else 0o644
+                info.mtime = int(now.timestamp())
+                archive.addfile(info, io.BytesIO(data))
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return manifest
+
+
+def read_archive(path: Path) -> tuple[BackupManifest, dict[str, bytes]]:
+    """The manifest and every member, checked against the manifest's hashes."""
+    try:
+        with tarfile.open(path, mode="r:gz") as archive:
+            contents: dict[str, bytes] = {}
+            for info in archive.getmembers():
+                if not info.isfile():
+                    raise ConfigError(f"{path}: unexpected entry {info.name!r} in the archive")
+                handle = archive.extractfile(info)
+                assert handle is not None
+                contents[info.name] = handle.read()
+    except (tarfile.TarError, OSError) as exc:
+        raise ConfigError(f"{path} is not a readable backup: {exc}") from None
+    try:
+        manifest = BackupManifest(**json.loads(contents.pop("manifest.json")))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{path} has no valid manifest.json ({exc})") from None
+    if manifest.format != FORMAT:
+        raise ConfigError(f"{path}: unsupported backup format {manifest.format!r}")
+    if set(contents) != set(manifest.files):
+        raise ConfigError(f"{path}: members differ from the manifest; the archive was altered")
+    for name, data in contents.items():
+        if _sha256(data) != manifest.files[name]:
+            raise ConfigError(f"{path}: {name} does not match its hash; the archive was altered")
+        parts = Path(name).parts
+        if name.startswith("/") or ".." in parts or (parts[0] != "home" and len(parts) != 1):
+            raise ConfigError(f"{path}: refusing member path {name!r}")
+    return manifest, contents
+
+
+def _restore_postgres(dump: bytes, target_url: str, manifest: BackupManifest) -> None:
+    url = make_url(target_url)
+    engine = database.make_engine(target_url)
+    try:
+        tables = inspect(engine).get_table_names(schema=manifest.schema or None)
+    finally:
+        engine.dispose()
+    if tables:
+        raise ConfigError(
+            f"the target database already has tables in schema {manifest.schema!r}",
+            hint="restore into a new, empty database",
+        )
+    libpq, env = _libpq(url)
+    with tempfile.NamedTemporaryFile(suffix=".pgdump") as handle:
+        handle.write(dump)
+        handle.flush()
+        result = subprocess.run(  # noqa: S603 - fixed tool, our own arguments
+            [
+                _tool("pg_restore"),
+                "--no-owner",
+                "--no-privileges",
+                "--exit-on-error",
+                "--single-transaction",
+                f"--dbname={libpq}",
+                handle.name,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if result.returncode != 0:
+        raise StoreError(f"pg_restore failed: {result.stderr.strip()}")
+
+
+def _write_home(root: Path, contents: dict[str, bytes], database_url: str) -> None:
+    for name, data in sorted(contents.items()):
+        if not name.startswith("home/"):
+            continue
+        target = root.joinpath(*Path(name).parts[1:])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        private = target.parent.name == "keys" or target.parent.parent.name == "keys"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        fd = os.open(target, flags, 0o600 if private else 0o644)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+    config_path = root / "node.toml"
+    settings: dict[str, Any] = tomllib.loads(config_path.read_text("utf-8"))
+    settings.pop("database_url", None)  # the old location is not this node's any more
+    if database_url:
+        settings["database_url"] = database_url
+    config_path.write_text(tomli_w.dumps(settings), encoding="utf-8")
+
+
+def restore_node(archive: Path, root: Path, *, database_url: str = "") -> RestoreReport:
+    """Recreate a node home at ``root`` from ``archive`` and verify its audit log."""
+    manifest, contents = read_archive(archive)
+    if (root / "node.toml").exists() or (root / "keys").exists():
+        raise ConfigError(
+            f"{root} already holds a node; refusing to restore over it",
+            hint="restore into a new, empty --home",
+        )
+    if manifest.backend == "sqlite":
+        if database_url and not database_url.startswith("sqlite"):
+            raise ConfigError("a SQLite backup restores into SQLite; omit --database-url")
+    elif not database_url:
+        raise ConfigError(
+            "a PostgreSQL backup needs --database-url (an empty database to restore into)"
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o700)
+    _write_home(root, contents, database_url)
+    home = NodeHome(root)
+    if manifest.backend == "sqlite":
+        target = Path(make_url(home.database_url()).database or root / "enlace.db")
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(contents[SQLITE_MEMBER])
+    else:
+        _restore_postgres(contents[PG_MEMBER], database_url, manifest)
+    return verify_restored(home, manifest)
+
+
+def verify_restored(home: NodeHome, manifest: BackupManifest) -> RestoreReport:
+    """Open the restored node and verify the audit chain and checkpoints end to end."""
+    runtime = open_runtime(home)
+    try:
+        directory = runtime.directory.current(runtime.clock.now())
+        checkpoints = runtime.store.checkpoints()
+        chain = verify_chain_with_checkpoints(
+            runtime.store.iter_audit(), checkpoints, directory.signing_key, node=manifest.country
+        )
+        # The head was read before the dump, so the dump holds at least that entry.
+        recorded = runtime.store.audit_entry(manifest.audit_seq) if manifest.audit_seq else None
+        if manifest.audit_seq and (recorded is None or recorded.entry_hash != manifest.audit_head):
+            raise AuditIntegrityError(
+                f"restored chain ends at entry {chain.last_seq} without the head the backup "
+                f"recorded (entry {manifest.audit_seq}, {manifest.audit_head[:16]}…)",
+                position=chain.last_seq + 1,
+                hint="the database in the archive is incomplete; use another backup",
+            )
+        revision = database.current_revision(runtime.store.engine) or ""
+    finally:
+        runtime.close()
+    return RestoreReport(
+        home.root, manifest.country, chain.count, chain.head_hash, len(checkpoints), revision
+    )

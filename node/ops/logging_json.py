@@ -1,0 +1,106 @@
+"""Structured logs: one JSON object per line, carrying the request id when there is one.
+
+Why: log collectors (Loki, Elasticsearch, journald exporters) index fields, not prose. With
+``ENLACE_LOG_FORMAT=json`` every record becomes a single line like::
+
+    {"time": "2026-11-28T12:00:00.123Z", "level": "INFO", "logger": "node.access",
+     "message": "…", "request_id": "3f2a…", "method": "/enlace.v1.NodeService/Ping",
+     "peer": "CRI", "status": "OK", "seconds": 0.004}
+
+The request id is the first 16 hex digits of the request digest — the SHA-256 of the signed
+request header, the same value the audit log stores as ``request_digest`` — so a log line,
+an audit entry and the caller's own records point at the same exchange.
+
+Invariants: a record always serialises (values that are not JSON become strings); fields set
+with ``extra=`` win over the call context; nothing here reads request bodies or keys.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from node.server.pipeline import CURRENT_CALL
+
+FORMAT_VARIABLE = "ENLACE_LOG_FORMAT"
+REQUEST_ID_LENGTH = 16
+ACCESS_LOGGER = "node.access"
+
+# Attributes every LogRecord has; anything else was passed with ``extra=`` and is kept.
+_STANDARD = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
+)
+
+
+def request_id(digest: str) -> str:
+    return digest[:REQUEST_ID_LENGTH]
+
+
+class JsonFormatter(logging.Formatter):
+    """Format each record as one JSON object on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        moment = dt.datetime.fromtimestamp(record.created, dt.UTC)
+        out: dict[str, Any] = {
+            "time": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        digest, method = CURRENT_CALL.get()
+        if digest:
+            out["request_id"] = request_id(digest)
+            out["method"] = method
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str, ensure_ascii=False, separators=(",", ":"))
+
+
+def install(environ: Mapping[str, str] | None = None) -> bool:
+    """Switch the root handlers to JSON when ``ENLACE_LOG_FORMAT=json``; True if switched."""
+    env = os.environ if environ is None else environ
+    wanted = env.get(FORMAT_VARIABLE, "text").strip().lower()
+    if wanted not in ("json", "text", ""):
+        logging.getLogger("node").warning(
+            "%s=%r is unknown; use json or text", FORMAT_VARIABLE, wanted
+        )
+    if wanted != "json":
+        return False
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler())
+    for handler in root.handlers:
+        handler.setFormatter(JsonFormatter())
+    return True
+
+
+class AccessLog:
+    """A call observer writing one ``node.access`` record per call (INFO; refusals too)."""
+
+    def __init__(self) -> None:
+        self.log = logging.getLogger(ACCESS_LOGGER)
+
+    def __call__(self, method: str, status: str, peer: str, seconds: float, digest: str) -> None:
+        if not self.log.isEnabledFor(logging.INFO):
+            return
+        self.log.info(
+            "%s %s from %s in %.1f ms",
+            method,
+            status,
+            peer or "?",
+            seconds * 1000,
+            extra={
+                "request_id": request_id(digest),
+                "method": method,
+                "peer": peer,
+                "status": status,
+                "seconds": round(seconds, 6),
+            },
+        )
