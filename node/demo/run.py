@@ -21,6 +21,7 @@ from enlace.v1 import agreements_pb2, node_pb2
 from node.agreements import AgreementBook
 from node.client import PeerClient
 from node.demo.agreements import install_demo_agreements
+from node.demo.biometrics import biometric_step, prepare_biometrics
 from node.demo.federation import LocalFederation, create_federation
 from node.demo.matching import matching_step, prepare_matching
 from node.demo.processes import NodeProcess
@@ -44,6 +45,7 @@ class DemoResult:
     fetched: str = ""
     audit: dict[str, dict[str, Any]] = field(default_factory=dict)
     matching: dict[str, Any] = field(default_factory=dict)
+    biometrics: dict[str, Any] = field(default_factory=dict)
     exit_codes: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -62,6 +64,7 @@ class DemoResult:
             "all_reachable": self.all_reachable,
             "audit": self.audit,
             "matching": self.matching,
+            "biometrics": self.biometrics,
             "exit_codes": self.exit_codes,
             "seconds": round(self.seconds, 2),
         }
@@ -171,6 +174,7 @@ def run_demo(
         result.agreements = install_demo_agreements(setup, now)
         say("   Generating and importing synthetic records; building match filters")
         result.matching = prepare_matching(setup, root, now, say)
+        result.biometrics = prepare_biometrics(setup, root, now, say)
     finally:
         for runtime in setup.values():
             runtime.close()
@@ -199,7 +203,9 @@ def run_demo(
         result.fetched = fetch_agreement(runtimes, "CRI", "PAN", "PAN-CRI-MATCH")
         say("6. Private identity matching from Costa Rica (OPRF; peers learn nothing asked)")
         result.matching.update(matching_step(runtimes, root, say))
-        say("7. Verifying every node's audit chain and checkpoint")
+        say("7. Biometric identification from Costa Rica (protected face codes, per-peer keys)")
+        result.biometrics.update(biometric_step(runtimes, root, say))
+        say("8. Verifying every node's audit chain and checkpoint")
         for country, runtime in runtimes.items():
             write_checkpoint(runtime)
             result.audit[country] = verify_log(runtime)

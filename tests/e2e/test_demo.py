@@ -40,6 +40,12 @@ def test_demo_runs_every_node_and_exits_cleanly(tmp_path: Path) -> None:
     (followup,) = matching["followups"]
     assert followup["status"] == "released" and followup["peer"] == "PAN"
     assert set(followup["released"]) == {"first_seen_quarter", "event_type", "nationality_basis"}
+    # Costa Rica identifies an undocumented person by a face probe; Mexico is refused.
+    biometrics = result["biometrics"]
+    assert biometrics["identified_by"] == ["HND", "PAN"]
+    assert {f["status"] for f in biometrics["followups"]} == {"released"}
+    assert all(f["released"]["nationality"] not in ("", "XXX") for f in biometrics["followups"])
+    assert biometrics["mex_refused"] == "PERMISSION_DENIED"
     # Every node wrote its log and left no process behind (exit codes collected above).
     for country in result["countries"]:
         assert (target / country.lower() / "serve.log").exists()
