@@ -18,6 +18,7 @@ import functools
 import hashlib
 import ipaddress
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,17 +91,27 @@ def certificate_not_after(pem: bytes) -> dt.datetime:
 
 
 def make_tls_certificate(
-    country: str, now: dt.datetime, days: int = 365, extra_hosts: tuple[str, ...] = ()
+    country: str,
+    now: dt.datetime,
+    days: int = 365,
+    extra_hosts: tuple[str, ...] = (),
+    generation: str = "",
 ) -> tuple[bytes, bytes]:
-    """Return ``(key_pem, cert_pem)`` for a self-signed node certificate."""
+    """Return ``(key_pem, cert_pem)`` for a self-signed node certificate.
+
+    ``generation`` (an organisational unit) makes the subject differ from earlier
+    certificates of the same node: TLS stacks look trust roots up by subject name, so two
+    pinned certificates of one node during a rotation must not share one.
+    """
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, tls_server_name(country)),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "crm-enlace"),
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "ZZ"),
-        ]
-    )
+    attributes = [
+        x509.NameAttribute(NameOID.COMMON_NAME, tls_server_name(country)),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "crm-enlace"),
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "ZZ"),
+    ]
+    if generation:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, generation))
+    name = x509.Name(attributes)
     sans: list[x509.GeneralName] = [x509.DNSName(tls_server_name(country))]
     for host in extra_hosts:
         if not host:
@@ -149,6 +160,18 @@ def make_tls_certificate(
     return key_pem, cert.public_bytes(serialization.Encoding.PEM)
 
 
+@functools.lru_cache(maxsize=64)
+def _same_public_key(key_pem: bytes, cert_pem: bytes) -> bool:
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError as exc:
+        raise EncodingError(f"TLS key or certificate is not valid PEM: {exc}") from exc
+    mine = key.public_key().public_bytes(serialization.Encoding.DER, spki)
+    return mine == cert.public_key().public_bytes(serialization.Encoding.DER, spki)
+
+
 @dataclass(frozen=True)
 class KeyPaths:
     """Where a node home keeps its key material."""
@@ -184,11 +207,21 @@ class KeyPaths:
         )
 
     def load_tls(self) -> tuple[bytes, bytes]:
-        """``(key_pem, cert_pem)``."""
-        try:
-            return self.tls_key.read_bytes(), self.tls_certificate.read_bytes()
-        except FileNotFoundError as exc:
-            raise KeyError_(f"TLS key or certificate missing under {self.root}") from exc
+        """``(key_pem, cert_pem)``, two halves of one pair.
+
+        A certificate rotation replaces the two files one after the other; a read that falls
+        between the two renames sees halves of different pairs and is retried briefly.
+        """
+        for _ in range(20):
+            try:
+                key_pem = self.tls_key.read_bytes()
+                cert_pem = self.tls_certificate.read_bytes()
+            except FileNotFoundError as exc:
+                raise KeyError_(f"TLS key or certificate missing under {self.root}") from exc
+            if _same_public_key(key_pem, cert_pem):
+                return key_pem, cert_pem
+            time.sleep(0.05)
+        raise KeyError_(f"{self.tls_key} is not the key of {self.tls_certificate}")
 
     def create_all(self, country: str, now: dt.datetime, hosts: tuple[str, ...] = ()) -> None:
         """Generate every key; refuses (before writing anything) if any already exists."""

@@ -22,9 +22,9 @@ Invariants:
 * Key files are never overwritten in place: new keys are created with ``O_EXCL`` and mode
   0600; ``keys/signing.key`` (what every command loads) is replaced atomically by a copy of a
   key already archived as ``keys/signing-<key id>.key``.
-* A TLS swap replaces the private key first and the certificate second, and
-  :func:`load_tls_pair` refuses a pair whose halves do not match, so a handshake never uses a
-  half-swapped pair.
+* A TLS swap replaces the private key first and the certificate second;
+  :meth:`crypto.keys.KeyPaths.load_tls` refuses (and retries) a pair whose halves do not
+  match, so neither the server nor a client ever uses a half-swapped pair.
 """
 
 from __future__ import annotations
@@ -34,14 +34,10 @@ import json
 import logging
 import os
 import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from crypto.keys import (
     KeyPaths,
@@ -66,31 +62,6 @@ DEFAULT_RETIRE_AFTER = dt.timedelta(days=7)
 SIGNING_VALIDITY = dt.timedelta(days=730)
 TLS_DAYS = 365
 ALARM_BEFORE = dt.timedelta(days=30)
-
-
-# -- TLS pairs -------------------------------------------------------------------------------
-def _public_der(key_pem: bytes, cert_pem: bytes) -> tuple[bytes, bytes]:
-    key = serialization.load_pem_private_key(key_pem, password=None)
-    cert = x509.load_pem_x509_certificate(cert_pem)
-    fmt = serialization.PublicFormat.SubjectPublicKeyInfo
-    return (
-        key.public_key().public_bytes(serialization.Encoding.DER, fmt),
-        cert.public_key().public_bytes(serialization.Encoding.DER, fmt),
-    )
-
-
-def load_tls_pair(keys: KeyPaths, attempts: int = 5) -> tuple[bytes, bytes]:
-    """``(key_pem, cert_pem)`` whose halves match; retries briefly across a rotation swap."""
-    for _ in range(attempts):
-        key_pem, cert_pem = keys.load_tls()
-        mine, theirs = _public_der(key_pem, cert_pem)
-        if mine == theirs:
-            return key_pem, cert_pem
-        time.sleep(0.05)
-    raise ConfigError(
-        f"{keys.tls_key} does not belong to {keys.tls_certificate}",
-        hint="restore both files from the same rotation (see docs/operations.md)",
-    )
 
 
 # -- signing keys ----------------------------------------------------------------------------
@@ -257,7 +228,11 @@ def rotate_tls(
         )
     member = home.member()
     host = member.endpoint.rpartition(":")[0]
-    key_pem, cert_pem = make_tls_certificate(member.country, now, days, (host, "localhost"))
+    # A subject of its own (see make_tls_certificate): both certificates are pinned at once.
+    generation = f"generation {now.strftime('%Y%m%dT%H%M%S%fZ')}"
+    key_pem, cert_pem = make_tls_certificate(
+        member.country, now, days, (host, "localhost"), generation
+    )
     key_path, cert_path, state_path = _tls_paths(home)
     write_private(key_path, key_pem)
     write_public(cert_path, cert_pem)

@@ -21,7 +21,6 @@ from grpc_reflection.v1alpha import reflection
 
 from enlace.v1 import envelope_pb2, node_pb2  # noqa: F401 - registers descriptors
 from node.errors import ConfigError
-from node.ops.rotation import load_tls_pair
 from node.runtime import NodeRuntime
 from node.server import node_service
 from node.server.authorize import ServiceAuthorizer, default_authorizer
@@ -50,7 +49,7 @@ class TlsConfigSource:
         return f"{directory.hash if directory else ''}/{own}"
 
     def _configuration(self) -> grpc.ServerCertificateConfiguration:
-        key_pem, cert_pem = load_tls_pair(self.runtime.home.keys)
+        key_pem, cert_pem = self.runtime.home.keys.load_tls()
         directory = self.runtime.directory.peek()
         roots = b"".join(m.tls_certificates_pem for m in directory.members) if directory else b""
         return grpc.ssl_server_certificate_configuration(
