@@ -1,0 +1,77 @@
+"""``enlace doctor``'s checks against a live federation: each finding, and its fix."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from node.clock import ManualClock
+from node.ops.doctor import FAIL, OK, WARN, open_for_checks, run_checks, summary
+from node.ops.rotation import rotate_signing_key
+from node.store import database
+
+
+def by_name(checks):  # type: ignore[no-untyped-def]
+    return {c.name: c for c in checks}
+
+
+def doctor_for(live, country: str, clock: ManualClock | None = None):  # type: ignore[no-untyped-def]
+    runtime = open_for_checks(live.federation.homes[country], clock or live.clocks[country])
+    try:
+        return by_name(run_checks(runtime, timeout=2.0))
+    finally:
+        runtime.close()
+
+
+def test_a_healthy_node_and_a_peer_that_is_down(live) -> None:  # type: ignore[no-untyped-def]
+    checks = doctor_for(live, "CRI")  # PAN serves; HND and the ST do not
+    for name in ("database", "migrations", "directory", "signing-key", "tls-certificate"):
+        assert checks[name].status == OK, checks[name]
+    assert checks["peer-credentials"].status == OK
+    assert any(name.startswith("disk ") and c.status in (OK, WARN) for name, c in checks.items())
+    assert checks["peer PAN"].status == OK and "reachable in" in checks["peer PAN"].detail
+    assert checks["peer HND"].status == FAIL and "unreachable" in checks["peer HND"].detail
+    assert "ask its operator" in checks["peer HND"].fix
+    assert summary(list(checks.values()))["status"] == FAIL
+
+
+def test_clock_skew_is_measured_and_refusal_named(live) -> None:  # type: ignore[no-untyped-def]
+    now = live.clocks["PAN"].now()
+    drifting = ManualClock(now + dt.timedelta(seconds=45))  # a quarter of the window: warn
+    check = doctor_for(live, "CRI", drifting)["peer PAN"]
+    assert check.status == WARN and "clock skew -45" in check.detail and "NTP" in check.fix
+    far = ManualClock(now + dt.timedelta(seconds=600))  # PAN refuses the signed ping
+    check = doctor_for(live, "CRI", far)["peer PAN"]
+    assert check.status == FAIL and "refused our clock" in check.detail and "NTP" in check.fix
+
+
+def test_expiring_directory_and_unpublished_key(live) -> None:  # type: ignore[no-untyped-def]
+    home = live.federation.homes["CRI"]
+    rotate_signing_key(home, live.clocks["CRI"].now())
+    later = ManualClock(live.clocks["CRI"].now() + dt.timedelta(days=80))
+    checks = doctor_for(live, "CRI", later)
+    assert checks["directory"].status == WARN and "expires in" in checks["directory"].detail
+    assert checks["signing-rotation"].status == WARN
+    assert "member.json" in checks["signing-rotation"].fix
+    beyond = ManualClock(live.clocks["CRI"].now() + dt.timedelta(days=100))
+    checks = doctor_for(live, "CRI", beyond)
+    assert checks["directory"].status == FAIL and "grace period ended" in checks["directory"].detail
+    assert "peer PAN" not in checks  # no peer is probed on an unusable directory
+
+
+def test_pending_migrations_are_reported_not_applied(live, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    runtime = live.runtimes["HND"]
+    url = runtime.store.engine.url.render_as_string(hide_password=False)
+    runtime.close()
+    engine = database.make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
+    finally:
+        engine.dispose()
+    check = doctor_for(live, "HND")["migrations"]
+    assert check.status == FAIL and "revision 0001" in check.detail and "enlace serve" in check.fix
+    engine = database.make_engine(url)
+    try:
+        assert database.current_revision(engine) == "0001"  # doctor only looked
+    finally:
+        engine.dispose()
