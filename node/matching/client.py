@@ -50,7 +50,7 @@ from node.runtime import NodeRuntime
 from node.store.matching_store import FollowUpRecord
 from policies.decision import Request
 
-BATCH = 2048
+BATCH = 512  # elements per Evaluate call; several calls run at once so both sides overlap
 Progress = Callable[[int, int], None]
 
 
@@ -113,9 +113,11 @@ class MatchClient:
         self.book = AgreementBook(runtime)
         self._clients: dict[str, StreamingPeerClient] = {}
         self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="match")
         self._sync_locks: dict[tuple[str, str], threading.Lock] = {}
 
     def close(self) -> None:
+        self._pool.shutdown(wait=True)
         for client in self._clients.values():
             client.close()
         self._clients.clear()
@@ -267,10 +269,8 @@ class MatchClient:
                     progress(done[0], total)
             return result
 
-        if units:
-            with ThreadPoolExecutor(min(self.workers, len(units))) as pool:
-                for result in pool.map(work, units):
-                    outcomes.extend(result)
+        for result in self._pool.map(work, units):
+            outcomes.extend(result)
         order = {t: n for n, t in enumerate((t.peer, t.dataset) for t in targets)}
         outcomes.sort(key=lambda o: (o.query, order.get((o.peer, o.dataset), 0)))
         return MatchReport(list(queries), outcomes, total, time.perf_counter() - started)

@@ -186,10 +186,9 @@ class Holder:
 
     # -- epoch and keys --------------------------------------------------------------------
     def state(self) -> KeyState:
-        epoch = self.store.get_state(EPOCH_STATE)
-        mode = self.store.get_state(MODE_STATE)
-        name: ModeName = "voprf" if mode is not None and mode[0] == "voprf" else "oprf"
-        return KeyState(int(epoch[0]) if epoch else FIRST_EPOCH, name)
+        values = self.store.matching.states((EPOCH_STATE, MODE_STATE))
+        name: ModeName = "voprf" if values.get(MODE_STATE) == "voprf" else "oprf"
+        return KeyState(int(values.get(EPOCH_STATE, FIRST_EPOCH)), name)
 
     def key(self, dataset: str, state: KeyState) -> OprfServerKey:
         cache_key = (dataset, state.epoch, state.mode)

@@ -180,8 +180,7 @@ def method_specs(runtime: NodeRuntime) -> list[MethodSpec]:
                 evaluated = key.blind_evaluate(elements)
         except InvalidPointError:
             raise _bad_element(elements) from None
-        published = holder.published(request.dataset, state)
-        version = published.version if published else 0
+        version = holder.store.matching.current_version(request.dataset, state.epoch)
         ctx.audit_extra.update(
             dataset=request.dataset,
             epoch=state.epoch,

@@ -215,27 +215,30 @@ def person_query(surname: str, given_names: str, birth_date: str, label: str = "
     return query
 
 
-def query_keys(query: Query) -> dict[str, list[bytes]]:
-    """The OPRF inputs ``query`` sends to each dataset it concerns (see the module table)."""
+def query_keys(query: Query, datasets: Sequence[str] = MATCH_DATASETS) -> dict[str, list[bytes]]:
+    """The OPRF inputs ``query`` sends to each dataset it concerns (see the module table),
+    among ``datasets``."""
+    out: dict[str, list[bytes]] = {}
     try:
         if query.kind == "document":
             number, state = query.number, query.issuing_state
-            return {
-                "travel_documents": [document_input(number, state)],
-                "document_alerts": [alert_input(number, state)],
-                "persons_of_interest": [
-                    document_input(number, state, dataset="persons_of_interest")
-                ],
-            }
+            for dataset in DOCUMENT_DATASETS:
+                if dataset in datasets:
+                    build = alert_input if dataset == "document_alerts" else None
+                    out[dataset] = [
+                        build(number, state)
+                        if build
+                        else document_input(number, state, dataset=dataset)
+                    ]
+            return out
         birth = parse_partial_date(query.birth_date)
-        return {
-            "identities": person_inputs(
-                query.surname, query.given_names, birth, dataset=_IDENTITY_DOMAIN
-            ),
-            "persons_of_interest": person_inputs(
-                query.surname, query.given_names, birth, dataset="persons_of_interest"
-            ),
-        }
+        for dataset in PERSON_DATASETS:
+            if dataset in datasets:
+                domain = _IDENTITY_DOMAIN if dataset == "identities" else dataset
+                out[dataset] = person_inputs(
+                    query.surname, query.given_names, birth, dataset=domain
+                )
+        return out
     except NormalisationError as exc:
         raise InvalidArgumentError(str(exc), field=query.kind) from exc
 
@@ -246,7 +249,6 @@ def keys_by_dataset(
     """``dataset -> [(query index, input)]`` for every dataset in ``datasets``."""
     out: dict[str, list[tuple[int, bytes]]] = {d: [] for d in datasets}
     for index, query in enumerate(queries):
-        for dataset, inputs in query_keys(query).items():
-            if dataset in out:
-                out[dataset].extend((index, value) for value in inputs)
+        for dataset, inputs in query_keys(query, datasets).items():
+            out[dataset].extend((index, value) for value in inputs)
     return out

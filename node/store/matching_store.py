@@ -338,6 +338,38 @@ class MatchingStore:
             row.created_at,
         )
 
+    def latest_version(self, dataset: str, epoch: int) -> int:
+        """Newest published version of (dataset, epoch); 0 when none (reads no filter bytes)."""
+        query = select(func.max(match_filters.c.version)).where(
+            and_(match_filters.c.dataset == dataset, match_filters.c.epoch == epoch)
+        )
+        with self._read.connect() as conn:
+            return int(conn.execute(query).scalar_one() or 0)
+
+    def states(self, keys: Sequence[str]) -> dict[str, str]:
+        """Several ``node_state`` values in one read (the hot path reads epoch and mode).
+
+        Plain driver SQL: on the per-call path, building and compiling a Core statement costs
+        more than the read itself.
+        """
+        with self._read.connect() as conn:
+            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            marks = ", ".join([mark] * len(keys))
+            rows = conn.exec_driver_sql(
+                f"SELECT key, value FROM node_state WHERE key IN ({marks})", tuple(keys)
+            )
+            return {str(r[0]): str(r[1]) for r in rows}
+
+    def current_version(self, dataset: str, epoch: int) -> int:
+        """:meth:`latest_version` in plain driver SQL, for the per-call path."""
+        with self._read.connect() as conn:
+            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            value = conn.exec_driver_sql(
+                f"SELECT MAX(version) FROM match_filters WHERE dataset = {mark} AND epoch = {mark}",
+                (dataset, epoch),
+            ).scalar()
+        return int(value or 0)
+
     def latest_versions(self, epoch: int) -> dict[str, int]:
         """Newest published version per dataset of ``epoch``."""
         query = (

@@ -1,0 +1,412 @@
+"""Private identity matching end to end, side by side with OpenMined PSI, and fan-out latency.
+
+Why: the issue sets three targets for matching on the node's two cores — at least 1.5x the
+per-element throughput of OpenMined PSI (the anchor: ECDH-PSI over P-256 with a GCS filter),
+a filter build for 1M records in at most 60 s, and a single document query fanned out to 10
+peers with p50 at most 15 ms. Figures only; nothing is asserted.
+
+    python bench/bench_match.py [--holder 1000000] [--queries 10000] [--peers 10] [--json]
+
+Stages, each timed on its own (wall and CPU, server CPU read from /proc):
+
+* ``build``   a holder node with ``--holder`` travel documents imported through the importer;
+              ``Holder.rebuild`` (identity keys, OPRF evaluation in worker processes, entries
+              written, filter encoded and signed).
+* ``enlace``  the holder serves as its own ``enlace serve`` process; an in-process querier
+              (the CLI's :class:`MatchClient`) syncs the filter once, then matches ``--queries``
+              documents (half held, half not) over signed, audited gRPC with mutual TLS.
+* ``psi``     OpenMined PSI (``pip install --no-deps openmined-psi``) with the same sets: a
+              plain-gRPC server process builds the setup message for the same holder set, the
+              client sends its request, the server processes it, the client intersects.
+* ``fanout``  ``--peers`` holder processes with small filters and agreements; one document
+              query fanned out to all of them, repeated; p50/p90 with warm channels.
+
+Per-element figures exclude one-time work on both sides: the filter build and sync (ours),
+the setup message and its transfer (PSI's); both are reported separately. Every loop is
+bounded by the sizes given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._util import ChildProcess, machine, percentile, print_json, process_cpu_seconds
+
+STATES = ("HTI", "CUB", "IND", "NPL", "BGD", "CHN", "CMR", "COD", "AGO", "SEN", "GIN", "AFG")
+PURPOSE = "identity_verification"
+PSI_FPR = 1e-9
+GRPC_LIMIT = 512 * 1024 * 1024
+
+
+def number(i: int, prefix: str = "P") -> str:
+    return f"{prefix}{(i * 7919 + 13) % 10**8:08d}"  # a bijection on 0..10^8-1
+
+
+def write_documents(path: Path, count: int) -> None:
+    from node.records.datasets import DATASETS
+
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        handle.write(",".join(DATASETS["travel_documents"].columns) + "\n")
+        for i in range(count):
+            handle.write(
+                f"B{i:09d},BP{i:09d},P,{number(i)},{STATES[i % 12]},{STATES[i % 12]},"
+                f"APELLIDO{i % 997},NOMBRE{i % 113},{1950 + i % 50}-0{1 + i % 9}-1{i % 9},"
+                f"{'FM'[i % 2]},2030-01-01,2024-0{1 + i % 9}-01\n"
+            )
+
+
+def query_set(holder: int, queries: int, seed: int = 5) -> tuple[list[tuple[str, str]], int]:
+    """``queries`` documents: half drawn from the holder's set, half never issued."""
+    rng = random.Random(seed)
+    held = rng.sample(range(holder), min(queries // 2, holder))
+    out = [(number(i), STATES[i % 12]) for i in held]
+    out += [(number(i, "Q"), STATES[i % 12]) for i in range(queries - len(out))]
+    rng.shuffle(out)
+    return out, len(held)
+
+
+def _cpu_self_and_children() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _agree(runtimes: dict[str, Any], holder: str, requester: str, now: dt.datetime) -> None:
+    from node.agreements import AgreementBook
+    from policies.agreement import Agreement, Grant, Quotas
+    from policies.signatures import SignedAgreement, dump_signed_agreement, sign_agreement
+
+    start = (now - dt.timedelta(days=1)).replace(microsecond=0)
+    grant = Grant(
+        holder=holder,
+        requester=requester,
+        service="match",
+        datasets=("travel_documents", "document_alerts", "persons_of_interest"),
+        purposes=(PURPOSE,),
+        quotas=Quotas(per_day=None, per_quarter=None),
+    )
+    agreement = Agreement(
+        id=f"{holder}-{requester}-BENCH", version=1, parties=(holder, requester),
+        title="benchmark", valid_from=start, valid_until=start + dt.timedelta(days=30),
+        grants=(grant,),
+    )  # fmt: skip
+    signed = SignedAgreement(agreement)
+    for party in agreement.parties:
+        signed = sign_agreement(signed, party, runtimes[party].signing_key)
+    for party in agreement.parties:
+        AgreementBook(runtimes[party]).install_text(dump_signed_agreement(signed), now)
+
+
+def _serve(federation: Any, countries: list[str]) -> list[Any]:
+    from node.demo.processes import NodeProcess
+
+    nodes = [NodeProcess(c, federation.homes[c], federation.endpoint(c)) for c in countries]
+    for node in nodes:
+        node.start({"ENLACE_LOG_LEVEL": "WARNING"})
+    deadline = time.monotonic() + 60
+    for node in nodes:
+        node.wait_ready(deadline)
+    return nodes
+
+
+def run_enlace(root: Path, holder: int, queries: int, workers: int) -> dict[str, Any]:
+    from node.demo.federation import create_federation
+    from node.ingest.pipeline import ingest
+    from node.matching.client import MatchClient
+    from node.matching.filters import Holder
+    from node.matching.sources import document_query
+    from node.runtime import open_runtime
+
+    now = dt.datetime.now(dt.UTC)
+    federation = create_federation(root / "fed", ("PAN", "CRI"), now)
+    runtimes = {c: open_runtime(federation.homes[c]) for c in ("PAN", "CRI")}
+    source = root / "travel_documents.csv"
+    write_documents(source, holder)
+    started = time.perf_counter()
+    ingest(runtimes["PAN"].store, "travel_documents", [source], now=now)
+    ingest_s = time.perf_counter() - started
+    pan = runtimes["PAN"]
+    cpu, started = _cpu_self_and_children(), time.perf_counter()
+    (report,) = Holder(pan.store, pan.home, "PAN", pan.signing_key).rebuild(
+        now, ["travel_documents"], workers=workers
+    )
+    build = {"records": holder, "wall_s": time.perf_counter() - started,
+             "cpu_s": _cpu_self_and_children() - cpu, "entries": report.entries,
+             "ingest_wall_s": ingest_s}  # fmt: skip
+    _agree(runtimes, "PAN", "CRI", now)
+    pan.close()
+    nodes = _serve(federation, ["PAN"])
+    try:
+        docs, held = query_set(holder, queries)
+        asked = [document_query(n, s) for n, s in docs]
+        with MatchClient(runtimes["CRI"], timeout=600.0) as client:
+            started = time.perf_counter()
+            cached = client.sync("PAN", "travel_documents", PURPOSE)
+            sync = {"wall_s": time.perf_counter() - started, "bytes": cached.manifest.size}
+            server_cpu = process_cpu_seconds(nodes[0].process.pid) or 0.0
+            cpu, started = time.process_time(), time.perf_counter()
+            result = client.run(asked, ["travel_documents"], purpose=PURPOSE, peers=["PAN"])
+            wall = time.perf_counter() - started
+            client_cpu = time.process_time() - cpu
+            server_cpu = (process_cpu_seconds(nodes[0].process.pid) or 0.0) - server_cpu
+        hits = sum(o.status == "hit" for o in result.outcomes)
+    finally:
+        for node in nodes:
+            node.stop()
+        runtimes["CRI"].close()
+    return {
+        "build": build,
+        "sync": sync,
+        "queries": queries,
+        "hits": hits,
+        "expected_hits": held,
+        "wall_s": wall,
+        "client_cpu_s": client_cpu,
+        "server_cpu_s": server_cpu,
+        "us_per_element_wall": wall / queries * 1e6,
+        "us_per_element_cpu": (client_cpu + server_cpu) / queries * 1e6,
+        "elements_per_s": queries / wall,
+    }
+
+
+# --------------------------------------------------------------------------- OpenMined PSI
+
+
+def psi_server(items_path: Path, port: int, stats_path: Path, queries: int) -> None:
+    import grpc
+    import private_set_intersection.python as psi
+
+    from bench._util import serve_until_stdin_closes
+
+    items = items_path.read_text(encoding="utf-8").split("\n")
+    server = psi.server.CreateWithNewKey(True)
+    cpu, started = time.process_time(), time.perf_counter()
+    setup = server.CreateSetupMessage(PSI_FPR, queries, items, psi.DataStructure.GCS)
+    setup_bytes = setup.SerializeToString()
+    stats = {
+        "setup_wall_s": time.perf_counter() - started,
+        "setup_cpu_s": time.process_time() - cpu,
+        "setup_bytes": len(setup_bytes),
+    }
+    stats_path.write_text(json.dumps(stats), encoding="utf-8")
+
+    def get_setup(_request: bytes, _context: Any) -> bytes:
+        return setup_bytes
+
+    def process(request: bytes, _context: Any) -> bytes:
+        message = psi.Request()
+        message.ParseFromString(request)
+        return bytes(server.ProcessRequest(message).SerializeToString())
+
+    handlers = {
+        "Setup": grpc.unary_unary_rpc_method_handler(get_setup),
+        "Process": grpc.unary_unary_rpc_method_handler(process),
+    }
+    options = [("grpc.max_receive_message_length", GRPC_LIMIT),
+               ("grpc.max_send_message_length", GRPC_LIMIT)]  # fmt: skip
+    app = grpc.server(futures.ThreadPoolExecutor(4), options=options)
+    app.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Psi", handlers),))
+    app.add_insecure_port(f"127.0.0.1:{port}")
+    app.start()
+    serve_until_stdin_closes()
+    app.stop(0)
+
+
+def run_psi(root: Path, holder: int, queries: int) -> dict[str, Any]:
+    import grpc
+    import private_set_intersection.python as psi
+
+    items_path, stats_path = root / "psi-items.txt", root / "psi-stats.json"
+    items_path.write_text(
+        "\n".join(f"{STATES[i % 12]}|{number(i)}" for i in range(holder)), encoding="utf-8"
+    )
+    docs, held = query_set(holder, queries)
+    mine = [f"{s}|{n}" for n, s in docs]
+    port = 20000 + os.getpid() % 20000
+    argv = [sys.executable, __file__, "--psi-server", str(port), "--psi-items", str(items_path),
+            "--psi-stats", str(stats_path), "--queries", str(queries)]  # fmt: skip
+    child = ChildProcess(argv)
+    child.start(timeout=1800)  # ready only once the setup message is built
+    try:
+        stats = json.loads(stats_path.read_text(encoding="utf-8"))
+        options = [("grpc.max_receive_message_length", GRPC_LIMIT),
+                   ("grpc.max_send_message_length", GRPC_LIMIT)]  # fmt: skip
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
+            get_setup = channel.unary_unary("/bench.Psi/Setup")
+            process = channel.unary_unary("/bench.Psi/Process")
+            started = time.perf_counter()
+            setup = psi.ServerSetup()
+            setup.ParseFromString(get_setup(b"", timeout=600))
+            stats["setup_transfer_wall_s"] = time.perf_counter() - started
+            client = psi.client.CreateWithNewKey(True)
+            server_cpu = process_cpu_seconds(child.pid) or 0.0
+            cpu, started = time.process_time(), time.perf_counter()
+            request = client.CreateRequest(mine)
+            answer = psi.Response()
+            answer.ParseFromString(process(request.SerializeToString(), timeout=600))
+            found = client.GetIntersection(setup, answer)
+            wall = time.perf_counter() - started
+            client_cpu = time.process_time() - cpu
+            server_cpu = (process_cpu_seconds(child.pid) or 0.0) - server_cpu
+    finally:
+        child.stop()
+    return stats | {
+        "queries": queries,
+        "hits": len(found),
+        "expected_hits": held,
+        "wall_s": wall,
+        "client_cpu_s": client_cpu,
+        "server_cpu_s": server_cpu,
+        "us_per_element_wall": wall / queries * 1e6,
+        "us_per_element_cpu": (client_cpu + server_cpu) / queries * 1e6,
+        "elements_per_s": queries / wall,
+    }
+
+
+# --------------------------------------------------------------------------- fan-out
+
+
+def run_fanout(root: Path, peers: int, repeats: int) -> dict[str, Any]:
+    from node.demo.federation import create_federation
+    from node.ingest.pipeline import ingest
+    from node.matching.client import MatchClient
+    from node.matching.filters import Holder
+    from node.matching.sources import document_query
+    from node.records.codelists import REGIONAL_MEMBERS
+    from node.runtime import open_runtime
+
+    holders = [c for c in REGIONAL_MEMBERS if c != "CRI"][:peers]
+    now = dt.datetime.now(dt.UTC)
+    federation = create_federation(root / "fanout", (*holders, "CRI"), now)
+    runtimes = {c: open_runtime(federation.homes[c]) for c in (*holders, "CRI")}
+    source = root / "small.csv"
+    write_documents(source, 2000)
+    for country in holders:
+        rt = runtimes[country]
+        ingest(rt.store, "travel_documents", [source], now=now)
+        Holder(rt.store, rt.home, country, rt.signing_key).rebuild(now, ["travel_documents"])
+        _agree(runtimes, country, "CRI", now)
+        rt.close()
+    nodes = _serve(federation, holders)
+    timings: dict[str, list[float]] = {"travel_documents": [], "all_document_datasets": []}
+    try:
+        with MatchClient(runtimes["CRI"], timeout=10.0, workers=16) as client:
+            query = [document_query(number(7), STATES[7])]
+            everything = ["travel_documents", "document_alerts", "persons_of_interest"]
+            for datasets in (["travel_documents"], everything):
+                client.run(query, datasets, purpose=PURPOSE)  # warm: channels, TLS, filters
+            for _ in range(repeats):
+                for name, datasets in (("travel_documents", ["travel_documents"]),
+                                       ("all_document_datasets", everything)):  # fmt: skip
+                    started = time.perf_counter()
+                    report = client.run(query, datasets, purpose=PURPOSE)
+                    timings[name].append((time.perf_counter() - started) * 1000)
+                    assert sum(o.status == "hit" for o in report.outcomes) == len(holders)
+    finally:
+        for node in nodes:
+            node.stop()
+        runtimes["CRI"].close()
+    return {
+        "peers": len(holders),
+        "repeats": repeats,
+        **{
+            f"{name}_p{q}_ms": percentile(values, q)
+            for name, values in timings.items()
+            for q in (50, 90)
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--holder", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=10_000)
+    parser.add_argument("--peers", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=0, help="filter build processes")
+    parser.add_argument("--skip", action="append", default=[], help="enlace, psi or fanout")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--psi-server", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--psi-items", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--psi-stats", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.psi_server:
+        psi_server(args.psi_items, args.psi_server, args.psi_stats, args.queries)
+        return 0
+    root = Path(tempfile.mkdtemp(prefix="bench-match-"))
+    result: dict[str, Any] = {"machine": machine(), "holder": args.holder}
+    try:
+        if "enlace" not in args.skip:
+            result["enlace"] = run_enlace(root, args.holder, args.queries, args.workers)
+        if "psi" not in args.skip:
+            result["psi"] = run_psi(root, args.holder, args.queries)
+        if "fanout" not in args.skip:
+            result["fanout"] = run_fanout(root, args.peers, args.repeats)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    if "enlace" in result and "psi" in result:
+        ours, theirs = result["enlace"], result["psi"]
+        result["throughput_ratio"] = ours["elements_per_s"] / theirs["elements_per_s"]
+        result["cpu_ratio"] = theirs["us_per_element_cpu"] / ours["us_per_element_cpu"]
+    if args.json:
+        print_json(result)
+    else:
+        report(result)
+    return 0
+
+
+def report(result: dict[str, Any]) -> None:
+    print(f"machine: {result['machine']}; holder {result['holder']:,} records")
+    if "enlace" in result:
+        e = result["enlace"]
+        b = e["build"]
+        print(f"filter build: {b['records']:,} records -> {b['entries']:,} entries in "
+              f"{b['wall_s']:.1f} s wall, {b['cpu_s']:.1f} CPU-s (target <= 60 s wall); "
+              f"import {b['ingest_wall_s']:.1f} s")  # fmt: skip
+        print(f"filter sync: {e['sync']['bytes']:,} bytes in {e['sync']['wall_s']:.2f} s")
+    for name in ("enlace", "psi"):
+        if name in result:
+            r = result[name]
+            print(f"{name:>7}: {r['queries']:,} queries, {r['hits']:,} hits "
+                  f"(expected {r['expected_hits']:,}); {r['wall_s']:.2f} s wall "
+                  f"= {r['us_per_element_wall']:.0f} us/element ({r['elements_per_s']:,.0f}/s); "
+                  f"CPU {r['us_per_element_cpu']:.0f} us/element (client "
+                  f"{r['client_cpu_s']:.2f} s, server {r['server_cpu_s']:.2f} s)")  # fmt: skip
+    if "psi" in result:
+        p = result["psi"]
+        print(
+            f"    psi: setup {p['setup_wall_s']:.1f} s wall, {p['setup_cpu_s']:.1f} CPU-s, "
+            f"{p['setup_bytes']:,} bytes, transfer {p['setup_transfer_wall_s']:.2f} s"
+        )
+    if "throughput_ratio" in result:
+        print(
+            f"throughput ratio enlace / OpenMined PSI: {result['throughput_ratio']:.2f}x "
+            f"(target >= 1.5x); CPU per element ratio: {result['cpu_ratio']:.2f}x"
+        )
+    if "fanout" in result:
+        f = result["fanout"]
+        print(
+            f"fan-out to {f['peers']} peers ({f['repeats']} queries, warm channels): "
+            f"travel_documents p50 {f['travel_documents_p50_ms']:.1f} ms, "
+            f"p90 {f['travel_documents_p90_ms']:.1f} ms (target p50 <= 15 ms); three "
+            f"document datasets p50 {f['all_document_datasets_p50_ms']:.1f} ms, "
+            f"p90 {f['all_document_datasets_p90_ms']:.1f} ms"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
