@@ -136,8 +136,10 @@ def backup_node(
     engine = database.make_engine(url.render_as_string(hide_password=False))
     members: dict[str, bytes] = {}
     try:
-        with engine.connect() as conn:
-            schema = str(conn.execute(text("SELECT current_schema()")).scalar() or "")
+        schema = ""
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as conn:
+                schema = str(conn.execute(text("SELECT current_schema()")).scalar() or "")
         revision = database.current_revision(engine) or ""
         with engine.connect() as conn:
             row = conn.execute(text("SELECT seq, entry_hash FROM audit_head WHERE id = 1")).first()
