@@ -155,7 +155,8 @@ def test_dockerfile_runtime_stage_is_slim_and_unprivileged() -> None:
             assert args.startswith("["), f"{kw} must use the exec form (signals reach enlace)"
     assert ("EXPOSE", str(GRPC_PORT)) in runtime
     assert ("STOPSIGNAL", "SIGTERM") in runtime
-    assert probe_command_in_dockerfile()[:2] == ["enlace", "health"]
+    assert probe_command_in_dockerfile()[:2] == ["enlace-entrypoint", "health"]
+    assert f"ENLACE_LISTEN=0.0.0.0:{GRPC_PORT}" in dict(runtime)["ENV"].split()
 
 
 def test_docker_build_context_holds_what_is_copied_and_nothing_secret() -> None:
@@ -254,8 +255,52 @@ def test_rendered_pod_is_hardened_and_keys_stay_in_the_init_container(in_ci: boo
     assert keys["secret"]["secretName"] == "enlace-test-crm-enlace-keys"
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert node[probe]["exec"]["command"] == probe_command_in_dockerfile()
+    env = {e["name"]: e.get("value") for e in node["env"]}
+    assert env["ENLACE_LISTEN"] == f"0.0.0.0:{GRPC_PORT}"
+    assert "ENLACE_METRICS_LISTEN" not in env and "ENLACE_DATABASE_URL" not in env
+    assert [p["name"] for p in node["ports"]] == ["grpc"]
     policy = by_kind(manifests, "NetworkPolicy")["spec"]
     assert policy["ingress"] == [{"ports": [{"port": "grpc", "protocol": "TCP"}]}]
+
+
+def test_rendered_options_expose_metrics_to_monitoring_only(in_ci: bool) -> None:
+    manifests = render(in_ci, values=CHART / "ci" / "all-options-values.yaml")
+    deployment = by_kind(manifests, "Deployment")["spec"]
+    assert deployment["replicas"] == 2
+    assert deployment["strategy"]["type"] == "RollingUpdate"
+    (node,) = deployment["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in node["env"]}
+    assert env["ENLACE_METRICS_LISTEN"]["value"] == "0.0.0.0:9464"
+    assert env["ENLACE_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "crm-database"
+    service_ports = by_kind(manifests, "Service")["spec"]["ports"]
+    assert [p["name"] for p in service_ports] == ["grpc"], "metrics never on the Service"
+    rules = by_kind(manifests, "NetworkPolicy")["spec"]["ingress"]
+    metrics_rule = next(r for r in rules if r["ports"][0]["port"] == "metrics")
+    assert metrics_rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    assert by_kind(manifests, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ("replicaCount: 2\n", "needs PostgreSQL"),
+        (
+            "replicaCount: 2\ndatabase:\n  existingSecret: db\n",
+            "needs a ReadWriteMany home volume",
+        ),
+        ("metrics:\n  enabled: true\n  port: 7001\n", "must differ from node.port"),
+    ],
+)
+def test_chart_refuses_replicas_or_ports_the_node_cannot_run_with(
+    tmp_path: Path, in_ci: bool, values: str, message: str
+) -> None:
+    file = tmp_path / "values.yaml"
+    file.write_text(values)
+    result = validate("render", CHART, file, in_ci=in_ci)
+    assert result.returncode == 1
+    assert message in result.stderr
 
 
 # --- systemd ---------------------------------------------------------------------------------

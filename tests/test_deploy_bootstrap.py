@@ -7,8 +7,9 @@
 * deploy/compose/postgres-init/10-enlace-databases.sh creates one role and database per node
   on a real PostgreSQL server, storing exactly the password from the secret file.
 
-The bootstrap runs once per module (about 7 s: four homes, three directory keys, a signed
-directory), and its homes feed the prepare-home test.
+The bootstrap runs once per module (about 4 s on a quiet machine: four homes, three directory
+keys, a signed directory), and its homes feed the prepare-home and probe tests. The probe test
+starts a real `enlace serve` and is marked slow (about 8 s).
 """
 
 from __future__ import annotations
@@ -20,15 +21,25 @@ import importlib.util
 import os
 import secrets
 import shutil
+import signal
+import socket
 import stat
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-from deploy_support import BOOTSTRAP, ENTRYPOINT, PG_INIT, by_kind, render
+from deploy_support import (
+    BOOTSTRAP,
+    ENTRYPOINT,
+    PG_INIT,
+    by_kind,
+    probe_command_in_dockerfile,
+    render,
+)
 from sqlalchemy import Engine, make_url, text
 
 from node.config import load_config
@@ -122,6 +133,18 @@ def test_bootstrap_refuses_bad_country_lists(value: str, problem: str) -> None:
 # --- Helm init container ---------------------------------------------------------------------
 
 
+def result_env(tmp_path: Path, home: Path, expect_hash: str) -> dict[str, str]:
+    """The init container's environment, with this checkout's `enlace` first on PATH."""
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "ENLACE_HOME": str(home),
+        "PREPARE_KEYS_DIR": str(tmp_path / "secret"),
+        "PREPARE_ETC_DIR": str(tmp_path / "etc"),
+        "ENLACE_DIRECTORY_HASH": expect_hash,
+    }
+
+
 def prepare_home(
     tmp_path: Path, in_ci: bool, source: Path, *, expect_hash: str, drop: str = ""
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
@@ -140,16 +163,13 @@ def prepare_home(
     shutil.copy(source.parent / "directory-v1.json", etc / "directory" / "directory.json")
     script = tmp_path / "prepare-home.sh"
     script.write_text(config_map["prepare-home.sh"], encoding="utf-8")
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "ENLACE_HOME": str(home),
-        "PREPARE_KEYS_DIR": str(keys),
-        "PREPARE_ETC_DIR": str(etc),
-        "ENLACE_DIRECTORY_HASH": expect_hash,
-    }
     result = subprocess.run(
-        ["sh", str(script)], capture_output=True, text=True, timeout=120, env=env, check=False
+        ["sh", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=result_env(tmp_path, home, expect_hash),
+        check=False,
     )
     return result, home
 
@@ -169,6 +189,28 @@ def test_init_container_assembles_a_home_the_node_accepts(
     assert node.keys.load_tls() == original.keys.load_tls()
     assert read_directory(node.directory_path).hash == pinned
     assert node.config().listen == "0.0.0.0:7001"
+
+    # A restart seeds nothing over what the node changed in place (rotation, first-use
+    # secrets), and takes away group bits a volume ownership change may have added.
+    rotated = home / "keys" / "signing.key"
+    rotated.write_text("00" * 32 + "\n")
+    (home / "keys" / "retired").mkdir()
+    (home / "keys" / "oprf-master.key").write_text("11" * 32 + "\n")
+    for path in (home / "keys").rglob("*.key"):
+        path.chmod(0o660)
+    again = subprocess.run(  # the same script, second start
+        ["sh", str(tmp_path / "prepare-home.sh")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=result_env(tmp_path, home, pinned),
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr
+    assert rotated.read_text() == "00" * 32 + "\n"
+    for path in (home / "keys").rglob("*.key"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert stat.S_IMODE((home / "keys" / "retired").stat().st_mode) & 0o700 == 0o700
 
 
 def test_init_container_refuses_a_missing_key_or_an_unpinned_directory(
@@ -314,3 +356,63 @@ def test_postgres_init_refuses_an_unsafe_node_name(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "invalid node name 'x;y'" in result.stderr
+
+
+# --- the health probe against a running node -------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], deadline: float) -> None:
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"enlace serve exited with {process.returncode}"
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise AssertionError("enlace serve did not listen in time")
+
+
+@pytest.mark.slow
+def test_probe_command_answers_serving_then_fails_once_the_node_stops(
+    tmp_path: Path, federation: Path
+) -> None:
+    """The probe of the image, compose and chart: entrypoint + `enlace health` over mTLS."""
+    home = tmp_path / "hnd"
+    shutil.copytree(federation / "hnd", home)
+    port = free_port()
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "ENLACE_LISTEN": f"127.0.0.1:{port}",
+    }
+    env.pop("ENLACE_DATABASE_URL", None)
+    probe = [str(ENTRYPOINT), *probe_command_in_dockerfile()[1:]]
+    probe[probe.index("--home") + 1] = str(home)
+    with (tmp_path / "serve.log").open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "node.cli.main", "serve", "--home", str(home)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        wait_for_port(port, server, time.monotonic() + 60)
+        serving = subprocess.run(
+            probe, capture_output=True, text=True, timeout=60, env=env, check=False
+        )
+        assert serving.returncode == 0, serving.stdout + serving.stderr
+        assert "SERVING" in serving.stdout
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0, (tmp_path / "serve.log").read_text()
+    stopped = subprocess.run(
+        probe, capture_output=True, text=True, timeout=60, env=env, check=False
+    )
+    assert stopped.returncode == 1
+    assert "unreachable" in stopped.stdout

@@ -66,3 +66,21 @@ tcpSocket:
   port: grpc
 {{- end }}
 {{- end }}
+
+{{/* Refuse value combinations the node cannot run with. */}}
+{{- define "crm-enlace.validate" -}}
+{{- if gt (int .Values.replicaCount) 1 }}
+{{- if not .Values.database.existingSecret }}
+{{- fail "replicaCount > 1 needs PostgreSQL (database.existingSecret): a SQLite node is one process" }}
+{{- end }}
+{{- if not .Values.persistence.enabled }}
+{{- fail "replicaCount > 1 needs persistence.enabled: the replicas share one home volume" }}
+{{- end }}
+{{- if not (or .Values.persistence.existingClaim (has "ReadWriteMany" .Values.persistence.accessModes)) }}
+{{- fail "replicaCount > 1 needs a ReadWriteMany home volume (persistence.accessModes) or an existingClaim that allows it" }}
+{{- end }}
+{{- end }}
+{{- if and .Values.metrics.enabled (eq (int .Values.metrics.port) (int .Values.node.port)) }}
+{{- fail "metrics.port must differ from node.port" }}
+{{- end }}
+{{- end }}
