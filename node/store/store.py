@@ -30,6 +30,7 @@ from node.store.matching_store import MatchingStore
 from node.store.policy_store import PolicyStore
 from node.store.records_store import RecordsStore
 from node.store.schema import audit_checkpoints, audit_entries, audit_head, node_state, nonces
+from node.store.secretariat_store import SecretariatStore
 from node.store.sqlite_writer import SqliteWriter
 
 # Statements built once: constructing SQLAlchemy statements per call costs more than the
@@ -62,6 +63,7 @@ class Store:
         self.records = RecordsStore(engine, self._write)
         self.matching = MatchingStore(engine, self._write)
         self.biometrics = BiometricStore(engine, self._write)
+        self.secretariat = SecretariatStore(engine, self._write)
 
     @property
     def backend(self) -> str:
