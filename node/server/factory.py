@@ -11,6 +11,7 @@ from node.agreements import AgreementBook
 from node.biometrics import service as biometric_service
 from node.matching import service as match_service
 from node.runtime import NodeRuntime
+from node.secretariat import services as secretariat_services
 from node.server import agreement_service
 from node.server.agreement_rule import AgreementRule
 from node.server.app import NodeServer
@@ -33,6 +34,7 @@ def build_server(
             "biometric": agreement_rule,
             "followup": agreement_rule,
             "directory": agreement_rule,
+            **secretariat_services.rules(runtime),
         }
     )
     services = [
@@ -40,5 +42,7 @@ def build_server(
         (match_service.SERVICE, match_service.method_specs(runtime)),
         (biometric_service.SERVICE, biometric_service.method_specs(runtime)),
         (stats_service.SERVICE, stats_service.method_specs()),
+        *secretariat_services.services(runtime),
     ]
-    return NodeServer(runtime, authorizer=authorizer, services=services, listen=listen)
+    server_class = secretariat_services.server_class(runtime)
+    return server_class(runtime, authorizer=authorizer, services=services, listen=listen)

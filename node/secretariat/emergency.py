@@ -1,0 +1,101 @@
+"""Emergency updates: a member tells the Secretariat "my data changed, pull now".
+
+Why: members agreed (2016) to update the tables between quarterly reports in emergencies.
+With nodes, an update is not a file sent by e-mail: the member imports its records and tells
+the ST, whose node pulls that member's matrices at once, under the member's agreement with
+the purpose ``emergency_update``.
+
+Invariants:
+* Only nodes with the ``member`` role may call :data:`EMERGENCY` (the authoriser checks the
+  role), and only a node with the ``secretariat`` role offers it.
+* The handler records the update and starts the pull in the background; it answers at once,
+  so a slow member never holds a gRPC worker. The pull is an ordinary pull (trigger
+  ``emergency``) of that one member, with its own deadline and retries.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+
+from enlace.v1 import secretariat_pb2
+from node.client import PeerClient
+from node.errors import InvalidArgumentError
+from node.runtime import NodeRuntime
+from node.server.pipeline import CallContext, MethodSpec
+from node.stats.matrices import MATRICES, matrix
+from node.stats.query import parse_period
+
+SERVICE = "enlace.v1.SecretariatService"
+EMERGENCY = f"/{SERVICE}/EmergencyUpdate"
+
+#: Starts the pull of (member, period, matrices, emergency id) in the background.
+Starter = Callable[[str, str, list[str], str], None]
+
+
+def _check(request: secretariat_pb2.EmergencyUpdateRequest) -> list[str]:
+    parse_period(request.period)
+    if len(request.reason) > 500:
+        raise InvalidArgumentError("at most 500 characters", field="reason")
+    if len(request.matrices) > len(MATRICES):
+        raise InvalidArgumentError("too many matrices", field="matrices")
+    return [matrix(m).id for m in request.matrices]
+
+
+def method_specs(start: Starter) -> list[MethodSpec]:
+    def emergency_update(
+        ctx: CallContext, request: secretariat_pb2.EmergencyUpdateRequest
+    ) -> secretariat_pb2.EmergencyUpdateResponse:
+        matrices = _check(request)
+        emergency_id = f"E{secrets.token_hex(8)}"
+        ctx.runtime.store.secretariat.add_emergency(
+            {
+                "emergency_id": emergency_id,
+                "member": ctx.peer.country,
+                "period": request.period.strip().upper(),
+                "matrices": ",".join(matrices),
+                "reason": request.reason,
+                "received_at": ctx.now,
+                "pull_id": "",
+                "status": "received",
+            }
+        )
+        start(ctx.peer.country, request.period.strip().upper(), matrices, emergency_id)
+        ctx.audit_extra.update(emergency=emergency_id, period=request.period)
+        return secretariat_pb2.EmergencyUpdateResponse(
+            emergency_id=emergency_id,
+            pull_started=True,
+            detail=f"the Secretariat is pulling {ctx.peer.country}'s matrices now",
+        )
+
+    return [
+        MethodSpec(EMERGENCY, "emergency", secretariat_pb2.EmergencyUpdateRequest, emergency_update)
+    ]
+
+
+def secretariat_of(runtime: NodeRuntime) -> str:
+    """The country code of the directory's secretariat node."""
+    from node.errors import NotFoundError
+
+    found = runtime.directory.current(runtime.clock.now()).members_with_role("secretariat")
+    if not found:
+        raise NotFoundError("the directory lists no secretariat node")
+    return found[0].country
+
+
+def send_emergency_update(
+    runtime: NodeRuntime,
+    period: str,
+    matrices: Sequence[str] = (),
+    reason: str = "",
+    *,
+    timeout: float = 10.0,
+) -> secretariat_pb2.EmergencyUpdateResponse:
+    """Member side: ask the Secretariat to pull this node's matrices for ``period`` now."""
+    request = secretariat_pb2.EmergencyUpdateRequest(
+        period=period, matrices=list(matrices), reason=reason
+    )
+    _check(request)
+    with PeerClient(runtime, secretariat_of(runtime), timeout=timeout) as client:
+        reply = client.call(EMERGENCY, request, secretariat_pb2.EmergencyUpdateResponse)
+    return reply.message

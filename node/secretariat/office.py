@@ -1,0 +1,278 @@
+"""The Secretariat of a running ST node: what its calendar, its CLI and its RPCs set in motion.
+
+Why one object: the quarterly pull, the retries, the freshness check and reminders, the
+emergency pulls, the regional outputs and the monthly brief all need the same runtime,
+settings and background workers; the calendar (:mod:`node.secretariat.schedule`) and the
+``EmergencyUpdate`` handler call into it, and ``enlace st`` drives it by hand.
+
+Invariants:
+* Only a node with the ``secretariat`` role starts the calendar; the other methods can be used
+  by tools (benchmarks, tests) on any runtime that holds the agreements.
+* Emergency pulls run in a small background pool, never on a gRPC worker thread.
+* Nothing here swallows a failure silently: pull and round outcomes are stored and returned;
+  reminders record each channel's result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from node.runtime import NodeRuntime
+from node.secretariat.freshness import (
+    FreshnessRule,
+    MemberFreshness,
+    assess_all,
+    due_reminders,
+    last_closed_month,
+    last_closed_quarter,
+)
+from node.secretariat.notify import remind
+from node.secretariat.pull import (
+    PullPolicy,
+    PullReport,
+    matrix_items,
+    member_countries,
+    partial_pulls,
+    retry_pull,
+    run_pull,
+)
+from node.secretariat.regional import PublicationRule
+from node.secretariat.rounds import RoundReport, run_round
+from node.secretariat.schedule import Calendar
+from node.secretariat.settings import SecretariatSettings, load_settings
+
+log = logging.getLogger("node.secretariat")
+
+RETRY_MAX_AGE_DAYS = 90
+
+
+@dataclass
+class CollectionReport:
+    """One collection of a period: the pulled matrices and the regional-only rounds."""
+
+    period: str
+    pull: PullReport | None
+    rounds: list[RoundReport] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        partial = (self.pull is not None and self.pull.status == "partial") or any(
+            r.status != "summed" or r.missing for r in self.rounds
+        )
+        return "partial" if partial else "complete"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "period": self.period,
+            "status": self.status,
+            "pull": self.pull.to_dict() if self.pull else None,
+            "rounds": [r.to_dict() for r in self.rounds],
+        }
+
+
+class Secretariat:
+    def __init__(
+        self,
+        runtime: NodeRuntime,
+        settings: SecretariatSettings | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.runtime = runtime
+        self.settings = settings or load_settings(runtime.home.root)
+        self.sleep = sleep
+        self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="st-background")
+        self.calendar: Calendar | None = None
+
+    # -- settings as domain values -------------------------------------------------------
+    @property
+    def policy(self) -> PullPolicy:
+        s = self.settings
+        return PullPolicy(
+            node_deadline=s.node_deadline_seconds,
+            call_timeout=s.call_timeout_seconds,
+            attempts=s.attempts,
+            backoff=s.backoff_seconds,
+            backoff_max=s.backoff_max_seconds,
+            max_workers=s.max_workers,
+        )
+
+    @property
+    def rule(self) -> PublicationRule:
+        return PublicationRule(self.settings.min_countries, self.settings.min_persons)
+
+    @property
+    def freshness_rule(self) -> FreshnessRule:
+        return FreshnessRule(
+            grace=dt.timedelta(days=self.settings.grace_days),
+            remind_every=dt.timedelta(days=self.settings.remind_every_days),
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Run the calendar (only on the secretariat node)."""
+        self.calendar = Calendar(self.runtime)
+        self.calendar.start(self)
+
+    def stop(self) -> None:
+        if self.calendar is not None:
+            self.calendar.shutdown()
+            self.calendar = None
+        self._background.shutdown(wait=True)
+
+    def run_scheduled(self, kind: str) -> None:
+        now = self.runtime.clock.now()
+        if kind == "quarterly-pull":
+            self.collect(last_closed_quarter(now), trigger="schedule")
+        elif kind == "retry-partial":
+            self.retry()
+        elif kind == "freshness-check":
+            self.remind_late()
+        elif kind == "monthly-brief":
+            from node.secretariat.brief_collect import monthly_brief
+
+            monthly_brief(self, last_closed_month(now), trigger="schedule")
+        elif kind == "consular-directory":
+            from node.secretariat.outputs import write_consular
+
+            write_consular(self)
+        else:
+            log.warning("unknown calendar job %s", kind)
+
+    # -- collecting ----------------------------------------------------------------------
+    def collect(
+        self,
+        period: str,
+        *,
+        matrices: Sequence[str] | None = None,
+        members: Sequence[str] | None = None,
+        trigger: str = "manual",
+        purpose: str = "quarterly_matrices",
+    ) -> CollectionReport:
+        """Pull the (non regional-only) matrices and run a round per regional-only matrix."""
+        chosen = self.settings.matrices if matrices is None else matrices
+        wanted = [m.upper() for m in chosen]
+        shared = [m for m in wanted if m in self.settings.regional_only]
+        pulled = [m for m in wanted if m not in shared]
+        report = CollectionReport(period, None)
+        if pulled:
+            report.pull = run_pull(
+                self.runtime,
+                matrix_items(pulled, period),
+                purpose=purpose,
+                trigger=trigger,
+                members=members,
+                policy=self.policy,
+                sleep=self.sleep,
+            )
+        for matrix_id in shared:
+            report.rounds.append(
+                run_round(
+                    self.runtime,
+                    matrix_id,
+                    period,
+                    purpose=purpose,
+                    helper=self.settings.helper,
+                    members=members,
+                    policy=self.policy,
+                    rule=self.rule,
+                    sleep=self.sleep,
+                )
+            )
+        return report
+
+    def retry(self, pull_id: str | None = None) -> list[PullReport]:
+        """Complete one partial pull, or every partial pull of the last 90 days."""
+        if pull_id is not None:
+            return [retry_pull(self.runtime, pull_id, policy=self.policy, sleep=self.sleep)]
+        now = self.runtime.clock.now()
+        ids = partial_pulls(self.runtime, now, dt.timedelta(days=RETRY_MAX_AGE_DAYS))
+        return [retry_pull(self.runtime, p, policy=self.policy, sleep=self.sleep) for p in ids]
+
+    # -- freshness and reminders -----------------------------------------------------------
+    def freshness(self, period: str | None = None) -> list[MemberFreshness]:
+        """Each member's freshness for ``period`` (default: the last closed quarter)."""
+        now = self.runtime.clock.now()
+        period = period or last_closed_quarter(now)
+        as_of: dict[str, Any] = {}
+        answered: dict[str, Any] = {}
+        for row in self.runtime.store.secretariat.results():
+            if row.as_of is not None and (
+                as_of.get(row.member) is None or row.as_of > as_of[row.member]
+            ):
+                as_of[row.member] = row.as_of
+            if row.received_at is not None and (
+                answered.get(row.member) is None or row.received_at > answered[row.member]
+            ):
+                answered[row.member] = row.received_at
+        return assess_all(
+            member_countries(self.runtime),
+            period,
+            as_of,
+            now,
+            self.freshness_rule,
+            answered=answered,
+        )
+
+    def remind_late(
+        self,
+        period: str | None = None,
+        *,
+        channels: Sequence[str] = ("node", "email"),
+        force: bool = False,
+    ) -> list[dict[str, str]]:
+        """Remind the late members not reminded recently (``force``: every late member)."""
+        now = self.runtime.clock.now()
+        states = self.freshness(period)
+        period = states[0].period if states else (period or last_closed_quarter(now))
+        last: dict[str, Any] = {}
+        for row in self.runtime.store.secretariat.reminders(period=period):
+            if row["status"] == "sent":
+                last[row["member"]] = max(row["sent_at"], last.get(row["member"], row["sent_at"]))
+        due = (
+            [s for s in states if s.late]
+            if force
+            else due_reminders(states, last, now, self.freshness_rule)
+        )
+        if not due:
+            return []
+        channels = [c for c in channels if c != "email" or self.settings.smtp_host]
+        return remind(self.runtime, self.settings, due, channels=channels)
+
+    # -- emergency updates -----------------------------------------------------------------
+    def start_emergency(
+        self, member: str, period: str, matrices: list[str], emergency_id: str
+    ) -> Future[CollectionReport]:
+        """Pull ``member`` now, in the background (called by the EmergencyUpdate handler)."""
+        return self._background.submit(self._emergency, member, period, matrices, emergency_id)
+
+    def _emergency(
+        self, member: str, period: str, matrices: list[str], emergency_id: str
+    ) -> CollectionReport:
+        store = self.runtime.store.secretariat
+        # A regional-only table needs a round with every member; the next scheduled round
+        # refreshes it. An emergency pull asks the member for its own tables only.
+        wanted = [
+            m for m in (matrices or self.settings.matrices) if m not in self.settings.regional_only
+        ]
+        try:
+            report = self.collect(
+                period,
+                matrices=wanted,
+                members=[member],
+                trigger="emergency",
+                purpose="emergency_update",
+            )
+        except Exception as exc:
+            store.set_emergency(emergency_id, pull_id="", status="failed")
+            log.warning("emergency pull of %s failed: %s", member, exc)
+            raise
+        pull_id = report.pull.pull_id if report.pull else ""
+        store.set_emergency(emergency_id, pull_id=pull_id, status=report.status)
+        return report

@@ -1,0 +1,291 @@
+"""The Secretariat's calendar: APScheduler jobs persisted in the node's own database.
+
+Why a persistent job store: the calendar is part of the ST's state — the operator edits it
+(``enlace st calendar``), and a restart must neither forget an edit nor a job that fell due
+while the node was down. The jobs live in the ``st_schedule_jobs`` table (migration 0006)
+through APScheduler's :class:`SQLAlchemyJobStore`, on the same database as everything else.
+
+Invariants:
+* Jobs run only in a process that registered a Secretariat for its node home and only where
+  the node holds the ``secretariat`` role; elsewhere :func:`run_job` logs and does nothing.
+* The default jobs are added only when missing, so an operator's edits survive restarts.
+* A running scheduler re-reads the table at least every :data:`SYNC_SECONDS`, so an edit
+  made by the CLI in another process takes effect within that time.
+* A job never raises into the scheduler: failures are logged (each job body also records
+  its own outcome in the store).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from apscheduler.jobstores.base import ConflictingIdError, JobLookupError
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from node.errors import EnlaceError, InvalidArgumentError, NotFoundError
+from node.runtime import NodeRuntime
+from node.store.database import writer
+
+log = logging.getLogger("node.secretariat")
+
+TABLE = "st_schedule_jobs"
+STORE = "calendar"
+SYNC_SECONDS = 60
+JOB_FUNCTION = "node.secretariat.schedule:run_job"
+
+
+class JobRunner(Protocol):
+    """What a job needs from the Secretariat of this process."""
+
+    runtime: NodeRuntime
+
+    def run_scheduled(self, kind: str) -> None: ...
+
+    def start_emergency(
+        self, member: str, period: str, matrices: list[str], emergency_id: str
+    ) -> object: ...
+
+
+@dataclass(frozen=True)
+class DefaultJob:
+    id: str
+    description: str
+    trigger: Callable[[], Any]
+
+
+def _cron(expr: str) -> Callable[[], CronTrigger]:
+    return lambda: CronTrigger.from_crontab(expr, timezone=dt.UTC)
+
+
+DEFAULT_JOBS = (
+    DefaultJob(
+        "quarterly-pull",
+        "Pull the CRM matrices of the last closed quarter from every member",
+        _cron("0 6 1 2,5,8,11 *"),
+    ),
+    DefaultJob(
+        "retry-partial",
+        "Ask again the members missing from partial pulls",
+        lambda: IntervalTrigger(hours=1, timezone=dt.UTC),
+    ),
+    DefaultJob(
+        "freshness-check",
+        "Check each member's data as-of and remind the late ones",
+        _cron("0 7 * * *"),
+    ),
+    DefaultJob(
+        "monthly-brief",
+        "Pull the brief's tables and render the monthly regional brief",
+        _cron("0 8 10 * *"),
+    ),
+    DefaultJob(
+        "consular-directory",
+        "Merge the members' consular directory entries",
+        _cron("0 5 1 * *"),
+    ),
+)
+KINDS = frozenset(j.id for j in DEFAULT_JOBS)
+
+_ACTIVE: dict[str, JobRunner] = {}
+_ACTIVE_LOCK = threading.Lock()
+
+
+def _home_key(runtime: NodeRuntime) -> str:
+    return str(Path(runtime.home.root).resolve())
+
+
+def active_runner(runtime: NodeRuntime) -> JobRunner | None:
+    """The Secretariat running in this process for ``runtime``'s node home, if any."""
+    with _ACTIVE_LOCK:
+        return _ACTIVE.get(_home_key(runtime))
+
+
+def run_job(kind: str, home: str) -> None:
+    """The function every stored job calls; dispatches to this process's Secretariat."""
+    with _ACTIVE_LOCK:
+        runner = _ACTIVE.get(home)
+    if runner is None:
+        log.warning("job %s for %s: no Secretariat runs in this process; skipped", kind, home)
+        return
+    if "secretariat" not in runner.runtime.config.roles:
+        log.warning("job %s: this node does not hold the secretariat role; skipped", kind)
+        return
+    try:
+        runner.run_scheduled(kind)
+    except EnlaceError as exc:
+        log.warning("job %s failed: %s", kind, exc)
+    except Exception:  # a job must never kill the scheduler
+        log.exception("job %s crashed", kind)
+
+
+class _SharedEngineStore(SQLAlchemyJobStore):  # type: ignore[misc]
+    """The job store on the node's engine; shutting the scheduler down must not dispose it."""
+
+    def shutdown(self) -> None:
+        return None
+
+
+def _sync() -> None:
+    """A no-op whose only effect is to wake the scheduler, which then re-reads the table."""
+
+
+class Calendar:
+    """The ST's schedule. ``start()`` runs jobs; ``open_for_edit()`` only reads and edits."""
+
+    def __init__(self, runtime: NodeRuntime) -> None:
+        self.runtime = runtime
+        self.home = _home_key(runtime)
+        self.scheduler = BackgroundScheduler(
+            timezone=dt.UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 6 * 3600},
+        )
+        self.scheduler.add_jobstore(
+            _SharedEngineStore(engine=writer(runtime.store.engine), tablename=TABLE), STORE
+        )
+        self.scheduler.add_jobstore(MemoryJobStore(), "default")
+        self._runner: JobRunner | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self, runner: JobRunner) -> None:
+        """Run the calendar in this process for ``runner`` (the node's Secretariat)."""
+        if "secretariat" not in self.runtime.config.roles:
+            raise InvalidArgumentError(
+                "only a node with the secretariat role runs the Secretariat calendar",
+                field="roles",
+            )
+        with _ACTIVE_LOCK:
+            _ACTIVE[self.home] = runner
+        self._runner = runner
+        self.scheduler.start()
+        self.ensure_defaults()
+        self.scheduler.add_job(
+            _sync, "interval", seconds=SYNC_SECONDS, id="calendar-sync", jobstore="default"
+        )
+
+    def open_for_edit(self) -> None:
+        """Start paused: the store is readable and editable, nothing runs."""
+        self.scheduler.start(paused=True)
+        self.ensure_defaults()
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        with _ACTIVE_LOCK:
+            if self._runner is not None and _ACTIVE.get(self.home) is self._runner:
+                del _ACTIVE[self.home]
+
+    # -- jobs ----------------------------------------------------------------------------
+    def ensure_defaults(self) -> list[str]:
+        """Add the default jobs that are missing; returns the ids added."""
+        added = []
+        for job in DEFAULT_JOBS:
+            existing = self.scheduler.get_job(job.id, jobstore=STORE)
+            if existing is not None:
+                if existing.kwargs.get("home") != self.home:  # the node home moved
+                    self.scheduler.modify_job(
+                        job.id, jobstore=STORE, kwargs={"kind": job.id, "home": self.home}
+                    )
+                continue
+            try:
+                self.scheduler.add_job(
+                    JOB_FUNCTION,
+                    trigger=job.trigger(),
+                    id=job.id,
+                    name=job.description,
+                    kwargs={"kind": job.id, "home": self.home},
+                    jobstore=STORE,
+                )
+                added.append(job.id)
+            except ConflictingIdError:
+                continue
+        return added
+
+    def listing(self) -> list[dict[str, Any]]:
+        """Every calendar job: id, description, trigger, next run (None when paused)."""
+        rows = []
+        for job in self.scheduler.get_jobs(jobstore=STORE):
+            rows.append(
+                {
+                    "id": job.id,
+                    "description": job.name,
+                    "trigger": describe_trigger(job.trigger),
+                    "next_run": job.next_run_time.astimezone(dt.UTC) if job.next_run_time else None,
+                    "paused": job.next_run_time is None,
+                }
+            )
+        return sorted(rows, key=lambda r: r["id"])
+
+    def _require(self, job_id: str) -> None:
+        if self.scheduler.get_job(job_id, jobstore=STORE) is None:
+            raise NotFoundError(
+                f"no calendar job {job_id!r}", hint=f"one of {', '.join(sorted(KINDS))}"
+            )
+
+    def set_cron(self, job_id: str, expression: str) -> None:
+        """Reschedule with a five-field crontab expression (UTC)."""
+        self._require(job_id)
+        try:
+            trigger = CronTrigger.from_crontab(expression, timezone=dt.UTC)
+        except ValueError as exc:
+            raise InvalidArgumentError(
+                f"{expression!r}: {exc}", field="cron", hint="five fields: min hour day month dow"
+            ) from None
+        self.scheduler.reschedule_job(job_id, jobstore=STORE, trigger=trigger)
+
+    def set_interval(self, job_id: str, seconds: int) -> None:
+        self._require(job_id)
+        if seconds < 60:
+            raise InvalidArgumentError("at least 60 seconds", field="every")
+        self.scheduler.reschedule_job(
+            job_id, jobstore=STORE, trigger=IntervalTrigger(seconds=seconds, timezone=dt.UTC)
+        )
+
+    def pause(self, job_id: str) -> None:
+        self._require(job_id)
+        self.scheduler.pause_job(job_id, jobstore=STORE)
+
+    def resume(self, job_id: str) -> None:
+        self._require(job_id)
+        self.scheduler.resume_job(job_id, jobstore=STORE)
+
+    def run_soon(self, job_id: str, at: dt.datetime) -> None:
+        """Make the job due at ``at`` (e.g. now): a running node picks it up at its next sync."""
+        self._require(job_id)
+        try:
+            self.scheduler.modify_job(job_id, jobstore=STORE, next_run_time=at)
+        except JobLookupError:
+            raise NotFoundError(f"no calendar job {job_id!r}") from None
+
+
+def describe_trigger(trigger: Any) -> str:
+    """A short, stable text for a trigger (crontab fields, or the interval)."""
+    if isinstance(trigger, CronTrigger):
+        fields = {f.name: str(f) for f in trigger.fields}
+        return "cron {minute} {hour} {day} {month} {day_of_week}".format(**fields)
+    if isinstance(trigger, IntervalTrigger):
+        return f"every {int(trigger.interval.total_seconds())} s"
+    return str(trigger)
+
+
+def edit_calendar(
+    runtime: NodeRuntime, edit: Callable[[Calendar], None] | None = None
+) -> list[dict[str, Any]]:
+    """Open the calendar paused, apply ``edit``, and return the listing afterwards."""
+    calendar = Calendar(runtime)
+    calendar.open_for_edit()
+    try:
+        if edit is not None:
+            edit(calendar)
+        return calendar.listing()
+    finally:
+        calendar.shutdown()

@@ -1,0 +1,100 @@
+"""The Secretariat's calendar: persisted in the node's database, editable, run by the ST only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text
+from st_support import QUARTER, office, prepare
+
+from node.errors import InvalidArgumentError, NotFoundError
+from node.runtime import open_runtime
+from node.secretariat.schedule import KINDS, Calendar, active_runner, edit_calendar, run_job
+
+LiveFederation = Any  # tests/integration/conftest.py
+
+
+def job_rows(runtime: Any) -> int:
+    with runtime.store.engine.connect() as conn:
+        return int(
+            conn.execute(select(func.count()).select_from(text("st_schedule_jobs"))).scalar_one()
+        )
+
+
+def test_calendar_is_persisted_and_edits_survive_a_restart(
+    live_federation_factory: Callable[..., LiveFederation],
+) -> None:
+    live = live_federation_factory(("PAN",))
+    crm = live.runtimes["CRM"]
+    listing = edit_calendar(crm)
+    assert {row["id"] for row in listing} == KINDS and job_rows(crm) == len(KINDS)
+    assert all(row["next_run"] is not None for row in listing)
+
+    def edit(calendar: Calendar) -> None:
+        calendar.set_cron("monthly-brief", "30 9 12 * *")
+        calendar.pause("freshness-check")
+        calendar.set_interval("retry-partial", 900)
+
+    edit_calendar(crm, edit)
+    home, url = crm.home, crm.store.engine.url.render_as_string(hide_password=False)
+    crm.close()
+    reopened = open_runtime(home, live.clocks["CRM"], database_url=url)
+    live.runtimes["CRM"] = reopened  # closed by the fixture
+    rows = {row["id"]: row for row in edit_calendar(reopened)}
+    assert rows["monthly-brief"]["trigger"] == "cron 30 9 12 * *"
+    assert rows["monthly-brief"]["next_run"].day == 12
+    assert rows["freshness-check"]["paused"] and rows["freshness-check"]["next_run"] is None
+    assert rows["retry-partial"]["trigger"] == "every 900 s"
+    assert rows["quarterly-pull"]["trigger"] == "cron 0 6 1 2,5,8,11 *"  # untouched
+    edit_calendar(reopened, lambda c: c.resume("freshness-check"))
+    assert edit_calendar(reopened)[1]["next_run"] is not None
+
+
+def test_calendar_edits_are_checked(live_federation_factory: Callable[..., LiveFederation]) -> None:
+    crm = live_federation_factory(("PAN",)).runtimes["CRM"]
+    with pytest.raises(InvalidArgumentError):
+        edit_calendar(crm, lambda c: c.set_cron("monthly-brief", "every day"))
+    with pytest.raises(NotFoundError):
+        edit_calendar(crm, lambda c: c.pause("coffee"))
+    with pytest.raises(InvalidArgumentError):
+        edit_calendar(crm, lambda c: c.set_interval("retry-partial", 5))
+
+
+def test_jobs_run_only_on_the_secretariat(
+    live_federation_factory: Callable[..., LiveFederation], caplog: pytest.LogCaptureFixture
+) -> None:
+    live = live_federation_factory(("PAN",))
+    pan = live.runtimes["PAN"]
+    with pytest.raises(InvalidArgumentError):
+        Calendar(pan).start(office(pan))
+    caplog.set_level(logging.WARNING, logger="node.secretariat")
+    run_job("retry-partial", str(pan.home.root))
+    assert "no Secretariat runs in this process" in caplog.text
+
+
+def test_the_st_server_runs_its_calendar(
+    live_federation_factory: Callable[..., LiveFederation],
+) -> None:
+    live = live_federation_factory(("PAN", "CRI", "HND"))
+    prepare(live, ("PAN", "CRI", "HND"))
+    for member in ("PAN", "CRI"):
+        live.serve(member)
+    crm = live.runtimes["CRM"]
+    partial = office(crm).collect(QUARTER, matrices=["M01"])
+    assert partial.status == "partial"
+    live.serve("HND")
+    server = live.serve("CRM")
+    assert active_runner(crm) is server.secretariat  # type: ignore[attr-defined]
+    calendar = server.secretariat.calendar  # type: ignore[attr-defined]
+    calendar.run_soon("retry-partial", dt.datetime.now(dt.UTC))  # the scheduler's own clock
+    store = crm.store.secretariat
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and store.pulls()[0].status != "complete":
+        time.sleep(0.2)
+    assert store.pulls()[0].status == "complete"
+    assert partial.pull is not None and store.pulls()[0].pull_id == partial.pull.pull_id
