@@ -187,6 +187,14 @@ class KeyPaths:
         return self.root / "keys" / "x25519.key"
 
     @property
+    def oprf_master(self) -> Path:
+        return self.root / "keys" / "oprf-master.key"
+
+    @property
+    def cell_key(self) -> Path:
+        return self.root / "keys" / "cellkey.key"
+
+    @property
     def tls_key(self) -> Path:
         return self.root / "keys" / "tls.key"
 
@@ -227,7 +235,14 @@ class KeyPaths:
         """Generate every key; refuses (before writing anything) if any already exists."""
         existing = [
             p
-            for p in (self.signing_key, self.x25519_key, self.tls_key, self.tls_certificate)
+            for p in (
+                self.signing_key,
+                self.x25519_key,
+                self.oprf_master,
+                self.cell_key,
+                self.tls_key,
+                self.tls_certificate,
+            )
             if p.exists()
         ]
         if existing:
@@ -240,6 +255,10 @@ class KeyPaths:
             serialization.NoEncryption(),
         )
         write_private(self.x25519_key, x_private.hex().encode() + b"\n")
+        # Secrets that never leave the node: the OPRF master key (matching filters) and the
+        # cell-key secret (statistical perturbation). Created now so the first backup has them.
+        for secret in (self.oprf_master, self.cell_key):
+            write_private(secret, os.urandom(32).hex().encode() + b"\n")
         key_pem, cert_pem = make_tls_certificate(country, now, extra_hosts=hosts)
         write_private(self.tls_key, key_pem)
         write_public(self.tls_certificate, cert_pem)

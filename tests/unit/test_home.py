@@ -34,7 +34,13 @@ from node.home import SIGNING_KEY_VALIDITY, NodeHome, init_home
 from node.store.database import default_sqlite_url
 from node.trust.member import MemberDescriptor, tls_fingerprint
 
-PRIVATE = ("keys/signing.key", "keys/x25519.key", "keys/tls.key")
+PRIVATE = (
+    "keys/signing.key",
+    "keys/x25519.key",
+    "keys/oprf-master.key",
+    "keys/cellkey.key",
+    "keys/tls.key",
+)
 PUBLIC = ("node.toml", "tls.crt", "member.json")
 
 
