@@ -5,6 +5,8 @@ Layout::
     HOME/node.toml          configuration (ENLACE_* variables override it)
     HOME/keys/signing.key   Ed25519 seed, hex, 0600
     HOME/keys/x25519.key    X25519 private key, hex, 0600
+    HOME/keys/oprf-master.key  OPRF master secret (matching filters), hex, 0600
+    HOME/keys/cellkey.key   cell-key perturbation secret, hex, 0600
     HOME/keys/tls.key       TLS private key (PEM), 0600
     HOME/tls.crt            self-signed TLS certificate (public)
     HOME/member.json        public descriptor to send to the directory administrators
