@@ -18,7 +18,8 @@ Invariants:
 * A gallery in memory always corresponds to one (peer, epoch, key id, code length); it is
   replaced, never mixed, when any of them changes, and searched under the peer's lock.
 * A hit is answered with a fresh random reference (never the record id); only its SHA-256 is
-  stored, with the record, the peer, the epoch and an expiry (:data:`HIT_TTL`).
+  stored, with the record, the peer, the epoch and an expiry (:data:`HIT_TTL`); expired ones
+  are deleted as new hits are stored (at most every :data:`PURGE_EVERY`).
 * Time is injected (``now``); nothing here reads the clock.
 """
 
@@ -45,13 +46,13 @@ from node.home import NodeHome
 from node.records.datasets import TEMPLATE_DIMENSION
 from node.runtime import DirectoryHolder
 from node.store import Store
-from node.store.biometric_store import CodeRow, GalleryState, HitRecord
+from node.store.biometric_store import BITS_STATE, EPOCH_STATE, CodeRow, GalleryState, HitRecord
 from policies.decision import AgreementSet
 
 DATASET = "biometric_templates"
-EPOCH_STATE, BITS_STATE = "biometric.epoch", "biometric.bits"
 FIRST_EPOCH = 1
 HIT_TTL = dt.timedelta(days=7)
+PURGE_EVERY = dt.timedelta(hours=1)
 _PROJECT_CHUNK = 5_000
 
 
@@ -135,14 +136,17 @@ class GalleryHolder:
         self._loaded: dict[str, _Loaded] = {}
         self._locks: dict[str, threading.RLock] = {}
         self._lock = threading.Lock()
+        self._purged_at: dt.datetime | None = None
 
     # -- epoch and keys --------------------------------------------------------------------
+    def current(self) -> tuple[EpochState, str]:
+        """The epoch state and the marker of the template imports, read in one query."""
+        snap = self.store.biometrics.snapshot()
+        state = EpochState(snap.epoch or FIRST_EPOCH, snap.bits or DEFAULT_BITS)
+        return state, snap.marker
+
     def state(self) -> EpochState:
-        epoch = self.store.get_state(EPOCH_STATE)
-        bits = self.store.get_state(BITS_STATE)
-        return EpochState(
-            int(epoch[0]) if epoch else FIRST_EPOCH, int(bits[0]) if bits else DEFAULT_BITS
-        )
+        return self.current()[0]
 
     def key_for(self, peer: str, state: EpochState, now: dt.datetime) -> ProjectionKey:
         """The projection key this node shares with ``peer`` in ``state``'s epoch."""
@@ -173,9 +177,9 @@ class GalleryHolder:
         with self._lock:
             return self._locks.setdefault(peer, threading.RLock())
 
-    def _marker(self) -> str:
-        count, latest = self.store.records.import_marker()
-        return f"{count}|{latest.isoformat() if latest else ''}"
+    def source_marker(self) -> str:
+        """What identifies the template imports a gallery reflects (changes with each one)."""
+        return self.current()[1]
 
     # -- galleries -------------------------------------------------------------------------
     def refresh(self, peer: str, now: dt.datetime, *, rebuild: bool = False) -> RefreshReport:
@@ -188,7 +192,7 @@ class GalleryHolder:
     ) -> RefreshReport:
         started = time.perf_counter()
         key = self.key_for(peer, state, now)
-        marker = self._marker()
+        marker = self.source_marker()
         biometrics = self.store.biometrics
         for attempt in range(2):
             stored = biometrics.gallery_state(peer)
@@ -248,12 +252,15 @@ class GalleryHolder:
         *,
         state: EpochState,
         agreement_id: str,
+        marker: str | None = None,
     ) -> list[ProbeAnswer]:
-        """Nearest code and band of each probe; hits get fresh single-use references."""
+        """Nearest code and band of each probe; hits get fresh single-use references.
+        ``marker`` is the :meth:`current` one read with ``state``, to save a query."""
         with self._peer_lock(peer):
             key = self.key_for(peer, state, now)
             loaded = self._loaded.get(peer)
-            if loaded is None or not _matches(loaded, state, key, self._marker()):
+            seen = marker if marker is not None else self.source_marker()
+            if loaded is None or not _matches(loaded, state, key, seen):
                 self._refresh(peer, state, now, False)
                 loaded = self._loaded[peer]
             gallery = loaded.gallery
@@ -281,6 +288,9 @@ class GalleryHolder:
             )
             answers.append(ProbeAnswer(band, reference, found[0].distance))
         self.store.biometrics.add_hits(hits)
+        if hits and (self._purged_at is None or now - self._purged_at >= PURGE_EVERY):
+            self._purged_at = now
+            self.store.biometrics.purge_hits(now)  # expired references, used or not
         return answers
 
     # -- epochs ----------------------------------------------------------------------------

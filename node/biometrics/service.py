@@ -115,7 +115,7 @@ def method_specs(runtime: NodeRuntime) -> list[MethodSpec]:
     def search(
         ctx: CallContext, request: biometric_pb2.BiometricSearchRequest
     ) -> biometric_pb2.BiometricSearchResponse:
-        state = holder.state()
+        state, marker = holder.current()
         peer = ctx.peer.country
         key = holder.key_for(peer, state, ctx.now)
         codes = list(request.codes)
@@ -129,7 +129,7 @@ def method_specs(runtime: NodeRuntime) -> list[MethodSpec]:
         require_current(request, state, key.key_id, runtime.config.country)
         probes = np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(len(codes), -1)
         answers = holder.search(
-            peer, probes, ctx.now, state=state, agreement_id=ctx.permit.agreement_id
+            peer, probes, ctx.now, state=state, agreement_id=ctx.permit.agreement_id, marker=marker
         )
         counts = {band: sum(a.band == band for a in answers) for band in _BANDS}
         ctx.audit_extra.update(

@@ -45,8 +45,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 
 from node.store.dialect import upsert
-from node.store.records_schema import biometric_templates, encounters
-from node.store.schema import UtcDateTime, metadata
+from node.store.records_schema import biometric_templates, encounters, imports
+from node.store.schema import UtcDateTime, metadata, node_state
 
 biometric_codes = Table(
     "biometric_codes",
@@ -86,6 +86,26 @@ biometric_hits = Table(
     Index("ix_biometric_hits_expires_at", "expires_at"),
 )
 
+#: ``node_state`` keys of the holder's biometric epoch and code length.
+EPOCH_STATE, BITS_STATE = "biometric.epoch", "biometric.bits"
+
+
+def _state_value(key: str) -> Any:
+    return select(node_state.c.value).where(node_state.c.key == key).scalar_subquery()
+
+
+def _template_imports(column: Any) -> Any:
+    return select(column).where(imports.c.dataset == "biometric_templates").scalar_subquery()
+
+
+# Read on every search, so built once: epoch, code length and the template imports, one query.
+_SNAPSHOT = select(
+    _state_value(EPOCH_STATE),
+    _state_value(BITS_STATE),
+    _template_imports(func.count()),
+    _template_imports(func.max(imports.c.finished_at)),
+)
+
 #: Rows per write statement and per read batch.
 CHUNK = 20_000
 #: Keys per ``IN`` lookup: below the 999 bound parameters of older SQLite builds.
@@ -118,6 +138,16 @@ class GalleryState:
 
 
 @dataclass(frozen=True)
+class Snapshot:
+    """The stored epoch and code length (``None`` until first set) and a marker of the
+    template imports, which changes whenever one commits."""
+
+    epoch: int | None
+    bits: int | None
+    marker: str
+
+
+@dataclass(frozen=True)
 class HitRecord:
     """A hit answered to ``peer``: the reference's digest and the record it designates."""
 
@@ -142,6 +172,17 @@ class BiometricStore:
     def __init__(self, engine: Engine, writer: Engine) -> None:
         self._read = engine
         self._write = writer
+
+    def snapshot(self) -> Snapshot:
+        with self._read.connect() as conn:
+            epoch, bits, count, latest = conn.execute(_SNAPSHOT).one()
+        if isinstance(latest, dt.datetime):
+            latest = latest.replace(tzinfo=latest.tzinfo or dt.UTC).astimezone(dt.UTC).isoformat()
+        return Snapshot(
+            int(epoch) if epoch is not None else None,
+            int(bits) if bits is not None else None,
+            f"{int(count)}|{latest or ''}",
+        )
 
     # -- the holder's templates ------------------------------------------------------------
     def template_count(self) -> int:
