@@ -121,9 +121,11 @@ def serve(
 
 
 def instrument(runtime: NodeRuntime, server: NodeServer, jobs: NodeJobs) -> MetricsServer | None:
-    """Access log (at INFO), and the Prometheus endpoint when ``metrics_listen`` is set."""
-    if logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO):
-        server.pipeline.observers.append(AccessLog())
+    """Access log (at INFO; JSON logs get request ids), and the Prometheus endpoint when
+    ``metrics_listen`` is set."""
+    json_logs = os.environ.get("ENLACE_LOG_FORMAT", "").strip().lower() == "json"
+    if json_logs or logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO):
+        server.pipeline.observers.append(AccessLog())  # also tags records with the request id
     if not runtime.config.metrics_listen:
         return None
     metrics = NodeMetrics(runtime, leader=jobs.leader)
