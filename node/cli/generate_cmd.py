@@ -8,6 +8,7 @@ way can find each other's documents, alerts and faces.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from pathlib import Path
 from typing import Annotated
@@ -18,6 +19,7 @@ from rich.table import Table
 
 from node.cli.common import JsonOption, cli_errors, console, err_console, print_json
 from node.errors import InvalidArgumentError
+from node.manifests.sample import write_samples
 from node.records.codelists import REGIONAL_MEMBERS
 from node.records.generate import DEFAULT_FEDERATION_SEED, GenerationSummary, generate
 
@@ -59,6 +61,9 @@ def generate_command(
     templates_fraction: Annotated[
         float, typer.Option("--templates-fraction", help="Share of persons with a face template.")
     ] = 0.05,
+    manifests: Annotated[
+        int, typer.Option("--manifests", help="Also write sample manifests of N travellers.")
+    ] = 0,
     as_json: JsonOption = False,
 ) -> None:
     """Generate realistic, deterministic synthetic records for one member country."""
@@ -84,6 +89,8 @@ def generate_command(
                     templates_fraction=templates_fraction,
                     progress=lambda done: bar.update(task, completed=done),
                 )  # fmt: skip
+        if manifests > 0:
+            write_samples(code, out, travellers=manifests, seed=seed, now=dt.datetime.now(dt.UTC))
         seconds = time.monotonic() - started
         if as_json:
             print_json(summary.to_dict())

@@ -20,6 +20,7 @@ from node.cli import (
     node_cmd,
     ops_cmd,
     policy_cmd,
+    screen_cmd,
     stats_cmd,
 )
 from node.ops import logging_json
@@ -46,6 +47,7 @@ app.add_typer(match_cmd.app, name="match", help="Private identity matching (OPRF
 app.add_typer(followup_cmd.app, name="followup", help="Follow-ups after a hit (approve, deny).")
 biometric_cmd.register_match(match_cmd.app)
 app.add_typer(biometric_cmd.app, name="biometric", help="Biometric galleries and probes.")
+app.add_typer(screen_cmd.app, name="screen", help="Screen passenger manifests (PAXLST, bus CSV).")
 
 
 def run() -> None:

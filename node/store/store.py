@@ -26,6 +26,7 @@ from node.errors import AuthenticationError, StoreError
 from node.store import database
 from node.store.biometric_store import BiometricStore
 from node.store.dialect import insert_ignore, upsert
+from node.store.manifest_store import ManifestStore
 from node.store.matching_store import MatchingStore
 from node.store.policy_store import PolicyStore
 from node.store.records_store import RecordsStore
@@ -64,6 +65,7 @@ class Store:
         self.matching = MatchingStore(engine, self._write)
         self.biometrics = BiometricStore(engine, self._write)
         self.secretariat = SecretariatStore(engine, self._write)
+        self.manifests = ManifestStore(engine, self._write)
 
     @property
     def backend(self) -> str:

@@ -1,0 +1,283 @@
+"""``enlace screen``: screen passenger manifests (PAXLST, bus CSV) against the federation.
+
+``screen manifest FILE`` reads the file, screens every traveller against every peer and dataset
+the agreements allow (one batched private match per peer and dataset, with a progress bar),
+prints one row per traveller, writes CSV and JSON reports, keeps the screening for the
+retention period, and exits 0 (nothing hit), 3 (at least one hit) or 4 (no hit, but a peer
+failed or travellers could not be screened); 1 is any error before screening. ``--case`` sends
+every hit straight into the follow-up flow. ``list``, ``show``, ``retention`` and ``purge``
+manage what is kept. ``manifest-sample`` writes a sample manifest from generated data.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from node.cli.common import HomeOption, JsonOption, cli_errors, console, err_console, print_json
+from node.cli.match_cmd import PeerOption, PurposeOption, TimeoutOption, _runtime
+from node.errors import InvalidArgumentError
+from node.manifests.csv_manifest import read_csv_manifest, write_csv_manifest
+from node.manifests.model import Manifest
+from node.manifests.paxlst import read_paxlst, write_paxlst
+from node.manifests.retention import expiry, purge_expired, set_retention_days
+from node.manifests.sample import sample_manifest, write_truth
+from node.manifests.screen import SCREEN_DATASETS, Screening, save_screening, screen_manifest
+from node.matching.client import MatchClient
+
+app = typer.Typer(no_args_is_help=True)
+
+CSV_COLUMNS = ("position", "name", "birth_date", "document", "peer", "dataset", "result",
+               "strength", "detail")  # fmt: skip
+
+
+def read_manifest(path: Path, fmt: str, today: dt.date) -> Manifest:
+    """Read ``path`` as PAXLST or CSV (``auto``: by content)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot read {path}: {exc.strerror}", field="FILE") from None
+    if fmt == "auto":
+        head = data.lstrip(b"\xef\xbb\xbf\r\n\t ")[:3]
+        fmt = "paxlst" if head in (b"UNA", b"UNB") else "csv"
+    if fmt == "paxlst":
+        return read_paxlst(data, today=today)
+    if fmt == "csv":
+        return read_csv_manifest(data, today=today)
+    raise InvalidArgumentError("must be auto, paxlst or csv", field="--format")
+
+
+def write_reports(screening: Screening, stem: Path) -> tuple[Path, Path]:
+    """``<stem>.screening.csv`` and ``<stem>.screening.json``."""
+    csv_path = stem.with_name(stem.name + ".screening.csv")
+    json_path = stem.with_name(stem.name + ".screening.json")
+    with csv_path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(screening.csv_rows())
+    json_path.write_text(
+        json.dumps(screening.to_dict(), indent=2, ensure_ascii=False, default=str) + "\n",
+        encoding="utf-8",
+    )
+    return csv_path, json_path
+
+
+def _table(screening: Screening) -> Table:
+    m = screening.manifest
+    table = Table(
+        title=f"{m.format.upper()} {m.reference or m.transport} {m.departure_port}→"
+        f"{m.arrival_port}: {len(m.travellers)} travellers ({screening.purpose})"
+    )
+    for column in ("#", "traveller", "born", "document", "result"):
+        table.add_column(column)
+    for r in screening.travellers:
+        t = r.traveller
+        summary = r.summary()
+        style = "bold red" if r.hits() else ("yellow" if summary == "incomplete" else "")
+        if t.duplicate_of is not None:
+            summary += f" (same as #{t.duplicate_of})"
+        table.add_row(
+            str(t.position),
+            t.name,
+            t.birth_date.iso() if t.birth_date else "",
+            f"{t.issuing_state} {t.document_number}".strip(),
+            f"[{style}]{summary}[/]" if style else summary,
+        )
+    for rejected in screening.rejected:
+        table.add_row(str(rejected.position), rejected.name, "", "",
+                      f"[yellow]NOT SCREENED: {'; '.join(rejected.reasons)[:80]}[/]")  # fmt: skip
+    return table
+
+
+@app.command("manifest")
+def manifest_command(
+    file: Annotated[Path, typer.Argument(help="PAXLST interchange or bus CSV manifest.")],
+    home: HomeOption,
+    fmt: Annotated[str, typer.Option("--format", help="auto, paxlst or csv.")] = "auto",
+    purpose: PurposeOption = "identity_verification",
+    peer: PeerOption = None,
+    dataset: Annotated[
+        list[str] | None, typer.Option("--dataset", help="Screen only this dataset (repeatable).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Report path prefix.")] = None,
+    case: Annotated[str, typer.Option("--case", help="Follow every hit up under this case.")] = "",
+    timeout: TimeoutOption = 30.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Screen every traveller of a manifest against every peer the agreements allow."""
+    followups: list[dict[str, Any]] = []
+    with cli_errors(as_json), _runtime(home) as runtime:
+        now = runtime.clock.now()
+        manifest = read_manifest(file, fmt, now.date())
+        purge_expired(runtime.store, now)
+        columns = (TextColumn("screening"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with (
+            MatchClient(runtime, timeout=timeout) as mc,
+            Progress(*columns, console=err_console, transient=True, disable=as_json) as bar,
+        ):
+            task = bar.add_task("elements", total=None)
+            screening = screen_manifest(
+                mc, manifest, purpose=purpose, peers=peer,
+                datasets=tuple(dataset or SCREEN_DATASETS),
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )  # fmt: skip
+            manifest_id = save_screening(
+                runtime.store, screening, now=now, expires_at=expiry(runtime.store, now)
+            )
+            if case:
+                for traveller, hit in screening.hits():
+                    if traveller.duplicate_of is not None:
+                        continue
+                    try:
+                        record = mc.follow_up(hit, case_reference=case, purpose=purpose)
+                    except Exception as exc:  # one peer's refusal must not hide the others
+                        err_console.print(f"follow-up of #{traveller.position} with {hit.peer}: "
+                                          f"{exc}", highlight=False)  # fmt: skip
+                        continue
+                    followups.append({"position": traveller.position, **record.to_dict()})
+                    runtime.store.manifests.record(manifest_id, runtime.clock.now(), "followup",
+                        {"position": traveller.position, "peer": hit.peer,
+                         "dataset": hit.dataset, "followup_id": record.followup_id,
+                         "status": record.status})  # fmt: skip
+        csv_path, json_path = write_reports(screening, out or file)
+    if as_json:
+        print_json(screening.to_dict() | {"manifest_id": manifest_id, "followups": followups,
+                   "reports": [str(csv_path), str(json_path)]})  # fmt: skip
+    else:
+        console.print(_table(screening))
+        for problem in screening.manifest.problems:
+            if problem.severity == "warning":
+                err_console.print(f"[yellow]warning[/] {problem.position}: {problem.message}",
+                                  highlight=False)  # fmt: skip
+        for f in followups:
+            values = ", ".join(f"{k}={v}" for k, v in (f.get("released") or {}).items())
+            console.print(f"follow-up {f['followup_id']} of #{f['position']} with {f['peer']}: "
+                          f"{f['status']} {values}", highlight=False)  # fmt: skip
+        console.print(
+            f"{screening.status.upper()}: {len(screening.hits())} hit(s) on "
+            f"{sum(1 for r in screening.travellers if r.hits())} traveller(s), "
+            f"{len(screening.rejected)} not screened; {screening.elements:,} elements in "
+            f"{screening.seconds:.2f} s; kept as {manifest_id}; reports {csv_path}, {json_path}",
+            highlight=False,
+        )
+    raise typer.Exit(screening.exit_code)
+
+
+@app.command("list")
+def list_command(home: HomeOption, as_json: JsonOption = False) -> None:
+    """The manifests kept, with their status and expiry."""
+    with cli_errors(as_json), _runtime(home) as runtime:
+        rows = [m.to_dict() for m in runtime.store.manifests.stored()]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="Screened manifests")
+    for column in ("manifest_id", "format", "reference", "travellers", "hits", "status",
+                   "expires_at"):  # fmt: skip
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in ("manifest_id", "format", "reference", "travellers",
+                                              "hits", "status", "expires_at")))  # fmt: skip
+    console.print(table)
+
+
+@app.command("show")
+def show_command(
+    manifest_id: Annotated[str, typer.Argument(help="Manifest id from `enlace screen list`.")],
+    home: HomeOption,
+    as_json: JsonOption = False,
+) -> None:
+    """One kept manifest: its travellers' results and its trail."""
+    with cli_errors(as_json), _runtime(home) as runtime:
+        stored = runtime.store.manifests.get(manifest_id)
+        travellers = runtime.store.manifests.travellers(manifest_id)
+        events = [e.to_dict() for e in runtime.store.manifests.events(manifest_id)]
+    if as_json:
+        print_json({"manifest": stored.to_dict(), "report": stored.report, "events": events,
+                    "travellers": [t | {"results": r} for t, r in travellers]})  # fmt: skip
+        return
+    table = Table(title=f"{stored.manifest_id} ({stored.status}, expires {stored.expires_at:%F})")
+    for column in ("#", "traveller", "result"):
+        table.add_column(column)
+    for t, _ in travellers:
+        table.add_row(str(t["position"]), f"{t['surname']}, {t['given_names']}", t["summary"])
+    console.print(table)
+    for e in events:
+        console.print(f"{e['at']} {e['action']} {json.dumps(e['detail'])}", highlight=False)
+
+
+@app.command("retention")
+def retention_command(
+    home: HomeOption,
+    days: Annotated[int, typer.Option("--days", help="Keep screened manifests this long.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Set how long screened manifests are kept (applies to manifests saved from now on)."""
+    with cli_errors(as_json), _runtime(home) as runtime:
+        kept = set_retention_days(runtime.store, days, runtime.clock.now())
+    if as_json:
+        print_json({"retention_days": kept})
+    else:
+        console.print(f"screened manifests are kept {kept} days")
+
+
+@app.command("purge")
+def purge_command(home: HomeOption, as_json: JsonOption = False) -> None:
+    """Delete the manifests whose retention period has ended (logged in the trail)."""
+    with cli_errors(as_json), _runtime(home) as runtime:
+        purged = purge_expired(runtime.store, runtime.clock.now())
+    if as_json:
+        print_json({"purged": purged})
+    else:
+        console.print(f"{len(purged)} manifest(s) purged" + (": " + ", ".join(purged) if purged
+                                                              else ""))  # fmt: skip
+
+
+@app.command("manifest-sample")
+def sample_command(
+    peer_data: Annotated[
+        list[str], typer.Option("--peer-data", help="PEER=DIR of `enlace generate` output.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="File to write (.edi or .csv).")],
+    kind: Annotated[
+        str, typer.Option("--kind", help="aircraft (PAXLST) or bus (CSV).")
+    ] = "aircraft",
+    travellers: Annotated[int, typer.Option("--travellers")] = 40,
+    seed: Annotated[int, typer.Option("--seed")] = 1,
+    recipient: Annotated[str, typer.Option("--recipient", help="UNB recipient.")] = "CRI",
+    as_json: JsonOption = False,
+) -> None:
+    """Write a sample manifest whose planted travellers come from peers' generated files."""
+    with cli_errors(as_json):
+        peers: dict[str, Path] = {}
+        for item in peer_data:
+            code, sep, folder = item.partition("=")
+            if not sep:
+                raise InvalidArgumentError("must be PEER=DIR", field="--peer-data")
+            peers[code.strip().upper()] = Path(folder)
+        if kind not in ("aircraft", "bus"):
+            raise InvalidArgumentError("must be aircraft or bus", field="--kind")
+        now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+        departure = now + dt.timedelta(hours=2)
+        manifest, planted = sample_manifest(
+            peers, travellers=travellers, seed=seed, departure=departure, kind=kind
+        )
+        text = (write_paxlst(manifest, recipient=recipient, prepared_at=now) if kind == "aircraft"
+                else write_csv_manifest(manifest))  # fmt: skip
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        truth = out.with_name(out.name + ".truth.csv")
+        write_truth(truth, planted, manifest)
+    if as_json:
+        print_json({"file": str(out), "truth": str(truth), "travellers": len(manifest.travellers),
+                    "planted": len(planted)})  # fmt: skip
+    else:
+        console.print(f"{out}: {len(manifest.travellers)} travellers, {len(planted)} planted "
+                      f"from peers' files (see {truth})")  # fmt: skip

@@ -1,0 +1,1 @@
+"""Passenger and crew manifests (UN/EDIFACT PAXLST, bus CSV): import, screening, retention."""

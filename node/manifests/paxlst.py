@@ -1,0 +1,441 @@
+"""UN/EDIFACT PAXLST (advance passenger information) read into a :class:`Manifest`, and written.
+
+Why: airlines and shipping lines send passenger and crew lists as PAXLST messages (directories
+D.02B/D.05B, as profiled by the WCO/IATA/ICAO API guidelines). The EDIFACT syntax (service
+characters, release character, components) is read by ``pydifact``; this module interprets the
+PAXLST segments::
+
+    UNA UNB [UNG] UNH BGM NAD+MS TDT LOC+125 DTM+189 LOC+87 DTM+232
+        { NAD+FL|FM|DDT|DDU ATT+2 DTM+329 LOC+22/178 NAT+2 [RFF] DOC DTM+36 LOC+91 } CNT UNT
+    [UNE] UNZ
+
+Positions are segment numbers counted from UNB (= 1), the UNA service string advice excluded.
+
+Invariants:
+* Structurally broken input raises :class:`ManifestError` and nothing is screened: not an
+  interchange (no UNB), no PAXLST message, a terminator that does not end the segments, a
+  message without UNT or an interchange without UNZ (truncated). The error names the position.
+* Anything else wrong is local: a malformed or unknown segment, or an unknown qualifier, is a
+  :class:`Problem` with its position; inside a traveller's group an error on a matching field
+  rejects that traveller only (listed in ``Manifest.rejected``); the rest is still read.
+* Two-digit years follow the century rule of :mod:`node.manifests.model`; the reference date is
+  the departure (else arrival) date of the message, else ``today`` (injected).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from pydifact.control.characters import Characters
+from pydifact.exceptions import EDISyntaxError, MissingImplementationWarning, ValidationError
+from pydifact.parser import Parser
+from pydifact.segments import Segment
+from pydifact.serializer import Serializer
+
+from node.manifests.model import (
+    Manifest,
+    ManifestError,
+    Problem,
+    RawTraveller,
+    Role,
+    Traveller,
+    add_traveller,
+    digest,
+    reference_date,
+)
+from node.records.dates import resolve_century
+
+ROLES: dict[str, Role] = {
+    "FL": "passenger",
+    "FM": "crew",
+    "DDT": "transit_passenger",
+    "DDU": "transit_crew",
+}
+ROLE_CODES = {role: code for code, role in ROLES.items()}
+LIST_TYPES = {"745": "passengers", "250": "crew", "266": "passengers", "336": "passengers"}
+#: Segments of the PAXLST message this reader knows but does not need.
+IGNORED = frozenset({"RFF", "EMP", "FTX", "GEI", "COM", "CTA", "QTY", "MEA", "SEQ", "GID",
+                     "CPI", "TSR", "ERP", "ERC", "FOC", "UNG", "UNE", "UNS", "ATT"})  # fmt: skip
+_UTF8_SYNTAX = frozenset({"UNOW", "UNOY"})
+_TAG = re.compile(r"^[A-Z][A-Z0-9]{2}$")
+
+
+def _decode(data: bytes) -> str:
+    head = data[:40].decode("ascii", "replace")
+    syntax = re.search(r"UNB\W(UNO[A-Z])", head)
+    if syntax and syntax.group(1) not in _UTF8_SYNTAX and syntax.group(1) != "UNOA":
+        return data.decode("latin-1")  # UNOB-UNOK: ISO 8859 parts; latin-1 keeps every byte
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _component(segment: Segment, index: int, part: int = 0) -> str:
+    value = segment[index]
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return str(value[part]) if part < len(value) and value[part] is not None else ""
+    return str(value) if part == 0 else ""
+
+
+def _components(segment: Segment, index: int) -> list[str]:
+    value = segment[index]
+    if value is None:
+        return []
+    return [str(v or "") for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _timestamp(value: str, fmt: str, today: dt.date) -> dt.datetime:
+    """DTM values: 201 YYMMDDHHMM, 203 CCYYMMDDHHMM, 101 YYMMDD, 102 CCYYMMDD (UTC assumed)."""
+    fmt = fmt or {10: "201", 12: "203", 6: "101", 8: "102"}.get(len(value), "")
+    layouts = {"201": (2, 10), "203": (4, 12), "101": (2, 6), "102": (4, 8)}
+    if fmt not in layouts or len(value) != layouts[fmt][1] or not value.isdigit():
+        raise ValueError(f"date/time {value!r} does not match format {fmt or '?'}")
+    width = layouts[fmt][0]
+    year = int(value[:width])
+    if width == 2:
+        year = resolve_century(year, today.year, "expiry")
+    rest = value[width:]
+    hour, minute = (int(rest[4:6]), int(rest[6:8])) if len(rest) == 8 else (0, 0)
+    return dt.datetime(year, int(rest[0:2]), int(rest[2:4]), hour, minute, tzinfo=dt.UTC)
+
+
+def _segments(text: str) -> list[Segment]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingImplementationWarning)
+        try:
+            return [s for s in Parser().parse(text) if s.tag != "UNA"]
+        except (EDISyntaxError, ValidationError, ValueError, IndexError) as exc:
+            raise ManifestError(
+                f"not readable as EDIFACT: {exc}", hint="check the service characters (UNA)"
+            ) from None
+
+
+def _check_framing(text: str) -> Characters:
+    if not text.startswith(("UNA", "UNB")):
+        raise ManifestError(
+            "not an EDIFACT interchange (it must start with UNA or UNB)",
+            position="byte 1",
+            hint="PAXLST files start with UNA:+.? ' or UNB+UNO…",
+        )
+    chars = Parser.get_control_characters(text) or Characters()  # type: ignore[no-untyped-call]
+    body = text[9:] if text.startswith("UNA") else text
+    terminator = chars.segment_terminator
+    if terminator not in body:
+        lines = len(re.findall(r"(?m)^[A-Z]{3}\+", body))
+        hint = (
+            f"{lines} lines start with a segment tag: segments seem to end with line breaks"
+            if lines > 1
+            else "the UNA service string advice declares the terminator"
+        )
+        raise ManifestError(
+            f"no segment ends with the declared terminator {terminator!r}",
+            position="segment 1",
+            hint=hint,
+        )
+    return chars
+
+
+class _Reader:
+    """One pass over the segments; see the module docstring for what is structural."""
+
+    def __init__(self, manifest: Manifest, today: dt.date) -> None:
+        self.m = manifest
+        self.today = today
+        self.current: RawTraveller | None = None
+        self.pending: list[RawTraveller] = []
+        self.doc_primary = False
+        self.doc_seen = False
+        self.last_location = ""
+        self.messages = 0
+        self.in_message = False
+        self.message_start = 0
+        self.message_ref = ""
+        self.interchange_ref = ""
+        self.closed = False
+
+    def problem(self, where: str, message: str, traveller: RawTraveller | None = None) -> None:
+        if traveller is not None:
+            traveller.errors.append(message)
+            return
+        self.m.problems.append(Problem(where, message, "warning"))
+
+    def finish_traveller(self) -> None:
+        if self.current is not None:
+            self.pending.append(self.current)
+        self.current = None
+
+    def run(self, segments: Sequence[Segment]) -> None:
+        if not segments or segments[0].tag != "UNB":
+            raise ManifestError("the interchange does not start with UNB", position="segment 1")
+        for number, segment in enumerate(segments, start=1):
+            where = f"segment {number} ({segment.tag})"
+            if self.closed:
+                self.problem(where, "data after UNZ ignored")
+                continue
+            if not _TAG.match(segment.tag):
+                self.problem(where, f"{segment.tag!r} is not a segment tag", self.current)
+                continue
+            if any("\n" in part or "\r" in part for i in range(len(segment.elements))
+                   for part in _components(segment, i)):  # fmt: skip
+                self.problem(
+                    where,
+                    f"{where} contains a line break: its terminator is probably missing",
+                    self.current,
+                )
+                continue
+            try:
+                self.segment(segment, number, where)
+            except (ValueError, IndexError) as exc:
+                self.problem(where, f"{where}: {exc}", self.current)
+        if self.in_message:
+            raise ManifestError(
+                f"message {self.message_ref or '?'} has no UNT: the interchange is truncated",
+                position=f"segment {len(segments)}",
+                hint="ask the carrier to resend the whole manifest",
+            )
+        if not self.closed:
+            raise ManifestError(
+                "the interchange has no UNZ: it is truncated",
+                position=f"segment {len(segments)}",
+                hint="ask the carrier to resend the whole manifest",
+            )
+        if self.messages == 0:
+            raise ManifestError("the interchange holds no PAXLST message", position="segment 1")
+
+    def segment(self, s: Segment, number: int, where: str) -> None:
+        tag = s.tag
+        if tag == "UNB":
+            self.m.sender = _component(s, 1)
+            self.interchange_ref = _component(s, 4)
+        elif tag == "UNH":
+            if self.in_message:
+                raise ManifestError(
+                    f"message {self.message_ref} has no UNT before the next UNH",
+                    position=where,
+                    hint="the interchange is truncated or two files were joined",
+                )
+            kind = _component(s, 1, 0)
+            if kind != "PAXLST":
+                raise ManifestError(f"message type {kind!r} is not PAXLST", position=where)
+            self.in_message, self.message_start = True, number
+            self.message_ref = _component(s, 0)
+            self.m.reference = self.m.reference or f"{self.interchange_ref}/{self.message_ref}"
+        elif tag == "UNT":
+            self.finish_traveller()
+            if not self.in_message:
+                raise ManifestError("UNT without UNH", position=where)
+            declared, actual = _component(s, 0), number - self.message_start + 1
+            if declared != str(actual):
+                self.problem(where, f"UNT counts {declared} segments, the message has {actual}")
+            self.in_message = False
+            self.messages += 1
+        elif tag == "UNZ":
+            if self.in_message:
+                raise ManifestError(
+                    f"message {self.message_ref} has no UNT before UNZ", position=where
+                )
+            self.closed = True
+            if _component(s, 0) not in (str(self.messages), ""):
+                self.problem(where, f"UNZ counts {_component(s, 0)} messages, found "
+                             f"{self.messages}")  # fmt: skip
+        elif not self.in_message:
+            if tag not in IGNORED:
+                self.problem(where, f"{tag} outside a message ignored")
+        elif tag == "NAD":
+            self.nad(s, number, where)
+        elif self.current is not None:
+            self.traveller_segment(s, where, self.current)
+        else:
+            self.header_segment(s, where)
+
+    def header_segment(self, s: Segment, where: str) -> None:
+        tag, qualifier = s.tag, _component(s, 0)
+        if tag == "BGM":
+            code = _component(s, 0)
+            if code not in LIST_TYPES:
+                self.problem(where, f"unknown document code BGM {code!r}")
+            self.m.list_type = LIST_TYPES.get(code, self.m.list_type)
+        elif tag == "TDT":
+            self.m.transport = _component(s, 1)
+            self.m.carrier = _component(s, 4) or _component(s, 2)
+        elif tag == "LOC":
+            self.last_location = qualifier
+            if qualifier == "125":
+                self.m.departure_port = _component(s, 1)
+            elif qualifier == "87":
+                self.m.arrival_port = _component(s, 1)
+            else:
+                self.problem(where, f"unknown location qualifier LOC+{qualifier}")
+        elif tag == "DTM":
+            code, value, fmt = _component(s, 0, 0), _component(s, 0, 1), _component(s, 0, 2)
+            if code in ("189", "232"):
+                when = _timestamp(value, fmt, self.today)
+                if code == "189":
+                    self.m.departure_at = when
+                else:
+                    self.m.arrival_at = when
+            else:
+                self.problem(where, f"unknown date qualifier DTM+{code}")
+        elif tag == "CNT":
+            if _component(s, 0, 0) in ("41", "42"):
+                self.m.declared_count = int(_component(s, 0, 1))
+        elif tag not in IGNORED:
+            self.problem(where, f"unknown segment {tag} ignored")
+
+    def nad(self, s: Segment, number: int, where: str) -> None:
+        qualifier = _component(s, 0)
+        if qualifier == "MS" and self.current is None and not self.pending:
+            return  # the reporting party
+        self.finish_traveller()
+        names = _components(s, 3)
+        raw = RawTraveller(
+            position=len(self.pending) + 1,
+            location=f"segment {number}",
+            role=ROLES.get(qualifier, "passenger"),
+            surname=names[0] if names else "",
+            given_names=" ".join(n for n in names[1:] if n),
+        )
+        if qualifier not in ROLES:
+            raw.errors.append(f"unknown party qualifier NAD+{qualifier} at {where}")
+        self.current, self.doc_primary, self.doc_seen = raw, False, False
+
+    def traveller_segment(self, s: Segment, where: str, t: RawTraveller) -> None:
+        tag, qualifier = s.tag, _component(s, 0)
+        if tag == "ATT":
+            if qualifier == "2":
+                t.sex = _component(s, 2)
+            else:
+                self.warn(where, f"unknown attribute qualifier ATT+{qualifier}", t)
+        elif tag == "DTM":
+            code, value = _component(s, 0, 0), _component(s, 0, 1)
+            if code == "329":
+                t.birth_date = value
+            elif code == "36":
+                if self.doc_primary:
+                    t.expiry_date = value
+            else:
+                self.warn(where, f"unknown date qualifier DTM+{code}", t)
+        elif tag == "LOC":
+            place = _component(s, 1)
+            if qualifier == "22":
+                t.debarkation = place
+            elif qualifier == "178":
+                t.embarkation = place
+            elif qualifier == "91":
+                if self.doc_primary:
+                    t.issuing_state = place
+            elif qualifier not in ("174", "180"):
+                self.warn(where, f"unknown location qualifier LOC+{qualifier}", t)
+        elif tag == "NAT":
+            if qualifier in ("1", "2"):
+                t.nationality = _component(s, 1)
+            else:
+                self.warn(where, f"unknown nationality qualifier NAT+{qualifier}", t)
+        elif tag == "DOC":
+            kind, number = _component(s, 0, 0), _component(s, 1)
+            replace = not self.doc_seen or (t.document_type == "V" and kind != "V")
+            self.doc_seen, self.doc_primary = True, replace
+            if replace:
+                t.document_type, t.document_number, t.issuing_state = kind, number, ""
+                t.expiry_date = ""
+        elif tag in ("CNT", "UNS"):
+            self.finish_traveller()
+            self.header_segment(s, where)
+        elif tag not in IGNORED:
+            self.warn(where, f"unknown segment {tag} ignored", t)
+
+    def warn(self, where: str, message: str, t: RawTraveller) -> None:
+        self.m.problems.append(Problem(where, message, "warning", t.position))
+
+
+def read_paxlst(data: bytes, *, today: dt.date) -> Manifest:
+    """Read a PAXLST interchange (see the module docstring for what raises)."""
+    text = _decode(data).lstrip("\r\n\t ")
+    _check_framing(text)
+    manifest = Manifest(format="paxlst", sha256=digest(data))
+    reader = _Reader(manifest, today)
+    reader.run(_segments(text))
+    reference = reference_date(manifest, today)
+    for raw in reader.pending:
+        add_traveller(manifest, raw, reference)
+    total = len(manifest.travellers) + len(manifest.rejected)
+    if manifest.declared_count is not None and manifest.declared_count != total:
+        manifest.problems.append(
+            Problem("CNT", f"CNT declares {manifest.declared_count} travellers, {total} listed")
+        )
+    return manifest
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _date(value: dt.datetime) -> list[str]:
+    return [value.strftime("%y%m%d%H%M"), "201"]
+
+
+def traveller_segments(t: Traveller) -> list[Segment]:
+    """The segment group of one traveller (two-digit years, as carriers send them)."""
+    given = t.given_names.split()
+    out = [Segment("NAD", ROLE_CODES[t.role], "", "", [t.surname, *given[:2]])]
+    out.append(Segment("ATT", "2", "", t.sex or "U"))
+    if t.birth_date is not None:
+        out.append(Segment("DTM", ["329", t.birth_date.mrz().replace("<", "0")]))
+    if t.debarkation:
+        out.append(Segment("LOC", "22", t.debarkation))
+    if t.embarkation:
+        out.append(Segment("LOC", "178", t.embarkation))
+    if t.nationality:
+        out.append(Segment("NAT", "2", t.nationality))
+    if t.document_number:
+        out.append(Segment("DOC", [t.document_type or "P", "110", "111"], t.document_number))
+        if t.expiry_date is not None:
+            out.append(Segment("DTM", ["36", t.expiry_date.mrz().replace("<", "0")]))
+        out.append(Segment("LOC", "91", t.issuing_state))
+    return out
+
+
+def write_paxlst(
+    manifest: Manifest,
+    *,
+    recipient: str,
+    prepared_at: dt.datetime,
+    control: str = "1",
+    message_ref: str = "1",
+) -> str:
+    """One interchange with one PAXLST D.05B message holding ``manifest.travellers``."""
+    segments: list[Segment] = [
+        Segment("UNB", ["UNOY", "4"], manifest.sender or "CARRIER", recipient,
+                [prepared_at.strftime("%y%m%d"), prepared_at.strftime("%H%M")], control),
+        Segment("UNH", message_ref, ["PAXLST", "D", "05B", "UN", "IATA"], "API01"),
+        Segment("BGM", "250" if manifest.list_type == "crew" else "745"),
+        Segment("NAD", "MS", "", "", manifest.carrier or manifest.sender or "CARRIER"),
+        Segment("TDT", "20", manifest.transport, "", "", manifest.carrier),
+    ]  # fmt: skip
+    if manifest.departure_port:
+        segments.append(Segment("LOC", "125", manifest.departure_port))
+    if manifest.departure_at:
+        segments.append(Segment("DTM", ["189", *_date(manifest.departure_at)]))
+    if manifest.arrival_port:
+        segments.append(Segment("LOC", "87", manifest.arrival_port))
+    if manifest.arrival_at:
+        segments.append(Segment("DTM", ["232", *_date(manifest.arrival_at)]))
+    for traveller in manifest.travellers:
+        segments += traveller_segments(traveller)
+    segments.append(Segment("CNT", ["42", str(len(manifest.travellers))]))
+    count = len(segments)  # UNH .. CNT, plus UNT itself, minus UNB
+    segments.append(Segment("UNT", str(count), message_ref))
+    segments.append(Segment("UNZ", "1", control))
+    chars = Characters()  # type: ignore[no-untyped-call]
+    return Serializer(chars).serialize(segments, with_una_header=True, break_lines=True)
+
+
+def describe(manifest: Manifest) -> dict[str, Any]:
+    """A short summary for logs and reports."""
+    return manifest.header() | {"problems": len(manifest.problems)}
