@@ -1,0 +1,97 @@
+"""Screening a generated manifest over real gRPC: hits equal the ground truth, results are kept,
+follow-ups work from a hit, a peer without an agreement is "not granted", and expired
+manifests are purged with a trail entry."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from match_support import holder, install, load_records, match_agreement, synthetic
+
+from node.errors import ConfigError
+from node.manifests.paxlst import read_paxlst, write_paxlst
+from node.manifests.retention import expiry, purge_expired, retention_days, set_retention_days
+from node.manifests.sample import expected_hits, sample_manifest
+from node.manifests.screen import EXIT_HIT, save_screening, screen_manifest
+from node.matching.client import MatchClient
+
+PURPOSE = "identity_verification"
+
+
+@pytest.fixture
+def screened(
+    live_federation_factory: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    live = live_federation_factory()
+    now = live.clocks["CRI"].now()
+    base = tmp_path_factory.getbasetemp()
+    files = {"PAN": synthetic(base, "PAN", 1500, 31), "HND": synthetic(base, "HND", 1500, 32)}
+    for peer, folder in files.items():
+        load_records(live.runtimes[peer], folder, now)
+        holder(live.runtimes[peer]).rebuild(now)
+        live.serve(peer)
+    install(live.runtimes, match_agreement("PAN", "CRI", now), now)  # HND: no agreement
+    manifest, planted = sample_manifest(
+        files, travellers=60, seed=5, departure=now + dt.timedelta(hours=3)
+    )
+    text = write_paxlst(manifest, recipient="CRI", prepared_at=now)
+    parsed = read_paxlst(text.encode(), today=now.date())
+    with MatchClient(live.runtimes["CRI"], timeout=30.0) as client:
+        screening = screen_manifest(client, parsed, purpose=PURPOSE)
+        followup = None
+        hit = next(o for _, o in screening.hits() if o.dataset == "travel_documents")
+        followup = client.follow_up(hit, case_reference="CRI-APIS-1", purpose=PURPOSE)
+    return {"live": live, "now": now, "files": files, "manifest": parsed, "planted": planted,
+            "screening": screening, "followup": followup}  # fmt: skip
+
+
+def test_hits_are_exactly_the_ground_truth(screened: dict[str, Any]) -> None:
+    screening, files = screened["screening"], screened["files"]
+    granted = {"PAN": ("travel_documents", "document_alerts", "persons_of_interest", "identities")}
+    expected = expected_hits(screened["manifest"], {"PAN": files["PAN"]}, granted)
+    found = {
+        r.traveller.position: {(o.peer, o.dataset) for o in r.hits()} for r in screening.travellers
+    }
+    assert found == expected
+    assert sum(1 for v in expected.values() if v) >= 5
+    for plant in screened["planted"]:  # every traveller taken from PAN's files is found there
+        if plant.peer == "PAN":
+            assert ("PAN", plant.dataset) in found[plant.position], plant
+    assert screening.status == "hit" and screening.exit_code == EXIT_HIT
+    hnd = {o.status for r in screening.travellers for o in r.results.values() if o.peer == "HND"}
+    assert hnd == {"not granted"}
+    assert screened["followup"].status == "released"
+    assert set(screened["followup"].released) == {"first_seen_quarter"}
+
+
+def test_results_are_kept_and_purged_after_the_retention(screened: dict[str, Any]) -> None:
+    runtime = screened["live"].runtimes["CRI"]
+    now: dt.datetime = screened["now"]
+    store = runtime.store
+    assert retention_days(store, {}) == 30
+    set_retention_days(store, 7, now)
+    assert retention_days(store, {}) == 7
+    assert retention_days(store, {"ENLACE_MANIFEST_RETENTION_DAYS": "2"}) == 2
+    with pytest.raises(ConfigError):
+        retention_days(store, {"ENLACE_MANIFEST_RETENTION_DAYS": "forever"})
+    manifest_id = save_screening(
+        store, screened["screening"], now=now, expires_at=expiry(store, now, {})
+    )
+    kept = store.manifests.get(manifest_id)
+    assert kept.status == "hit" and kept.travellers == 60
+    assert kept.expires_at == now + dt.timedelta(days=7)
+    travellers = store.manifests.travellers(manifest_id)
+    assert len(travellers) == 60
+    hit_rows = sum(1 for _, results in travellers if any(x["result"] == "hit" for x in results))
+    assert hit_rows == sum(1 for r in screened["screening"].travellers if r.hits()) > 0
+    assert purge_expired(store, now + dt.timedelta(days=6)) == []
+    assert purge_expired(store, now + dt.timedelta(days=8)) == [manifest_id]
+    assert store.manifests.travellers(manifest_id) == []
+    actions = [e.action for e in store.manifests.events(manifest_id)]
+    assert actions == ["screened", "purged"]
+    trail = " ".join(str(e.detail) for e in store.manifests.events(manifest_id))
+    for traveller in screened["manifest"].travellers[:10]:
+        assert traveller.document_number not in trail
