@@ -21,7 +21,9 @@ from node.cli import (
     ops_cmd,
     policy_cmd,
     screen_cmd,
+    st_cmd,
     stats_cmd,
+    status_cmd,
 )
 from node.ops import logging_json
 
@@ -48,6 +50,8 @@ app.add_typer(followup_cmd.app, name="followup", help="Follow-ups after a hit (a
 biometric_cmd.register_match(match_cmd.app)
 app.add_typer(biometric_cmd.app, name="biometric", help="Biometric galleries and probes.")
 app.add_typer(screen_cmd.app, name="screen", help="Screen passenger manifests (PAXLST, bus CSV).")
+status_cmd.register(app)
+app.add_typer(st_cmd.app, name="st", help="Technical Secretariat: pulls, reports, calendar.")
 
 
 def run() -> None:

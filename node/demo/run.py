@@ -23,8 +23,10 @@ from node.client import PeerClient
 from node.demo.agreements import install_demo_agreements
 from node.demo.biometrics import biometric_step, prepare_biometrics
 from node.demo.federation import LocalFederation, create_federation
+from node.demo.manifests import manifest_step
 from node.demo.matching import matching_step, prepare_matching
 from node.demo.processes import NodeProcess
+from node.demo.secretariat import prepare_secretariat, secretariat_step
 from node.errors import ConfigError, PeerError
 from node.runtime import NodeRuntime, open_runtime
 from policies.decision import Request
@@ -46,6 +48,7 @@ class DemoResult:
     audit: dict[str, dict[str, Any]] = field(default_factory=dict)
     matching: dict[str, Any] = field(default_factory=dict)
     biometrics: dict[str, Any] = field(default_factory=dict)
+    secretariat: dict[str, Any] = field(default_factory=dict)
     exit_codes: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -65,6 +68,7 @@ class DemoResult:
             "audit": self.audit,
             "matching": self.matching,
             "biometrics": self.biometrics,
+            "secretariat": self.secretariat,
             "exit_codes": self.exit_codes,
             "seconds": round(self.seconds, 2),
         }
@@ -175,6 +179,7 @@ def run_demo(
         say("   Generating and importing synthetic records; building match filters")
         result.matching = prepare_matching(setup, root, now, say)
         result.biometrics = prepare_biometrics(setup, root, now, say)
+        result.secretariat = prepare_secretariat(setup, root, now, say)
     finally:
         for runtime in setup.values():
             runtime.close()
@@ -203,9 +208,12 @@ def run_demo(
         result.fetched = fetch_agreement(runtimes, "CRI", "PAN", "PAN-CRI-MATCH")
         say("6. Private identity matching from Costa Rica (OPRF; peers learn nothing asked)")
         result.matching.update(matching_step(runtimes, root, say))
+        result.matching["manifest"] = manifest_step(runtimes, root, say)
         say("7. Biometric identification from Costa Rica (protected face codes, per-peer keys)")
         result.biometrics.update(biometric_step(runtimes, root, say))
-        say("8. Verifying every node's audit chain and checkpoint")
+        say("8. The Secretariat pulls the regional matrices; a member goes down and comes back")
+        result.secretariat.update(secretariat_step(runtimes, nodes, root, say))
+        say("9. Verifying every node's audit chain and checkpoint")
         for country, runtime in runtimes.items():
             write_checkpoint(runtime)
             result.audit[country] = verify_log(runtime)

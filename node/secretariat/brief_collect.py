@@ -5,13 +5,18 @@ decides what to ask the members for, pulls it like any other table (purpose
 ``regional_brief``), builds the regional figures under the publication rule, and fills the
 data class. Nothing here draws or formats.
 
-What is pulled for month ``M`` (twelve months ``M-11 … M``):
-* ``BRIEF-TREND``: persons by nationality and month (arrival events) → the regional trend of
-  the leading nationalities, and each reporting country's monthly total (its own margin);
-* ``BRIEF-BASIS``: persons by nationality basis and month → the share of presumed or unknown
-  nationality per month;
+What is pulled for month ``M`` (twelve months ``M-11 … M``), in two steps so that no member
+has to protect a large nationality × month table:
+* ``BRIEF-NAT``: persons by nationality over the twelve months (arrival events) → the
+  leading nationalities by regional total;
+* ``BRIEF-BASIS``: persons by nationality basis and month → each reporting country's monthly
+  total (its own margin) and the regional monthly total;
+* ``BRIEF-UNKNOWN``: persons of presumed or unknown nationality by month → with the regional
+  monthly total, the share of presumed or unknown nationality;
 * ``M05`` for the month → stranded persons by nationality (through the helper when M05 is
-  regional-only).
+  regional-only);
+* then ``BRIEF-TREND``: persons by nationality and month, for the leading nationalities only
+  → the regional trend.
 
 Invariants:
 * Every regional figure comes from :mod:`node.secretariat.regional` (N_CONTRIB and the
@@ -36,14 +41,15 @@ from node.secretariat.brief_data import (
 from node.secretariat.freshness import assess, period_end
 from node.secretariat.outputs import RegionalResult, regional_matrix, regional_result
 from node.secretariat.pull import PullItem, PullReport, member_countries, run_pull
-from node.secretariat.regional import TRANSITS_NOTE
 from node.secretariat.rounds import RoundReport, run_round
 from node.stats.matrices import ARRIVAL_EVENTS
 
 if TYPE_CHECKING:
     from node.secretariat.office import Secretariat
 
-TREND, BASIS, STRANDED = "BRIEF-TREND", "BRIEF-BASIS", "M05"
+NATIONALITIES, TREND, BASIS, STRANDED = "BRIEF-NAT", "BRIEF-TREND", "BRIEF-BASIS", "M05"
+UNKNOWN = "BRIEF-UNKNOWN"
+TABLES = (NATIONALITIES, TREND, BASIS, UNKNOWN, STRANDED)
 TOP_NATIONALITIES = 8
 TOP_STRANDED = 12
 PURPOSE = "regional_brief"
@@ -69,14 +75,41 @@ class BriefOutcome:
         }
 
 
-def brief_items(month: str) -> list[PullItem]:
+def _span(month: str) -> str:
     months = months_ending(month, 12)
-    span = f"{months[0]}..{months[-1]}"
+    return f"{months[0]}..{months[-1]}"
+
+
+def brief_items(month: str) -> list[PullItem]:
+    """The first step: nationalities over the year, and nationality basis by month."""
     arrivals = {"event_type": ARRIVAL_EVENTS}
+    span = _span(month)
     return [
-        PullItem(TREND, span, dimensions=("nationality", "month"), filters=arrivals),
+        PullItem(NATIONALITIES, span, dimensions=("nationality",), filters=arrivals),
         PullItem(BASIS, span, dimensions=("nationality_basis", "month"), filters=arrivals),
+        PullItem(
+            UNKNOWN,
+            span,
+            dimensions=("month",),
+            filters={**arrivals, "nationality_basis": ("presumed", "unknown")},
+        ),
     ]
+
+
+def trend_item(month: str, nationalities: list[str]) -> PullItem:
+    """The second step: the leading nationalities by month."""
+    filters = {"event_type": ARRIVAL_EVENTS, "nationality": tuple(nationalities)}
+    return PullItem(TREND, _span(month), dimensions=("nationality", "month"), filters=filters)
+
+
+def leading_nationalities(office: Secretariat, month: str) -> list[str]:
+    result = regional_result(
+        office.runtime, NATIONALITIES, _span(month), office.rule, dimensions=("nationality",)
+    )
+    published = {
+        c.key[0]: c.value for c in result.table.cells if not c.key[0].startswith("_") and c.value
+    }
+    return sorted(published, key=lambda n: (-(published[n] or 0), n))[:TOP_NATIONALITIES]
 
 
 def collect_brief_tables(
@@ -86,14 +119,27 @@ def collect_brief_tables(
     shared = STRANDED in office.settings.regional_only
     if not shared:
         items.append(PullItem(STRANDED, month, matrix=STRANDED))
-    report = run_pull(
-        office.runtime,
-        items,
-        purpose=PURPOSE,
-        trigger=trigger,
-        policy=office.policy,
-        sleep=office.sleep,
-    )
+
+    def pull(batch: list[PullItem]) -> PullReport:
+        return run_pull(
+            office.runtime,
+            batch,
+            purpose=PURPOSE,
+            trigger=trigger,
+            policy=office.policy,
+            sleep=office.sleep,
+        )
+
+    report = pull(items)
+    leaders = leading_nationalities(office, month)
+    if leaders:
+        second = pull([trend_item(month, leaders)])
+        for country, outcome in second.members.items():
+            merged = report.members[country]
+            merged.received += outcome.received
+            merged.stale += outcome.stale
+            merged.failed.update(outcome.failed)
+            merged.settle()
     round_report = None
     if shared:
         round_report = run_round(
@@ -122,26 +168,27 @@ def _trend(
     totals = {
         c.key[0]: c.value
         for c in result.table.cells
-        if c.key[1] == "_T" and c.key[0] != "_T" and c.value is not None
+        if c.key[1] == "_T" and not c.key[0].startswith("_") and c.value is not None
     }
     leaders = sorted(totals, key=lambda n: (-(totals[n] or 0), n))[:TOP_NATIONALITIES]
     return {n: [(m, _cell(result, (n, m))) for m in months] for n in leaders}
 
 
-def _shares(result: RegionalResult, months: tuple[str, ...]) -> list[tuple[str, float | None]]:
+def _shares(
+    basis: RegionalResult, unknown: RegionalResult, months: tuple[str, ...]
+) -> list[tuple[str, float | None]]:
     out: list[tuple[str, float | None]] = []
     for m in months:
-        total = _cell(result, ("_T", m))
-        parts = [_cell(result, (basis, m)) for basis in ("presumed", "unknown")]
-        if not total or any(p is None for p in parts):
+        total, part = _cell(basis, ("_T", m)), _cell(unknown, (m,))
+        if not total or part is None:
             out.append((m, None))
         else:
-            out.append((m, min(1.0, sum(p or 0 for p in parts) / total)))
+            out.append((m, min(1.0, part / total)))
     return out
 
 
 def _stranded(result: RegionalResult) -> dict[str, int | None]:
-    cells = [c for c in result.table.cells if c.key[0] != "_T"]
+    cells = [c for c in result.table.cells if not c.key[0].startswith("_")]
     cells.sort(key=lambda c: (c.value is None, -(c.value or 0), c.key))
     return {c.key[0]: c.value for c in cells[:TOP_STRANDED]}
 
@@ -155,6 +202,7 @@ def build_brief_data(office: Secretariat, month: str, language: str) -> BriefDat
     basis = regional_result(
         runtime, BASIS, span, office.rule, dimensions=("nationality_basis", "month")
     )
+    unknown = regional_result(runtime, UNKNOWN, span, office.rule, dimensions=("month",))
     stranded = regional_matrix(office, STRANDED, month)
     now = runtime.clock.now()
     directory = runtime.directory.current(now)
@@ -165,11 +213,11 @@ def build_brief_data(office: Secretariat, month: str, language: str) -> BriefDat
         rows = {
             r.table_id: r
             for r in runtime.store.secretariat.results(member=country)
-            if r.period in (span, month) and r.table_id in (TREND, BASIS, STRANDED)
+            if r.period in (span, month) and r.table_id in TABLES
         }
         received = sorted(t for t, r in rows.items() if r.cells is not None)
         as_of = max((r.as_of for r in rows.values() if r.as_of is not None), default=None)
-        wanted = 2 if STRANDED in office.settings.regional_only else 3
+        wanted = len(TABLES) - (1 if STRANDED in office.settings.regional_only else 0)
         status: Status
         if not received:
             status = "missing"
@@ -181,11 +229,11 @@ def build_brief_data(office: Secretariat, month: str, language: str) -> BriefDat
         members.append(MemberStatus(country, directory.member(country).name, as_of, status, late))
         errors = "; ".join(sorted({r.last_error for r in rows.values() if r.last_error}))
         coverage.append(CoverageRow(country, tuple(received), as_of, errors[:300]))
-        trend_row = rows.get(TREND)
-        if trend_row is not None and trend_row.cells is not None:
-            own = {key[1]: v for key, v, *_ in trend_row.cells if key[0] == "_T"}
+        basis_row = rows.get(BASIS)
+        if basis_row is not None and basis_row.cells is not None:
+            own = {key[1]: v for key, v, *_ in basis_row.cells if key[0] == "_T"}
             by_country[country] = [(m, own.get(m)) for m in months]
-    notes = [TRANSITS_NOTE[language], office.rule.describe()]
+    notes: list[str] = []  # the renderer states the transits note and the publication rule
     missing = sorted(m.country for m in members if m.status == "missing")
     if missing:
         notes.append(
@@ -201,7 +249,7 @@ def build_brief_data(office: Secretariat, month: str, language: str) -> BriefDat
         trend=_trend(trend, months),
         by_country=by_country,
         stranded=_stranded(stranded),
-        unknown_presumed_share=_shares(basis, months),
+        unknown_presumed_share=_shares(basis, unknown, months),
         coverage=coverage,
         notes=notes,
     )

@@ -177,6 +177,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(name, 0o644)  # outputs are meant to be shared
         os.replace(name, path)
     except BaseException:
         Path(name).unlink(missing_ok=True)

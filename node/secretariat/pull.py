@@ -131,6 +131,16 @@ class MemberOutcome:
     seconds: float = 0.0
     as_of: str = ""
 
+    def settle(self) -> MemberOutcome:
+        """Set ``status`` from what was received, stale and failed."""
+        if not self.received:
+            self.status = MISSING
+        elif self.failed or self.stale:
+            self.status = PARTIAL
+        else:
+            self.status = COMPLETE
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
@@ -375,14 +385,7 @@ class _MemberPull:
         )
 
     def _finish(self) -> MemberOutcome:
-        o = self.outcome
-        if not o.received:
-            o.status = MISSING
-        elif o.failed or o.stale:
-            o.status = PARTIAL
-        else:
-            o.status = COMPLETE
-        return o
+        return self.outcome.settle()
 
 
 def _run_members(
@@ -500,13 +503,7 @@ def retry_pull(
             outcome.attempts += again.attempts
             outcome.seconds = again.seconds
             outcome.as_of = again.as_of or outcome.as_of
-            outcome.status = (
-                MISSING
-                if not outcome.received
-                else PARTIAL
-                if outcome.failed or outcome.stale
-                else COMPLETE
-            )
+            outcome.settle()
         merged[country] = outcome
     report = PullReport(
         pull_id, "retry", row.purpose, row.period, merged, time.monotonic() - started

@@ -40,12 +40,27 @@ def test_demo_runs_every_node_and_exits_cleanly(tmp_path: Path) -> None:
     (followup,) = matching["followups"]
     assert followup["status"] == "released" and followup["peer"] == "PAN"
     assert set(followup["released"]) == {"first_seen_quarter", "event_type", "nationality_basis"}
+    # Costa Rica screens a generated flight manifest (PAXLST): hits equal the ground truth.
+    screening = matching["manifest"]
+    assert screening["matches_truth"] is True, screening
+    assert screening["travellers"] == 40 and screening["status"] == "hit"
+    assert len(screening["hits"]) >= 5
+    assert any(h.startswith("PAN:document_alerts") for hs in screening["hits"].values() for h in hs)
     # Costa Rica identifies an undocumented person by a face probe; Mexico is refused.
     biometrics = result["biometrics"]
     assert biometrics["identified_by"] == ["HND", "PAN"]
     assert {f["status"] for f in biometrics["followups"]} == {"released"}
     assert all(f["released"]["nationality"] not in ("", "XXX") for f in biometrics["followups"])
     assert biometrics["mex_refused"] == "PERMISSION_DENIED"
+    # The Secretariat's pull with Honduras down is partial and flagged; the retry completes it.
+    st = result["secretariat"]
+    assert st["pull"]["status"] == "partial" and st["pull"]["missing"] == ["HND"]
+    assert st["retry"] == {"pull_id": st["pull"]["pull_id"], "status": "complete", "missing": []}
+    assert set(st["freshness"]) == {"PAN", "CRI", "HND", "MEX"}
+    assert "secretariat/2024Q3/regional-2024Q3.sdmx.csv" in st["files"]
+    assert "secretariat/2024Q3/regional-M01-2024Q3.xlsx" in st["files"]
+    assert (target / st["brief"]["pdf"]).read_bytes().startswith(b"%PDF")
+    assert set(st["brief"]["members"].values()) == {"complete"}
     # Every node wrote its log and left no process behind (exit codes collected above).
     for country in result["countries"]:
         assert (target / country.lower() / "serve.log").exists()
