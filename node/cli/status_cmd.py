@@ -92,14 +92,17 @@ def _show(report: dict[str, Any]) -> None:
         console.print(table)
     notes = report["notifications"]
     if notes:
-        table = Table(title=f"notifications from the Secretariat ({len(notes)} pending)")
-        for column in ("id", "from", "kind", "period", "subject", "received"):
-            table.add_column(column)
+        console.print(f"[bold]{len(notes)} notification(s) from the Secretariat[/]")
         for n in notes:
-            table.add_row(
-                n["id"], n["from"], n["kind"], n["period"], n["subject"], n["received_at"]
+            console.print(
+                f"  {n['id']}  {n['kind']}  {n['period'] or '—'}  from {n['from']}, "
+                f"received {n['received_at']}",
+                highlight=False,
+                soft_wrap=True,
             )
-        console.print(table)
+            console.print(f"    {n['subject']}", highlight=False, soft_wrap=True)
+            for line in n["body"].splitlines():
+                console.print(f"    {line}", highlight=False, soft_wrap=True)
         console.print("Acknowledge with `enlace status --ack ID`.")
     else:
         console.print("notifications: none pending")
