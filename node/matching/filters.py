@@ -31,10 +31,12 @@ import hashlib
 import multiprocessing
 import os
 import secrets
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,9 +63,9 @@ MASTER_KEY_FILE = "oprf-master.key"
 EPOCH_STATE, MODE_STATE = "match.epoch", "match.mode"
 FIRST_EPOCH = 1
 KEEP_VERSIONS = 8
-#: Below this many inputs, evaluation runs in the calling process.
-PARALLEL_THRESHOLD = 100_000
-_CHUNK = 5_000
+#: Below this many records, keys are built and evaluated in the calling process.
+PARALLEL_THRESHOLD = 50_000
+_CHUNK = 2_000
 _MODES: dict[str, Mode] = {"oprf": Mode.OPRF, "voprf": Mode.VOPRF}
 
 
@@ -118,15 +120,11 @@ class UpdateReport:
 # -- evaluation (optionally in worker processes) -----------------------------------------
 
 _WORKER_KEY: dict[str, tuple[OprfServerKey, Mode]] = {}
+Item = tuple[str, Mapping[str, Any]]  # (source table, record columns)
 
 
 def _init_worker(master: bytes, dataset: str, epoch: int, mode: int) -> None:
     _WORKER_KEY["key"] = (oprf_key_for(master, dataset, epoch, Mode(mode)), Mode(mode))
-
-
-def _evaluate_chunk(inputs: Sequence[bytes]) -> bytes:
-    key, mode = _WORKER_KEY["key"]
-    return _prefix_digests(key.evaluate_many(inputs, mode))
 
 
 def _prefix_digests(outputs: Sequence[bytes]) -> bytes:
@@ -134,25 +132,50 @@ def _prefix_digests(outputs: Sequence[bytes]) -> bytes:
     return b"".join(o[:MAX_TRUNCATION] + hashlib.sha256(o).digest() for o in outputs)
 
 
-def evaluate_inputs(
-    master: bytes, dataset: str, state: KeyState, inputs: Sequence[bytes], workers: int = 0
-) -> bytes:
-    """Prefix + digest (48 bytes each, in order) of each input's OPRF output under the key
-    of ``dataset`` and ``state``; large batches are split over ``workers`` processes
-    (0: one per core)."""
+def key_and_evaluate(
+    key: OprfServerKey, mode: Mode, dataset: str, items: Sequence[Item]
+) -> tuple[list[int], bytes]:
+    """Identity keys of each record, evaluated: (keys per record, 48 bytes per key in order).
+
+    Records of one person share keys (every encounter), so each distinct key is evaluated
+    once.
+    """
+    per_record = [record_keys(dataset, source, row) for source, row in items]
+    unique = list(dict.fromkeys(k for keys in per_record for k in keys))
+    evaluated = _prefix_digests(key.evaluate_many(unique, mode))
+    position = {k: 48 * n for n, k in enumerate(unique)}
+    joined = b"".join(evaluated[position[k] : position[k] + 48] for ks in per_record for k in ks)
+    return [len(keys) for keys in per_record], joined
+
+
+def _worker_chunk(dataset: str, items: Sequence[Item]) -> tuple[list[int], bytes]:
+    key, mode = _WORKER_KEY["key"]
+    return key_and_evaluate(key, mode, dataset, items)
+
+
+def evaluate_records(
+    master: bytes, dataset: str, state: KeyState, items: Sequence[Item], workers: int = 0
+) -> tuple[list[int], bytes]:
+    """:func:`key_and_evaluate` under the key of ``dataset`` and ``state``; many records are
+    split over ``workers`` processes (0: one per core), which also build the keys."""
     key = oprf_key_for(master, dataset, state.epoch, state.oprf_mode)
     count = workers or os.cpu_count() or 1
-    if len(inputs) < PARALLEL_THRESHOLD or count < 2:
-        return _prefix_digests(key.evaluate_many(inputs, state.oprf_mode))
-    chunks = [inputs[i : i + _CHUNK] for i in range(0, len(inputs), _CHUNK)]
+    if len(items) < PARALLEL_THRESHOLD or count < 2:
+        return key_and_evaluate(key, state.oprf_mode, dataset, items)
+    chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
     context = multiprocessing.get_context("spawn")  # never fork a process holding gRPC threads
+    counts: list[int] = []
+    parts: list[bytes] = []
     with ProcessPoolExecutor(
         count,
         mp_context=context,
         initializer=_init_worker,
         initargs=(master, dataset, state.epoch, int(state.oprf_mode)),
     ) as pool:
-        return b"".join(pool.map(_evaluate_chunk, chunks))
+        for chunk_counts, joined in pool.map(_worker_chunk, [dataset] * len(chunks), chunks):
+            counts += chunk_counts
+            parts.append(joined)
+    return counts, b"".join(parts)
 
 
 def filter_of(joined_prefixes: bytes, version: int) -> Filter:
@@ -222,14 +245,22 @@ class Holder:
         ]
 
     def _update_one(
-        self, dataset: str, state: KeyState, now: dt.datetime, workers: int, force: bool
+        self,
+        dataset: str,
+        state: KeyState,
+        now: dt.datetime,
+        workers: int,
+        force: bool,
+        *,
+        replace_all: bool = False,
     ) -> UpdateReport:
-        started = dt.datetime.now(dt.UTC)
+        started = time.perf_counter()
         matching = self.store.matching
-        known = matching.entry_states(dataset, state.epoch)
+        known = {} if replace_all else matching.entry_states(dataset, state.epoch)
         seen: set[tuple[str, str]] = set()
         removed: list[tuple[str, str]] = []
-        todo: list[tuple[str, str, str, list[bytes]]] = []
+        todo: list[tuple[str, str, str]] = []
+        items: list[Item] = []
         for record in iter_records(self.store.engine, dataset):
             ref = (record.source, record.record_id)
             seen.add(ref)
@@ -238,38 +269,36 @@ class Holder:
                 continue
             if stored is not None:
                 removed.append(ref)
-            keys = record_keys(dataset, record.source, record.row)
-            if keys:
-                todo.append((record.source, record.record_id, record.content_hash, keys))
+            todo.append((record.source, record.record_id, record.content_hash))
+            items.append((record.source, record.row))
         removed.extend(ref for ref in known if ref not in seen)
-        # Records of one person share keys (every encounter): evaluate each distinct key once.
-        unique = list(dict.fromkeys(key for *_, keys in todo for key in keys))
-        evaluated = evaluate_inputs(self.master, dataset, state, unique, workers) if unique else b""
-        position = {key: 48 * n for n, key in enumerate(unique)}
+        counts, evaluated = (
+            evaluate_records(self.master, dataset, state, items, workers) if items else ([], b"")
+        )
         rows: list[EntryRow] = []
-        for source, record_id, content_hash, keys in todo:
-            for key_no, key in enumerate(keys):
-                chunk = evaluated[position[key] : position[key] + 48]
+        offset = 0
+        for (source, record_id, content_hash), count in zip(todo, counts, strict=True):
+            for key_no in range(count):
+                chunk = evaluated[offset : offset + 48]
                 rows.append((source, record_id, key_no, chunk[:16], chunk[16:], content_hash))
-        changed = bool(rows or removed)
+                offset += 48
+        changed = bool(rows or removed or replace_all)
         if changed:
-            matching.apply_changes(dataset, state.epoch, removed, rows)
-        published = self.published(dataset, state)
-        version = published.version if published else 0
-        publish = changed or force or published is None
+            matching.apply_changes(dataset, state.epoch, removed, rows, replace_all=replace_all)
+        version = matching.latest_version(dataset, state.epoch)
+        publish = changed or force or version == 0
         if publish:
             version = self._publish(dataset, state, version + 1, now).version
-        seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
         return UpdateReport(
             dataset,
             state.epoch,
             version,
-            len(todo),
+            sum(1 for c in counts if c),
             len(rows),
             len(removed),
             matching.count_entries(dataset, state.epoch),
             publish,
-            seconds,
+            time.perf_counter() - started,
         )
 
     def _publish(
@@ -306,9 +335,10 @@ class Holder:
     ) -> list[UpdateReport]:
         """Recompute every entry of ``datasets`` from scratch under the current key."""
         state = self.state()
-        for dataset in datasets:
-            self.store.matching.clear(check_dataset(dataset), state.epoch)
-        return self.update(now, datasets, workers=workers, force_publish=True)
+        return [
+            self._update_one(check_dataset(d), state, now, workers, True, replace_all=True)
+            for d in datasets
+        ]
 
     def rotate(
         self, now: dt.datetime, *, mode: ModeName | None = None, workers: int = 0

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from crypto.errors import NormalisationError
 from node.errors import EnlaceError, InvalidArgumentError
@@ -149,19 +149,21 @@ class SourceRecord:
     row: Mapping[str, Any]
 
 
-def iter_records(engine: Engine, dataset: str, batch: int = 20_000) -> Iterator[SourceRecord]:
-    """Every stored record that feeds ``dataset``, with the columns its keys need."""
+def iter_records(engine: Engine, dataset: str) -> Iterator[SourceRecord]:
+    """Every stored record that feeds ``dataset``, with the columns its keys need.
+
+    Plain driver SQL, streamed: a rebuild reads every record, and per-row ORM processing would
+    cost more than building its keys.
+    """
     for source in SOURCES[check_dataset(dataset)]:
         table = DATASET_TABLES[source]
-        columns = [table.c.record_id, table.c.content_hash] + [
-            table.c[name] for name in _COLUMNS[source]
-        ]
+        names = ["record_id", "content_hash", *_COLUMNS[source]]
         with engine.connect() as conn:
-            result = conn.execution_options(yield_per=batch).execute(select(*columns))
-            for row in result:
-                mapping: dict[str, Any] = dict(row._mapping)
-                record_id, content_hash = str(mapping["record_id"]), str(mapping["content_hash"])
-                yield SourceRecord(source, record_id, content_hash, mapping)
+            quote = conn.dialect.identifier_preparer.quote
+            sql = f"SELECT {', '.join(quote(n) for n in names)} FROM {quote(table.name)}"
+            for row in conn.execution_options(stream_results=True).exec_driver_sql(sql):
+                mapping: dict[str, Any] = dict(zip(names, row, strict=True))
+                yield SourceRecord(source, str(row[0]), str(row[1]), mapping)
 
 
 # --------------------------------------------------------------------------- queries

@@ -106,6 +106,9 @@ match_followups = Table(
     Column("released", Text),  # JSON object of released attribute values
 )
 
+PREFIX_INDEX = "ix_match_entries_prefix"
+#: Loads of at least this many entries rebuild the prefix index once instead of row by row.
+BULK_ROWS = 100_000
 #: One entry as written: source, record id, key number, 16-byte prefix, SHA-256 of the output,
 #: content hash of the record it came from.
 EntryRow = tuple[str, str, int, bytes, bytes, str]
@@ -214,10 +217,23 @@ class MatchingStore:
         epoch: int,
         removed: Sequence[tuple[str, str]],
         added: Sequence[EntryRow],
+        *,
+        replace_all: bool = False,
     ) -> None:
-        """Remove every entry of ``removed`` records, then add ``added``, in one transaction."""
+        """Remove every entry of ``removed`` records (of every record with ``replace_all``),
+        then add ``added``, in one transaction. A bulk load drops the prefix index and builds
+        it again afterwards, inside the same transaction (a failure restores it)."""
+        bulk = len(added) >= BULK_ROWS
         with self._write.begin() as conn:
             mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            if replace_all:
+                conn.execute(
+                    delete(match_entries).where(
+                        and_(match_entries.c.dataset == dataset, match_entries.c.epoch == epoch)
+                    )
+                )
+            if bulk:
+                conn.exec_driver_sql(f"DROP INDEX {PREFIX_INDEX}")
             if removed:
                 conn.exec_driver_sql(
                     f"DELETE FROM match_entries WHERE dataset = {mark} AND epoch = {mark} "
@@ -234,6 +250,10 @@ class MatchingStore:
                     conn.exec_driver_sql(
                         sql, [(dataset, epoch, *row) for row in added[start : start + 50_000]]
                     )
+            if bulk:
+                conn.exec_driver_sql(
+                    f"CREATE INDEX {PREFIX_INDEX} ON match_entries (dataset, epoch, prefix)"
+                )
 
     def prefixes(self, dataset: str, epoch: int) -> bytes:
         """Every entry's 16-byte prefix, concatenated (repeats included, any order)."""
@@ -269,14 +289,6 @@ class MatchingStore:
         with self._write.begin() as conn:
             conn.execute(delete(match_entries).where(match_entries.c.epoch != epoch))
             conn.execute(delete(match_filters).where(match_filters.c.epoch != epoch))
-
-    def clear(self, dataset: str, epoch: int) -> None:
-        with self._write.begin() as conn:
-            conn.execute(
-                delete(match_entries).where(
-                    and_(match_entries.c.dataset == dataset, match_entries.c.epoch == epoch)
-                )
-            )
 
     # -- published filters (holder) --------------------------------------------------------
     def save_filter(self, published: StoredFilter, *, keep: int) -> None:

@@ -266,3 +266,16 @@ def test_follow_up_waits_for_the_operator_where_the_agreement_says_so(
     outbound = {r.followup_id: r.status for r in live.runtimes["CRI"].store.matching.followups(
         direction="outbound")}  # fmt: skip
     assert outbound == {asked[0].followup_id: "released", asked[1].followup_id: "denied"}
+
+
+def test_voprf_mode_proves_every_evaluation(fed: Any) -> None:
+    files: Path = fed.files  # type: ignore[attr-defined]
+    document = read_csv(files / "travel_documents.csv")[3]
+    query = document_query(document["document_number"], document["issuing_state"])
+    holder(fed.runtimes["PAN"]).rotate(fed.clocks["PAN"].now(), mode="voprf")
+    with MatchClient(fed.runtimes["CRI"]) as client:
+        report = client.run([query], ["travel_documents"], purpose=PURPOSE, peers=["PAN"])
+        cached = client.filters.get("PAN", "travel_documents")
+    assert [o.status for o in report.outcomes] == ["hit"]
+    assert cached is not None and cached.manifest.mode == "voprf"
+    assert cached.manifest.epoch == 2 and cached.manifest.public_key_bytes is not None
