@@ -133,8 +133,10 @@ def manifest_command(
             )
             if case:
                 for traveller, hit in screening.hits():
-                    if traveller.duplicate_of is not None:
-                        continue
+                    if traveller.duplicate_of is not None or not mc.granted_attributes(
+                        hit.peer, hit.dataset, purpose
+                    ):
+                        continue  # a duplicate, or no follow-up granted for that dataset
                     try:
                         record = mc.follow_up(hit, case_reference=case, purpose=purpose)
                     except Exception as exc:  # one peer's refusal must not hide the others

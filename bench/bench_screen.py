@@ -1,0 +1,179 @@
+"""Screening a passenger manifest against many peers: wall time and per-traveller cost.
+
+Why: the issue's target is a 500-traveller manifest screened against 10 peers holding 1M
+records each in at most 5 s. Figures only; nothing is asserted.
+
+    python bench/bench_screen.py [--peers 10] [--records 1000000] [--travellers 500] [--json]
+
+Set-up (timed separately, not part of the screening figure): one member's synthetic files of
+``--records`` encounters (with their travel documents, alerts and persons of interest) are
+generated once and imported into every peer; each peer builds its own filters under its own
+keys, gets a matching agreement with the querier and serves as its own ``enlace serve``
+process. The querier syncs every filter once (a one-time cost, reported), then screens the
+PAXLST manifest ``--rounds`` times: read, normalise, blind, one batched Evaluate stream per
+peer and dataset over signed, audited mutual-TLS gRPC, unblind, look up, merge per traveller.
+The median round is reported with its per-traveller cost (wall and querier CPU).
+
+Screening cost grows with travellers x peers x keys per traveller; the holders' record counts
+matter only through the filter sync and a binary search per element, so ``--records`` can be
+lowered on a small machine without changing the per-traveller figure much (say so when
+reporting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._util import machine, print_json, process_cpu_seconds
+
+PURPOSE = "identity_verification"
+DATASETS = ("travel_documents", "document_alerts", "persons_of_interest", "identities")
+IMPORT_ORDER = ("encounters", "travel_documents", "document_alerts", "persons_of_interest")
+
+
+def _agree(runtimes: dict[str, Any], holder: str, requester: str, now: dt.datetime) -> None:
+    from node.agreements import AgreementBook
+    from policies.agreement import Agreement, Grant, Quotas
+    from policies.signatures import SignedAgreement, dump_signed_agreement, sign_agreement
+
+    start = (now - dt.timedelta(days=1)).replace(microsecond=0)
+    grant = Grant(holder=holder, requester=requester, service="match", datasets=DATASETS,
+                  purposes=(PURPOSE,), quotas=Quotas(per_day=None, per_quarter=None))  # fmt: skip
+    agreement = Agreement(
+        id=f"{holder}-{requester}-SCREEN", version=1, parties=(holder, requester),
+        title="benchmark", valid_from=start, valid_until=start + dt.timedelta(days=30),
+        grants=(grant,),
+    )  # fmt: skip
+    signed = SignedAgreement(agreement)
+    for party in agreement.parties:
+        signed = sign_agreement(signed, party, runtimes[party].signing_key)
+    for party in agreement.parties:
+        AgreementBook(runtimes[party]).install_text(dump_signed_agreement(signed), now)
+
+
+def run(root: Path, peers: int, records: int, travellers: int, rounds: int) -> dict[str, Any]:
+    from node.demo.federation import create_federation
+    from node.demo.processes import NodeProcess
+    from node.ingest.pipeline import ingest
+    from node.manifests.paxlst import read_paxlst, write_paxlst
+    from node.manifests.sample import sample_manifest
+    from node.manifests.screen import screen_manifest
+    from node.matching.client import MatchClient
+    from node.matching.filters import Holder
+    from node.records.codelists import REGIONAL_MEMBERS
+    from node.records.generate import generate
+    from node.runtime import open_runtime
+
+    holders = [c for c in REGIONAL_MEMBERS if c != "CRI"][:peers]
+    now = dt.datetime.now(dt.UTC)
+    setup: dict[str, Any] = {}
+    started = time.perf_counter()
+    files = root / "data"
+    generate("PAN", records, 7, files)
+    setup["generate_s"] = time.perf_counter() - started
+    federation = create_federation(root / "fed", (*holders, "CRI"), now)
+    runtimes = {c: open_runtime(federation.homes[c]) for c in (*holders, "CRI")}
+    started = time.perf_counter()
+    entries = 0
+    for country in holders:
+        rt = runtimes[country]
+        for dataset in IMPORT_ORDER:
+            ingest(rt.store, dataset, [files / f"{dataset}.csv"], now=now)
+        reports = Holder(rt.store, rt.home, country, rt.signing_key).rebuild(now)
+        entries = sum(r.entries for r in reports)
+        _agree(runtimes, country, "CRI", now)
+        rt.close()
+    setup["import_and_build_s"] = time.perf_counter() - started
+    setup["filter_entries_per_peer"] = entries
+    manifest, planted = sample_manifest({"PAN": files}, travellers=travellers, seed=3,
+                                        departure=now + dt.timedelta(hours=2))  # fmt: skip
+    data = write_paxlst(manifest, recipient="CRI", prepared_at=now).encode()
+    nodes = [NodeProcess(c, federation.homes[c], federation.endpoint(c)) for c in holders]
+    results: list[dict[str, Any]] = []
+    try:
+        for node in nodes:
+            node.start({"ENLACE_LOG_LEVEL": "WARNING"})
+        deadline = time.monotonic() + 120
+        for node in nodes:
+            node.wait_ready(deadline)
+        with MatchClient(runtimes["CRI"], timeout=120.0, workers=16) as client:
+            started = time.perf_counter()
+            for country in holders:
+                for dataset in DATASETS:
+                    client.sync(country, dataset, PURPOSE)
+            setup["sync_all_s"] = time.perf_counter() - started
+            for _ in range(rounds):
+                server = sum(process_cpu_seconds(n.process.pid) or 0.0 for n in nodes)
+                cpu, started = time.process_time(), time.perf_counter()
+                parsed = read_paxlst(data, today=now.date())
+                screening = screen_manifest(client, parsed, purpose=PURPOSE)
+                wall, own = time.perf_counter() - started, time.process_time() - cpu
+                server = sum(process_cpu_seconds(n.process.pid) or 0.0 for n in nodes) - server
+                errors = sum(o.status == "error" for r in screening.travellers
+                             for o in r.results.values())  # fmt: skip
+                results.append({
+                    "wall_s": wall, "querier_cpu_s": own, "holders_cpu_s": server,
+                    "elements": screening.elements, "errors": errors,
+                    "travellers_hit": sum(1 for r in screening.travellers if r.hits()),
+                })  # fmt: skip
+    finally:
+        for node in nodes:
+            node.stop()
+        runtimes["CRI"].close()
+    median = sorted(results, key=lambda r: r["wall_s"])[len(results) // 2]
+    return {
+        "peers": len(holders),
+        "records_per_peer": records,
+        "travellers": travellers,
+        "planted": len(planted),
+        "setup": setup,
+        "screening": median
+        | {
+            "ms_per_traveller_wall": median["wall_s"] / travellers * 1000,
+            "ms_per_traveller_querier_cpu": median["querier_cpu_s"] / travellers * 1000,
+            "us_per_element_wall": median["wall_s"] / median["elements"] * 1e6,
+            "rounds_wall_s": [round(r["wall_s"], 3) for r in results],
+        },
+        "target_s": 5.0,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--peers", type=int, default=10)
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--travellers", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="bench-screen-"))
+    try:
+        result = run(root, args.peers, args.records, args.travellers, args.rounds)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    result["machine"] = machine()
+    if args.json:
+        print_json(result)
+        return 0
+    s = result["screening"]
+    print(f"{result['travellers']} travellers x {result['peers']} peers "
+          f"({result['records_per_peer']:,} records each): {s['wall_s']:.2f} s wall "
+          f"(target {result['target_s']} s), {s['ms_per_traveller_wall']:.2f} ms/traveller, "
+          f"{s['elements']:,} elements ({s['us_per_element_wall']:.0f} us each), "
+          f"querier CPU {s['querier_cpu_s']:.2f} s, holders CPU {s['holders_cpu_s']:.2f} s, "
+          f"{s['travellers_hit']} travellers hit, {s['errors']} errors")  # fmt: skip
+    print(f"set-up (not timed above): {result['setup']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
