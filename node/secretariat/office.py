@@ -6,8 +6,9 @@ settings and background workers; the calendar (:mod:`node.secretariat.schedule`)
 ``EmergencyUpdate`` handler call into it, and ``enlace st`` drives it by hand.
 
 Invariants:
-* Only a node with the ``secretariat`` role starts the calendar; the other methods can be used
-  by tools (benchmarks, tests) on any runtime that holds the agreements.
+* Only a node with the ``secretariat`` role starts the calendar, and among replicas of that
+  node on one database only the elected one; the other methods can be used by tools
+  (benchmarks, tests) on any runtime that holds the agreements.
 * Emergency pulls run in a small background pool, never on a gRPC worker thread.
 * Nothing here swallows a failure silently: pull and round outcomes are stored and returned;
   reminders record each channel's result.
@@ -17,12 +18,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from node.ops.leader import CHECK_SECONDS as ELECTION_CHECK_SECONDS
+from node.ops.leader import LeaderElection
 from node.runtime import NodeRuntime
 from node.secretariat.freshness import (
     FreshnessRule,
@@ -44,7 +48,7 @@ from node.secretariat.pull import (
 )
 from node.secretariat.regional import PublicationRule
 from node.secretariat.rounds import RoundReport, run_round
-from node.secretariat.schedule import Calendar
+from node.secretariat.schedule import Calendar, register, unregister
 from node.secretariat.settings import SecretariatSettings, load_settings
 
 log = logging.getLogger("node.secretariat")
@@ -89,6 +93,9 @@ class Secretariat:
         self.sleep = sleep
         self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="st-background")
         self.calendar: Calendar | None = None
+        self._election: LeaderElection | None = None
+        self._stopping = threading.Event()
+        self._watching: threading.Thread | None = None
 
     # -- settings as domain values -------------------------------------------------------
     @property
@@ -116,14 +123,48 @@ class Secretariat:
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
-        """Run the calendar (only on the secretariat node)."""
-        self.calendar = Calendar(self.runtime)
-        self.calendar.start(self)
+        """Serve emergencies, and run the calendar while this replica holds the election.
+
+        Replicas of the ST sharing one PostgreSQL database elect one calendar runner (its own
+        advisory lock, distinct from the node's upkeep jobs); a SQLite node always runs it.
+        """
+        register(self)
+        self._election = LeaderElection(
+            self.runtime.store.engine, f"{self.runtime.config.country}:secretariat"
+        )
+        self._follow_election()
+        self._watching = threading.Thread(
+            target=self._watch, name="st-calendar-election", daemon=True
+        )
+        self._watching.start()
+
+    def _follow_election(self) -> None:
+        assert self._election is not None
+        leader = self._election.check()
+        if leader and self.calendar is None:
+            self.calendar = Calendar(self.runtime)
+            self.calendar.start(self)
+        elif not leader and self.calendar is not None:
+            self.calendar.shutdown()
+            self.calendar = None
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(ELECTION_CHECK_SECONDS):
+            try:
+                self._follow_election()
+            except Exception:  # the watcher must outlive a failed check
+                log.exception("Secretariat calendar election check failed")
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._watching is not None:
+            self._watching.join(timeout=10)
         if self.calendar is not None:
             self.calendar.shutdown()
             self.calendar = None
+        if self._election is not None:
+            self._election.release()
+        unregister(self)
         self._background.shutdown(wait=True)
 
     def run_scheduled(self, kind: str) -> None:

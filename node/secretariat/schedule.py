@@ -8,6 +8,8 @@ through APScheduler's :class:`SQLAlchemyJobStore`, on the same database as every
 Invariants:
 * Jobs run only in a process that registered a Secretariat for its node home and only where
   the node holds the ``secretariat`` role; elsewhere :func:`run_job` logs and does nothing.
+  Among replicas of the ST on one database, only the elected one runs a calendar at all
+  (:class:`~node.secretariat.office.Secretariat` starts and stops it with its election).
 * The default jobs are added only when missing, so an operator's edits survive restarts.
 * A running scheduler re-reads the table at least every :data:`SYNC_SECONDS`, so an edit
   made by the CLI in another process takes effect within that time.
@@ -104,6 +106,19 @@ def _home_key(runtime: NodeRuntime) -> str:
     return str(Path(runtime.home.root).resolve())
 
 
+def register(runner: JobRunner) -> None:
+    """Make ``runner`` the Secretariat of its node home in this process (jobs, emergencies)."""
+    with _ACTIVE_LOCK:
+        _ACTIVE[_home_key(runner.runtime)] = runner
+
+
+def unregister(runner: JobRunner) -> None:
+    with _ACTIVE_LOCK:
+        key = _home_key(runner.runtime)
+        if _ACTIVE.get(key) is runner:
+            del _ACTIVE[key]
+
+
 def active_runner(runtime: NodeRuntime) -> JobRunner | None:
     """The Secretariat running in this process for ``runtime``'s node home, if any."""
     with _ACTIVE_LOCK:
@@ -163,8 +178,7 @@ class Calendar:
                 "only a node with the secretariat role runs the Secretariat calendar",
                 field="roles",
             )
-        with _ACTIVE_LOCK:
-            _ACTIVE[self.home] = runner
+        register(runner)
         self._runner = runner
         self.scheduler.start()
         self.ensure_defaults()
@@ -180,9 +194,6 @@ class Calendar:
     def shutdown(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
-        with _ACTIVE_LOCK:
-            if self._runner is not None and _ACTIVE.get(self.home) is self._runner:
-                del _ACTIVE[self.home]
 
     # -- jobs ----------------------------------------------------------------------------
     def ensure_defaults(self) -> list[str]:

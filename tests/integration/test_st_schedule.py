@@ -98,3 +98,30 @@ def test_the_st_server_runs_its_calendar(
         time.sleep(0.2)
     assert store.pulls()[0].status == "complete"
     assert partial.pull is not None and store.pulls()[0].pull_id == partial.pull.pull_id
+
+
+def test_one_calendar_among_replicas_on_postgresql(
+    live_federation_factory: Callable[..., LiveFederation],
+) -> None:
+    live = live_federation_factory(("PAN",))
+    first = live.runtimes["CRM"]
+    if first.store.backend != "postgresql":
+        pytest.skip("a SQLite node is one process: it is always its own calendar runner")
+    url = first.store.engine.url.render_as_string(hide_password=False)
+    second = open_runtime(first.home, live.clocks["CRM"], database_url=url)
+    live.runtimes["CRM-replica"] = second  # closed by the fixture
+    offices = [office(first), office(second)]
+    for each in offices:
+        each.start()
+    try:
+        running = [o for o in offices if o.calendar is not None]
+        assert len(running) == 1
+        leader, follower = running[0], next(o for o in offices if o is not running[0])
+        leader.stop()
+        deadline = time.monotonic() + 20
+        while follower.calendar is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert follower.calendar is not None  # the other replica took the calendar over
+    finally:
+        for each in offices:
+            each.stop()
