@@ -25,6 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from node.errors import EnlaceError
 from node.ops.leader import CHECK_SECONDS as ELECTION_CHECK_SECONDS
 from node.ops.leader import LeaderElection
 from node.runtime import NodeRuntime
@@ -213,8 +214,8 @@ class Secretariat:
                 sleep=self.sleep,
             )
         for matrix_id in shared:
-            report.rounds.append(
-                run_round(
+            try:
+                done = run_round(
                     self.runtime,
                     matrix_id,
                     period,
@@ -225,7 +226,10 @@ class Secretariat:
                     rule=self.rule,
                     sleep=self.sleep,
                 )
-            )
+            except EnlaceError as exc:  # e.g. no helper in the directory: a failed round
+                done = RoundReport("", matrix_id, period, self.settings.helper)
+                done.status, done.detail = "failed", str(exc)
+            report.rounds.append(done)
         return report
 
     def retry(self, pull_id: str | None = None) -> list[PullReport]:

@@ -169,3 +169,14 @@ def test_consular_directory_is_merged_from_every_member(st_live: LiveFederation)
         assert entry.reported_by and entry.procedures
         if entry.host_country in entry.reported_by:
             assert entry.host_country in MEMBERS
+
+
+def test_a_regional_only_table_without_a_helper_fails_alone(st_live: LiveFederation) -> None:
+    st = office(st_live.runtimes["CRM"], regional_only=("M05",))
+    report = st.collect(QUARTER, matrices=["M01", "M05"])
+    assert report.pull is not None and report.pull.status == "complete"
+    assert [i["table"] for i in st_live.runtimes["CRM"].store.secretariat.pull(
+        report.pull.pull_id).items] == ["M01"]  # type: ignore[union-attr]  # fmt: skip
+    (round_,) = report.rounds
+    assert round_.status == "failed" and "helper" in round_.detail
+    assert report.status == "partial"
