@@ -263,7 +263,7 @@ class PeerClient:
                 request_digest=request.digest,
                 decision="allowed" if status == "OK" else "denied",
                 status=status,
-                reason=reason[:1000],
+                reason=reason.replace("\x00", "\ufffd")[:1000],  # PostgreSQL text holds no NUL
                 agreement_id=header.agreement if header else "",
                 agreement_hash=header.agreement_hash if header else "",
                 response_header=response.header if response else b"",

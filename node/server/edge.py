@@ -6,6 +6,7 @@ metadata, so a caller can prove what it was told and why.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
@@ -14,9 +15,10 @@ import grpc
 from crypto.envelope import Sealed
 from enlace.v1 import envelope_pb2
 from node.errors import EnlaceError
-from node.server.pipeline import MethodSpec, Pipeline
+from node.server.pipeline import MethodSpec, Outcome, Pipeline
 
 RESPONSE_TRAILER = "enlace-response-bin"
+log = logging.getLogger("node.server")
 
 STATUS = {
     "UNAUTHENTICATED": grpc.StatusCode.UNAUTHENTICATED,
@@ -55,6 +57,26 @@ def abort(context: grpc.ServicerContext, error: EnlaceError, response: Sealed) -
     context.abort(status_code(error), str(error))
 
 
+def _handle(
+    pipeline: Pipeline,
+    spec: MethodSpec,
+    request: envelope_pb2.Envelope,
+    context: grpc.ServicerContext,
+) -> Outcome:
+    """The pipeline's outcome; if even the refusal could not be audited (the database or the
+    disk failed), UNAVAILABLE without details: gRPC would otherwise answer UNKNOWN with the
+    exception's text, SQL and connection details included."""
+    tls = peer_certificate(context) if pipeline.require_tls else None
+    try:
+        return pipeline.handle(spec, from_proto(request), tls)
+    except Exception:
+        log.exception("%s could not be answered nor audited", spec.full_name)
+        context.abort(
+            grpc.StatusCode.UNAVAILABLE,
+            "this node cannot answer now: its store failed and nothing was recorded — retry later",
+        )
+
+
 def unary_handler(
     pipeline: Pipeline, spec: MethodSpec
 ) -> Callable[[envelope_pb2.Envelope, grpc.ServicerContext], envelope_pb2.Envelope]:
@@ -63,8 +85,7 @@ def unary_handler(
     def behaviour(
         request: envelope_pb2.Envelope, context: grpc.ServicerContext
     ) -> envelope_pb2.Envelope:
-        tls = peer_certificate(context) if pipeline.require_tls else None
-        outcome = pipeline.handle(spec, from_proto(request), tls)
+        outcome = _handle(pipeline, spec, request, context)
         if outcome.error is not None:
             abort(context, outcome.error, outcome.response)
         return to_proto(outcome.response)
@@ -81,8 +102,7 @@ def stream_handler(
     def behaviour(
         request: envelope_pb2.Envelope, context: grpc.ServicerContext
     ) -> Iterator[envelope_pb2.Envelope]:
-        tls = peer_certificate(context) if pipeline.require_tls else None
-        outcome = pipeline.handle(spec, from_proto(request), tls)
+        outcome = _handle(pipeline, spec, request, context)
         if outcome.error is not None:
             abort(context, outcome.error, outcome.response)
         for response in outcome.responses or [outcome.response]:

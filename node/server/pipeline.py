@@ -14,8 +14,8 @@ Invariants:
   and is appended to the audit chain before the answer leaves the node.
 * Checks happen in a fixed order so that an unauthenticated caller learns nothing about
   agreements or data: header parse → kind and method → recipient → directory freshness →
-  sender key → signature and body digest → TLS binding → time window → replay → body parse →
-  agreement (and quota) → handler.
+  sender key → signature and body digest → TLS binding → time window → replay → body parse
+  (no NUL in any text field) → agreement (and quota) → handler.
 """
 
 from __future__ import annotations
@@ -185,6 +185,9 @@ class Pipeline:
                     f"body is not a valid {spec.request_type.DESCRIPTOR.full_name}",
                     field="body",
                 ) from exc
+            nul = _nul_field(request)
+            if nul:  # no text field carries NUL; PostgreSQL could not even store it
+                raise InvalidArgumentError("text must not contain NUL characters", field=nul)
             ask = spec.describe(request)
             permit = self.authorizer.authorize(spec.service, header, ask, peer, now)
             context = CallContext(header, peer, permit, now, self.runtime, extra)
@@ -349,7 +352,7 @@ class Pipeline:
                 request_digest=sha256_hex(stored_header),
                 decision=decision,
                 status=status,
-                reason=reason[:1000],
+                reason=reason.replace("\x00", "\ufffd")[:1000],  # PostgreSQL text holds no NUL
                 agreement_id=permit.agreement_id,
                 agreement_hash=permit.agreement_hash,
                 response_header=response.header,
@@ -358,3 +361,18 @@ class Pipeline:
                 extra=extra,
             )
         )
+
+
+def _nul_field(message: Message, prefix: str = "") -> str:
+    """The first string field (dotted path) of ``message`` holding a NUL character, or ""."""
+    for field, value in message.ListFields():
+        name = prefix + field.name
+        if field.type == field.TYPE_STRING:
+            if any("\x00" in text for text in (value if field.is_repeated else [value])):
+                return name
+        elif field.type == field.TYPE_MESSAGE:
+            for child in value if field.is_repeated else [value]:
+                found = _nul_field(child, name + ".")
+                if found:
+                    return found
+    return ""
