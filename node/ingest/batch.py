@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from itertools import repeat
@@ -31,6 +32,7 @@ from node.ingest.cells import (
     field_columns,
     formula_problem,
 )
+from node.records.codelists import codelist
 from node.records.datasets import DatasetSpec
 from node.records.equivalence import EquivalenceTable
 from node.records.icao import nationality_code, parse_mrz
@@ -38,6 +40,7 @@ from node.store.records_schema import COMPOSITE_KEY_DATASETS
 from node.store.records_store import RecordsWriter
 
 PROVENANCE = ("content_hash", "import_id", "source_row", "imported_at")
+_PLAIN_CODE = re.compile(r"[A-Za-z0-9_]+")
 #: Columns of ``encounters`` whose codes also go to ``encounter_codes``, and their code list.
 CODE_COLUMNS = {"care_provided": "care", "vulnerabilities": "vulnerability"}
 
@@ -53,6 +56,17 @@ def columns_for(spec: DatasetSpec) -> tuple[str, ...]:
 def content_hash(cells: Sequence[str]) -> str:
     """The fingerprint of a row as read: equal cells, equal hash; compared on re-import."""
     return hashlib.sha256("\x1f".join(cells).encode("utf-8")).hexdigest()
+
+
+_JOIN_CELLS = "\x1f".join
+_HEXDIGEST = type(hashlib.sha256()).hexdigest
+
+
+def content_hashes(rows: Sequence[Sequence[str]]) -> list[str]:
+    """:func:`content_hash` of every row, as a chain of ``map`` over C functions (no Python
+    frame per row: at a million rows the per-call overhead is most of the cost)."""
+    encoded = map(str.encode, map(_JOIN_CELLS, rows))
+    return list(map(_HEXDIGEST, map(hashlib.sha256, encoded)))
 
 
 class RowPlan:
@@ -76,6 +90,12 @@ class RowPlan:
         self.at = {c: i for i, c in enumerate(body)}
         self.key_positions = [self.at[field_columns(spec.field(k))[0]] for k in spec.key_fields]
         self.codes = [(self.at[c], name) for c, name in CODE_COLUMNS.items() if c in self.at]
+        self.code_columns = [(c, name) for c, name in CODE_COLUMNS.items() if c in self.at]
+        # Whether the database may split the stored ``;``-joined codes itself: every code a
+        # code column can hold (a regional code, also after the equivalence table) is plain.
+        self.plain_codes = all(
+            _PLAIN_CODE.fullmatch(code) for _, name in self.code_columns for code in codelist(name)
+        )
         self.reference_year = now.year
         self._split = _Splits()
         self.mrz = spec.name == "travel_documents"
@@ -92,7 +112,7 @@ class RowPlan:
         if self.mrz and len(source) > self.width:
             self._check_mrz(source[self.width], out, cells, problems)
         spec_cells = cells if len(source) == self.width else [c[: self.width] for c in cells]
-        hashes = list(map(content_hash, spec_cells))
+        hashes = content_hashes(spec_cells)
         if self.composite:
             parts = zip(*(out[p] for p in self.key_positions), strict=True)
             keys = [self._natural_key(p) for p in parts]
@@ -184,9 +204,13 @@ def _convert_column(
     if rule.fast is not None:
         whole = rule.fast(column)
         if whole is not None:
-            return [whole]
+            return whole
     convert = rule.convert
     if rule.repeats:
+        try:  # every value seen before: one lookup per cell and database column
+            return [list(map(seen.__getitem__, column)) for seen in rule.columns]
+        except KeyError:
+            pass
         results: list[Any] = list(map(rule.cache.get, column))
         misses = [i for i, r in enumerate(results) if r is None]
     else:

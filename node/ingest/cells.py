@@ -86,9 +86,19 @@ def field_columns(field: Field) -> tuple[str, ...]:
     return (field.name,)
 
 
+#: A whole-column check: the database columns when every cell passes, ``None`` when some
+#: cell needs the per-cell path (which then names the problem).
+ColumnCheck = Callable[[Sequence[str]], list[list[Any]] | None]
+
+
 class ColumnRule(NamedTuple):
     """A compiled file column. Look a cell up in ``cache`` first, else call ``convert``,
-    which raises :class:`CellError` (and fills ``cache`` when the field's values repeat)."""
+    which raises :class:`CellError` (and fills ``cache`` when the field's values repeat).
+
+    ``columns`` holds the same results split by database column (``columns[j][value] ==
+    cache[value][j]``), so a batch whose values were all seen before is converted by one
+    dictionary lookup per cell and database column, without building tuples.
+    """
 
     name: str
     required: bool
@@ -96,16 +106,21 @@ class ColumnRule(NamedTuple):
     convert: Converter
     width: int  # database columns this file column becomes
     repeats: bool  # outcome depends on the text only, so results are cached
-    # A whole-column check for plain text: the database column when every cell passes,
-    # ``None`` when some cell needs the per-cell path (which then names the problem).
-    fast: Callable[[Sequence[str]], list[Any] | None] | None = None
+    fast: ColumnCheck | None = None
+    columns: tuple[dict[str, Any], ...] = ()
 
 
-def _memoised(convert: Converter, cache: dict[str, tuple[Any, ...]]) -> Converter:
-    """``convert`` that records its results in ``cache`` and its failures in its own map."""
+def _memoised(
+    convert: Converter, cache: dict[str, tuple[Any, ...]], columns: tuple[dict[str, Any], ...]
+) -> Converter:
+    """``convert`` that records its results in ``cache`` (and ``columns``) and its failures
+    in its own map."""
     failures: dict[str, CellError] = {}
 
     def remember(value: str) -> tuple[Any, ...]:
+        known = cache.get(value)  # a value repeated within one batch is converted once
+        if known is not None:
+            return known
         failure = failures.get(value)
         if failure is not None:
             raise failure
@@ -117,6 +132,8 @@ def _memoised(convert: Converter, cache: dict[str, tuple[Any, ...]]) -> Converte
             raise
         if len(cache) < _CACHE_LIMIT:
             cache[value] = result
+            for column, part in zip(columns, result, strict=True):
+                column[value] = part
         return result
 
     return remember
@@ -229,9 +246,16 @@ def compile_field(
         return inner(value)
 
     cache: dict[str, tuple[Any, ...]] = {} if required else {"": empty}
-    converter = _memoised(convert, cache) if repeats else convert
-    fast = _fast_text_column(field) if field.type == "str" and inner is _identity else None
-    return ColumnRule(field.name, required, cache, converter, len(empty), repeats, fast)
+    columns: tuple[dict[str, Any], ...] = ()
+    if repeats:
+        columns = tuple(({} if required else {"": None}) for _ in empty)
+    converter = _memoised(convert, cache, columns) if repeats else convert
+    fast: ColumnCheck | None = None
+    if field.type == "str" and inner is _identity:
+        fast = _fast_text_column(field)
+    elif inner is _document_number:
+        fast = _fast_document_numbers(field)
+    return ColumnRule(field.name, required, cache, converter, len(empty), repeats, fast, columns)
 
 
 def _charset(pattern: str) -> str | None:
@@ -251,30 +275,81 @@ def _charset(pattern: str) -> str | None:
     return "".join(chars)
 
 
-def _fast_text_column(field: Field) -> Callable[[Sequence[str]], list[Any] | None] | None:
+def _line_pattern(allowed: str | None, limit: int, required: bool) -> re.Pattern[str]:
+    """A regular expression for a column joined with line feeds, one value per line: every
+    value within ``limit`` characters, of ``allowed`` characters only (any but a line feed
+    when ``None``), not starting with a formula character, and not empty when ``required``."""
+    body = f"[{re.escape(allowed)}]" if allowed is not None else "[^\\n]"
+    first = f"(?![{re.escape(''.join(sorted(FORMULA_START)))}]){body}"
+    value = f"{first}{body}{{0,{limit - 1}}}"
+    line = value if required else f"(?:{value})?"
+    return re.compile(f"{line}(?:\\n{line})*")
+
+
+def _null_empty(column: Sequence[str]) -> list[Any]:
+    """``column`` with empty cells as ``None`` (a dictionary lookup per cell, at C speed)."""
+    return list(map(_EMPTY_TO_NONE.get, column, column))
+
+
+_EMPTY_TO_NONE: dict[str, None] = {"": None}
+
+
+def _fast_text_column(field: Field) -> ColumnCheck | None:
     """Whole-column version of the checks of a plain text field, run at C speed.
 
     Same rules as the per-cell path: required, length cap, formula rule (refused at any
     leading formula character; numbers then go through the per-cell path) and the pattern
-    when it is a character class (a value passes iff it strips to nothing).
+    when it is a character class (a value passes iff it strips to nothing). One regular
+    expression over the joined column settles the common case (no value holds a line
+    feed, every value passes); the stripping checks decide the rest.
     """
     allowed = _charset(field.pattern) if field.pattern else ""
     if allowed is None:
         return None
-    allowed += "\n"
     limit = field.max_length or MAX_CELL_CHARS
     required = field.required
+    lines = _line_pattern(allowed or None, limit, required)
+    allowed += "\n"
     starts = tuple("\n" + c for c in FORMULA_START)
 
-    def fast(column: Sequence[str]) -> list[Any] | None:
-        if not column or (required and "" in column) or max(map(len, column)) > limit:
+    def fast(column: Sequence[str]) -> list[list[Any]] | None:
+        if not column:
             return None
-        joined = "\n" + "\n".join(column)
-        if any(start in joined for start in starts):
+        joined = "\n".join(column)
+        passed = joined.count("\n") == len(column) - 1 and lines.fullmatch(joined)
+        if not passed:
+            if (required and "" in column) or max(map(len, column)) > limit:
+                return None
+            joined = "\n" + joined
+            if any(start in joined for start in starts):
+                return None
+            if field.pattern and joined.strip(allowed):
+                return None
+        return [list(column) if required else _null_empty(column)]
+
+    return fast
+
+
+def _fast_document_numbers(field: Field) -> ColumnCheck | None:
+    """Whole-column version of :func:`_document_number` for the common case: every number
+    already canonical ASCII letters and digits (its normalised form is its upper case)."""
+    if field.pattern:
+        return None
+    limit = min(field.max_length or MAX_CELL_CHARS, MAX_DOCUMENT_NUMBER_LENGTH)
+    required = field.required
+
+    def fast(column: Sequence[str]) -> list[list[Any]] | None:
+        if not column or (required and "" in column):
             return None
-        if field.pattern and joined.strip(allowed):
+        joined = "".join(column)
+        if not (joined.isascii() and (joined.isalnum() or not joined)):
             return None
-        return list(column) if required else [v or None for v in column]
+        if max(map(len, column)) > limit:
+            return None
+        upper = list(map(str.upper, column))
+        if required:
+            return [list(column), upper]
+        return [_null_empty(column), _null_empty(upper)]
 
     return fast
 

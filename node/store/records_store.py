@@ -21,7 +21,8 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -39,6 +40,17 @@ from node.store.records_schema import (
 )
 
 IMPORT_STATUSES = ("complete", "partial")
+_ENCOUNTERS = "encounters"
+#: ``None`` for any value, called from C (a dict's ``get`` misses): the NoneType adapter.
+_NULL_ADAPTER: Callable[[Any], Any] = {}.get
+#: One ``encounter_codes`` row per code of ``{column}``: the ``;``-joined codes become a JSON
+#: array that ``json_each`` walks (codes are letters, digits and ``_``; nothing to escape).
+_SPLIT_CODES_SQL = (
+    "INSERT INTO encounter_codes (record_id, codelist, code) "
+    "SELECT e.record_id, ?, j.value FROM encounters AS e, "
+    "json_each('[\"' || replace(e.{column}, ';', '\",\"') || '\"]') AS j "
+    "WHERE e.rowid > ? AND e.{column} <> ''"
+)
 #: Keys per lookup query: below the 999 bound parameters of SQLite builds older than 3.32.
 LOOKUP_CHUNK = 900
 #: SQLite page cache during an import, in KiB (negative: the PRAGMA's "KiB" form).
@@ -141,6 +153,19 @@ class RecordsWriter:
         )
         self._lookup_sql: dict[int, str] = {}
         self._deferred: list[Index] = []
+        # On SQLite, batches go straight to the driver's connection (inside the transaction
+        # SQLAlchemy began on it): its per-call bookkeeping is then paid once per import.
+        self._sqlite: sqlite3.Connection | None = None
+        if dialect.name == "sqlite":
+            driver = conn.connection.driver_connection
+            assert isinstance(driver, sqlite3.Connection)
+            self._sqlite = driver
+            # The driver binds int, float and str directly, but sends every other value,
+            # None included, through its adapter lookup, which fails by formatting an
+            # AttributeError message: about a microsecond per NULL cell. A registered adapter
+            # for NoneType is found at once; it returns None, which binds NULL as before.
+            sqlite3.register_adapter(type(None), _NULL_ADAPTER)
+        self._json_codes = self._sqlite is not None and _has_json_each(self._sqlite)
 
     def processor(self, column: str) -> Callable[[Any], Any]:
         """The function turning a Python value into what the driver receives for ``column``."""
@@ -172,7 +197,7 @@ class RecordsWriter:
             if sql is None:
                 marks = ", ".join(self._mark for _ in chunk)
                 sql = self._lookup_sql[len(chunk)] = f"{self._lookup_head} IN ({marks})"
-            for r in self.conn.exec_driver_sql(sql, chunk):
+            for r in self._run(sql, chunk):
                 found[str(r[0])] = ExistingRow(str(r[1]), str(r[2]), int(r[3]))
         return found
 
@@ -198,9 +223,21 @@ class RecordsWriter:
             index.create(self.conn)
         self._deferred.clear()
 
+    def _run(self, sql: str, parameters: Sequence[Any]) -> Iterable[Sequence[Any]]:
+        """One statement with positional parameters; the rows it returns."""
+        if self._sqlite is not None:
+            return self._sqlite.execute(sql, parameters).fetchall()
+        return self.conn.exec_driver_sql(sql, tuple(parameters)).all()
+
+    def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if self._sqlite is not None:
+            self._sqlite.executemany(sql, rows)
+        else:
+            self.conn.exec_driver_sql(sql, list(rows))
+
     def insert(self, rows: list[tuple[Any, ...]]) -> None:
         if rows:
-            self.conn.exec_driver_sql(self._insert_sql, rows)
+            self._run_many(self._insert_sql, rows)
 
     def replace(self, rows: list[tuple[Any, ...]]) -> None:
         """Overwrite stored rows with new content (their ``encounter_codes`` go with them)."""
@@ -209,18 +246,36 @@ class RecordsWriter:
         keys = [(row[self._key_index],) for row in rows]
         if self.dataset == "encounters":
             quote = self.conn.dialect.identifier_preparer.quote
-            mark = "?" if self.conn.dialect.paramstyle == "qmark" else "%s"
-            self.conn.exec_driver_sql(
-                f"DELETE FROM {quote(encounter_codes.name)} WHERE {quote('record_id')} = {mark}",
+            self._run_many(
+                f"DELETE FROM {quote(encounter_codes.name)} WHERE {quote('record_id')} = "
+                f"{self._mark}",
                 keys,
             )
-        self.conn.exec_driver_sql(self._delete_sql, keys)
+        self._run_many(self._delete_sql, keys)
         self.insert(rows)
 
     def insert_codes(self, rows: list[tuple[str, str, str]]) -> None:
         """``(record_id, codelist, code)`` rows of ``encounter_codes``."""
         if rows:
-            self.conn.exec_driver_sql(self._codes_sql, rows)
+            self._run_many(self._codes_sql, rows)
+
+    def codes_marker(self) -> int | None:
+        """Where :meth:`insert_codes_after` starts: on SQLite, the highest ``rowid`` of
+        ``encounters`` now (rows inserted later, replacements included, get higher ones).
+        ``None`` when the code rows must come from :meth:`insert_codes`."""
+        if not self._json_codes or self.dataset != "encounters":
+            return None
+        assert self._sqlite is not None
+        row = self._sqlite.execute(f"SELECT coalesce(max(rowid), 0) FROM {_ENCOUNTERS}").fetchone()
+        return int(row[0])
+
+    def insert_codes_after(self, marker: int, columns: Sequence[tuple[str, str]]) -> None:
+        """``encounter_codes`` rows of the encounters inserted since :meth:`codes_marker`,
+        split by SQLite itself: for each ``(column, codelist)``, one row per ``;``-separated
+        code of the column. The caller guarantees codes hold no character JSON escapes."""
+        assert self._sqlite is not None
+        for column, codelist in columns:
+            self._sqlite.execute(_SPLIT_CODES_SQL.format(column=column), (codelist, marker))
 
     def begin_import(self, record: ImportRecord) -> None:
         """Register the import first: every row written next refers to it."""
@@ -337,6 +392,15 @@ class RecordsStore:
         for codelist, code in rows:
             found.setdefault(str(codelist), []).append(str(code))
         return found
+
+
+def _has_json_each(connection: sqlite3.Connection) -> bool:
+    """Whether this SQLite build has the JSON functions (built in since 3.38)."""
+    try:
+        connection.execute("SELECT count(*) FROM json_each('[1]')").fetchone()
+    except sqlite3.OperationalError:
+        return False
+    return True
 
 
 def _aware(value: Any) -> dt.datetime | None:
