@@ -120,9 +120,13 @@ def _serve(federation: Any, countries: list[str]) -> list[Any]:
     nodes = [NodeProcess(c, federation.homes[c], federation.endpoint(c)) for c in countries]
     for node in nodes:
         node.start({"ENLACE_LOG_LEVEL": "WARNING"})
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     for node in nodes:
-        node.wait_ready(deadline)
+        try:
+            node.wait_ready(deadline)
+        except (RuntimeError, TimeoutError):
+            sys.stderr.write(node.log_path.read_text(encoding="utf-8", errors="replace")[-3000:])
+            raise
     return nodes
 
 

@@ -22,7 +22,7 @@ from node.home import NodeHome
 from node.matching.client import MatchClient, Outcome
 from node.matching.followup import decide
 from node.runtime import open_runtime
-from node.store.matching_store import FollowUpRecord
+from node.store.followup_store import FollowUpRecord
 
 app = typer.Typer(no_args_is_help=True)
 

@@ -47,10 +47,11 @@ from node.matching.peers import (
 )
 from node.matching.sources import Query, keys_by_dataset
 from node.runtime import NodeRuntime
-from node.store.matching_store import FollowUpRecord
+from node.store.followup_store import FollowUpRecord
 from policies.decision import Request
 
 BATCH = 512  # elements per Evaluate call; several calls run at once so both sides overlap
+IN_FLIGHT = 3  # Evaluate calls in flight per peer
 Progress = Callable[[int, int], None]
 
 
@@ -260,9 +261,14 @@ class MatchClient:
         done = [0]
         done_lock = threading.Lock()
 
+        # A few calls per peer in flight are enough to overlap blinding, the holder's work and
+        # finalising; more only make the threads fight over the interpreter lock.
+        in_flight = {t.peer: threading.BoundedSemaphore(IN_FLIGHT) for t in targets}
+
         def work(unit: tuple[Target, list[tuple[int, bytes]]]) -> list[Outcome]:
             target, pairs = unit
-            result = self._run_unit(target, pairs, purpose)
+            with in_flight[target.peer]:
+                result = self._run_unit(target, pairs, purpose)
             with done_lock:
                 done[0] += len(pairs)
                 if progress is not None:

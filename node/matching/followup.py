@@ -40,7 +40,7 @@ from enlace.v1 import match_pb2
 from node.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 from node.server.pipeline import CallContext
 from node.store import Store
-from node.store.matching_store import FollowUpRecord
+from node.store.followup_store import FollowUpRecord
 from node.store.records_schema import (
     document_alerts,
     encounters,

@@ -15,7 +15,7 @@ from node.agreements import AgreementBook
 from node.ingest.pipeline import ingest
 from node.matching.filters import Holder
 from node.runtime import NodeRuntime
-from node.store.matching_store import FollowUpRecord
+from node.store.followup_store import FollowUpRecord
 from policies.agreement import Agreement, Grant, Quotas
 from policies.signatures import SignedAgreement, dump_signed_agreement, sign_agreement
 
