@@ -28,9 +28,11 @@ from policies.signatures import SignedAgreement, dump_signed_agreement, sign_agr
 
 ST = "CRM"
 QUARTER = "2024Q2"
+# Retries without waiting; deadlines generous enough for a loaded CI machine (a node that is
+# down fails at once with UNAVAILABLE; tests of deadlines set their own).
 FAST = SecretariatSettings(
-    node_deadline_seconds=6.0,
-    call_timeout_seconds=4.0,
+    node_deadline_seconds=30.0,
+    call_timeout_seconds=20.0,
     attempts=2,
     backoff_seconds=0.05,
     backoff_max_seconds=0.1,
