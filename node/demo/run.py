@@ -24,7 +24,6 @@ from node.demo.agreements import install_demo_agreements
 from node.demo.biometrics import biometric_step, prepare_biometrics
 from node.demo.federation import LocalFederation, create_federation
 from node.demo.manifests import manifest_step
-from node.demo.manifests import manifest_step
 from node.demo.matching import matching_step, prepare_matching
 from node.demo.processes import NodeProcess
 from node.demo.secretariat import prepare_secretariat, secretariat_step
@@ -209,7 +208,6 @@ def run_demo(
         result.fetched = fetch_agreement(runtimes, "CRI", "PAN", "PAN-CRI-MATCH")
         say("6. Private identity matching from Costa Rica (OPRF; peers learn nothing asked)")
         result.matching.update(matching_step(runtimes, root, say))
-        result.matching["manifest"] = manifest_step(runtimes, root, say)
         result.matching["manifest"] = manifest_step(runtimes, root, say)
         say("7. Biometric identification from Costa Rica (protected face codes, per-peer keys)")
         result.biometrics.update(biometric_step(runtimes, root, say))

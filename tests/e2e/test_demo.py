@@ -46,12 +46,6 @@ def test_demo_runs_every_node_and_exits_cleanly(tmp_path: Path) -> None:
     assert screening["travellers"] == 40 and screening["status"] == "hit"
     assert len(screening["hits"]) >= 5
     assert any(h.startswith("PAN:document_alerts") for hs in screening["hits"].values() for h in hs)
-    # Costa Rica screens a generated flight manifest (PAXLST): hits equal the ground truth.
-    screening = matching["manifest"]
-    assert screening["matches_truth"] is True, screening
-    assert screening["travellers"] == 40 and screening["status"] == "hit"
-    assert len(screening["hits"]) >= 5
-    assert any(h.startswith("PAN:document_alerts") for hs in screening["hits"].values() for h in hs)
     # Costa Rica identifies an undocumented person by a face probe; Mexico is refused.
     biometrics = result["biometrics"]
     assert biometrics["identified_by"] == ["HND", "PAN"]
