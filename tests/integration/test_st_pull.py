@@ -117,7 +117,7 @@ def test_a_late_node_hits_its_deadline_without_holding_up_the_others(
 ) -> None:
     st_live.servers.pop("HND").stop(grace=0)
     st = office(
-        st_live.runtimes["CRM"], node_deadline_seconds=3.0, call_timeout_seconds=2.5, attempts=3
+        st_live.runtimes["CRM"], node_deadline_seconds=5.0, call_timeout_seconds=4.5, attempts=3
     )
     with black_hole(st_live.federation.endpoint("HND")):
         report = st.collect(QUARTER, matrices=["M01"])
@@ -125,7 +125,7 @@ def test_a_late_node_hits_its_deadline_without_holding_up_the_others(
     hnd = report.pull.members["HND"]
     assert hnd.status == "missing"
     assert "DEADLINE_EXCEEDED" in hnd.failed["M01"]
-    assert hnd.seconds < 6  # bounded by the node deadline (plus one call timeout)
+    assert hnd.seconds < 9  # bounded by the node deadline (plus one call timeout)
     assert report.pull.members["PAN"].status == "complete"
 
 

@@ -15,7 +15,7 @@ from node.errors import PeerError
 from node.secretariat.share_service import GET_SUM, SUBMIT, matrix_query
 from node.secretariat.shares import cell_layout, decode, to_vector
 from node.stats.compute import count_cells
-from node.store.secretariat_store import helper_shares, st_contributions, st_round_shares
+from node.store.secretariat_schema import helper_shares, st_contributions, st_round_shares
 
 MEMBERS = ("PAN", "CRI", "HND", "MEX")
 HELPER = "QHP"
