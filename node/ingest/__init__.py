@@ -7,8 +7,9 @@ node's equivalence table, dates, ICAO numbers and MRZ check digits, spreadsheet 
 sizes, duplicates), and any problem rolls the whole import back, unless the operator asked for
 ``--skip-invalid``, in which case every refused row lands in a rejects file with its reason.
 
-Layout: :mod:`node.ingest.readers` streams CSV, JSON Lines and XLSX; :mod:`node.ingest.cells`
-compiles the rule of each column; :mod:`node.ingest.batch` converts a batch of rows column by
+Layout: :mod:`node.ingest.readers` streams CSV and JSON Lines (:mod:`node.ingest.xlsx`, XLSX);
+:mod:`node.ingest.cells` compiles the rule of each column, :mod:`node.ingest.columns` the
+whole-column checks of plain text; :mod:`node.ingest.batch` converts a batch of rows column by
 column; :mod:`node.ingest.pipeline` runs the transaction, idempotency and rejects (its
 :func:`~node.ingest.pipeline.ingest` is the entry point). This module holds the error types and
 the GetInfo provider. ``docs/ingest.md`` is the operator's description.

@@ -5,7 +5,9 @@ is, but it rebuilds code sets and re-parses every value on every call, which cap
 a few thousand rows a second. Here each :class:`~node.records.datasets.Field` becomes one
 converter closed over its limits, and every value whose outcome depends only on the text
 (codes, dates, names, states, border posts — the values that repeat) is cached, failures
-included. ``tests/integration/test_ingest_bad_input.py`` checks that both agree.
+included. ``tests/integration/test_ingest_bad_input.py`` checks that both agree. Plain text
+columns (identifiers, document numbers) are first checked whole (:mod:`node.ingest.columns`);
+the per-cell rule runs only on a column where that check does not pass.
 
 Invariants:
 * A rule's converter returns the database values of its field's columns (:func:`field_columns`) or
@@ -24,11 +26,12 @@ import binascii
 import math
 import re
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
 from crypto.errors import NormalisationError
+from node.ingest.columns import ColumnCheck, document_number_check, text_column_check
 from node.records.codelists import UnknownCodeError, codelist, suggest_codes
 from node.records.datasets import Field
 from node.records.dates import InvalidDateError, parse_partial_date
@@ -84,11 +87,6 @@ def field_columns(field: Field) -> tuple[str, ...]:
     if field.name == "border_post":
         return (field.name, "border_post_regional")
     return (field.name,)
-
-
-#: A whole-column check: the database columns when every cell passes, ``None`` when some
-#: cell needs the per-cell path (which then names the problem).
-ColumnCheck = Callable[[Sequence[str]], list[list[Any]] | None]
 
 
 class ColumnRule(NamedTuple):
@@ -252,106 +250,10 @@ def compile_field(
     converter = _memoised(convert, cache, columns) if repeats else convert
     fast: ColumnCheck | None = None
     if field.type == "str" and inner is _identity:
-        fast = _fast_text_column(field)
-    elif inner is _document_number:
-        fast = _fast_document_numbers(field)
+        fast = text_column_check(field.pattern, limit, required, FORMULA_START)
+    elif inner is _document_number and not field.pattern:
+        fast = document_number_check(min(limit, MAX_DOCUMENT_NUMBER_LENGTH), required)
     return ColumnRule(field.name, required, cache, converter, len(empty), repeats, fast, columns)
-
-
-def _charset(pattern: str) -> str | None:
-    """The characters of a ``^[class]+$`` pattern (ranges expanded); ``None`` for others."""
-    match = re.fullmatch(r"\^\[([^\]\^\\]+)\]\+\$", pattern)
-    if match is None:
-        return None
-    spec, i = match.group(1), 0
-    chars: list[str] = []
-    while i < len(spec):
-        if i + 2 < len(spec) and spec[i + 1] == "-":
-            chars.extend(chr(c) for c in range(ord(spec[i]), ord(spec[i + 2]) + 1))
-            i += 3
-        else:
-            chars.append(spec[i])
-            i += 1
-    return "".join(chars)
-
-
-def _line_pattern(allowed: str | None, limit: int, required: bool) -> re.Pattern[str]:
-    """A regular expression for a column joined with line feeds, one value per line: every
-    value within ``limit`` characters, of ``allowed`` characters only (any but a line feed
-    when ``None``), not starting with a formula character, and not empty when ``required``."""
-    body = f"[{re.escape(allowed)}]" if allowed is not None else "[^\\n]"
-    first = f"(?![{re.escape(''.join(sorted(FORMULA_START)))}]){body}"
-    value = f"{first}{body}{{0,{limit - 1}}}"
-    line = value if required else f"(?:{value})?"
-    return re.compile(f"{line}(?:\\n{line})*")
-
-
-def _null_empty(column: Sequence[str]) -> list[Any]:
-    """``column`` with empty cells as ``None`` (a dictionary lookup per cell, at C speed)."""
-    return list(map(_EMPTY_TO_NONE.get, column, column))
-
-
-_EMPTY_TO_NONE: dict[str, None] = {"": None}
-
-
-def _fast_text_column(field: Field) -> ColumnCheck | None:
-    """Whole-column version of the checks of a plain text field, run at C speed.
-
-    Same rules as the per-cell path: required, length cap, formula rule (refused at any
-    leading formula character; numbers then go through the per-cell path) and the pattern
-    when it is a character class (a value passes iff it strips to nothing). One regular
-    expression over the joined column settles the common case (no value holds a line
-    feed, every value passes); the stripping checks decide the rest.
-    """
-    allowed = _charset(field.pattern) if field.pattern else ""
-    if allowed is None:
-        return None
-    limit = field.max_length or MAX_CELL_CHARS
-    required = field.required
-    lines = _line_pattern(allowed or None, limit, required)
-    allowed += "\n"
-    starts = tuple("\n" + c for c in FORMULA_START)
-
-    def fast(column: Sequence[str]) -> list[list[Any]] | None:
-        if not column:
-            return None
-        joined = "\n".join(column)
-        passed = joined.count("\n") == len(column) - 1 and lines.fullmatch(joined)
-        if not passed:
-            if (required and "" in column) or max(map(len, column)) > limit:
-                return None
-            joined = "\n" + joined
-            if any(start in joined for start in starts):
-                return None
-            if field.pattern and joined.strip(allowed):
-                return None
-        return [list(column) if required else _null_empty(column)]
-
-    return fast
-
-
-def _fast_document_numbers(field: Field) -> ColumnCheck | None:
-    """Whole-column version of :func:`_document_number` for the common case: every number
-    already canonical ASCII letters and digits (its normalised form is its upper case)."""
-    if field.pattern:
-        return None
-    limit = min(field.max_length or MAX_CELL_CHARS, MAX_DOCUMENT_NUMBER_LENGTH)
-    required = field.required
-
-    def fast(column: Sequence[str]) -> list[list[Any]] | None:
-        if not column or (required and "" in column):
-            return None
-        joined = "".join(column)
-        if not (joined.isascii() and (joined.isalnum() or not joined)):
-            return None
-        if max(map(len, column)) > limit:
-            return None
-        upper = list(map(str.upper, column))
-        if required:
-            return [list(column), upper]
-        return [_null_empty(column), _null_empty(upper)]
-
-    return fast
 
 
 def _fill_hint(field: Field) -> str:

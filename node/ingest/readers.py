@@ -21,7 +21,6 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
-import importlib
 import io
 import json
 from collections.abc import Iterator, Sequence
@@ -68,7 +67,7 @@ class SourceBatch(NamedTuple):
     misshapen: list[SourceRow]
 
 
-def _row(number: int, cells: list[str], problem: RowProblem | None = None) -> SourceRow:
+def source_row(number: int, cells: list[str], problem: RowProblem | None = None) -> SourceRow:
     return (number, cells, problem)
 
 
@@ -83,7 +82,7 @@ class FileFacts:
 def detect_format(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix == ".xls":
-        raise _fatal(
+        raise file_error(
             path,
             0,
             "-",
@@ -93,12 +92,12 @@ def detect_format(path: Path) -> str:
     try:
         return FORMATS[suffix]
     except KeyError:
-        raise _fatal(
+        raise file_error(
             path, 0, "-", f"unknown file type {suffix!r}", "use .csv (UTF-8), .jsonl or .xlsx"
         ) from None
 
 
-def _fatal(path: Path | str, row: int, column: str, problem: str, fix: str) -> IngestError:
+def file_error(path: Path | str, row: int, column: str, problem: str, fix: str) -> IngestError:
     return IngestError(
         [RowError(str(path), row, column, problem, fix)],
         hint="the problem concerns the whole file, so no row of it can be imported",
@@ -114,7 +113,7 @@ def inspect_file(path: Path) -> FileFacts:
     try:
         handle = path.open("rb")
     except OSError as exc:
-        raise _fatal(path, 0, "-", f"cannot be read: {exc.strerror}", "check the path") from exc
+        raise file_error(path, 0, "-", f"cannot be read: {exc.strerror}", "check the path") from exc
     with handle:
         while chunk := handle.read(_CHUNK):
             if size == 0 and fmt != "xlsx":
@@ -131,7 +130,7 @@ def inspect_file(path: Path) -> FileFacts:
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError as exc:
-            raise _fatal(
+            raise file_error(
                 path,
                 lines + 1,
                 "-",
@@ -139,13 +138,13 @@ def inspect_file(path: Path) -> FileFacts:
                 "the file is truncated; export it again",
             ) from exc
     if size == 0:
-        raise _fatal(path, 0, "-", "the file is empty", "export the data again")
+        raise file_error(path, 0, "-", "the file is empty", "export the data again")
     return FileFacts(path, fmt, digest.hexdigest(), size)
 
 
 def _check_start(path: Path, chunk: bytes) -> None:
     if chunk.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise _fatal(
+        raise file_error(
             path,
             1,
             "-",
@@ -162,7 +161,7 @@ def _encoding_error(path: Path, chunk: bytes, exc: UnicodeDecodeError, lines: in
         guess = " (it looks like Latin-1 / Windows-1252)"
     except UnicodeDecodeError:
         guess = ""
-    raise _fatal(
+    raise file_error(
         path, line, "-", f"byte 0x{bad} is not UTF-8{guess}", _CONVERT.format(name=path.name)
     ) from None
 
@@ -238,7 +237,9 @@ class Source:
         return str(self.facts.path)
 
 
-def _layout(spec: DatasetSpec, positions: list[int | None]) -> tuple[tuple[str, ...], list[int]]:
+def column_layout(
+    spec: DatasetSpec, positions: list[int | None]
+) -> tuple[tuple[str, ...], list[int]]:
     """The extras present and, for each source column present, its position in the file row."""
     count = len(spec.columns)
     extras = EXTRA_COLUMNS.get(spec.name, ())
@@ -263,7 +264,7 @@ class CsvSource(Source):
         self.handle = binary
         with text:
             positions = match_header(self.spec, header, self.facts.path)
-            self.extras_present, picks = _layout(self.spec, positions)
+            self.extras_present, picks = column_layout(self.spec, positions)
             width = len(header)
             identity = picks == list(range(width))
             while True:
@@ -278,7 +279,7 @@ class CsvSource(Source):
                 if not cells:
                     continue
                 if len(cells) != width:
-                    yield _row(start, cells, _shape(len(cells), width))
+                    yield source_row(start, cells, _shape(len(cells), width))
                     continue
                 yield (start, cells if identity else [cells[p] for p in picks], None)
 
@@ -290,7 +291,7 @@ class CsvSource(Source):
         self.handle = binary
         with text:
             positions = match_header(self.spec, header, self.facts.path)
-            self.extras_present, picks = _layout(self.spec, positions)
+            self.extras_present, picks = column_layout(self.spec, positions)
             width = len(header)
             identity = picks == list(range(width))
             batch = SourceBatch([], [], [])
@@ -301,7 +302,9 @@ class CsvSource(Source):
                     start, consumed = consumed + 2, reader.line_num
                     if len(cells) != width:
                         if cells:
-                            batch.misshapen.append(_row(start, cells, _shape(len(cells), width)))
+                            batch.misshapen.append(
+                                source_row(start, cells, _shape(len(cells), width))
+                            )
                         continue
                     rows.append(cells if identity else [cells[p] for p in picks])
                     numbers.append(start)
@@ -317,7 +320,7 @@ class CsvSource(Source):
     def _csv_error(self, exc: csv.Error, start: int) -> Iterator[SourceRow]:
         message = str(exc)
         if "unexpected end of data" in message or "EOF" in message:
-            yield _row(
+            yield source_row(
                 start,
                 [],
                 RowProblem(
@@ -338,7 +341,7 @@ class CsvSource(Source):
                 "quote cells that contain the delimiter, and double quotes inside "
                 'quoted cells ("")',
             )
-        raise _fatal(
+        raise file_error(
             self.facts.path, start, "-", problem, fix + "; the rows after this one cannot be read"
         )
 
@@ -351,7 +354,7 @@ def _shape(count: int, width: int) -> RowProblem:
     )
 
 
-def _text(value: Any) -> str | None:
+def cell_text(value: Any) -> str | None:
     """A JSON or spreadsheet value as the text a CSV would hold; ``None`` if it has none."""
     if value is None:
         return ""
@@ -387,7 +390,7 @@ class JsonLinesSource(Source):
                 if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
                     while (rest := handle.readline(_CHUNK)) and not rest.endswith(b"\n"):
                         pass
-                    yield _row(
+                    yield source_row(
                         number,
                         [],
                         RowProblem(
@@ -414,7 +417,7 @@ class JsonLinesSource(Source):
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            return _row(
+            return source_row(
                 number,
                 [],
                 RowProblem(
@@ -424,7 +427,7 @@ class JsonLinesSource(Source):
                 ),
             )
         if not isinstance(record, dict):
-            return _row(
+            return source_row(
                 number,
                 [],
                 RowProblem("-", "the line is not a JSON object", 'write {"column": "value", ...}'),
@@ -435,14 +438,14 @@ class JsonLinesSource(Source):
             if position is None:
                 close = suggest_codes(str(key), columns)
                 fix = f"did you mean {close[0]!r}?" if close else "remove it"
-                return _row(number, [], RowProblem(str(key), "unknown field", fix))
+                return source_row(number, [], RowProblem(str(key), "unknown field", fix))
             if isinstance(value, list) and key in codes:
-                texts = [_text(v) for v in value]
+                texts = [cell_text(v) for v in value]
                 text = None if any(t is None for t in texts) else ";".join(map(str, texts))
             else:
-                text = _text(value)
+                text = cell_text(value)
             if text is None:
-                return _row(
+                return source_row(
                     number,
                     [],
                     RowProblem(
@@ -452,104 +455,15 @@ class JsonLinesSource(Source):
                     ),
                 )
             cells[position] = text
-        return _row(number, cells)
-
-
-class XlsxSource(Source):
-    def rows(self) -> Iterator[SourceRow]:
-        try:
-            openpyxl = importlib.import_module("openpyxl")
-        except ImportError:
-            raise _fatal(
-                self.facts.path,
-                0,
-                "-",
-                "reading .xlsx needs the openpyxl package",
-                "install openpyxl, or save the sheet as 'CSV UTF-8'",
-            ) from None
-        try:
-            book = openpyxl.load_workbook(self.facts.path, read_only=True, data_only=False)
-        except Exception as exc:
-            raise _fatal(
-                self.facts.path,
-                0,
-                "-",
-                f"not a readable .xlsx workbook ({exc})",
-                "open and save it again in Excel, or export 'CSV UTF-8'",
-            ) from None
-        try:
-            yield from self._sheet_rows(book)
-        finally:
-            book.close()
-
-    def _sheet_rows(self, book: Any) -> Iterator[SourceRow]:
-        sheet, header = self._choose_sheet(book)
-        positions = match_header(self.spec, header, self.facts.path)
-        self.extras_present, picks = _layout(self.spec, positions)
-        width = len(header)
-        for number, values in enumerate(sheet.iter_rows(min_row=2, values_only=True), start=2):
-            texts = [_text(v) for v in values]
-            if all(t == "" for t in texts):
-                continue
-            if any(t is None for t in texts):
-                yield _row(
-                    number,
-                    [],
-                    RowProblem(
-                        "-",
-                        "a cell holds a value that is not text, a number or a date",
-                        "type the value as text",
-                    ),
-                )
-                continue
-            cells = [str(t) for t in texts]
-            if any(cells[width:]):
-                yield _row(
-                    number,
-                    cells[:width],
-                    RowProblem(
-                        "-", "a value sits in a column without a header", "move or delete it"
-                    ),
-                )
-                continue
-            cells = (cells + [""] * width)[:width]
-            yield _row(number, [cells[p] for p in picks])
-
-    def _choose_sheet(self, book: Any) -> tuple[Any, list[str]]:
-        wanted = set(self.spec.columns)
-        chosen: tuple[Any, list[str]] | None = None
-        named: tuple[Any, list[str]] | None = None
-        for sheet in book.worksheets:
-            first = next(sheet.iter_rows(min_row=1, max_row=1, values_only=True), ())
-            header = [str(v).strip() if v is not None else "" for v in first]
-            while header and not header[-1]:
-                header.pop()
-            if chosen is None and wanted <= set(header):
-                chosen = (sheet, header)
-            elif named is None and _folded(sheet.title) == _folded(self.spec.name):
-                named = (sheet, header)
-        pick = chosen or named
-        if pick is None:
-            raise _fatal(
-                self.facts.path,
-                1,
-                "-",
-                f"no sheet has the header of {self.spec.name} "
-                f"(sheets: {', '.join(book.sheetnames)})",
-                f"put the data on a sheet whose first row is: {','.join(self.spec.columns)}",
-            )
-        self.notes.extend(
-            f"sheet {title!r} ignored" for title in book.sheetnames if title != pick[0].title
-        )
-        return pick
-
-
-def _folded(text: str) -> str:
-    return "".join(c for c in text.casefold() if c.isalnum())
+        return source_row(number, cells)
 
 
 def open_source(path: Path, spec: DatasetSpec) -> Source:
     """Inspect ``path`` (hash, encoding) and return the reader for its format."""
     facts = inspect_file(path)
-    kind = {"csv": CsvSource, "jsonl": JsonLinesSource, "xlsx": XlsxSource}[facts.format]
+    if facts.format == "xlsx":
+        from node.ingest.xlsx import XlsxSource
+
+        return XlsxSource(facts, spec)
+    kind = {"csv": CsvSource, "jsonl": JsonLinesSource}[facts.format]
     return kind(facts, spec)

@@ -3,10 +3,16 @@
 Why a sub-store: the importer writes millions of rows and must do it inside *one* transaction
 (DESIGN §2, non-negotiable 4), at a speed close to the bare driver. SQLAlchemy's per-row
 parameter processing costs more than the insert itself at that volume, so
-:class:`RecordsWriter` sends prepared ``INSERT`` text with positional tuples through the
-driver's ``executemany``; the values arrive already in the form the column type would bind
-(:meth:`RecordsWriter.processor`), so what SQLAlchemy reads back is exactly what it would
-have written.
+:class:`RecordsWriter` hands positional tuples to the driver; the values arrive already in the
+form the column type would bind (:meth:`RecordsWriter.processor`), so what SQLAlchemy reads
+back is exactly what it would have written. Per backend, the fastest way the driver offers:
+
+* SQLite: prepared ``INSERT`` through ``sqlite3``'s ``executemany`` on the connection the
+  transaction runs on; ``encounter_codes`` rows are split out of the stored ``;``-joined codes
+  by one ``INSERT … SELECT`` per batch (:meth:`RecordsWriter.insert_codes_after`).
+* PostgreSQL: ``COPY … FROM STDIN`` (psycopg formats the rows in C), and key lookups as one
+  array joined to the table, planned as primary-key probes even while the table's statistics
+  still describe it before the import.
 
 Invariants:
 * Nothing here commits on its own. :meth:`RecordsStore.transaction` is the only writing
@@ -152,6 +158,24 @@ class RecordsWriter:
             f"FROM {quote(table.name)} WHERE {quote(self._key)}"
         )
         self._lookup_sql: dict[int, str] = {}
+        # PostgreSQL: rows go in with COPY (psycopg's pipelined executemany spends about a
+        # hundred microseconds of Python per row), and keys are looked up as one array joined
+        # to the table. A long ``IN`` list is planned from the statistics of the table before
+        # the import (autovacuum cannot see an open transaction): a sequential scan of a table
+        # that grows with every batch. The join is one primary-key probe per key regardless.
+        self._unnest_sql: str | None = None
+        self._copy_sql: dict[str, str] = {}
+        if dialect.name == "postgresql":
+            self._copy_sql = {
+                self._insert_sql: f"COPY {quote(table.name)} ({names}) FROM STDIN",
+                self._codes_sql: f"COPY {quote(encounter_codes.name)} ({code_names}) FROM STDIN",
+            }
+            key = quote(self._key)
+            self._unnest_sql = (
+                f"SELECT t.{key}, t.content_hash, t.import_id, t.source_row "
+                f"FROM unnest(CAST(%s AS text[])) AS wanted(k) "
+                f"JOIN {quote(table.name)} AS t ON t.{key} = wanted.k"
+            )
         self._deferred: list[Index] = []
         # On SQLite, batches go straight to the driver's connection (inside the transaction
         # SQLAlchemy began on it): its per-call bookkeeping is then paid once per import.
@@ -191,6 +215,10 @@ class RecordsWriter:
     def existing(self, keys: Sequence[str]) -> dict[str, ExistingRow]:
         """Rows already stored (or written earlier in this transaction) under ``keys``."""
         found: dict[str, ExistingRow] = {}
+        if self._unnest_sql is not None and keys:
+            for row in self.conn.exec_driver_sql(self._unnest_sql, (list(keys),)):
+                found[str(row[0])] = ExistingRow(str(row[1]), str(row[2]), int(row[3]))
+            return found
         for start in range(0, len(keys), LOOKUP_CHUNK):
             chunk = tuple(keys[start : start + LOOKUP_CHUNK])
             sql = self._lookup_sql.get(len(chunk))
@@ -232,6 +260,11 @@ class RecordsWriter:
     def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if self._sqlite is not None:
             self._sqlite.executemany(sql, rows)
+        elif sql in self._copy_sql:
+            driver: Any = self.conn.connection.driver_connection  # a psycopg connection
+            with driver.cursor() as cursor, cursor.copy(self._copy_sql[sql]) as copy:
+                for row in rows:
+                    copy.write_row(row)
         else:
             self.conn.exec_driver_sql(sql, list(rows))
 
