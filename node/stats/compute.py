@@ -2,22 +2,36 @@
 
 Why SQL: the node holds millions of encounters; cells are computed with one ``GROUP BY`` in
 the database, never by loading records into Python. The query is the same on SQLite and
-PostgreSQL (integer arithmetic on ``EXTRACT`` for the time dimensions).
+PostgreSQL but for the time dimensions: integer arithmetic on ``EXTRACT`` on PostgreSQL, on
+the digits of the stored ``YYYY-MM-DD`` text on SQLite (its ``strftime`` parses the whole date
+for every row, which was most of a quarterly matrix's time there).
 
 Invariants:
 * ``persons`` counts each local ``person_id`` once per cell; ``events`` counts records.
+* ``records_considered`` is the number of rows (encounters, or encounter × code rows for a
+  code dimension) the period and filters select, summed from the same ``GROUP BY`` that
+  counts the cells, so the rows are read once.
 * Cell-key perturbation needs to know *who* is in each cell (:func:`cell_members`); the
   identifiers stay inside the node and only the derived noise affects the answer.
 * Nothing here knows about peers or agreements: protection is applied afterwards.
+* Counting runs on a connection tuned for it, the tuning scoped to that connection (SQLite)
+  or to its read transaction (PostgreSQL, ``SET LOCAL``): on SQLite the database file is
+  mapped into memory (:data:`SQLITE_MMAP_BYTES`), since a matrix reads one row per record of
+  the period, scattered over the table, and a read through the page cache costs a system call
+  and a copy each; on PostgreSQL sorts and hashes get :data:`POSTGRES_WORK_MEM` instead of
+  spilling to disk, and JIT compilation, which costs more than it saves on statements of
+  a second, is off.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Integer, and_, cast, extract, func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 
@@ -25,6 +39,11 @@ from node.stats.query import CODE_DIMENSIONS, StatsQuery
 from node.store.records_schema import encounter_codes, encounters
 
 CellKey = tuple[str, ...]
+#: ``PRAGMA mmap_size`` of SQLite connections that count cells (SQLite caps it at its build's
+#: limit, 2 GiB by default; beyond it the file is read through the page cache as before).
+SQLITE_MMAP_BYTES = 1 << 31
+#: ``work_mem`` of a PostgreSQL counting transaction (per sort or hash, per worker).
+POSTGRES_WORK_MEM = "64MB"
 
 
 @dataclass(frozen=True)
@@ -34,21 +53,25 @@ class RawTable:
     records_considered: int
 
 
-def _year() -> ColumnElement[int]:
+def _year(dialect: str) -> ColumnElement[int]:
+    if dialect == "sqlite":  # dates are stored as YYYY-MM-DD text
+        return cast(func.substr(encounters.c.event_date, 1, 4), Integer)
     return cast(extract("year", encounters.c.event_date), Integer)
 
 
-def _month() -> ColumnElement[int]:
+def _month(dialect: str) -> ColumnElement[int]:
+    if dialect == "sqlite":
+        return cast(func.substr(encounters.c.event_date, 6, 2), Integer)
     return cast(extract("month", encounters.c.event_date), Integer)
 
 
-def _dimension_expr(name: str) -> ColumnElement[Any]:
+def _dimension_expr(name: str, dialect: str) -> ColumnElement[Any]:
     if name == "year":
-        return _year()
+        return _year(dialect)
     if name == "month":
-        return _year() * 100 + _month()
+        return _year(dialect) * 100 + _month(dialect)
     if name == "quarter":
-        return _year() * 10 + (_month() - 1) // 3 + 1
+        return _year(dialect) * 10 + (_month(dialect) - 1) // 3 + 1
     if name == "border_post":
         return encounters.c.border_post_regional
     if name in CODE_DIMENSIONS:
@@ -83,7 +106,7 @@ def _filter_values(name: str, values: frozenset[str]) -> list[Any]:
     return sorted(values)
 
 
-def _source_and_where(query: StatsQuery) -> tuple[FromClause, ColumnElement[bool]]:
+def _source_and_where(query: StatsQuery, dialect: str) -> tuple[FromClause, ColumnElement[bool]]:
     conditions = [
         encounters.c.event_date >= query.period.start,
         encounters.c.event_date < query.period.end,
@@ -100,39 +123,59 @@ def _source_and_where(query: StatsQuery) -> tuple[FromClause, ColumnElement[bool
             ),
         )
     for name, values in query.filters.items():
-        conditions.append(_dimension_expr(name).in_(_filter_values(name, values)))
+        conditions.append(_dimension_expr(name, dialect).in_(_filter_values(name, values)))
     return source, and_(*conditions)
+
+
+@contextmanager
+def _reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for counting (memory-mapped reads on SQLite, see the module docstring)."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql(f"PRAGMA mmap_size = {SQLITE_MMAP_BYTES}")
+            yield conn
+            return
+        with conn.begin():
+            if engine.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SET LOCAL work_mem = '{POSTGRES_WORK_MEM}'")
+                conn.exec_driver_sql("SET LOCAL jit = off")
+            yield conn
 
 
 def count_cells(engine: Engine, query: StatsQuery) -> RawTable:
     """Run the query's ``GROUP BY`` and return the raw (unprotected) cells."""
-    exprs = [_dimension_expr(d).label(f"d{i}") for i, d in enumerate(query.dimensions)]
-    source, where = _source_and_where(query)
+    dialect = engine.dialect.name
+    exprs = [_dimension_expr(d, dialect).label(f"d{i}") for i, d in enumerate(query.dimensions)]
+    source, where = _source_and_where(query, dialect)
     if query.measure == "events":
         statement = (
-            select(*exprs, func.count().label("n"))
+            select(*exprs, func.count().label("n"), func.count().label("rows"))
             .select_from(source)
             .where(where)
             .group_by(*[e.name for e in exprs])
         )
     else:
+        # One group per cell and person, holding that person's rows: a cell counts its
+        # groups, and the groups' rows add up to the records considered.
         inner = (
-            select(*exprs, encounters.c.person_id)
+            select(*exprs, encounters.c.person_id, func.count().label("k"))
             .select_from(source)
             .where(where)
             .group_by(*[e.name for e in exprs], encounters.c.person_id)
             .subquery()
         )
         keys = [inner.c[f"d{i}"] for i in range(len(exprs))]
-        statement = select(*keys, func.count().label("n")).group_by(*keys)
-    considered = select(func.count()).select_from(source).where(where)
+        statement = select(*keys, func.count().label("n"), func.sum(inner.c.k).label("rows"))
+        statement = statement.group_by(*keys)
     cells: dict[CellKey, int] = {}
-    with engine.connect() as conn:
+    total = 0
+    width = len(query.dimensions)
+    with _reading(engine) as conn:
         for row in conn.execute(statement):
             fields = tuple(row)
             key = tuple(_label(d, fields[i]) for i, d in enumerate(query.dimensions))
-            cells[key] = int(fields[-1])
-        total = int(conn.execute(considered).scalar_one())
+            cells[key] = int(fields[width])
+            total += int(fields[width + 1])
     return RawTable(query.dimensions, cells, total)
 
 
@@ -142,14 +185,15 @@ def cell_members(engine: Engine, query: StatsQuery) -> dict[CellKey, list[str]]:
     Needed only by cell-key perturbation, which derives the noise from who is in the cell;
     the identifiers stay inside the node.
     """
-    exprs = [_dimension_expr(d).label(f"d{i}") for i, d in enumerate(query.dimensions)]
+    dialect = engine.dialect.name
+    exprs = [_dimension_expr(d, dialect).label(f"d{i}") for i, d in enumerate(query.dimensions)]
     ident = encounters.c.record_id if query.measure == "events" else encounters.c.person_id
-    source, where = _source_and_where(query)
+    source, where = _source_and_where(query, dialect)
     statement = select(*exprs, ident).select_from(source).where(where)
     if query.measure == "persons":
         statement = statement.distinct()
     members: dict[CellKey, list[str]] = {}
-    with engine.connect() as conn:
+    with _reading(engine) as conn:
         for row in conn.execute(statement):
             fields = tuple(row)
             key = tuple(_label(d, fields[i]) for i, d in enumerate(query.dimensions))
