@@ -11,26 +11,33 @@ Invariants:
 * ``records_considered`` is the number of rows (encounters, or encounter × code rows for a
   code dimension) the period and filters select, summed from the same ``GROUP BY`` that
   counts the cells, so the rows are read once.
+* A code dimension (or filter) counts each encounter once per code of its list. The codes are
+  split out of the encounter's own ``;``-joined column (:data:`CODE_COLUMNS`) rather than
+  joined from ``encounter_codes``: the importer writes both in the same transaction, with the
+  same codes, so the cells are the same, and the rows of the period are not joined to a table
+  of several rows per encounter. SQLite without JSON functions joins ``encounter_codes``.
 * Cell-key perturbation needs to know *who* is in each cell (:func:`cell_members`); the
   identifiers stay inside the node and only the derived noise affects the answer.
 * Nothing here knows about peers or agreements: protection is applied afterwards.
-* Counting runs on a connection tuned for it, the tuning scoped to that connection (SQLite)
-  or to its read transaction (PostgreSQL, ``SET LOCAL``): on SQLite the database file is
-  mapped into memory (:data:`SQLITE_MMAP_BYTES`), since a matrix reads one row per record of
-  the period, scattered over the table, and a read through the page cache costs a system call
-  and a copy each; on PostgreSQL sorts and hashes get :data:`POSTGRES_WORK_MEM` instead of
-  spilling to disk, and JIT compilation, which costs more than it saves on statements of
-  a second, is off.
+* Counting runs on a connection tuned for it. On SQLite the connection maps the database
+  file into memory (:data:`SQLITE_MMAP_BYTES`; it stays so when the pool hands it out again,
+  which changes no result): a matrix reads one row per record of the period, scattered over
+  the table, and a read through the page cache costs a system call and a copy each. On
+  PostgreSQL its read transaction (``SET LOCAL``) gives sorts and hashes
+  :data:`POSTGRES_WORK_MEM` instead of spilling to disk, and turns off JIT compilation, which
+  costs more than it saves on statements of a second.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, and_, cast, extract, func, select
+from sqlalchemy import Integer, and_, cast, extract, func, literal, select, true
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import FromClause
@@ -39,6 +46,9 @@ from node.stats.query import CODE_DIMENSIONS, StatsQuery
 from node.store.records_schema import encounter_codes, encounters
 
 CellKey = tuple[str, ...]
+#: The encounters column that holds, ``;``-joined, the codes of each code dimension (the same
+#: codes as the dimension's rows of ``encounter_codes``: the importer writes both together).
+CODE_COLUMNS = {"care_provided": "care_provided", "vulnerability": "vulnerabilities"}
 #: ``PRAGMA mmap_size`` of SQLite connections that count cells (SQLite caps it at its build's
 #: limit, 2 GiB by default; beyond it the file is read through the page cache as before).
 SQLITE_MMAP_BYTES = 1 << 31
@@ -65,7 +75,9 @@ def _month(dialect: str) -> ColumnElement[int]:
     return cast(extract("month", encounters.c.event_date), Integer)
 
 
-def _dimension_expr(name: str, dialect: str) -> ColumnElement[Any]:
+def _dimension_expr(
+    name: str, dialect: str, code: ColumnElement[Any] | None = None
+) -> ColumnElement[Any]:
     if name == "year":
         return _year(dialect)
     if name == "month":
@@ -75,7 +87,7 @@ def _dimension_expr(name: str, dialect: str) -> ColumnElement[Any]:
     if name == "border_post":
         return encounters.c.border_post_regional
     if name in CODE_DIMENSIONS:
-        return encounter_codes.c.code
+        return code if code is not None else encounter_codes.c.code
     return encounters.c[name]
 
 
@@ -106,25 +118,59 @@ def _filter_values(name: str, values: frozenset[str]) -> list[Any]:
     return sorted(values)
 
 
-def _source_and_where(query: StatsQuery, dialect: str) -> tuple[FromClause, ColumnElement[bool]]:
+@cache
+def _sqlite_json() -> bool:
+    """Whether the SQLite library has ``json_each`` (built in since 3.38)."""
+    try:
+        sqlite3.connect(":memory:").execute("SELECT value FROM json_each('[1]')").fetchall()
+    except sqlite3.Error:
+        return False
+    return True
+
+
+def _codes_of_rows(listed: str, dialect: str) -> tuple[FromClause, ColumnElement[Any]] | None:
+    """Encounters joined to their codes of list ``listed``, split out of the row's ``;``-joined
+    column; ``None`` where the database cannot split (SQLite without JSON functions)."""
+    column = encounters.c[CODE_COLUMNS[listed]]
+    if dialect == "postgresql":
+        codes = func.unnest(func.string_to_array(column, ";")).table_valued("code")
+        split = codes.render_derived().lateral("c")
+        return encounters.join(split, true()), split.c.code
+    if dialect == "sqlite" and _sqlite_json():
+        array = literal('["') + func.replace(column, ";", '","') + literal('"]')
+        items = func.json_each(array).table_valued("value").alias("c")
+        return encounters.join(items, true()), items.c.value
+    return None
+
+
+def _source_and_where(
+    query: StatsQuery, dialect: str
+) -> tuple[FromClause, ColumnElement[bool], ColumnElement[Any] | None]:
+    """The rows a query counts, its conditions, and the code column of a code dimension."""
     conditions = [
         encounters.c.event_date >= query.period.start,
         encounters.c.event_date < query.period.end,
     ]
     code_dim = query.code_dimension
     source: FromClause = encounters
+    code: ColumnElement[Any] | None = None
     if code_dim is not None or any(f in CODE_DIMENSIONS for f in query.filters):
         listed = code_dim or next(f for f in query.filters if f in CODE_DIMENSIONS)
-        source = encounters.join(
-            encounter_codes,
-            and_(
-                encounter_codes.c.record_id == encounters.c.record_id,
-                encounter_codes.c.codelist == CODE_DIMENSIONS[listed],
-            ),
-        )
+        split = _codes_of_rows(listed, dialect)
+        if split is not None:
+            source, code = split
+        else:
+            source = encounters.join(
+                encounter_codes,
+                and_(
+                    encounter_codes.c.record_id == encounters.c.record_id,
+                    encounter_codes.c.codelist == CODE_DIMENSIONS[listed],
+                ),
+            )
     for name, values in query.filters.items():
-        conditions.append(_dimension_expr(name, dialect).in_(_filter_values(name, values)))
-    return source, and_(*conditions)
+        expr = _dimension_expr(name, dialect, code)
+        conditions.append(expr.in_(_filter_values(name, values)))
+    return source, and_(*conditions), code
 
 
 @contextmanager
@@ -145,8 +191,10 @@ def _reading(engine: Engine) -> Iterator[Connection]:
 def count_cells(engine: Engine, query: StatsQuery) -> RawTable:
     """Run the query's ``GROUP BY`` and return the raw (unprotected) cells."""
     dialect = engine.dialect.name
-    exprs = [_dimension_expr(d, dialect).label(f"d{i}") for i, d in enumerate(query.dimensions)]
-    source, where = _source_and_where(query, dialect)
+    source, where, code = _source_and_where(query, dialect)
+    exprs = [
+        _dimension_expr(d, dialect, code).label(f"d{i}") for i, d in enumerate(query.dimensions)
+    ]
     if query.measure == "events":
         statement = (
             select(*exprs, func.count().label("n"), func.count().label("rows"))
@@ -186,9 +234,11 @@ def cell_members(engine: Engine, query: StatsQuery) -> dict[CellKey, list[str]]:
     the identifiers stay inside the node.
     """
     dialect = engine.dialect.name
-    exprs = [_dimension_expr(d, dialect).label(f"d{i}") for i, d in enumerate(query.dimensions)]
+    source, where, code = _source_and_where(query, dialect)
+    exprs = [
+        _dimension_expr(d, dialect, code).label(f"d{i}") for i, d in enumerate(query.dimensions)
+    ]
     ident = encounters.c.record_id if query.measure == "events" else encounters.c.person_id
-    source, where = _source_and_where(query, dialect)
     statement = select(*exprs, ident).select_from(source).where(where)
     if query.measure == "persons":
         statement = statement.distinct()
