@@ -208,6 +208,9 @@ class Pipeline:
             self._audit(spec, sealed, header, responses[0], "allowed", "OK", "", permit, extra, now)
             return Outcome(responses[0], responses=responses)
         except EnlaceError as exc:
+            if exc.status_name == "INTERNAL":  # e.g. StoreError: its text names the database
+                log.error("%s failed: %s", spec.full_name, exc)
+                exc = _internal()
             return self._refuse(spec, sealed, header, exc, permit, extra, now)
         except CryptoError as exc:
             error = AuthenticationError(str(exc), hint="sign the exact bytes you send")
@@ -216,11 +219,7 @@ class Pipeline:
             return self._refuse(spec, sealed, header, from_policy(exc), permit, extra, now)
         except Exception:  # fail closed: a bug answers INTERNAL, signed and audited
             log.exception("%s failed", spec.full_name)
-            internal = InternalError(
-                "the node could not answer this request; the failure is in its log",
-                hint="retry later, or ask the node's operator",
-            )
-            return self._refuse(spec, sealed, header, internal, permit, extra, now)
+            return self._refuse(spec, sealed, header, _internal(), permit, extra, now)
 
     # -- checks, in order ------------------------------------------------------------------
     def _parse(self, sealed: Sealed) -> Header:
@@ -361,6 +360,14 @@ class Pipeline:
                 extra=extra,
             )
         )
+
+
+def _internal() -> InternalError:
+    """What a peer is told of a failure at this node: never its details (they are logged)."""
+    return InternalError(
+        "the node could not answer this request; the failure is in its log",
+        hint="retry later, or ask the node's operator",
+    )
 
 
 def _nul_field(message: Message, prefix: str = "") -> str:
