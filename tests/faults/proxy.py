@@ -101,7 +101,12 @@ class Relay:
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with RST (linger 0), as a dropped connection looks to the other side."""
+    """Close with RST (linger 0), as a dropped connection looks to the other side.
+
+    ``shutdown`` first: a plain ``close`` would wait for the relay thread blocked in ``recv``
+    on the same socket, so nothing would reach the other side until data arrived."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
     sock.close()

@@ -1,0 +1,1 @@
+"""Faults: SIGKILL mid-write, lost database, full disk, hung peers; see ``docs/assurance.md``."""
