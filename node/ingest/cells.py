@@ -252,8 +252,23 @@ def compile_field(
     if field.type == "str" and inner is _identity:
         fast = text_column_check(field.pattern, limit, required, FORMULA_START)
     elif inner is _document_number and not field.pattern:
-        fast = document_number_check(min(limit, MAX_DOCUMENT_NUMBER_LENGTH), required)
+        canonical = min(limit, MAX_DOCUMENT_NUMBER_LENGTH)
+        fast = document_number_check(canonical, required)
+        converter = _canonical_numbers_first(convert, canonical)
     return ColumnRule(field.name, required, cache, converter, len(empty), repeats, fast, columns)
+
+
+def _canonical_numbers_first(convert: Converter, limit: int) -> Converter:
+    """``convert`` for document numbers, with the common case decided first: a number of ASCII
+    letters and digits within ``limit`` passes every check and normalises to its upper case
+    (a column of loosely typed numbers takes this path, cell by cell)."""
+
+    def number(value: str) -> tuple[Any, ...]:
+        if value and len(value) <= limit and value.isascii() and value.isalnum():
+            return (value, value.upper())
+        return convert(value)
+
+    return number
 
 
 def _fill_hint(field: Field) -> str:
