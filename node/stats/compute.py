@@ -9,8 +9,8 @@ for every row, which was most of a quarterly matrix's time there).
 Invariants:
 * ``persons`` counts each local ``person_id`` once per cell; ``events`` counts records.
 * ``records_considered`` is the number of rows (encounters, or encounter × code rows for a
-  code dimension) the period and filters select, summed from the same ``GROUP BY`` that
-  counts the cells, so the rows are read once.
+  code dimension) the period and filters select, counted by the same ``GROUP BY`` as the
+  cells, so the rows are read once.
 * A code dimension (or filter) counts each encounter once per code of its list. The codes are
   split out of the encounter's own ``;``-joined column (:data:`CODE_COLUMNS`) rather than
   joined from ``encounter_codes``: the importer writes both in the same transaction, with the
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, and_, cast, extract, func, literal, select, true
+from sqlalchemy import Integer, and_, cast, distinct, extract, func, literal, select, true
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import FromClause
@@ -195,26 +195,16 @@ def count_cells(engine: Engine, query: StatsQuery) -> RawTable:
     exprs = [
         _dimension_expr(d, dialect, code).label(f"d{i}") for i, d in enumerate(query.dimensions)
     ]
-    if query.measure == "events":
-        statement = (
-            select(*exprs, func.count().label("n"), func.count().label("rows"))
-            .select_from(source)
-            .where(where)
-            .group_by(*[e.name for e in exprs])
-        )
-    else:
-        # One group per cell and person, holding that person's rows: a cell counts its
-        # groups, and the groups' rows add up to the records considered.
-        inner = (
-            select(*exprs, encounters.c.person_id, func.count().label("k"))
-            .select_from(source)
-            .where(where)
-            .group_by(*[e.name for e in exprs], encounters.c.person_id)
-            .subquery()
-        )
-        keys = [inner.c[f"d{i}"] for i in range(len(exprs))]
-        statement = select(*keys, func.count().label("n"), func.sum(inner.c.k).label("rows"))
-        statement = statement.group_by(*keys)
+    # Persons: the distinct person ids of the cell (never NULL); events: its rows. Either way
+    # the rows of every cell add up to the records considered.
+    persons = query.measure == "persons"
+    measure = func.count(distinct(encounters.c.person_id)) if persons else func.count()
+    statement = (
+        select(*exprs, measure, func.count())
+        .select_from(source)
+        .where(where)
+        .group_by(*[e.name for e in exprs])
+    )
     cells: dict[CellKey, int] = {}
     total = 0
     width = len(query.dimensions)
