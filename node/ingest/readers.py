@@ -254,9 +254,24 @@ class CsvSource(Source):
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
         first = text.readline()
         delimiter = max((",", ";", "\t"), key=first.count) if first.strip() else ","
-        header = next(csv.reader([first], delimiter=delimiter, strict=True), [])
+        try:
+            header = next(csv.reader([first], delimiter=delimiter, strict=True), [])
+        except csv.Error as exc:
+            text.close()
+            raise self._header_error(first, delimiter, exc) from None
         reader = csv.reader(text, delimiter=delimiter, strict=True)
         return text, binary, reader, [h.strip() for h in header]
+
+    def _header_error(self, line: str, delimiter: str, exc: csv.Error) -> IngestError:
+        """The header line cannot be parsed: name its cell that opens a quote never closed."""
+        column = f"column {_unclosed_quote_column(line, delimiter)}"
+        if "unexpected end of data" in str(exc):
+            problem = "the header row opens a quote that is never closed"
+            fix = "close the quote (or remove it: column names need none) and export again"
+        else:
+            problem = f"the header row is not valid CSV ({exc})"
+            fix = "write the column names separated by the delimiter, without quotes"
+        return file_error(self.facts.path, 1, column, problem, fix)
 
     def rows(self) -> Iterator[SourceRow]:
         csv.field_size_limit(MAX_FIELD_READ)
@@ -344,6 +359,29 @@ class CsvSource(Source):
         raise file_error(
             self.facts.path, start, "-", problem, fix + "; the rows after this one cannot be read"
         )
+
+
+def _unclosed_quote_column(line: str, delimiter: str) -> int:
+    """1-based number of the cell of ``line`` in which a quoted cell is left open (the last
+    cell when none is: the error is then elsewhere in the line)."""
+    column, at_start, quoted, opened = 1, True, False, 0
+    i = 0
+    while i < len(line):
+        char = line[i]
+        if quoted:
+            if char == '"' and line[i + 1 : i + 2] == '"':
+                i += 2
+                continue
+            quoted = char != '"'
+        elif char == delimiter:
+            column, at_start = column + 1, True
+            i += 1
+            continue
+        elif char == '"' and at_start:
+            quoted, opened = True, column
+        at_start = False
+        i += 1
+    return opened if quoted else column
 
 
 def _shape(count: int, width: int) -> RowProblem:

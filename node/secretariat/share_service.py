@@ -24,6 +24,7 @@ Invariants:
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import re
@@ -47,6 +48,8 @@ from node.server.pipeline import Ask, CallContext, MethodSpec
 from node.stats.compute import count_cells
 from node.stats.matrices import matrix
 from node.stats.query import StatsQuery, build_query
+from node.trust.directory import DirectoryLookupError
+from node.trust.member import MemberDescriptor
 
 SERVICE = "enlace.v1.ShareService"
 CONTRIBUTE = f"/{SERVICE}/Contribute"
@@ -86,8 +89,24 @@ def _describe_contribute(request: secretariat_pb2.ContributeRequest) -> Ask:
     )
 
 
+def _named_member(
+    runtime: NodeRuntime, at: dt.datetime, country: str, field: str
+) -> MemberDescriptor:
+    """The directory member a body field names; an unknown one is the caller's bad argument.
+
+    (``Directory.member`` raises an authentication error, meant for who signed a request; the
+    caller here authenticated fine, only a field of its body is wrong.)
+    """
+    try:
+        return runtime.directory.current(at).member(country)
+    except DirectoryLookupError:
+        raise InvalidArgumentError(
+            f"{country!r} is not a member of the directory", field=field
+        ) from None
+
+
 def _helper_of(runtime: NodeRuntime, helper: str) -> str:
-    member = runtime.directory.current(runtime.clock.now()).member(helper)
+    member = _named_member(runtime, runtime.clock.now(), helper, "helper")
     if not member.has_role("helper"):
         raise InvalidArgumentError(
             f"{helper} does not hold the helper role in the directory", field="helper"
@@ -171,7 +190,7 @@ def submit_share(
     """Helper side: hold one member's share of a round for the secretariat named in it."""
     runtime = ctx.runtime
     round_id = _round_id(request.round_id)
-    requester = runtime.directory.current(ctx.now).member(request.requester)
+    requester = _named_member(runtime, ctx.now, request.requester, "requester")
     if not requester.has_role("secretariat"):
         raise InvalidArgumentError(f"{request.requester} is not the secretariat", field="requester")
     query = matrix_query(request.matrix, request.period)

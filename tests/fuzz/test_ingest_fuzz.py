@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from fuzz.harness import fuzz_examples, fuzz_settings
 from fuzz.strategies import mutated, text
 from node.errors import InvalidArgumentError
+from node.ingest import IngestError
 from node.ingest.pipeline import ingest
 from node.records.generate import generate
 from node.store import Store, open_store
@@ -159,26 +160,22 @@ def test_an_import_succeeds_or_refuses_cleanly(
     except InvalidArgumentError:
         assert _state(bench.store) == before, "a refused import changed the store"
         return
-    except csv.Error as exc:  # KNOWN DEFECT, see the strict xfail below
-        assert suffix == ".csv" and "unexpected end of data" in str(exc), exc
-        assert _state(bench.store) == before
-        return
     if mode == "dry-run":
         assert _state(bench.store) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="node/ingest/readers.py CsvSource._open parses the header line with csv.reader "
-    "outside the csv.Error handling of rows()/batches(): a header with an unclosed quote "
-    "raises _csv.Error ('unexpected end of data') instead of IngestError, so `enlace ingest` "
-    "ends in a traceback (nothing is written). Once fixed, drop this xfail and the csv.Error "
-    "tolerance in test_an_import_succeeds_or_refuses_cleanly.",
-)
 def test_a_csv_header_with_an_unclosed_quote_is_refused_as_ingest_error(bench: Bench) -> None:
     path = bench.work / "unclosed.csv"
     path.write_text('"record_id,person_id\nPANE1,PANP1\n', encoding="utf-8")
     before = _state(bench.store)
-    with pytest.raises(InvalidArgumentError):
+    with pytest.raises(IngestError) as refused:
         ingest(bench.store, "encounters", [path], now=NOW)
     assert _state(bench.store) == before
+    (error,) = refused.value.errors
+    assert (error.file, error.row, error.column) == (str(path), 1, "column 1")
+    assert "never closed" in error.problem and "close the quote" in error.fix
+    # The same in a later cell of a semicolon-separated header, whichever reader is used.
+    path.write_text('record_id;"person_id\nPANE1;PANP1\n', encoding="utf-8")
+    with pytest.raises(IngestError) as refused:
+        ingest(bench.store, "encounters", [path], now=NOW, dry_run=True)
+    assert [(e.row, e.column) for e in refused.value.errors] == [(1, "column 2")]

@@ -56,19 +56,12 @@ from node.server.pipeline import MethodSpec
 
 COUNTRIES = ("PAN", "CRI", "HND", "GTM")  # GTM has no agreement with anyone
 SERVED = ("PAN", "CRM", HELPER)
-_MEMBER_LOOKUP = (
-    "UNAUTHENTICATED",
-    "a body field naming a country that is not a member is looked up with Directory.member, "
-    "whose DirectoryLookupError is an AuthenticationError: the caller, whose signature was "
-    "fine, is told UNAUTHENTICATED instead of INVALID_ARGUMENT (node/secretariat/"
-    "share_service.py, _helper_of and submit_share)",
+#: Body fields that name a country: a non-member there is the caller's bad argument
+#: (INVALID_ARGUMENT), never an authentication failure of a caller that signed correctly.
+COUNTRY_FIELDS = (
+    ("/enlace.v1.ShareService/Contribute", "helper"),
+    ("/enlace.v1.ShareService/SubmitShare", "requester"),
 )
-#: (method, field) → (status answered instead, why). Tolerated by the injection test (never
-#: OK nor INTERNAL); each is an xfail(strict=True) test below, so a fix turns it red.
-KNOWN_DEFECTS: dict[tuple[str, str], tuple[str, str]] = {
-    ("/enlace.v1.ShareService/Contribute", "helper"): _MEMBER_LOOKUP,
-    ("/enlace.v1.ShareService/SubmitShare", "requester"): _MEMBER_LOOKUP,
-}
 QUOTA_ID, EXPIRED_ID = "HOSTILE-PAN-HND-QUOTA", "HOSTILE-PAN-HND-EXPIRED"
 STATS_QUOTA = 5
 
@@ -214,9 +207,6 @@ def test_injection_in_every_text_field_is_answered_and_the_store_is_intact(
                     client.channel, valid(variant), variant.method, streaming=variant.streaming
                 )
             calls += 1
-            known = KNOWN_DEFECTS.get((target.spec.full_name, where))
-            if known and delivery.status == known[0]:
-                continue
             if delivery.status not in REFUSALS | {"OK"}:
                 wrong.append(
                     f"{target.spec.full_name} {where}: {delivery.status} {delivery.details[:200]}"
@@ -248,6 +238,7 @@ def _status(fed: Federation, caller: str, method: str, body: Message, **header: 
 
 STATS = stats_pb2.AggregateRequest(dataset="encounters", dimensions=["nationality"], period="2023")
 EVALUATE = "/enlace.v1.MatchService/Evaluate"
+SYNC = "/enlace.v1.MatchService/SyncFilter"
 
 
 def _evaluate(count: int) -> match_pb2.EvaluateRequest:
@@ -354,6 +345,9 @@ def test_enumeration_stops_at_the_quota(fed: Federation) -> None:
     )
     singles = until_refused(lambda: _status(fed, "HND", EVALUATE, _evaluate(1), **header), 50)
     assert singles == ["OK"] * STATS_QUOTA + ["RESOURCE_EXHAUSTED"]
+    # Fetching the filter again (to probe it offline) is metered by the same grant.
+    sync = match_pb2.SyncFilterRequest(dataset="travel_documents")
+    assert _status(fed, "HND", SYNC, sync, **header) == "RESOURCE_EXHAUSTED"
     # The next UTC day the quota is fresh again (the holder's clock decides).
     fed.clocks["PAN"].advance(dt.timedelta(days=1))
     fed.clocks["HND"].advance(dt.timedelta(days=1))
@@ -374,16 +368,11 @@ def test_enumeration_stops_at_the_quota(fed: Federation) -> None:
 
 @pytest.mark.parametrize(
     "where",
-    [
-        pytest.param(
-            w,
-            id=f"{w[0].rsplit('/', 1)[1]}.{w[1]}",
-            marks=pytest.mark.xfail(strict=True, reason=KNOWN_DEFECTS[w][1]),
-        )
-        for w in sorted(KNOWN_DEFECTS)
-    ],
+    [pytest.param(w, id=f"{w[0].rsplit('/', 1)[1]}.{w[1]}") for w in COUNTRY_FIELDS],
 )
-def test_known_defects_answer_invalid_argument(fed: Federation, where: tuple[str, str]) -> None:
+def test_a_non_member_named_in_the_body_is_an_invalid_argument(
+    fed: Federation, where: tuple[str, str]
+) -> None:
     method, field_name = where
     target = next(t for t in targets(fed) if t.spec.full_name == method)
     aim = aim_at(fed, target)
@@ -393,3 +382,4 @@ def test_known_defects_answer_invalid_argument(fed: Federation, where: tuple[str
     with variant.client as client:
         delivery = deliver(client.channel, valid(variant), method)
     assert delivery.status == "INVALID_ARGUMENT", delivery.details
+    assert delivery.details.startswith(f"{field_name}: "), delivery.details
