@@ -3,16 +3,19 @@
 Why: the issue's target is a 500-traveller manifest screened against 10 peers holding 1M
 records each in at most 5 s. Figures only; nothing is asserted.
 
-    python bench/bench_screen.py [--peers 10] [--records 1000000] [--travellers 500] [--json]
+    python bench/bench_screen.py [--peers 10] [--records 1000000] [--travellers 500]
+                                 [--dates covering,finest] [--rounds 3] [--json]
 
 Set-up (timed separately, not part of the screening figure): one member's synthetic files of
 ``--records`` encounters (with their travel documents, alerts and persons of interest) are
 generated once and imported into every peer; each peer builds its own filters under its own
 keys, gets a matching agreement with the querier and serves as its own ``enlace serve``
 process. The querier syncs every filter once (a one-time cost, reported), then screens the
-PAXLST manifest ``--rounds`` times: read, normalise, blind, one batched Evaluate stream per
-peer and dataset over signed, audited mutual-TLS gRPC, unblind, look up, merge per traveller.
-The median round is reported with its per-traveller cost (wall and querier CPU).
+PAXLST manifest ``--rounds`` times per birth-date policy (``--dates``, see
+:mod:`node.matching.keys`; the policies alternate within each round so they share the machine's
+state): read, normalise, blind, one batched Evaluate stream per peer and dataset over signed,
+audited mutual-TLS gRPC, unblind, look up, merge per traveller. The median round of each policy
+is reported with its per-traveller cost (wall and querier CPU) and its elements.
 
 Screening cost grows with travellers x peers x keys per traveller; the holders' record counts
 matter only through the filter sync and a binary search per element, so ``--records`` can be
@@ -60,7 +63,9 @@ def _agree(runtimes: dict[str, Any], holder: str, requester: str, now: dt.dateti
         AgreementBook(runtimes[party]).install_text(dump_signed_agreement(signed), now)
 
 
-def run(root: Path, peers: int, records: int, travellers: int, rounds: int) -> dict[str, Any]:
+def run(
+    root: Path, peers: int, records: int, travellers: int, rounds: int, dates: list[str]
+) -> dict[str, Any]:
     from node.demo.federation import create_federation
     from node.demo.processes import NodeProcess
     from node.ingest.pipeline import ingest
@@ -98,7 +103,7 @@ def run(root: Path, peers: int, records: int, travellers: int, rounds: int) -> d
                                         departure=now + dt.timedelta(hours=2))  # fmt: skip
     data = write_paxlst(manifest, recipient="CRI", prepared_at=now).encode()
     nodes = [NodeProcess(c, federation.homes[c], federation.endpoint(c)) for c in holders]
-    results: list[dict[str, Any]] = []
+    results: dict[str, list[dict[str, Any]]] = {policy: [] for policy in dates}
     try:
         for node in nodes:
             node.start({"ENLACE_LOG_LEVEL": "WARNING"})
@@ -111,38 +116,43 @@ def run(root: Path, peers: int, records: int, travellers: int, rounds: int) -> d
                 for dataset in DATASETS:
                     client.sync(country, dataset, PURPOSE)
             setup["sync_all_s"] = time.perf_counter() - started
-            for _ in range(rounds):
+            for _, policy in ((n, p) for n in range(rounds) for p in dates):
                 server = sum(process_cpu_seconds(n.process.pid) or 0.0 for n in nodes)
                 cpu, started = time.process_time(), time.perf_counter()
                 parsed = read_paxlst(data, today=now.date())
-                screening = screen_manifest(client, parsed, purpose=PURPOSE)
+                screening = screen_manifest(client, parsed, purpose=PURPOSE, dates=policy)
                 wall, own = time.perf_counter() - started, time.process_time() - cpu
                 server = sum(process_cpu_seconds(n.process.pid) or 0.0 for n in nodes) - server
                 errors = sum(o.status == "error" for r in screening.travellers
                              for o in r.results.values())  # fmt: skip
-                results.append({
+                results[policy].append({
                     "wall_s": wall, "querier_cpu_s": own, "holders_cpu_s": server,
                     "elements": screening.elements, "errors": errors,
                     "travellers_hit": sum(1 for r in screening.travellers if r.hits()),
+                    "hits": sorted(f"{t.position}:{o.peer}:{o.dataset}:{o.strength}"
+                                   for t, o in screening.hits()),
                 })  # fmt: skip
     finally:
         for node in nodes:
             node.stop()
         runtimes["CRI"].close()
-    median = sorted(results, key=lambda r: r["wall_s"])[len(results) // 2]
+    screening: dict[str, Any] = {}
+    for policy, rows in results.items():
+        median = sorted(rows, key=lambda r: r["wall_s"])[len(rows) // 2]
+        screening[policy] = median | {
+            "ms_per_traveller_wall": median["wall_s"] / travellers * 1000,
+            "ms_per_traveller_querier_cpu": median["querier_cpu_s"] / travellers * 1000,
+            "us_per_element_wall": median["wall_s"] / median["elements"] * 1e6,
+            "elements_per_traveller_and_peer": median["elements"] / travellers / len(holders),
+            "rounds_wall_s": [round(r["wall_s"], 3) for r in rows],
+        }
     return {
         "peers": len(holders),
         "records_per_peer": records,
         "travellers": travellers,
         "planted": len(planted),
         "setup": setup,
-        "screening": median
-        | {
-            "ms_per_traveller_wall": median["wall_s"] / travellers * 1000,
-            "ms_per_traveller_querier_cpu": median["querier_cpu_s"] / travellers * 1000,
-            "us_per_element_wall": median["wall_s"] / median["elements"] * 1e6,
-            "rounds_wall_s": [round(r["wall_s"], 3) for r in results],
-        },
+        "screening": screening,
         "target_s": 5.0,
     }
 
@@ -153,24 +163,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--travellers", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--dates",
+        default="covering",
+        help="comma-separated birth-date policies to compare: every, covering, finest",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="bench-screen-"))
     try:
-        result = run(root, args.peers, args.records, args.travellers, args.rounds)
+        dates = [d.strip() for d in args.dates.split(",") if d.strip()]
+        result = run(root, args.peers, args.records, args.travellers, args.rounds, dates)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     result["machine"] = machine()
     if args.json:
         print_json(result)
         return 0
-    s = result["screening"]
-    print(f"{result['travellers']} travellers x {result['peers']} peers "
-          f"({result['records_per_peer']:,} records each): {s['wall_s']:.2f} s wall "
-          f"(target {result['target_s']} s), {s['ms_per_traveller_wall']:.2f} ms/traveller, "
-          f"{s['elements']:,} elements ({s['us_per_element_wall']:.0f} us each), "
-          f"querier CPU {s['querier_cpu_s']:.2f} s, holders CPU {s['holders_cpu_s']:.2f} s, "
-          f"{s['travellers_hit']} travellers hit, {s['errors']} errors")  # fmt: skip
+    for policy, s in result["screening"].items():
+        print(f"[dates={policy}] {result['travellers']} travellers x {result['peers']} peers "
+              f"({result['records_per_peer']:,} records each): {s['wall_s']:.2f} s wall "
+              f"(target {result['target_s']} s; rounds {s['rounds_wall_s']}), "
+              f"{s['ms_per_traveller_wall']:.2f} ms/traveller, {s['elements']:,} elements "
+              f"({s['elements_per_traveller_and_peer']:.1f} per traveller and peer, "
+              f"{s['us_per_element_wall']:.0f} us each), querier CPU {s['querier_cpu_s']:.2f} s, "
+              f"holders CPU {s['holders_cpu_s']:.2f} s, {s['travellers_hit']} travellers hit "
+              f"({len(s['hits'])} hits), {s['errors']} errors")  # fmt: skip
     print(f"set-up (not timed above): {result['setup']}")
     return 0
 

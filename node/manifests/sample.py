@@ -11,6 +11,8 @@ The expected hits are computed independently of the network: every peer's record
 with :func:`node.matching.sources.record_keys` exactly as a holder keys them, and each
 traveller's queries with :func:`node.matching.sources.query_keys`; a (peer, dataset) is
 expected to hit when the sets intersect and the peer grants that dataset.
+:func:`person_hits_by_policy` measures, against the generator's ground truth, which true hits
+each birth-date policy of :mod:`node.matching.keys` finds and which it misses.
 
 Invariants: deterministic for the same files, seed and arguments; the planted travellers come
 first in ``truth`` order but are shuffled in the manifest; nothing here touches a store.
@@ -21,13 +23,21 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import random
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from node.manifests.model import Manifest, Traveller, digest
-from node.manifests.screen import SCREEN_DATASETS, traveller_queries
-from node.matching.sources import SOURCES, query_keys, record_keys
+from node.manifests.screen import SCREEN_DATASETS, SCREEN_DATES, traveller_queries
+from node.matching.keys import DATE_POLICIES, DatePolicy, parse_input, strongest
+from node.matching.sources import (
+    PERSON_DATASETS,
+    SOURCES,
+    person_query,
+    query_keys,
+    record_keys,
+)
 from node.records.dates import parse_partial_date
 from node.records.icao import normalise_country_code, normalise_document_number
 
@@ -171,13 +181,16 @@ def expected_hits(
     manifest: Manifest,
     peers: Mapping[str, Path],
     granted: Mapping[str, Sequence[str]] | None = None,
+    *,
+    dates: DatePolicy = SCREEN_DATES,
 ) -> dict[int, set[tuple[str, str]]]:
-    """``position -> {(peer, dataset)}`` every screened traveller must hit (and nothing else)."""
+    """``position -> {(peer, dataset)}`` every screened traveller must hit (and nothing else)
+    when travellers send the birth-date keys of ``dates``."""
     held = {peer: peer_keys(folder) for peer, folder in peers.items()}
     expected: dict[int, set[tuple[str, str]]] = {}
     for traveller in manifest.travellers:
         hits: set[tuple[str, str]] = set()
-        for query in traveller_queries(traveller):
+        for query in traveller_queries(traveller, dates):
             for dataset, inputs in query_keys(query, SCREEN_DATASETS).items():
                 for peer, keys in held.items():
                     allowed = granted is None or dataset in granted.get(peer, ())
@@ -225,3 +238,66 @@ def write_samples(
         write_truth(path.with_name(name + ".truth.csv"), planted, manifest)
         written.append(path)
     return written
+
+
+# --------------------------------------------------------------------------- date policies
+
+
+@dataclass(frozen=True)
+class PolicyOutcome:
+    """What travellers' person keys under one birth-date policy find at one holder."""
+
+    policy: str
+    travellers: int
+    keys: int
+    hits: frozenset[tuple[int, str]]  # (traveller, dataset) with any key in common
+    true_hits: frozenset[tuple[int, str]]  # ... with a key of a record of the same person
+    strengths: Mapping[str, int]  # strongest precision of each hit -> count
+
+
+def _global_ids(folder: Path) -> dict[tuple[str, str], str]:
+    return {(r["dataset"], r["local_id"]): r["global_person_id"]
+            for r in _rows(folder / "ground_truth.csv")}  # fmt: skip
+
+
+def person_hits_by_policy(
+    holder: Path, querier: Path, policies: Sequence[DatePolicy] = DATE_POLICIES
+) -> dict[str, PolicyOutcome]:
+    """Screen every passport holder of ``querier``'s generated files by name and full date of
+    birth against ``holder``'s ``identities`` and ``persons_of_interest``, under each policy.
+
+    A hit is *true* when a record it meets belongs to the same person (the generator's
+    ``ground_truth.csv`` of both folders names people across countries); the rest are
+    namesakes. This is how ``docs/manifests.md`` shows what each policy finds and misses.
+    """
+    people, known = _global_ids(holder), _global_ids(querier)
+    index: dict[str, dict[bytes, set[str]]] = {}
+    for dataset in PERSON_DATASETS:
+        index[dataset] = {}
+        for source in SOURCES[dataset]:
+            for row in _rows(holder / f"{source}.csv"):
+                who = (people.get(("encounters", row.get("person_id", "")))
+                       or people.get((source, row["record_id"])) or row["record_id"])  # fmt: skip
+                for key in record_keys(dataset, source, _holder_row(row)):
+                    index[dataset].setdefault(key, set()).add(who)
+    travellers = [r for r in _rows(querier / "travel_documents.csv")
+                  if len(r["birth_date"]) == len("YYYY-MM-DD")]  # fmt: skip
+    out: dict[str, PolicyOutcome] = {}
+    for policy in policies:
+        keys, hits, true_hits, strengths = 0, set(), set(), Counter[str]()
+        for number, row in enumerate(travellers):
+            who = known.get(("encounters", row["person_id"]), "")
+            query = person_query(row["surname"], row["given_names"], row["birth_date"],
+                                 dates=policy)  # fmt: skip
+            for dataset, inputs in query_keys(query, PERSON_DATASETS).items():
+                keys += len(inputs)
+                met = [(parse_input(k), index[dataset][k]) for k in inputs if k in index[dataset]]
+                if met:
+                    hits.add((number, dataset))
+                    best = strongest([m for m, _ in met])
+                    strengths[best.strength if best else ""] += 1
+                if any(who in persons for _, persons in met):
+                    true_hits.add((number, dataset))
+        out[policy] = PolicyOutcome(policy, len(travellers), keys, frozenset(hits),
+                                    frozenset(true_hits), dict(strengths))  # fmt: skip
+    return out

@@ -12,8 +12,18 @@ The per-traveller result merges the answers of its queries per (peer, dataset): 
 (the strongest one: document, then name with full date, month, year), then an error, then
 "no hit", then "not granted". A duplicate traveller reuses the results of its first listing.
 
+Cost grows with travellers x peers x elements per traveller, so a traveller sends as few
+elements as find every hit (:mod:`node.matching.keys`): one name variant in most cases, and by
+default (:data:`SCREEN_DATES`, ``covering``) the full date of birth and the year only — the
+month key finds nothing the year key does not, it only grades a hit. ``finest`` sends the full
+date alone, and then misses holder records that know only the month or year of birth
+(``docs/manifests.md`` says how many on generated data). Queries that would send the same keys
+(two travellers with one document, namesakes born the same day) are sent once.
+
 Invariants:
 * Nothing but blinded OPRF elements leaves the node (the matching client's invariant).
+* Every query sent is the first of its keys; its answers are given to every traveller that
+  built the same keys, so removing repeats changes no result.
 * ``Screening.status`` is ``hit`` when any traveller hit anywhere, else ``incomplete`` when a
   peer failed, a traveller was rejected or could not be queried, else ``clear``.
 * A stored screening (:func:`save_screening`) has one row per traveller and one ``screened``
@@ -31,7 +41,8 @@ from typing import Any
 from node.errors import InvalidArgumentError
 from node.manifests.model import Manifest, Rejected, Traveller
 from node.matching.client import MatchClient, Outcome, Progress
-from node.matching.sources import Query, document_query, person_query
+from node.matching.keys import DatePolicy
+from node.matching.sources import Query, document_query, person_query, query_keys
 from node.store import Store
 
 #: The datasets screened, in report order.
@@ -41,6 +52,8 @@ SCREEN_DATASETS: tuple[str, ...] = (
     "persons_of_interest",
     "identities",
 )
+#: Birth-date keys a traveller sends (see the module docstring and :mod:`node.matching.keys`).
+SCREEN_DATES: DatePolicy = "covering"
 _RANK = {"hit": 0, "error": 1, "no hit": 2, "not granted": 3}
 _STRENGTH = {"document": 0, "name+day": 1, "name+month": 2, "name+year": 3}
 EXIT_CLEAR, EXIT_HIT, EXIT_INCOMPLETE = 0, 3, 4
@@ -129,7 +142,7 @@ class Screening:
         return out
 
 
-def traveller_queries(traveller: Traveller) -> list[Query]:
+def traveller_queries(traveller: Traveller, dates: DatePolicy = SCREEN_DATES) -> list[Query]:
     """The document and person queries of one traveller (raises InvalidArgumentError)."""
     queries: list[Query] = []
     if traveller.has_document:
@@ -139,8 +152,15 @@ def traveller_queries(traveller: Traveller) -> list[Query]:
     if traveller.has_identity and traveller.birth_date is not None:
         surname = traveller.surname or traveller.given_names
         given = traveller.given_names if traveller.surname else ""
-        queries.append(person_query(surname, given, traveller.birth_date.iso(), traveller.label))
+        born = traveller.birth_date.iso()
+        queries.append(person_query(surname, given, born, traveller.label, dates=dates))
     return queries
+
+
+def _signature(query: Query, datasets: Sequence[str]) -> tuple[object, ...]:
+    """What a query sends: two queries with the same signature get the same answers."""
+    keys = query_keys(query, datasets)
+    return (query.kind, *((d, tuple(keys[d])) for d in sorted(keys)))
 
 
 def _better(new: Outcome, old: Outcome | None) -> bool:
@@ -158,6 +178,7 @@ def screen_manifest(
     purpose: str,
     peers: Sequence[str] | None = None,
     datasets: Sequence[str] = SCREEN_DATASETS,
+    dates: DatePolicy = SCREEN_DATES,
     progress: Progress | None = None,
 ) -> Screening:
     """Screen every traveller of ``manifest`` (see the module docstring)."""
@@ -167,26 +188,32 @@ def screen_manifest(
                 f"{name!r} is not screened", field="dataset", hint=", ".join(SCREEN_DATASETS)
             )
     queries: list[Query] = []
-    owner: list[int] = []
+    owners: list[list[int]] = []  # per query sent: the travellers (indices) it answers for
+    sent: dict[tuple[object, ...], int] = {}
     unqueried: list[Rejected] = []
     screened = manifest.screened()
     for index, traveller in enumerate(screened):
         try:
-            built = traveller_queries(traveller)
+            built = [(q, _signature(q, datasets)) for q in traveller_queries(traveller, dates)]
         except InvalidArgumentError as exc:
             unqueried.append(
                 Rejected(traveller.position, traveller.location, traveller.name, (exc.message,))
             )
             continue
-        queries += built
-        owner += [index] * len(built)
+        for query, signature in built:
+            number = sent.setdefault(signature, len(queries))
+            if number == len(queries):
+                queries.append(query)
+                owners.append([])
+            owners[number].append(index)
     report = client.run(queries, list(datasets), purpose=purpose, peers=peers, progress=progress)
     merged: dict[int, dict[tuple[str, str], Outcome]] = {}
     for outcome in report.outcomes:
-        slot = merged.setdefault(owner[outcome.query], {})
-        key = (outcome.peer, outcome.dataset)
-        if _better(outcome, slot.get(key)):
-            slot[key] = outcome
+        for owner in owners[outcome.query]:
+            slot = merged.setdefault(owner, {})
+            key = (outcome.peer, outcome.dataset)
+            if _better(outcome, slot.get(key)):
+                slot[key] = outcome
     order = {d: n for n, d in enumerate(datasets)}
     by_position: dict[int, TravellerResult] = {}
     rejected_positions = {r.position for r in unqueried}

@@ -18,12 +18,27 @@ bytes, from the ICAO and name normalisation of :mod:`node.records`. Every key is
 
 Persons are matched on names and date of birth through several exact keys, one per name variant
 (:func:`node.records.names.name_variants`, at most 8) and per known date precision (day, month,
-year, at most 3): at most 24, usually 3 to 6. These are whole exact strings evaluated by the
-OPRF, deliberately *not* Bloom-filter encodings of name bigrams: a Bloom encoding is keyed by a
-secret every participant shares, so anyone holding it can run a dictionary of names and dates
-through it and re-identify people offline; an OPRF key never leaves the holder, so every guess
-costs a metered, logged round trip. Sex and nationality are not part of person keys: they are
-routinely presumed, unknown or recorded differently across members.
+year, at most 3): at most 24, usually 3 to 6. That is what a *holder* publishes. A *querier*
+needs fewer (:func:`person_query_inputs`): a hit means one key in common, and
+
+* names: every variant ``SURNAME|GIVEN`` of either side comes with ``SURNAME|FIRST-GIVEN``, so a
+  common variant implies a common one with a single given name; and a holder that has
+  ``S|G`` also has ``FIRST-SURNAME(S)|G``, unless ``S|G`` is its ICAO alternative spelling
+  (Ä→AE, Ö→OE, Ü→UE, Å→AA), which always contains one of those digraphs. So the querier sends
+  ``FIRST-SURNAME|FIRST-GIVEN``, plus ``SURNAME|FIRST-GIVEN`` when that contains a digraph,
+  plus its own alternative spelling (names with Ä, Ö, Ü, Å): usually one key, and every hit
+  the full set finds, at the same date precision (:func:`query_name_variants`);
+* dates (:data:`DatePolicy`): ``every`` known precision (the strength of a hit is exact);
+  ``covering``, the finest form and the year: the same hits, because a holder that shares the
+  month shares the year too, but a month-level hit is reported as year-level; ``finest``
+  only: a full date of birth then no longer meets holder records that know only the month or
+  the year (or another day of the same month or year), which ``docs/manifests.md`` quantifies.
+
+All are whole exact strings evaluated by the OPRF, deliberately *not* Bloom-filter encodings of name
+bigrams: a Bloom encoding is keyed by a secret every participant shares, so anyone holding it can
+run a dictionary of names and dates through it and re-identify people offline; an OPRF key never
+leaves the holder, so every guess costs a metered, logged round trip. Sex and nationality are not
+part of person keys: they are routinely presumed, unknown or recorded differently across members.
 
 Invariants:
 * Every function is deterministic and pure; equal inputs after normalisation give equal keys.
@@ -31,6 +46,8 @@ Invariants:
   :data:`MAX_INPUT_BYTES` long (far below the OPRF's 65535-byte limit); a longer one raises.
 * A person key needs a date of birth (at least the year): name-only keys would match every
   namesake, so they are never built.
+* A querier's person keys are a subset of the keys the same person would publish as a holder
+  (so a query never needs a holder to rebuild its filters).
 """
 
 from __future__ import annotations
@@ -46,7 +63,7 @@ from crypto.oprf import MAX_INPUT_SIZE
 from node.errors import InvalidArgumentError
 from node.records.dates import PartialDate
 from node.records.icao import NORMALISATION_VERSION, document_key
-from node.records.names import TRANSLITERATION_VERSION, name_variants
+from node.records.names import TRANSLITERATION_VERSION, first_surname, name_variants
 
 KEY_FORMAT = "enlace/1"
 MAX_INPUT_BYTES = 512
@@ -54,6 +71,8 @@ MAX_INPUT_BYTES = 512
 Kind = Literal["doc", "person"]
 Precision = Literal["day", "month", "year"]
 PRECISIONS: tuple[Precision, ...] = ("day", "month", "year")
+DatePolicy = Literal["every", "covering", "finest"]
+DATE_POLICIES: tuple[DatePolicy, ...] = ("every", "covering", "finest")
 
 #: Which kinds of key each dataset can be matched on.
 DATASET_KINDS = MappingProxyType(
@@ -71,6 +90,7 @@ NORMALISATION_VERSIONS = MappingProxyType(
 )
 
 _DATE_RE = re.compile(r"^\d{4}(-\d{2}){0,2}$")
+_DIGRAPHS = ("AE", "OE", "UE", "AA")  # what Ä, Ö, Ü, Å become in the ICAO alternative spelling
 _EDITION: dict[Kind, str] = {"doc": NORMALISATION_VERSION, "person": TRANSLITERATION_VERSION}
 
 assert MAX_INPUT_BYTES <= MAX_INPUT_SIZE
@@ -159,6 +179,55 @@ def person_inputs(
         _encode(f"{prefix}{date}|{variant}")
         for date in dates
         for variant in name_variants(surname, given_names)
+    )
+
+
+def query_name_variants(surname: str, given_names: str) -> list[str]:
+    """The name variants a querier sends: a subset of :func:`name_variants` that meets every
+    holder the full set meets (see the module docstring), usually a single one."""
+    single = {v for v in name_variants(surname, given_names) if " " not in v.partition("|")[2]}
+    kept: list[str] = []
+    for variant in sorted(single):
+        name, _, given = variant.partition("|")
+        shorter = f"{first_surname(name)}|{given}"
+        if shorter == variant or shorter not in single:
+            kept.append(variant)  # nothing else of ours meets the holders this one meets
+        elif any(d in variant for d in _DIGRAPHS):
+            kept.append(variant)  # may equal a holder's alternative spelling
+    return kept
+
+
+def query_date_forms(birth_date: PartialDate, policy: DatePolicy = "every") -> list[str]:
+    """The date strings a querier sends for ``birth_date`` under ``policy`` (module docstring)."""
+    if policy not in DATE_POLICIES:
+        raise InvalidArgumentError(
+            f"date policy {policy!r} is not one of {', '.join(DATE_POLICIES)}", field="dates"
+        )
+    forms = birth_date_forms(birth_date)
+    if policy == "finest":
+        return forms[:1]
+    if policy == "covering":
+        return sorted({forms[0], forms[-1]}, key=len, reverse=True)
+    return forms
+
+
+def person_query_inputs(
+    surname: str,
+    given_names: str,
+    birth_date: PartialDate | None,
+    *,
+    dataset: str = "encounters",
+    dates: DatePolicy = "every",
+) -> list[bytes]:
+    """The OPRF inputs a querier sends for a person: :func:`query_name_variants` x
+    :func:`query_date_forms`, sorted; always a subset of :func:`person_inputs`."""
+    if birth_date is None:
+        return person_inputs(surname, given_names, birth_date, dataset=dataset)
+    prefix = _prefix("person", dataset)
+    return sorted(
+        _encode(f"{prefix}{date}|{variant}")
+        for date in query_date_forms(birth_date, dates)
+        for variant in query_name_variants(surname, given_names)
     )
 
 

@@ -24,6 +24,9 @@ Invariants:
   be keyed (no birth date for a person key, a document number the ICAO rules refuse) yields no
   key rather than a guessed one.
 * Keys of one record are distinct and sorted, so their position (``key_no``) is stable.
+* A query sends a subset of the keys the same person or document would publish as a record
+  (:func:`node.matching.keys.person_query_inputs`): fewer elements, never a key no holder
+  builds.
 """
 
 from __future__ import annotations
@@ -38,9 +41,11 @@ from sqlalchemy import Engine
 from crypto.errors import NormalisationError
 from node.errors import EnlaceError, InvalidArgumentError
 from node.matching.keys import (
+    DatePolicy,
     alert_input,
     document_input,
     person_inputs,
+    person_query_inputs,
     poi_inputs,
 )
 from node.records.dates import PartialDate, parse_partial_date
@@ -180,6 +185,7 @@ class Query:
     surname: str = ""
     given_names: str = ""
     birth_date: str = ""
+    dates: DatePolicy = "every"  # which birth-date precisions a person query sends
 
     def describe(self) -> str:
         if self.kind == "document":
@@ -205,13 +211,23 @@ def split_name(name: str) -> tuple[str, str]:
     return surname.strip(), given.strip()
 
 
-def person_query(surname: str, given_names: str, birth_date: str, label: str = "") -> Query:
+def person_query(
+    surname: str,
+    given_names: str,
+    birth_date: str,
+    label: str = "",
+    *,
+    dates: DatePolicy = "every",
+) -> Query:
+    """A person query; ``dates`` trades the precision reported for fewer keys (``covering``
+    finds the same hits as ``every``; see :mod:`node.matching.keys`)."""
     query = Query(
         label or f"{surname}, {given_names} {birth_date}",
         "person",
         surname=surname,
         given_names=given_names,
         birth_date=birth_date,
+        dates=dates,
     )
     query_keys(query)
     return query
@@ -237,8 +253,8 @@ def query_keys(query: Query, datasets: Sequence[str] = MATCH_DATASETS) -> dict[s
         for dataset in PERSON_DATASETS:
             if dataset in datasets:
                 domain = _IDENTITY_DOMAIN if dataset == "identities" else dataset
-                out[dataset] = person_inputs(
-                    query.surname, query.given_names, birth, dataset=domain
+                out[dataset] = person_query_inputs(
+                    query.surname, query.given_names, birth, dataset=domain, dates=query.dates
                 )
         return out
     except NormalisationError as exc:
