@@ -1,11 +1,13 @@
 """Persistence of agreements, revocations and quota counters.
 
 Invariants:
-* :meth:`PolicyStore.consume_quota` is exact under concurrency: the counter rows are created
-  if missing, then locked (``FOR UPDATE`` on PostgreSQL; SQLite's write lock is taken at
-  ``BEGIN IMMEDIATE``), the caller's pure check runs on the locked values, and the increment
-  commits in the same transaction — or nothing is counted. Two processes on one PostgreSQL
-  database therefore never grant more than the limit between them.
+* :meth:`PolicyStore.consume_quota` is exact under concurrency: one ``INSERT … ON CONFLICT
+  DO UPDATE SET used = used + units … RETURNING`` creates the counter rows if missing, adds
+  the units and locks the rows (row locks in window-key order on PostgreSQL, so concurrent
+  callers cannot deadlock; SQLite's write lock is taken at ``BEGIN IMMEDIATE``); the caller's
+  pure check then runs on the values before the increment, and the transaction commits — or
+  rolls back, and nothing is counted. Other callers wait on the locked rows until then, so
+  two processes on one PostgreSQL database never grant more than the limit between them.
 * An agreement id and version maps to exactly one hash; installing the same document again
   is a no-op, installing different bytes under the same version is refused.
 """
@@ -13,15 +15,23 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, Table, and_, func, select, tuple_, update
+from sqlalchemy import BigInteger, Engine, String, Table, and_, bindparam, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import Executable
 
 from node.errors import InvalidArgumentError
 from node.store.dialect import insert_ignore
 from node.store.schema import agreements, quota_usage, revocations
+
+# Both counts in one statement: the marker is read on every agreement-checked request.
+_MARKER = select(
+    select(func.count()).select_from(agreements).scalar_subquery(),
+    select(func.count()).select_from(revocations).scalar_subquery(),
+)
 
 
 @dataclass(frozen=True)
@@ -75,9 +85,8 @@ class PolicyStore:
         """(agreements, revocations) installed: changes whenever either is installed, so
         every process holding a cached view (servers, CLI) notices at its next request."""
         with self._read.connect() as conn:
-            n_agreements = conn.execute(select(func.count()).select_from(agreements)).scalar_one()
-            n_revocations = conn.execute(select(func.count()).select_from(revocations)).scalar_one()
-        return int(n_agreements), int(n_revocations)
+            row = conn.execute(_MARKER).one()
+        return int(row[0]), int(row[1])
 
     def agreements(self) -> list[StoredAgreement]:
         with self._read.connect() as conn:
@@ -128,29 +137,38 @@ class PolicyStore:
         units: int,
         check: Callable[[Mapping[str, int]], None],
     ) -> dict[str, int]:
-        """Lock the counters, let ``check`` see them (it raises to refuse), then add ``units``."""
-        keys = list(window_keys)
+        """Add ``units`` to the counters and let ``check`` see them as they were before (it
+        raises to refuse, and then nothing is counted); one statement and one transaction."""
+        keys = sorted(set(window_keys))
         with self._write.begin() as conn:
-            conn.execute(
-                self._insert_ignore(
-                    quota_usage, [{"scope": scope, "window_key": k, "used": 0} for k in keys]
-                )
-            )
-            rows = conn.execute(
-                select(quota_usage.c.window_key, quota_usage.c.used)
-                .where(
-                    tuple_(quota_usage.c.scope, quota_usage.c.window_key).in_(
-                        [(scope, k) for k in keys]
-                    )
-                )
-                .order_by(quota_usage.c.window_key)
-                .with_for_update()
-            ).all()
-            used = {r.window_key: int(r.used) for r in rows}
-            check(used)
-            conn.execute(
-                update(quota_usage)
-                .where(and_(quota_usage.c.scope == scope, quota_usage.c.window_key.in_(keys)))
-                .values(used=quota_usage.c.used + units)
-            )
-        return {k: used.get(k, 0) + units for k in keys}
+            statement = _increment_statement(self._read.dialect.name, len(keys))
+            params = {"scope": scope, "units": units} | {f"key{i}": k for i, k in enumerate(keys)}
+            rows = conn.execute(statement, params).all()
+            after = {str(r[0]): int(r[1]) for r in rows}
+            if set(after) != set(keys):  # pragma: no cover - the upsert returns every row
+                raise RuntimeError("the quota counters were not all updated")
+            used = {k: v - units for k, v in after.items()}
+            check(used)  # raising rolls the increment back
+        return after
+
+
+@functools.lru_cache(maxsize=8)
+def _increment_statement(dialect: str, count: int) -> Executable:
+    """The counter upsert for ``count`` window keys, built once: SQLAlchemy then reuses its
+    compiled form, which costs more than the SQLite work itself when rebuilt per request."""
+    scope, units = bindparam("scope", type_=String), bindparam("units", type_=BigInteger)
+    rows = [
+        {"scope": scope, "window_key": bindparam(f"key{i}", type_=String), "used": units}
+        for i in range(count)
+    ]
+    if dialect == "postgresql":
+        pg = postgresql.insert(quota_usage).values(rows)
+        return pg.on_conflict_do_update(
+            index_elements=["scope", "window_key"],
+            set_={"used": quota_usage.c.used + pg.excluded.used},
+        ).returning(quota_usage.c.window_key, quota_usage.c.used)
+    lite = sqlite.insert(quota_usage).values(rows)
+    return lite.on_conflict_do_update(
+        index_elements=["scope", "window_key"],
+        set_={"used": quota_usage.c.used + lite.excluded.used},
+    ).returning(quota_usage.c.window_key, quota_usage.c.used)
