@@ -10,18 +10,26 @@ Invariants:
   the directory are installed; verification failures are refused at install time.
 * An agreement whose signatures stop verifying later (a key removed from the directory) simply
   drops out of the verified view — it then allows nothing — and is reported by ``status()``.
+* :meth:`AgreementBook.decide` caches allowed decisions per verified view, so a peer's
+  repeated requests skip re-assessing every agreement. An entry is used only by the view it
+  was computed from (a new directory, an installed agreement or revocation, or the one-minute
+  re-verification builds a new view with an empty cache) and only while ``now`` stays between
+  the same two instants at which any agreement of the view starts, ends or is revoked — the
+  only instants at which a decision can change. Refusals are never cached: they are
+  recomputed, with every reason, each time.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from node.errors import InvalidArgumentError, from_policy
 from node.runtime import NodeRuntime
-from policies.decision import AgreementSet, agreement_status
+from policies.decision import AgreementSet, Decision, Request, agreement_status
 from policies.errors import PolicyError
 from policies.signatures import (
     SignedAgreement,
@@ -38,6 +46,30 @@ from policies.signatures import (
 
 log = logging.getLogger("node.agreements")
 REVERIFY_AFTER = dt.timedelta(seconds=60)
+MAX_CACHED_DECISIONS = 4096
+
+_DecisionKey = tuple[str, str, str, str, str, frozenset[str], frozenset[str], str | None]
+
+
+@dataclass
+class _Decisions:
+    """Allowed decisions of one verified view, with the instants at which any could change."""
+
+    view: AgreementSet
+    boundaries: list[dt.datetime]
+    entries: dict[_DecisionKey, tuple[int, Decision]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, view: AgreementSet) -> _Decisions:
+        instants = {v.agreement.valid_from for v in view.agreements}
+        instants |= {v.agreement.valid_until for v in view.agreements}
+        instants |= {r.revocation.at for r in view.revocations}
+        return cls(view, sorted(instants))
+
+    def interval(self, now: dt.datetime) -> int:
+        """Which stretch between two boundaries ``now`` falls in (boundaries belong to the
+        stretch they start, as validity is ``valid_from <= now < valid_until``)."""
+        return bisect.bisect_right(self.boundaries, now)
 
 
 @dataclass(frozen=True)
@@ -60,6 +92,7 @@ class AgreementBook:
             None
         )
         self._problems: dict[str, str] = {}
+        self._decisions: _Decisions | None = None
 
     # -- installing ---------------------------------------------------------------------
     def install_text(self, text: str, now: dt.datetime) -> str:
@@ -135,6 +168,35 @@ class AgreementBook:
             view = self._verify_all(now)
             self._cache = ((stamp, now), view)
             return view
+
+    def decide(self, request: Request, now: dt.datetime) -> Decision:
+        """``current(now).evaluate(request, now)``, remembering allowed decisions (see the
+        module's invariants); raises :class:`~policies.errors.Denied` like ``evaluate``."""
+        view = self.current(now)
+        with self._lock:
+            cache = self._decisions
+            if cache is None or cache.view is not view:
+                cache = self._decisions = _Decisions.of(view)
+        key: _DecisionKey = (
+            request.requester,
+            request.holder,
+            request.service,
+            request.dataset,
+            request.purpose,
+            request.dimensions,
+            request.attributes,
+            request.agreement_id,
+        )
+        stretch = cache.interval(now)
+        hit = cache.entries.get(key)
+        if hit is not None and hit[0] == stretch:
+            return hit[1]
+        decision = view.evaluate(request, now)  # raises on refusal: never cached
+        with self._lock:
+            if len(cache.entries) >= MAX_CACHED_DECISIONS:
+                cache.entries.clear()
+            cache.entries[key] = (stretch, decision)
+        return decision
 
     def _verify_all(self, now: dt.datetime) -> AgreementSet:
         directory = self.runtime.directory.current(now)

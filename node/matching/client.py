@@ -49,6 +49,7 @@ from node.matching.sources import Query, keys_by_dataset
 from node.runtime import NodeRuntime
 from node.store.followup_store import FollowUpRecord
 from policies.decision import Request
+from policies.errors import Denied
 
 BATCH = 512  # elements per Evaluate call; several calls run at once so both sides overlap
 IN_FLIGHT = 3  # Evaluate calls in flight per peer
@@ -154,18 +155,19 @@ class MatchClient:
     ) -> list[Target]:
         """Each (peer, dataset) with what our copy of the agreements says about it."""
         now = self.runtime.clock.now()
-        view = self.book.current(now)
         me = self.runtime.config.country
         out: list[Target] = []
         for peer in peers or self.peers():
             for dataset in datasets:
                 request = Request(me, peer, service, dataset, purpose)
-                explanation = view.explain(request, now)
-                if explanation.allowed and explanation.decision is not None:
-                    out.append(Target(peer, dataset, True, "", explanation.decision.agreement_id))
-                else:
+                try:  # the book remembers allowed decisions; a refusal is explained afresh
+                    decision = self.book.decide(request, now)
+                except Denied:
+                    explanation = self.book.current(now).explain(request, now)
                     reason = explanation.reasons[0].message if explanation.reasons else "denied"
                     out.append(Target(peer, dataset, ask_all, reason))
+                else:
+                    out.append(Target(peer, dataset, True, "", decision.agreement_id))
         return out
 
     # -- one peer and dataset --------------------------------------------------------------

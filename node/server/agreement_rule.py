@@ -43,7 +43,7 @@ class AgreementRule:
             agreement_id=header.agreement or None,
             units=ask.units,
         )
-        decision = self.book.current(now).evaluate(request, now)
+        decision = self.book.decide(request, now)
         grant = decision.grant
         windows = quota_windows(now)
 
