@@ -25,15 +25,17 @@ Invariants:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import multiprocessing
 import os
 import secrets
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,7 @@ KEEP_VERSIONS = 8
 #: Below this many records, keys are built and evaluated in the calling process.
 PARALLEL_THRESHOLD = 50_000
 _CHUNK = 2_000
+_IN_FLIGHT = 4  # chunks queued per worker process while the store is still being read
 _MODES: dict[str, Mode] = {"oprf": Mode.OPRF, "voprf": Mode.VOPRF}
 
 
@@ -154,27 +157,47 @@ def _worker_chunk(dataset: str, items: Sequence[Item]) -> tuple[list[int], bytes
 
 
 def evaluate_records(
-    master: bytes, dataset: str, state: KeyState, items: Sequence[Item], workers: int = 0
+    master: bytes, dataset: str, state: KeyState, items: Iterable[Item], workers: int = 0
 ) -> tuple[list[int], bytes]:
     """:func:`key_and_evaluate` under the key of ``dataset`` and ``state``; many records are
-    split over ``workers`` processes (0: one per core), which also build the keys."""
+    split over ``workers`` processes (0: one per core), which also build the keys.
+
+    ``items`` may be a generator reading the store: once more than
+    :data:`PARALLEL_THRESHOLD` records have come, chunks go to the workers as they are read
+    (at most :data:`_IN_FLIGHT` per worker queued), so reading overlaps evaluation; results
+    are taken in order.
+    """
     key = oprf_key_for(master, dataset, state.epoch, state.oprf_mode)
     count = workers or os.cpu_count() or 1
-    if len(items) < PARALLEL_THRESHOLD or count < 2:
-        return key_and_evaluate(key, state.oprf_mode, dataset, items)
-    chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+    iterator = iter(items)
+    head = list(itertools.islice(iterator, PARALLEL_THRESHOLD))
+    if len(head) < PARALLEL_THRESHOLD or count < 2:
+        return key_and_evaluate(key, state.oprf_mode, dataset, [*head, *iterator])
     context = multiprocessing.get_context("spawn")  # never fork a process holding gRPC threads
     counts: list[int] = []
     parts: list[bytes] = []
+    pending: collections.deque[Future[tuple[list[int], bytes]]] = collections.deque()
+
+    def collect(limit: int) -> None:
+        while len(pending) > limit:
+            chunk_counts, joined = pending.popleft().result()
+            counts.extend(chunk_counts)
+            parts.append(joined)
+
     with ProcessPoolExecutor(
         count,
         mp_context=context,
         initializer=_init_worker,
         initargs=(master, dataset, state.epoch, int(state.oprf_mode)),
     ) as pool:
-        for chunk_counts, joined in pool.map(_worker_chunk, [dataset] * len(chunks), chunks):
-            counts += chunk_counts
-            parts.append(joined)
+        chunks = itertools.chain(
+            (head[i : i + _CHUNK] for i in range(0, len(head), _CHUNK)),
+            iter(lambda: list(itertools.islice(iterator, _CHUNK)), []),
+        )
+        for chunk in chunks:
+            pending.append(pool.submit(_worker_chunk, dataset, chunk))
+            collect(count * _IN_FLIGHT)
+        collect(0)
     return counts, b"".join(parts)
 
 
@@ -260,21 +283,24 @@ class Holder:
         seen: set[tuple[str, str]] = set()
         removed: list[tuple[str, str]] = []
         todo: list[tuple[str, str, str]] = []
-        items: list[Item] = []
-        for record in iter_records(self.store.engine, dataset):
-            ref = (record.source, record.record_id)
-            seen.add(ref)
-            stored = known.get(ref)
-            if stored == record.content_hash:
-                continue
-            if stored is not None:
-                removed.append(ref)
-            todo.append((record.source, record.record_id, record.content_hash))
-            items.append((record.source, record.row))
-        removed.extend(ref for ref in known if ref not in seen)
-        counts, evaluated = (
-            evaluate_records(self.master, dataset, state, items, workers) if items else ([], b"")
+
+        def changed_records() -> Iterator[Item]:
+            for record in iter_records(self.store.engine, dataset):
+                ref = (record.source, record.record_id)
+                seen.add(ref)
+                stored = known.get(ref)
+                if stored == record.content_hash:
+                    continue
+                if stored is not None:
+                    removed.append(ref)
+                todo.append((record.source, record.record_id, record.content_hash))
+                yield record.source, record.row
+
+        # Read while the workers evaluate; nothing is written before every record was read.
+        counts, evaluated = evaluate_records(
+            self.master, dataset, state, changed_records(), workers
         )
+        removed.extend(ref for ref in known if ref not in seen)
         rows: list[EntryRow] = []
         offset = 0
         for (source, record_id, content_hash), count in zip(todo, counts, strict=True):
