@@ -71,10 +71,14 @@ class Harness:
     pipelines: dict[str, tuple[Pipeline, dict[str, MethodSpec]]]
     clients: dict[tuple[str, str], PeerClient] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    _methods: dict[str, tuple[str, MethodSpec, Row]] = field(default_factory=dict)
+    _tls: dict[str, bytes] = field(default_factory=dict)
 
     def methods(self) -> dict[str, tuple[str, MethodSpec, Row]]:
         """Every method, once: full name → (callee, spec, row), callee as its row prefers."""
-        out: dict[str, tuple[str, MethodSpec, Row]] = {}
+        if self._methods:
+            return self._methods
+        out = self._methods
         for callee, (_pipeline, table) in self.pipelines.items():
             for name, spec in table.items():
                 row = row_for(spec)
@@ -99,7 +103,9 @@ class Harness:
         naming the exact header and body so that the failure can be replayed."""
         pipeline, table = self.pipelines[callee]
         spec = table[method]
-        tls = self.fed.runtimes[caller].home.keys.load_tls()[1]
+        if caller not in self._tls:
+            self._tls[caller] = self.fed.runtimes[caller].home.keys.load_tls()[1]
+        tls = self._tls[caller]
         sent = f"header={sealed.header[:600]!r} body={sealed.body[:600].hex()}"
         try:
             outcome = pipeline.handle(spec, sealed, tls)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -51,11 +52,6 @@ def harness(
             yield made
             for client in made.clients.values():
                 client.close()
-            report = os.environ.get("ENLACE_FUZZ_REPORT")
-            if report:
-                with open(report, "a", encoding="utf-8") as handle:
-                    line = {"backend": request.param, "counts": made.counts}
-                    handle.write(json.dumps(line, sort_keys=True) + "\n")
         finally:
             fed.close()
 
@@ -83,19 +79,44 @@ def fuzz_method(harness: Harness, method: str, messages: int) -> int:
     return sent
 
 
+def report(harness: Harness, method: str, sent: int, seconds: float) -> None:
+    """Append this method's figures to ``ENLACE_FUZZ_REPORT`` (when set): one JSON line."""
+    path = os.environ.get("ENLACE_FUZZ_REPORT")
+    if path:
+        backend = harness.fed.runtimes["PAN"].store.backend
+        line = {
+            "backend": backend,
+            "method": method,
+            "messages": sent,
+            "seconds": round(seconds, 1),
+            "answers": harness.counts.get(method, {}),
+        }
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(line, sort_keys=True) + "\n")
+
+
 @pytest.mark.parametrize("method", LISTED)
 def test_fuzzed_requests_never_crash_nor_answer_internal(harness: Harness, method: str) -> None:
     if method not in harness.methods():
         pytest.skip(f"{method} is not served by this build")
     wanted = fuzz_examples()
-    assert fuzz_method(harness, method, wanted) >= wanted
+    started = time.perf_counter()
+    sent = fuzz_method(harness, method, wanted)
+    report(harness, method, sent, time.perf_counter() - started)
+    assert sent >= wanted
     answered = harness.counts[method]
     assert sum(answered.values()) > wanted and not set(answered) & {"INTERNAL", "UNKNOWN"}
 
 
 def test_methods_without_a_row_are_fuzzed_too(harness: Harness) -> None:
     for method in sorted(set(harness.methods()) - set(ROWS)):
-        fuzz_method(harness, method, fuzz_examples())
+        started = time.perf_counter()
+        report(
+            harness,
+            method,
+            fuzz_method(harness, method, fuzz_examples()),
+            time.perf_counter() - started,
+        )
 
 
 def test_the_fuzzed_nodes_still_serve_and_verify_their_audit_chain(harness: Harness) -> None:
