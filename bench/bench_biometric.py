@@ -6,19 +6,22 @@ harness measures those claims, ISO/IEC 30136 style, on the synthetic population 
 :mod:`node.biometrics.synthetic` (the records generator's face model plus families):
 
 * accuracy: genuine and impostor score distributions over *all* pairs of captures, raw cosine
-  and Hamming distance of codes of each length, FNMR at FMR 1e-3, 1e-4 and 1e-6 (and the FMR
-  actually reached, codes being discrete), the ratio protected / raw;
+  and Hamming distance of codes of each length, and of the 512-bit search prefix alone (the
+  first stage, as short as the codes of format 1), FNMR at FMR 1e-3, 1e-4 and 1e-6 (and the
+  FMR actually reached, codes being discrete), the ratio protected / raw;
 * unlinkability: fractional Hamming distance between codes of one person under two pairwise keys
   (two peers; two epochs) against the same key, and the D<->sys measure of linkability
   (0 = unlinkable, 1 = fully linkable) of Gomez-Barrero et al.;
 * invertibility by a key holder: a template rebuilt from a code and the key, and how often a raw
   matcher accepts it as the person;
-* identification (1:N) with the measured bands: how often the holder's answer is right;
-* search latency per probe on a gallery of ``--gallery`` 512-bit codes, FAISS pinned to one
-  thread (wall time and CPU time of the searching thread).
+* identification (1:N) with the measured bands, through the two-stage gallery (prefix
+  shortlist, full-code score): how often the holder's answer is right;
+* search latency per probe on a gallery of ``--gallery`` codes of the default length, FAISS
+  pinned to one thread (wall time and CPU time of the searching thread, both stages).
 
-    python bench/bench_biometric.py [--identities N] [--captures M] [--bits 256,512,1024]
-        [--gallery G] [--probes P] [--poor-shares 0,0.05] [--generated DIR DIR] [--json]
+    python bench/bench_biometric.py [--identities N] [--captures M] [--bits 2048,4096,8192]
+        [--gallery G] [--probes P] [--shortlist K] [--poor-shares 0,0.05]
+        [--generated DIR DIR] [--json]
 
 Bounded by the sizes given: the defaults (2,500 identities x 4 captures, 5e7 impostor pairs, a
 gallery of 1,000,000) take one to two minutes on one core. Figures only; docs/biometrics.md.
@@ -49,12 +52,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cryptography.hazmat.primitives.asymmetric import x25519
 
 from crypto import biohash
-from crypto.biohash import ProjectionKey, pairwise_secret, protect
+from crypto.biohash import DEFAULT_BITS, SEARCH_BITS, ProjectionKey, pairwise_secret, protect
 from node.biometrics import gallery as gal
 from node.biometrics import synthetic as syn
 
 FMRS = (1e-3, 1e-4, 1e-6)
 CHUNK = 768
+PAIRS_CHUNK = 20_000
 
 
 def _r(value: Any, digits: int = 4) -> float:
@@ -232,7 +236,15 @@ def unlinkability(
     a, b = a[a // m != b // m], b[a // m != b // m]
 
     def frac(other: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return biohash.paired_hamming(codes["PAN-CRI/1"][x], codes[other][y], bits) / bits
+        parts = [
+            biohash.paired_hamming(
+                codes["PAN-CRI/1"][x[i : i + PAIRS_CHUNK]],
+                codes[other][y[i : i + PAIRS_CHUNK]],
+                bits,
+            )
+            for i in range(0, len(x), PAIRS_CHUNK)
+        ]
+        return np.concatenate(parts) / bits
 
     out: dict[str, Any] = {}
     for label, other in {
@@ -275,7 +287,7 @@ def inversion(
 
 def identification(
     raw: np.ndarray, m: int, family: np.ndarray, key: ProjectionKey, bands: gal.BandThresholds,
-    rng: np.random.Generator,
+    rng: np.random.Generator, shortlist: int,
 ) -> dict[str, Any]:  # fmt: skip
     """Half the identities enrolled (first capture); probes: second captures of everyone.
 
@@ -283,7 +295,7 @@ def identification(
     people = len(raw) // m
     ids = sorted(rng.choice(people, size=people // 2, replace=False).tolist())
     enrolled = set(ids)
-    g = gal.CodeGallery(key.bits, key_id=key.key_id, bands=bands)
+    g = gal.CodeGallery(key.bits, key_id=key.key_id, bands=bands, shortlist=shortlist)
     g.add([f"id{p}" for p in ids], protect(raw[np.array(ids) * m], key))
     probes = list(range(people))
     results = g.search_batch(protect(raw[np.arange(people) * m + 1], key), 1)
@@ -304,6 +316,7 @@ def identification(
     return {
         "bits": key.bits,
         "gallery": len(g),
+        "shortlist": shortlist,
         "fnir": _r(1.0 - counts["right"] / counts["mated"]),
         "wrong_identity_hits": counts["wrong"],
         "mated_strong_rate": _r(counts["right_strong"] / counts["mated"]),
@@ -317,14 +330,17 @@ def identification(
 # --------------------------------------------------------------------------- latency
 
 
-def latency(size: int, probes: int, seed: int, people: syn.Population) -> dict[str, Any]:
-    """Per-probe search time on ``size`` 512-bit codes, FAISS on one thread."""
+def latency(
+    size: int, probes: int, seed: int, people: syn.Population, shortlist: int
+) -> dict[str, Any]:
+    """Per-probe search time on ``size`` codes of the default length, FAISS on one thread:
+    the prefix scan and the re-scoring of the shortlist, as the holder answers one probe."""
     gal.pin_threads(1)
-    key = pairwise_keys(seed, 512)["PAN-CRI/1"]
+    key = pairwise_keys(seed, DEFAULT_BITS)["PAN-CRI/1"]
     rng = np.random.default_rng(seed + 7)
     enrolled = min(probes, len(people), size)
     first = syn.captures(people, 2, seed + 8)[0][: 2 * enrolled]
-    g = gal.CodeGallery(512, key_id=key.key_id)
+    g = gal.CodeGallery(DEFAULT_BITS, key_id=key.key_id, shortlist=shortlist)
     began = time.perf_counter()
     g.add([f"p{i}" for i in range(enrolled)], protect(first[0::2], key))
     for start in range(enrolled, size, 100_000):
@@ -342,7 +358,10 @@ def latency(size: int, probes: int, seed: int, people: syn.Population) -> dict[s
     ms_wall, ms_cpu = np.array(wall) * 1e3, np.array(cpu) * 1e3
     return {
         "gallery": len(g),
-        "bits": 512,
+        "bits": DEFAULT_BITS,
+        "search_bits": SEARCH_BITS,
+        "shortlist": shortlist,
+        "memory_mb": round(len(g) * (DEFAULT_BITS + SEARCH_BITS) / 8 / 2**20),
         "probes": enrolled,
         "nearest_is_mate": right,
         "build_seconds": round(build, 2),
@@ -374,10 +393,17 @@ def read_generated(directories: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]
 # --------------------------------------------------------------------------- main
 
 
+def _code_signs(raw: np.ndarray, args: Any) -> dict[int, np.ndarray]:
+    """Signs of the codes of each length, and (as length 512) of the default code's prefix."""
+    signs = {b: _signs(protect(raw, args.keys[b]["PAN-CRI/1"])) for b in args.bits}
+    prefix_of = DEFAULT_BITS if DEFAULT_BITS in signs else max(signs)
+    return {SEARCH_BITS: signs[prefix_of][:, :SEARCH_BITS]} | signs
+
+
 def scenario(people: syn.Population, args: Any, share: float) -> tuple[Any, dict[str, Any]]:
     """Captures of ``people`` with a ``share`` of poor ones, and the accuracy they give."""
     raw, labels = syn.captures(people, args.captures, args.seed + 1, poor_share=share)
-    signs = {b: _signs(protect(raw, args.keys[b]["PAN-CRI/1"])) for b in args.bits}
+    signs = _code_signs(raw, args)
     return raw, {
         "poor_share": share,
         **accuracy(all_pairs(raw, signs, labels, people.family[labels])),
@@ -415,15 +441,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["bands"][str(b)] = {"strong": bands.strong, "probable": bands.probable}
         key = args.keys[b]["PAN-CRI/1"]
         result["identification"].append(
-            identification(raw, args.captures, people.family, key, bands, rng)
+            identification(raw, args.captures, people.family, key, bands, rng, args.shortlist)
         )
     if args.generated:
         g_raw, g_labels = read_generated(args.generated)
-        g_signs = {b: _signs(protect(g_raw, args.keys[b]["PAN-CRI/1"])) for b in args.bits}
+        g_signs = _code_signs(g_raw, args)
         g_pairs = all_pairs(g_raw, g_signs, g_labels, np.arange(len(g_labels)))
         result["generated"] = {"templates": len(g_labels), "accuracy": accuracy(g_pairs)}
     if args.gallery:
-        result["latency"] = latency(args.gallery, args.probes, args.seed, people)
+        result["latency"] = latency(args.gallery, args.probes, args.seed, people, args.shortlist)
     result["seconds"] = round(time.perf_counter() - started, 1)
     versions = {"numpy": np.__version__, "faiss": gal.faiss.__version__}
     result["machine"] = {"python": sys.version.split()[0], "cpus": os.cpu_count()} | versions
@@ -435,7 +461,11 @@ def _print_accuracy(acc: dict[str, Any], title: str) -> None:
     print(f"{title}: {pairs}")
     print(f"  {'matcher':<15}" + "".join(f"  FNMR@FMR {f:g} (errors, FMR, x raw)" for f in FMRS))
     rows = [("raw cosine", acc["raw"]["points"])]
-    for name, points in rows + [(f"code {b}", c["points"]) for b, c in acc["codes"].items()]:
+    codes = [
+        (f"prefix {b}" if int(b) == SEARCH_BITS else f"code {b}", c["points"])
+        for b, c in acc["codes"].items()
+    ]
+    for name, points in rows + codes:
         cells = [
             f"{p['fnmr']:.5f} ({p['false_non_matches']}, {p['fmr']:.1e}, "
             f"{p.get('fnmr_ratio_to_raw', '-')})"
@@ -467,9 +497,10 @@ def main(argv: list[str] | None = None) -> int:
     add = parser.add_argument
     add("--identities", type=int, default=2500)
     add("--captures", type=int, default=4, help="captures per identity")
-    add("--bits", default="256,512,1024", help="code lengths, comma-separated")
+    add("--bits", default="2048,4096,8192", help="code lengths, comma-separated")
     add("--gallery", type=int, default=1_000_000, help="latency gallery size (0: skip)")
     add("--probes", type=int, default=200, help="latency probes")
+    add("--shortlist", type=int, default=gal.DEFAULT_SHORTLIST, help="first-stage shortlist")
     add("--family-size", type=int, default=syn.DEFAULT_FAMILY_SIZE)
     add("--kinship", type=_pair, default=syn.DEFAULT_KINSHIP, metavar="LO,HI")
     add("--poor-shares", default="0,0.05", help="scenarios: shares of poor captures")
@@ -487,6 +518,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("need 2..20000 identities and 2..10 captures")
     if not (0 <= args.gallery <= 10_000_000 and 1 <= args.probes <= 10_000):
         parser.error("need 0..1e7 gallery codes and 1..10000 probes")
+    if not 1 <= args.shortlist <= gal.MAX_SHORTLIST:
+        parser.error(f"--shortlist must be 1..{gal.MAX_SHORTLIST}")
     result = run(args)
     if args.json:
         print(json.dumps(result, sort_keys=True))

@@ -1,7 +1,7 @@
 """What a biometric Search costs over the network, against the bare FAISS search it wraps.
 
-Why: ``bench/bench_biometric.py`` measures the exact Hamming search in-process (a few ms per
-probe at a million codes); a peer sees that plus the envelope, the agreement rule and quota,
+Why: ``bench/bench_biometric.py`` measures the two-stage Hamming search in-process (a few ms
+per probe at a million codes); a peer sees that plus the envelope, the agreement rule and quota,
 the audit append on both sides, mutual TLS and the hit references. This benchmark measures, in
 one run and on the same codes:
 
@@ -14,13 +14,15 @@ one run and on the same codes:
 * ``client``: :meth:`~node.biometrics.client.BiometricClient.search` of one template (the
   querier's projection, the call and the answer), what ``enlace match biometric`` costs.
 
-The gallery has ``--gallery`` 512-bit codes for CRI: ``--enrolled`` synthetic persons
+The gallery has ``--gallery`` codes of the default length (format 2: a 512-bit prefix scanned,
+the full code re-scoring the shortlist) for CRI: ``--enrolled`` synthetic persons
 (:mod:`node.biometrics.synthetic`) projected under the real PAN–CRI pairwise key, the rest
 uniformly random codes standing in for unrelated faces (a flat scan costs the same whatever the
-bits). They are written straight into PAN's store as its stored gallery for CRI, as if built
-from imported templates (projecting a million templates would add a minute and measure nothing
-here). PAN's server loads them on the first search, which is timed separately. Probes are
-second captures of the enrolled persons, so the hit count checks that the answers are right.
+bits, and an unrelated face's code under a random rotation has uniform bits). They are written
+straight into PAN's store as its stored gallery for CRI, as if built from imported templates
+(projecting a million templates would add half a minute and measure nothing here). PAN's
+server loads them on the first search, which is timed separately. Probes are second captures
+of the enrolled persons, so the hit count checks that the answers are right.
 
     python bench/bench_biometric_service.py [--gallery 1000000] [--enrolled 200] [--probes 200]
         [--batch 64] [--threads 1] [--seconds 120] [--json]
@@ -48,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _util import Sample, machine, print_json, process_cpu_seconds, run_bounded, summarise
 
-from crypto.biohash import protect
+from crypto.biohash import DEFAULT_BITS, protect
 from enlace.v1 import biometric_pb2
 from node.biometrics import gallery as gal
 from node.biometrics import synthetic as syn
@@ -290,7 +292,7 @@ def show(results: dict[str, Any]) -> None:
 
     arguments = results["arguments"]
     table = Table(
-        title=f"Biometric Search, gallery of {arguments['gallery']:,} 512-bit codes, "
+        title=f"Biometric Search, gallery of {arguments['gallery']:,} {DEFAULT_BITS}-bit codes, "
         f"FAISS threads {arguments['threads']}"
     )
     for column in (

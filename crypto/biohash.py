@@ -14,7 +14,17 @@ countries' codes and an epoch, so
 The holder shares the key and therefore can compare, and approximately invert, what it is sent;
 see ``docs/biometrics.md`` for what that means.
 
-Scheme (version 1):
+Why codes are long (format 2): the Hamming fraction of an n-bit sign code estimates the angle
+with a standard deviation of about sqrt(p(1 - p) / n). At 512 bits that noise alone made the
+protected matcher reject several times more genuine pairs than the raw cosine on clean
+captures; at 4096-8192 bits it costs little. Scanning a million long codes would break the
+latency budget, so a code is *nested*: its first :data:`SEARCH_BITS` bits (the first blocks of
+the same projection) are the short code a flat index scans for a shortlist, and the full code
+re-scores that shortlist (:mod:`node.biometrics.gallery`). Longer codes carry more about the
+template: a key holder rebuilds it more faithfully (docs/biometrics.md, threat model).
+
+Scheme (version 2; format 1 was the same with DOMAIN ``.../v1`` and 256-1024-bit codes, whose
+codes and keys are refused, never mixed):
 
 1. :func:`pairwise_secret` = HKDF-SHA256(IKM = X25519(mine, peer), salt = :data:`DOMAIN`,
    info = DOMAIN, the two ISO3 codes in sorted order, each followed by that node's X25519
@@ -31,6 +41,9 @@ Invariants:
   SHAKE-256 output, not from numpy's samplers, whose streams numpy does not promise to keep
   across versions; the only platform dependence left is last-place rounding of ``log``, ``cos``
   and the orthonormalisation, which can flip only bits whose projection is within ~1e-15 of zero.
+* Codes are nested: bit ``i`` depends only on row ``i`` of the matrix, so the first
+  :data:`SEARCH_BITS` bits of a code (:func:`search_prefix`) are a code of their own under the
+  same key, comparable by Hamming distance like the whole.
 * Keys never appear in ``repr``; :attr:`ProjectionKey.key_id` names a key without revealing it.
 * Bad key bytes raise :class:`~crypto.errors.EncodingError` or :class:`~crypto.errors.KeyError_`;
   unusable embeddings or codes raise :class:`TemplateError`; unsupported parameters (code
@@ -54,9 +67,12 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from crypto.errors import CryptoError, EncodingError, KeyError_
 
-DOMAIN = b"crm-enlace/biohash/v1"
-SUPPORTED_BITS = (256, 512, 1024)
-DEFAULT_BITS = 512
+DOMAIN = b"crm-enlace/biohash/v2"
+FORMAT_VERSION = 2
+SUPPORTED_BITS = (2048, 4096, 8192)
+LEGACY_BITS = (256, 512, 1024)  # format 1 lengths: refused with a message that says so
+DEFAULT_BITS = 4096
+SEARCH_BITS = 512  # the prefix of every code that the flat index scans
 DEFAULT_DIMENSION = 128
 MAX_DIMENSION = 4096
 SECRET_SIZE = 32
@@ -65,6 +81,7 @@ MAX_EPOCH = (1 << 63) - 1
 
 Codes = npt.NDArray[np.uint8]
 Floats = npt.NDArray[np.float64]
+_PROJECT_ELEMENTS = 1 << 20  # projections computed at once by protect()
 _ISO3 = re.compile(r"^[A-Z]{3}$")
 # bits set in each byte value (numpy < 2 has no bitwise_count)
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
@@ -124,6 +141,18 @@ def pairwise_secret(
 # --------------------------------------------------------------------------- projection key
 
 
+def check_bits(bits: int) -> None:
+    """Raise ``ValueError`` unless ``bits`` is a code length of this format."""
+    if bits in SUPPORTED_BITS:
+        return
+    if bits in LEGACY_BITS:
+        raise ValueError(
+            f"code length {bits} belongs to biometric code format 1, which is no longer "
+            f"accepted; format {FORMAT_VERSION} codes have {SUPPORTED_BITS} bits"
+        )
+    raise ValueError(f"code length must be one of {SUPPORTED_BITS}, got {bits}")
+
+
 def _gaussians(seed_material: bytes, count: int) -> Floats:
     """``count`` standard normal values from SHAKE-256 (Box-Muller on 53-bit uniforms)."""
     pairs = (count + 1) // 2
@@ -179,8 +208,7 @@ class ProjectionKey:
         """Expand ``secret`` deterministically; different ``dim``/``bits`` give unrelated keys."""
         if len(secret) != SECRET_SIZE:
             raise KeyError_(f"projection secret must be {SECRET_SIZE} bytes, got {len(secret)}")
-        if bits not in SUPPORTED_BITS:
-            raise ValueError(f"code length must be one of {SUPPORTED_BITS}, got {bits}")
+        check_bits(bits)
         if not 2 <= dim <= MAX_DIMENSION:
             raise ValueError(f"embedding dimension must be in [2, {MAX_DIMENSION}], got {dim}")
         params = struct.pack(">IIB", dim, bits, int(orthonormal))
@@ -230,8 +258,11 @@ def normalise(embeddings: npt.ArrayLike, dim: int) -> Floats:
 def protect(embeddings: npt.ArrayLike, key: ProjectionKey) -> Codes:
     """Packed codes ``(n, bits/8)`` uint8 for a batch (a single vector gives one row)."""
     unit = normalise(embeddings, key.dim)
-    signs = (unit @ key.matrix.T) > key.thresholds
-    codes: Codes = np.packbits(signs, axis=1)
+    codes: Codes = np.empty((unit.shape[0], key.code_bytes), dtype=np.uint8)
+    step = max(1, _PROJECT_ELEMENTS // key.bits)  # bounded temporaries for long codes
+    for start in range(0, unit.shape[0], step):
+        signs = (unit[start : start + step] @ key.matrix.T) > key.thresholds
+        codes[start : start + step] = np.packbits(signs, axis=1)
     return codes
 
 
@@ -247,6 +278,13 @@ def as_codes(codes: npt.ArrayLike, bits: int) -> Codes:
         )
     contiguous: Codes = np.ascontiguousarray(array)
     return contiguous
+
+
+def search_prefix(codes: npt.ArrayLike, bits: int) -> Codes:
+    """The first :data:`SEARCH_BITS` bits of each code: the short code of the first stage."""
+    full = as_codes(codes, bits)
+    prefix: Codes = np.ascontiguousarray(full[:, : SEARCH_BITS // 8])
+    return prefix
 
 
 def hamming_distances(a: npt.ArrayLike, b: npt.ArrayLike, bits: int) -> npt.NDArray[np.int64]:

@@ -1,14 +1,20 @@
-"""The holder's per-peer gallery of protected codes, searched exactly by Hamming distance.
+"""The holder's per-peer gallery of protected codes, searched by Hamming distance in two stages.
 
 Why: a querier sends one protected code (:mod:`crypto.biohash`) computed under the key it shares
 with this holder; the holder compares it with the codes of its own templates under that same
 key and answers hit / no-hit with a coarse score band (DESIGN section 8). The search must be
 *exact*: sign codes of unrelated faces sit at about half the bits from each other and the
 genuine neighbour is only somewhat closer, so approximate binary indexes (IVF, HNSW) miss it.
-A FAISS ``IndexBinaryFlat`` scans every code with hardware popcount; :class:`NumpyGallery` does
-the same in plain numpy so tests can cross-check FAISS.
+A FAISS ``IndexBinaryFlat`` scans the short prefix of every code (:data:`SEARCH_BITS`, the
+first blocks of the same keyed projection) with hardware popcount and keeps a shortlist of the
+nearest :data:`DEFAULT_SHORTLIST`; the full codes of the shortlist (2048-8192 bits, held in a
+numpy array beside the index) are then compared with the full probe, and that distance is the
+score. The prefix only has to rank the mate among the first few dozen of the gallery, which it
+does with a wide margin (unrelated faces sit near half the prefix bits, a mate near a quarter);
+the long code gives the score the precision the bands need. :class:`NumpyGallery` compares full
+codes with every entry in plain numpy, so tests can cross-check both stages.
 
-Score bands (per comparison; :data:`DEFAULT_BANDS`, thresholds measured by
+Score bands (per comparison, on the full code; :data:`DEFAULT_BANDS`, thresholds measured by
 ``bench/bench_biometric.py`` on the synthetic population, see ``docs/biometrics.md``):
 
 * ``strong``   distance <= ``strong``    (false match rate about 1e-6 per comparison)
@@ -23,11 +29,12 @@ Invariants:
 * One gallery holds codes of one length under one key (``key_id``, checked by
   :meth:`CodeGallery.require_key`); ids are unique non-empty strings; :meth:`CodeGallery.add`
   validates the whole batch before adding anything (all-or-nothing).
-* ``search`` returns at most ``k`` neighbours ordered by distance; fewer if the gallery is
-  smaller; none if it is empty.
-* :meth:`CodeGallery.to_bytes` / :meth:`CodeGallery.from_bytes` round-trip exactly; the bytes
-  end with a SHA-256 of everything before, and anything malformed raises
-  :class:`~node.errors.StoreError`.
+* ``search`` returns at most ``k`` neighbours ordered by full-code distance (ties by insertion
+  order); fewer if the gallery is smaller; none if it is empty. :class:`CodeGallery` returns
+  the nearest among its shortlist of ``max(k, shortlist)`` prefix neighbours.
+* :meth:`CodeGallery.to_bytes` / :meth:`CodeGallery.from_bytes` round-trip exactly (format 2:
+  full codes); the bytes end with a SHA-256 of everything before, and anything malformed, or a
+  format-1 gallery of the old short codes, raises :class:`~node.errors.StoreError`.
 """
 
 from __future__ import annotations
@@ -42,13 +49,23 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from crypto.biohash import SUPPORTED_BITS, Codes, TemplateError, as_codes, hamming_distances
+from crypto.biohash import (
+    SEARCH_BITS,
+    SUPPORTED_BITS,
+    Codes,
+    TemplateError,
+    as_codes,
+    check_bits,
+    hamming_distances,
+)
 from node.errors import FailedPreconditionError, InvalidArgumentError, StoreError
 
 Band = Literal["strong", "probable", "no-hit"]
 MAX_ID_BYTES = 1024
 _MAGIC = b"ENLG"
-_FORMAT = 1
+_FORMAT = 2
+DEFAULT_SHORTLIST = 64
+MAX_SHORTLIST = 4096
 _HEADER = struct.Struct(">4sBBHQB")  # magic, format, reserved, bits, count, key id length
 _DIGEST = 32
 
@@ -74,9 +91,9 @@ class BandThresholds:
 
 # Measured at FMR 1e-6 (strong) and 1e-4 (probable) per comparison; see docs/biometrics.md.
 DEFAULT_BANDS: dict[int, BandThresholds] = {
-    256: BandThresholds(strong=58, probable=78),
-    512: BandThresholds(strong=121, probable=159),
-    1024: BandThresholds(strong=248, probable=320),
+    2048: BandThresholds(strong=484, probable=636),
+    4096: BandThresholds(strong=968, probable=1272),
+    8192: BandThresholds(strong=1936, probable=2544),
 }
 
 
@@ -108,8 +125,10 @@ def pin_threads(count: int = 1) -> None:
 
 
 def _check_bits(bits: int) -> None:
-    if bits not in SUPPORTED_BITS:
-        raise InvalidArgumentError(f"must be one of {SUPPORTED_BITS}", field="bits")
+    try:
+        check_bits(bits)
+    except ValueError as exc:
+        raise InvalidArgumentError(str(exc), field="bits") from None
 
 
 def _checked_codes(codes: npt.ArrayLike, bits: int, field: str) -> Codes:
@@ -196,38 +215,62 @@ class _Base:
 
 
 class CodeGallery(_Base):
-    """Exact Hamming search over a FAISS ``IndexBinaryFlat``; grows with :meth:`add`."""
+    """Prefix scan (FAISS ``IndexBinaryFlat``) and full-code re-scoring; grows with :meth:`add`."""
 
-    def __init__(self, bits: int, *, key_id: str = "", bands: BandThresholds | None = None):
+    def __init__(
+        self,
+        bits: int,
+        *,
+        key_id: str = "",
+        bands: BandThresholds | None = None,
+        shortlist: int = DEFAULT_SHORTLIST,
+    ):
         super().__init__(bits, key_id=key_id, bands=bands)
-        self._index = faiss.IndexBinaryFlat(bits)
+        if not 1 <= shortlist <= MAX_SHORTLIST:
+            raise InvalidArgumentError(f"must be 1 to {MAX_SHORTLIST}", field="shortlist")
+        self.shortlist = shortlist
+        self._index = faiss.IndexBinaryFlat(SEARCH_BITS)
+        self._full: Codes = np.empty((0, bits // 8), dtype=np.uint8)  # capacity grows by half
 
     def add(self, ids: Sequence[str], codes: npt.ArrayLike) -> None:
         """Append codes of newly imported templates; nothing is added if any entry is bad."""
         array = self._validate_batch(ids, codes)
-        if array.shape[0]:
-            self._index.add(array)
+        count, size = len(self), array.shape[0]
+        if size:
+            if count + size > self._full.shape[0]:
+                grown = np.empty((max(count + size, count * 3 // 2), self.bits // 8), np.uint8)
+                grown[:count] = self._full[:count]
+                self._full = grown
+            self._full[count : count + size] = array
+            self._index.add(np.ascontiguousarray(array[:, : SEARCH_BITS // 8]))
         self._remember(ids)
 
     def search_batch(self, codes: npt.ArrayLike, k: int = 1) -> list[list[Neighbour]]:
-        """Nearest ``k`` neighbours of each probe row."""
+        """Nearest ``k`` neighbours of each probe row by full-code distance, chosen among the
+        ``max(k, shortlist)`` nearest by prefix."""
         probes = _checked_codes(codes, self.bits, "codes")
         if k < 1:
             raise InvalidArgumentError("must be at least 1", field="k")
         if not len(self) or not probes.shape[0]:
             return [[] for _ in range(probes.shape[0])]
-        distances, rows = self._index.search(probes, min(k, len(self)))
-        return [self._neighbours(d, r) for d, r in zip(distances, rows, strict=True)]
+        wanted = min(max(k, self.shortlist), len(self))
+        prefixes = np.ascontiguousarray(probes[:, : SEARCH_BITS // 8])
+        _, rows = self._index.search(prefixes, wanted)
+        out: list[list[Neighbour]] = []
+        for probe, found in zip(probes, rows, strict=True):
+            candidates = np.sort(found[found >= 0])
+            full = hamming_distances(probe, self._full[candidates], self.bits)[0]
+            order = np.argsort(full, kind="stable")[:k]
+            out.append(self._neighbours(full[order], candidates[order]))
+        return out
 
     def codes(self) -> Codes:
-        """A copy of every stored code, in insertion order."""
-        if not len(self):
-            return np.empty((0, self.bits // 8), dtype=np.uint8)
-        out: Codes = np.ascontiguousarray(self._index.reconstruct_n(0, len(self)), dtype=np.uint8)
+        """A copy of every stored (full) code, in insertion order."""
+        out: Codes = self._full[: len(self)].copy()
         return out
 
     def to_bytes(self) -> bytes:
-        """A self-checking serialisation (format 1) of ids, codes and key id."""
+        """A self-checking serialisation (format 2) of ids, full codes and key id."""
         key = self.key_id.encode("ascii")
         parts = [_HEADER.pack(_MAGIC, _FORMAT, 0, self.bits, len(self), len(key)), key]
         parts.append(self.codes().tobytes())
@@ -238,7 +281,13 @@ class CodeGallery(_Base):
         return body + hashlib.sha256(body).digest()
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, bands: BandThresholds | None = None) -> CodeGallery:
+    def from_bytes(
+        cls,
+        data: bytes,
+        *,
+        bands: BandThresholds | None = None,
+        shortlist: int = DEFAULT_SHORTLIST,
+    ) -> CodeGallery:
         """Rebuild a gallery written by :meth:`to_bytes`; raise on any corruption."""
         if len(data) < _HEADER.size + _DIGEST:
             raise StoreError("gallery bytes are truncated")
@@ -246,6 +295,12 @@ class CodeGallery(_Base):
         if hashlib.sha256(body).digest() != digest:
             raise StoreError("gallery bytes do not match their digest")
         magic, version, _, bits, count, key_length = _HEADER.unpack_from(body)
+        if magic == _MAGIC and version < _FORMAT:
+            raise StoreError(
+                f"a format-{version} code gallery (short codes of biometric code format 1) "
+                "cannot be searched any more; rebuild it from the templates "
+                "(`enlace biometric refresh --rebuild`)"
+            )
         if magic != _MAGIC or version != _FORMAT or bits not in SUPPORTED_BITS:
             raise StoreError(f"not a format-{_FORMAT} code gallery")
         offset = _HEADER.size
@@ -269,7 +324,7 @@ class CodeGallery(_Base):
             raise StoreError("gallery ids are malformed") from exc
         if offset != len(body):
             raise StoreError("gallery bytes have a wrong length")
-        gallery = cls(bits, key_id=key_id, bands=bands)
+        gallery = cls(bits, key_id=key_id, bands=bands, shortlist=shortlist)
         try:
             gallery.add(ids, codes.reshape(count, bits // 8))
         except InvalidArgumentError as exc:
@@ -278,7 +333,8 @@ class CodeGallery(_Base):
 
 
 class NumpyGallery(_Base):
-    """The same search in plain numpy: slow, obviously correct, for cross-checking FAISS."""
+    """Full codes against every entry in plain numpy: slow, obviously correct, for cross-checks
+    of both stages of :class:`CodeGallery`."""
 
     def __init__(self, bits: int, *, key_id: str = "", bands: BandThresholds | None = None):
         super().__init__(bits, key_id=key_id, bands=bands)

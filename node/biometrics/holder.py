@@ -10,7 +10,11 @@ projected and codes of deleted or changed ones are removed. A gallery that does 
 is built on the first search of its peer; :meth:`GalleryHolder.refresh` builds it ahead of time.
 
 The epoch lives in ``node_state`` (``biometric.epoch``, 1 until the first rotation) with the
-code length (``biometric.bits``, 512 by default). :meth:`GalleryHolder.rotate` moves to the next
+code length (``biometric.bits``, :data:`~crypto.biohash.DEFAULT_BITS` by default). Galleries of
+biometric code format 1 (a key id of the old derivation, 256-1024-bit codes) are migrated by
+rebuilding them from the stored templates on their next refresh or search: their state no
+longer describes the current key, exactly as after a rotation; a stored format-1 code length
+is read as the default length. :meth:`GalleryHolder.rotate` moves to the next
 epoch and forgets every code of the old one: codes computed under an old key then match
 nothing, and probes under it are refused with FAILED_PRECONDITION ("resync epoch").
 
@@ -37,7 +41,14 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy.exc import IntegrityError
 
-from crypto.biohash import DEFAULT_BITS, SUPPORTED_BITS, Codes, ProjectionKey, pairwise_secret
+from crypto.biohash import (
+    DEFAULT_BITS,
+    SUPPORTED_BITS,
+    Codes,
+    ProjectionKey,
+    check_bits,
+    pairwise_secret,
+)
 from crypto.biohash import protect as protect_templates
 from crypto.errors import CryptoError
 from node.biometrics.gallery import Band, CodeGallery
@@ -142,7 +153,8 @@ class GalleryHolder:
     def current(self) -> tuple[EpochState, str]:
         """The epoch state and the marker of the template imports, read in one query."""
         snap = self.store.biometrics.snapshot()
-        state = EpochState(snap.epoch or FIRST_EPOCH, snap.bits or DEFAULT_BITS)
+        bits = snap.bits if snap.bits in SUPPORTED_BITS else DEFAULT_BITS  # format 1: migrate
+        state = EpochState(snap.epoch or FIRST_EPOCH, bits)
         return state, snap.marker
 
     def state(self) -> EpochState:
@@ -299,8 +311,11 @@ class GalleryHolder:
     ) -> tuple[EpochState, list[RefreshReport]]:
         """Move to the next epoch (optionally another code length), forget every old code and
         rebuild the galleries of ``peers`` (others are built on their first search)."""
-        if bits is not None and bits not in SUPPORTED_BITS:
-            raise InvalidArgumentError(f"must be one of {SUPPORTED_BITS}", field="bits")
+        if bits is not None:
+            try:
+                check_bits(bits)
+            except ValueError as exc:
+                raise InvalidArgumentError(str(exc), field="bits") from None
         old = self.state()
         new = EpochState(old.epoch + 1, bits or old.bits)
         self.store.put_state(BITS_STATE, str(new.bits), now)

@@ -24,7 +24,7 @@ import hashlib
 
 import numpy as np
 
-from crypto.biohash import SUPPORTED_BITS
+from crypto.biohash import check_bits
 from crypto.envelope import format_time
 from enlace.v1 import biometric_pb2, match_pb2
 from node.biometrics.followup import describe_followup, handle_followup
@@ -58,8 +58,12 @@ def _describe_search(request: biometric_pb2.BiometricSearchRequest) -> Ask:
             field="codes",
             hint=f"split the probes into batches of at most {MAX_PROBES}",
         )
-    if request.bits not in SUPPORTED_BITS:
-        raise InvalidArgumentError(f"must be one of {SUPPORTED_BITS}", field="bits")
+    try:
+        check_bits(request.bits)
+    except ValueError as exc:  # format-1 peers learn why their short codes are refused
+        raise InvalidArgumentError(
+            str(exc), field="bits", hint="upgrade: this node speaks biometric code format 2"
+        ) from None
     size = request.bits // 8
     for index, code in enumerate(request.codes):
         if len(code) != size:

@@ -19,11 +19,11 @@ from bio_support import (
     write_templates,
 )
 
-from crypto.biohash import protect
+from crypto.biohash import DEFAULT_BITS, protect
 from node.biometrics.holder import GalleryHolder, reference_digest
 from node.ingest.pipeline import ingest
 from node.runtime import NodeRuntime
-from node.store.biometric_store import HitRecord
+from node.store.biometric_store import BITS_STATE, GalleryState, HitRecord
 
 
 @pytest.fixture
@@ -140,6 +140,27 @@ def test_rotation_forgets_the_old_epoch_and_rebuilds_under_new_keys(pan: Any) ->
         np.frombuffer(old_codes, np.uint8) ^ np.frombuffer(new_codes, np.uint8)
     ).mean()
     assert 0.45 < differing < 0.55  # unlinkable across epochs
+
+
+def test_a_format_1_gallery_is_migrated_by_rebuilding_it(pan: Any) -> None:
+    """A node upgraded from code format 1: its stored 512-bit codes under the old key and its
+    stored code length are replaced by format-2 codes of the default length on first use."""
+    runtime, now = pan.runtimes["PAN"], pan.clocks["PAN"].now()
+    rows = read_rows(pan.files / "biometric_templates.csv")
+    old_state = GalleryState("CRI", 1, "0123456789abcdef", 512, 128, "old", 0, now)
+    old_codes = [(r["record_id"], "h", bytes(64)) for r in rows[:5]]
+    runtime.store.biometrics.apply_changes(old_state, [], old_codes, replace=True)
+    runtime.store.put_state(BITS_STATE, "512", now)
+    holder = _holder(runtime)
+    assert holder.state().bits == DEFAULT_BITS
+    report = holder.refresh("CRI", now)
+    assert report.rebuilt and report.projected == report.codes == len(rows)
+    ids, joined = runtime.store.biometrics.load_codes("CRI", 1)
+    assert sorted(ids) == sorted(r["record_id"] for r in rows)
+    assert len(joined) == len(rows) * DEFAULT_BITS // 8
+    stored = runtime.store.biometrics.gallery_state("CRI")
+    assert stored is not None and (stored.bits, stored.key_id) == (DEFAULT_BITS, report.key_id)
+    assert _found(runtime, holder, recapture(vectors(rows[3:4]), 2), now) == rows[3]["record_id"]
 
 
 def test_hit_references_are_single_use_for_their_peer_and_expire(pan: Any) -> None:

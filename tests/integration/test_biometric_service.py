@@ -28,7 +28,7 @@ from bio_support import (
     vectors,
 )
 
-from crypto.biohash import paired_hamming, protect
+from crypto.biohash import DEFAULT_BITS, paired_hamming, protect
 from enlace.v1 import biometric_pb2
 from node.biometrics.client import BiometricClient
 from node.biometrics.holder import GalleryHolder
@@ -139,7 +139,9 @@ def test_a_probe_from_a_peer_without_a_biometric_grant_is_refused(fed: Any) -> N
     with fed.client("HND", "PAN") as client, pytest.raises(PeerError) as refused:
         client.call(
             SEARCH,
-            biometric_pb2.BiometricSearchRequest(epoch=1, key_id="x", bits=512, codes=[bytes(64)]),
+            biometric_pb2.BiometricSearchRequest(
+                epoch=1, key_id="x", bits=4096, codes=[bytes(512)]
+            ),
             biometric_pb2.BiometricSearchResponse,
             purpose=PURPOSE,
         )
@@ -155,12 +157,14 @@ def test_codes_under_different_pairwise_keys_disagree_on_about_half_their_bits(f
     with BiometricClient(fed.runtimes["CRI"]) as client:
         assert client.peer_key("PAN", PURPOSE).key.key_id == for_cri.key_id  # both sides agree
     faces = vectors(read_rows(fed.files / "biometric_templates.csv"))
-    across = paired_hamming(protect(faces, for_cri), protect(faces, for_hnd), 512) / 512
-    mated = paired_hamming(protect(faces, for_cri), protect(recapture(faces, 3), for_cri), 512)
+    bits = state.bits
+    assert bits == DEFAULT_BITS == for_cri.bits
+    across = paired_hamming(protect(faces, for_cri), protect(faces, for_hnd), bits) / bits
+    mated = paired_hamming(protect(faces, for_cri), protect(recapture(faces, 3), for_cri), bits)
     assert len(faces) >= 50
     assert abs(across.mean() - 0.5) < 0.02
-    assert across.min() > 0.35
-    assert (mated / 512).mean() < 0.3
+    assert across.min() > 0.4
+    assert (mated / bits).mean() < 0.3
 
 
 def test_rotation_makes_old_codes_miss_and_stale_epochs_are_refused(fed: Any) -> None:
@@ -189,6 +193,17 @@ def test_rotation_makes_old_codes_miss_and_stale_epochs_are_refused(fed: Any) ->
         # The client still holds the old key: it is told to resync, does, and hits again.
         again = client.search(genuine, PURPOSE, peers=["PAN"]).outcomes
     assert all(o.hit and o.epoch == state.epoch for o in again)
+
+
+def test_probes_of_code_format_1_are_refused_by_name(fed: Any) -> None:
+    """A peer still sending format-1 codes (512 bits) learns why, before anything is searched."""
+    with BiometricClient(fed.runtimes["CRI"]) as client:
+        shared = client.peer_key("PAN", PURPOSE)
+    with pytest.raises(PeerError) as refused:
+        _search(fed, np.zeros((2, 64), np.uint8), shared.epoch, shared.key.key_id)
+    assert refused.value.status_name == "INVALID_ARGUMENT"
+    assert "format 1" in refused.value.message and "bits" in refused.value.message
+    assert shared.key.bits == DEFAULT_BITS
 
 
 def test_probes_are_metered_by_the_agreement_quota(

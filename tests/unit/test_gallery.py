@@ -6,13 +6,21 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric import x25519
 
-from crypto.biohash import ProjectionKey, hamming_distances, pairwise_secret, protect
+from crypto.biohash import (
+    SEARCH_BITS,
+    ProjectionKey,
+    hamming_distances,
+    pairwise_secret,
+    protect,
+    search_prefix,
+)
 from node.biometrics import synthetic as syn
 from node.biometrics.gallery import (
     DEFAULT_BANDS,
@@ -24,7 +32,8 @@ from node.biometrics.gallery import (
 from node.errors import FailedPreconditionError, InvalidArgumentError, StoreError
 from node.records.generate import generate
 
-BITS = 512
+BITS = 4096
+BYTES = BITS // 8
 
 
 def node_key() -> tuple[bytes, bytes]:
@@ -119,10 +128,12 @@ def test_faiss_agrees_with_the_numpy_cross_check(
     )
     codes[100] = codes[7]  # an exact tie
     ids = [f"r{i}" for i in range(len(codes))]
-    fast, slow = CodeGallery(BITS), NumpyGallery(BITS)
+    # a shortlist as large as the gallery: both stages see everything, so results are equal
+    fast, slow = CodeGallery(BITS, shortlist=len(codes)), NumpyGallery(BITS)
+    short = CodeGallery(BITS, shortlist=4)
     for start in range(0, len(codes), 97):  # incremental, uneven batches
-        fast.add(ids[start : start + 97], codes[start : start + 97])
-        slow.add(ids[start : start + 97], codes[start : start + 97])
+        for gallery in (fast, slow, short):
+            gallery.add(ids[start : start + 97], codes[start : start + 97])
     assert np.array_equal(fast.codes(), codes) and fast.ids == slow.ids
     probes = np.concatenate([protect(probe, keys[1]), codes[7:8]])
     truth = hamming_distances(probes, codes, BITS)
@@ -134,25 +145,56 @@ def test_faiss_agrees_with_the_numpy_cross_check(
         assert [n.distance for n in got] == sorted(truth[i])[:5]
         assert all(truth[i, position[n.id]] == n.distance for n in got)
     assert {n.id for n in fast.search(codes[7], 2)} == {"r7", "r100"}
+    # a short shortlist still finds every mate, scored on the full code, not on the prefix
+    for got, want in zip(short.search_batch(probes, 1), slow.search_batch(probes, 1), strict=True):
+        assert got == want
+    prefix_truth = hamming_distances(search_prefix(probes, BITS), search_prefix(codes, BITS), 512)
+    assert short.search(probes[0])[0].distance == truth[0].min() != prefix_truth[0].min()
+
+
+def test_the_prefix_shortlist_keeps_mates_among_thousands_of_strangers(
+    keys: dict[int, ProjectionKey], captures: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """5,000 unrelated faces plus 40 enrolled: with a shortlist of 8 the two-stage search
+    answers mated probes exactly as a full scan of the long codes does; for the others the
+    nearest stranger may differ (the prefix ranks strangers coarsely) but both are no-hits."""
+    enrol, probe = captures
+    strangers = syn.random_unit_vectors(5_000, np.random.default_rng(8))
+    codes = protect(np.concatenate([enrol[:40], strangers]), keys[1])
+    ids = [f"B{i:05d}" for i in range(len(codes))]
+    fast, slow = CodeGallery(BITS, shortlist=8), NumpyGallery(BITS)
+    fast.add(ids, codes)
+    slow.add(ids, codes)
+    probes = protect(probe, keys[1])
+    got, want = fast.search_batch(probes, 1), slow.search_batch(probes, 1)
+    assert got[:40] == want[:40]
+    assert [n[0].id for n in got[:40]] == ids[:40]
+    for mine, full in zip(got[40:], want[40:], strict=True):
+        assert mine[0].distance >= full[0].distance > DEFAULT_BANDS[BITS].probable
+    assert SEARCH_BITS == 512 and fast.shortlist == 8
 
 
 def test_search_edges() -> None:
-    gallery = CodeGallery(256)
-    code = np.zeros(32, dtype=np.uint8)
-    assert gallery.search(code, 3) == [] and gallery.search_batch(np.zeros((2, 32), np.uint8)) == [
-        [],
-        [],
-    ]
+    gallery = CodeGallery(2048)
+    code = np.zeros(256, dtype=np.uint8)
+    empty = gallery.search_batch(np.zeros((2, 256), np.uint8))
+    assert gallery.search(code, 3) == [] and empty == [[], []]
     assert not gallery.decide(code).hit
-    gallery.add(["a", "b"], np.stack([code, np.full(32, 255, np.uint8)]))
+    gallery.add(["a", "b"], np.stack([code, np.full(256, 255, np.uint8)]))
     assert [n.id for n in gallery.search(code, 10)] == ["a", "b"]
     assert gallery.search(code.tobytes())[0].distance == 0
     with pytest.raises(InvalidArgumentError, match="k"):
         gallery.search(code, 0)
     with pytest.raises(InvalidArgumentError, match="code"):
-        gallery.search(np.zeros((2, 32), np.uint8))
+        gallery.search(np.zeros((2, 256), np.uint8))
     with pytest.raises(InvalidArgumentError, match="bits"):
         CodeGallery(300)
+    with pytest.raises(InvalidArgumentError, match="format 1") as legacy:
+        CodeGallery(512)  # the short codes of format 1 are refused by name
+    assert legacy.value.field == "bits"
+    for bad in (0, 5_000):
+        with pytest.raises(InvalidArgumentError, match="shortlist"):
+            CodeGallery(2048, shortlist=bad)
     with pytest.raises(ValueError):
         pin_threads(0)
 
@@ -160,17 +202,17 @@ def test_search_edges() -> None:
 @pytest.mark.parametrize(
     ("ids", "codes", "field"),
     [
-        (["x", "x"], np.zeros((2, 32), np.uint8), "ids"),  # duplicate in the batch
-        (["a2", "old"], np.zeros((2, 32), np.uint8), "ids"),  # already enrolled
-        (["y", ""], np.zeros((2, 32), np.uint8), "ids"),
-        (["z"], np.zeros((2, 32), np.uint8), "ids"),  # count mismatch
-        (["w"], np.zeros((1, 64), np.uint8), "codes"),  # other code length
-        (["v"], np.zeros((1, 32), np.int16), "codes"),
+        (["x", "x"], np.zeros((2, 256), np.uint8), "ids"),  # duplicate in the batch
+        (["a2", "old"], np.zeros((2, 256), np.uint8), "ids"),  # already enrolled
+        (["y", ""], np.zeros((2, 256), np.uint8), "ids"),
+        (["z"], np.zeros((2, 256), np.uint8), "ids"),  # count mismatch
+        (["w"], np.zeros((1, 64), np.uint8), "codes"),  # a format-1 length (512 bits)
+        (["v"], np.zeros((1, 256), np.int16), "codes"),
     ],
 )
 def test_add_is_all_or_nothing(ids: list[str], codes: np.ndarray, field: str) -> None:
-    for gallery in (CodeGallery(256), NumpyGallery(256)):
-        gallery.add(["old"], np.ones((1, 32), np.uint8))
+    for gallery in (CodeGallery(2048), NumpyGallery(2048)):
+        gallery.add(["old"], np.ones((1, 256), np.uint8))
         with pytest.raises(InvalidArgumentError) as info:
             gallery.add(ids, codes)
         assert info.value.field == field
@@ -192,11 +234,11 @@ def test_persistence_round_trip_and_corruption(
     assert np.array_equal(back.codes(), gallery.codes())
     probes = protect(probe[:32], keys[1])
     assert back.search_batch(probes, 3) == gallery.search_batch(probes, 3)
-    assert CodeGallery.from_bytes(CodeGallery(1024, key_id="k").to_bytes()).bits == 1024
+    assert CodeGallery.from_bytes(CodeGallery(8192, key_id="k").to_bytes()).bits == 8192
     flipped = bytearray(data)
     flipped[40] ^= 1
-    two = CodeGallery(256)
-    two.add(["a", "b"], np.zeros((2, 32), np.uint8))
+    two = CodeGallery(2048)
+    two.add(["a", "b"], np.zeros((2, 256), np.uint8))
     body = two.to_bytes()[:-32]
     assert body.endswith(b"\x00\x01a\x00\x01b")
     duplicated = body[:-1] + b"a"  # well-formed, correctly digested, but the ids repeat
@@ -204,6 +246,10 @@ def test_persistence_round_trip_and_corruption(
     for bad in (bytes(flipped), data[:-1], data[:20], b"", b"XXXX" + data[4:], forged):
         with pytest.raises(StoreError):
             CodeGallery.from_bytes(bad)
+    # a format-1 gallery (512-bit codes) is refused with the way out, not read as format 2
+    old = struct.pack(">4sBBHQB", b"ENLG", 1, 0, 512, 1, 0) + bytes(64) + b"\x00\x01a"
+    with pytest.raises(StoreError, match=r"format-1.*rebuild"):
+        CodeGallery.from_bytes(old + hashlib.sha256(old).digest())
 
 
 # --------------------------------------------------------------------------- synthetic faces
