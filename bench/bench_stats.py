@@ -147,7 +147,6 @@ def ensure_postgres(server: str, rows: int, seed: int, source: Path) -> str:
     try:
         with engine.connect() as conn:  # what autovacuum does after a bulk insert
             conn.exec_driver_sql("VACUUM (ANALYZE) encounters")
-            conn.exec_driver_sql("VACUUM (ANALYZE) encounter_codes")
     finally:
         engine.dispose()
     return url

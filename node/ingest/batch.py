@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Sequence
 from datetime import datetime
 from itertools import repeat
@@ -32,7 +31,6 @@ from node.ingest.cells import (
     field_columns,
     formula_problem,
 )
-from node.records.codelists import codelist
 from node.records.datasets import DatasetSpec
 from node.records.equivalence import EquivalenceTable
 from node.records.icao import nationality_code, parse_mrz
@@ -40,9 +38,6 @@ from node.store.records_schema import COMPOSITE_KEY_DATASETS
 from node.store.records_store import RecordsWriter
 
 PROVENANCE = ("content_hash", "import_id", "source_row", "imported_at")
-_PLAIN_CODE = re.compile(r"[A-Za-z0-9_]+")
-#: Columns of ``encounters`` whose codes also go to ``encounter_codes``, and their code list.
-CODE_COLUMNS = {"care_provided": "care", "vulnerabilities": "vulnerability"}
 
 Problem = tuple[str, str, str]  # column, problem, fix
 
@@ -89,15 +84,7 @@ class RowPlan:
         body = self.columns[(1 if self.composite else 0) : -len(PROVENANCE)]
         self.at = {c: i for i, c in enumerate(body)}
         self.key_positions = [self.at[field_columns(spec.field(k))[0]] for k in spec.key_fields]
-        self.codes = [(self.at[c], name) for c, name in CODE_COLUMNS.items() if c in self.at]
-        self.code_columns = [(c, name) for c, name in CODE_COLUMNS.items() if c in self.at]
-        # Whether the database may split the stored ``;``-joined codes itself: every code a
-        # code column can hold (a regional code, also after the equivalence table) is plain.
-        self.plain_codes = all(
-            _PLAIN_CODE.fullmatch(code) for _, name in self.code_columns for code in codelist(name)
-        )
         self.reference_year = now.year
-        self._split = _Splits()
         self.mrz = spec.name == "travel_documents"
 
     def convert(
@@ -131,16 +118,6 @@ class RowPlan:
     def _natural_key(parts: tuple[Any, ...]) -> str:
         values = ["" if p is None else p for p in parts]
         return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
-
-    def code_rows(self, rows: Sequence[tuple[Any, ...]]) -> list[tuple[str, str, str]]:
-        """``encounter_codes`` rows for table rows of ``encounters``."""
-        ids = [row[0] for row in rows]
-        found: list[tuple[str, str, str]] = []
-        split = self._split
-        for at, name in self.codes:
-            cells = [row[at] for row in rows]
-            found += [(i, name, c) for i, v in zip(ids, cells, strict=True) if v for c in split[v]]
-        return found
 
     def _check_mrz(
         self,
@@ -184,16 +161,6 @@ class RowPlan:
         if record.sex != sex and not (record.sex == "X" and sex == "U"):
             return f"the MRZ sex {record.sex!r} differs from the row's {sex!r}", "correct one"
         return None
-
-
-class _Splits(dict[str, tuple[str, ...]]):
-    """``"food;health"`` → ``("food", "health")``, computed once per distinct value."""
-
-    def __missing__(self, key: str) -> tuple[str, ...]:
-        parts = tuple(key.split(";"))
-        if len(self) < 10_000:
-            self[key] = parts
-        return parts
 
 
 def _convert_column(

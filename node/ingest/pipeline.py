@@ -192,16 +192,8 @@ class _Run:
         if len(set(keys)) != len(keys):
             rows, keys, kept = self._drop_repeats(rows, keys, kept)
         new, changed = self._compare(rows, keys, kept)
-        writer = self.writer
-        marker = writer.codes_marker() if plan.codes and plan.plain_codes else None
-        writer.insert(new)
-        if marker is not None:  # the database splits the codes of the rows just inserted
-            writer.insert_codes_after(marker, plan.code_columns)
-        elif plan.codes:
-            writer.insert_codes(plan.code_rows(new))
-        writer.replace(changed)
-        if plan.codes:
-            writer.insert_codes(plan.code_rows(changed))
+        self.writer.insert(new)
+        self.writer.replace(changed)
         file.added += len(new)
         file.replaced += len(changed)
         self.cells, self.numbers = [], []

@@ -13,9 +13,8 @@ Invariants:
   cells, so the rows are read once.
 * A code dimension (or filter) counts each encounter once per code of its list. The codes are
   split out of the encounter's own ``;``-joined column (:data:`CODE_COLUMNS`) rather than
-  joined from ``encounter_codes``: the importer writes both in the same transaction, with the
-  same codes, so the cells are the same, and the rows of the period are not joined to a table
-  of several rows per encounter. SQLite without JSON functions joins ``encounter_codes``.
+  read from the view ``encounter_codes`` (which splits the same column): the rows of the
+  period are split where they are read, without a join on ``record_id``.
 * Cell-key perturbation needs to know *who* is in each cell (:func:`cell_members`); the
   identifiers stay inside the node and only the derived noise affects the answer.
 * Nothing here knows about peers or agreements: protection is applied afterwards.
@@ -30,11 +29,9 @@ Invariants:
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from sqlalchemy import Integer, and_, cast, distinct, extract, func, literal, select, true
@@ -43,11 +40,11 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 
 from node.stats.query import CODE_DIMENSIONS, StatsQuery
-from node.store.records_schema import encounter_codes, encounters
+from node.store.records_schema import encounters
 
 CellKey = tuple[str, ...]
 #: The encounters column that holds, ``;``-joined, the codes of each code dimension (the same
-#: codes as the dimension's rows of ``encounter_codes``: the importer writes both together).
+#: codes as the dimension's rows of the view ``encounter_codes``, which splits this column).
 CODE_COLUMNS = {"care_provided": "care_provided", "vulnerability": "vulnerabilities"}
 #: ``PRAGMA mmap_size`` of SQLite connections that count cells (SQLite caps it at its build's
 #: limit, 2 GiB by default; beyond it the file is read through the page cache as before).
@@ -87,7 +84,9 @@ def _dimension_expr(
     if name == "border_post":
         return encounters.c.border_post_regional
     if name in CODE_DIMENSIONS:
-        return code if code is not None else encounter_codes.c.code
+        if code is None:
+            raise ValueError(f"code dimension {name!r} without its split codes")
+        return code
     return encounters.c[name]
 
 
@@ -118,29 +117,17 @@ def _filter_values(name: str, values: frozenset[str]) -> list[Any]:
     return sorted(values)
 
 
-@cache
-def _sqlite_json() -> bool:
-    """Whether the SQLite library has ``json_each`` (built in since 3.38)."""
-    try:
-        sqlite3.connect(":memory:").execute("SELECT value FROM json_each('[1]')").fetchall()
-    except sqlite3.Error:
-        return False
-    return True
-
-
-def _codes_of_rows(listed: str, dialect: str) -> tuple[FromClause, ColumnElement[Any]] | None:
+def _codes_of_rows(listed: str, dialect: str) -> tuple[FromClause, ColumnElement[Any]]:
     """Encounters joined to their codes of list ``listed``, split out of the row's ``;``-joined
-    column; ``None`` where the database cannot split (SQLite without JSON functions)."""
+    column (SQLite's JSON functions are required by the store, ``node.store.database``)."""
     column = encounters.c[CODE_COLUMNS[listed]]
     if dialect == "postgresql":
         codes = func.unnest(func.string_to_array(column, ";")).table_valued("code")
         split = codes.render_derived().lateral("c")
         return encounters.join(split, true()), split.c.code
-    if dialect == "sqlite" and _sqlite_json():
-        array = literal('["') + func.replace(column, ";", '","') + literal('"]')
-        items = func.json_each(array).table_valued("value").alias("c")
-        return encounters.join(items, true()), items.c.value
-    return None
+    array = literal('["') + func.replace(column, ";", '","') + literal('"]')
+    items = func.json_each(array).table_valued("value").alias("c")
+    return encounters.join(items, true()), items.c.value
 
 
 def _source_and_where(
@@ -156,17 +143,7 @@ def _source_and_where(
     code: ColumnElement[Any] | None = None
     if code_dim is not None or any(f in CODE_DIMENSIONS for f in query.filters):
         listed = code_dim or next(f for f in query.filters if f in CODE_DIMENSIONS)
-        split = _codes_of_rows(listed, dialect)
-        if split is not None:
-            source, code = split
-        else:
-            source = encounters.join(
-                encounter_codes,
-                and_(
-                    encounter_codes.c.record_id == encounters.c.record_id,
-                    encounter_codes.c.codelist == CODE_DIMENSIONS[listed],
-                ),
-            )
+        source, code = _codes_of_rows(listed, dialect)
     for name, values in query.filters.items():
         expr = _dimension_expr(name, dialect, code)
         conditions.append(expr.in_(_filter_values(name, values)))

@@ -7,6 +7,7 @@ PostgreSQL) is applied in one place.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ def make_engine(url: str) -> Engine:
             f"cannot use database URL {url!r}: {exc}", hint="check ENLACE_DATABASE_URL"
         ) from exc
     if engine.dialect.name == "sqlite":
+        _require_sqlite_json()
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -65,6 +67,18 @@ def make_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _require_sqlite_json() -> None:
+    """Refuse an SQLite library without the JSON functions: statistics and the view
+    ``encounter_codes`` split stored code lists with ``json_each`` (built in since 3.38)."""
+    try:
+        sqlite3.connect(":memory:").execute("SELECT value FROM json_each('[1]')").fetchall()
+    except sqlite3.Error as exc:
+        raise StoreError(
+            f"this SQLite library ({sqlite3.sqlite_version}) has no JSON functions ({exc})",
+            hint="use a Python built with SQLite 3.38 or later, or PostgreSQL",
+        ) from exc
 
 
 def writer(engine: Engine) -> Engine:

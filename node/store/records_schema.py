@@ -21,8 +21,8 @@ Column rules (``docs/ingest.md`` has the long form):
   ``consular_directory`` have composite natural keys, stored once as ``natural_key`` (a JSON
   array of the key cells) so every dataset is looked up the same way.
 * ``care_provided`` and ``vulnerabilities`` are kept on the encounter as ``;``-joined regional
-  codes *and* one row per code in ``encounter_codes``, where ``GROUP BY codelist, code`` gives
-  the statistics directly.
+  codes; the view ``encounter_codes`` shows them one row per code (``GROUP BY codelist, code``
+  for ad-hoc SQL), derived from the row, never stored twice.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    column,
+    table,
 )
 
 from node.store.schema import UtcDateTime, metadata
@@ -118,18 +120,15 @@ encounters = Table(
     Index("ix_encounters_stats", "event_date", "event_type", "nationality"),
 )
 
-encounter_codes = Table(
+#: A view (migration ``0008``), not a table: one row per code of an encounter's ``;``-joined
+#: ``care_provided`` (code list ``care``) and ``vulnerabilities`` (``vulnerability``), split from
+#: the row itself, so it can never disagree with it. Not part of :data:`metadata`: nothing
+#: writes it, and ``create_all`` must not make it a table.
+encounter_codes = table(
     "encounter_codes",
-    metadata,
-    Column(
-        "record_id",
-        String(KEY_LENGTH),
-        ForeignKey("encounters.record_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
-    Column("codelist", String(16), primary_key=True),  # "care" or "vulnerability"
-    Column("code", String(40), primary_key=True),
-    sqlite_with_rowid=False,
+    column("record_id", String(KEY_LENGTH)),
+    column("codelist", String(16)),
+    column("code", String(40)),
 )
 
 travel_documents = Table(

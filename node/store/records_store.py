@@ -8,8 +8,8 @@ form the column type would bind (:meth:`RecordsWriter.processor`), so what SQLAl
 back is exactly what it would have written. Per backend, the fastest way the driver offers:
 
 * SQLite: prepared ``INSERT`` through ``sqlite3``'s ``executemany`` on the connection the
-  transaction runs on; ``encounter_codes`` rows are split out of the stored ``;``-joined codes
-  by one ``INSERT … SELECT`` per batch (:meth:`RecordsWriter.insert_codes_after`).
+  transaction runs on, with the per-row foreign-key probe of ``import_id`` switched off for the
+  import's transaction (see the invariants).
 * PostgreSQL: ``COPY … FROM STDIN`` (psycopg formats the rows in C), and key lookups as one
   array joined to the table, planned as primary-key probes even while the table's statistics
   still describe it before the import.
@@ -19,6 +19,13 @@ Invariants:
   transaction; a :class:`RecordsWriter` works inside it, so an exception (or a crash of the
   process) before the ``with`` block ends leaves every table as it was.
 * The read methods never see an uncommitted import: they use their own connections.
+* Every row an import writes carries that import's own ``import_id``, whose ``imports`` row
+  :meth:`RecordsWriter.begin_import` inserts first in the same transaction: the foreign key
+  holds by construction. SQLite would still probe ``imports`` for every row inserted (about a
+  tenth of an import's time), so :meth:`RecordsStore.transaction` runs with
+  ``PRAGMA foreign_keys=OFF`` and turns it back on before the connection is used again; the
+  constraint stays in the schema, every other writer enforces it, and PostgreSQL checks it
+  during ``COPY`` as always.
 * The natural key of a dataset is one column (:func:`key_column`); ``existing`` answers for
   rows already committed *and* rows written earlier in the same transaction, which is how the
   importer finds a key repeated inside a file without keeping every key in memory.
@@ -49,14 +56,6 @@ IMPORT_STATUSES = ("complete", "partial")
 _ENCOUNTERS = "encounters"
 #: ``None`` for any value, called from C (a dict's ``get`` misses): the NoneType adapter.
 _NULL_ADAPTER: Callable[[Any], Any] = {}.get
-#: One ``encounter_codes`` row per code of ``{column}``: the ``;``-joined codes become a JSON
-#: array that ``json_each`` walks (codes are letters, digits and ``_``; nothing to escape).
-_SPLIT_CODES_SQL = (
-    "INSERT INTO encounter_codes (record_id, codelist, code) "
-    "SELECT e.record_id, ?, j.value FROM encounters AS e, "
-    "json_each('[\"' || replace(e.{column}, ';', '\",\"') || '\"]') AS j "
-    "WHERE e.rowid > ? AND e.{column} <> ''"
-)
 #: Keys per lookup query: below the 999 bound parameters of SQLite builds older than 3.32.
 LOOKUP_CHUNK = 900
 #: SQLite page cache during an import, in KiB (negative: the PRAGMA's "KiB" form).
@@ -145,11 +144,6 @@ class RecordsWriter:
         marks = ", ".join(mark for _ in self.columns)
         self._insert_sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})"
         self._delete_sql = f"DELETE FROM {quote(table.name)} WHERE {quote(self._key)} = {mark}"
-        code_names = ", ".join(quote(c.name) for c in encounter_codes.c)
-        self._codes_sql = (
-            f"INSERT INTO {quote(encounter_codes.name)} ({code_names}) VALUES ({mark}, {mark}, "
-            f"{mark})"
-        )
         self._key_col = table.c[self._key]
         self._bind_date = self._processor(Date())
         self._mark = mark
@@ -168,7 +162,6 @@ class RecordsWriter:
         if dialect.name == "postgresql":
             self._copy_sql = {
                 self._insert_sql: f"COPY {quote(table.name)} ({names}) FROM STDIN",
-                self._codes_sql: f"COPY {quote(encounter_codes.name)} ({code_names}) FROM STDIN",
             }
             key = quote(self._key)
             self._unnest_sql = (
@@ -189,7 +182,6 @@ class RecordsWriter:
             # AttributeError message: about a microsecond per NULL cell. A registered adapter
             # for NoneType is found at once; it returns None, which binds NULL as before.
             sqlite3.register_adapter(type(None), _NULL_ADAPTER)
-        self._json_codes = self._sqlite is not None and _has_json_each(self._sqlite)
 
     def processor(self, column: str) -> Callable[[Any], Any]:
         """The function turning a Python value into what the driver receives for ``column``."""
@@ -273,42 +265,12 @@ class RecordsWriter:
             self._run_many(self._insert_sql, rows)
 
     def replace(self, rows: list[tuple[Any, ...]]) -> None:
-        """Overwrite stored rows with new content (their ``encounter_codes`` go with them)."""
+        """Overwrite stored rows with new content."""
         if not rows:
             return
         keys = [(row[self._key_index],) for row in rows]
-        if self.dataset == "encounters":
-            quote = self.conn.dialect.identifier_preparer.quote
-            self._run_many(
-                f"DELETE FROM {quote(encounter_codes.name)} WHERE {quote('record_id')} = "
-                f"{self._mark}",
-                keys,
-            )
         self._run_many(self._delete_sql, keys)
         self.insert(rows)
-
-    def insert_codes(self, rows: list[tuple[str, str, str]]) -> None:
-        """``(record_id, codelist, code)`` rows of ``encounter_codes``."""
-        if rows:
-            self._run_many(self._codes_sql, rows)
-
-    def codes_marker(self) -> int | None:
-        """Where :meth:`insert_codes_after` starts: on SQLite, the highest ``rowid`` of
-        ``encounters`` now (rows inserted later, replacements included, get higher ones).
-        ``None`` when the code rows must come from :meth:`insert_codes`."""
-        if not self._json_codes or self.dataset != "encounters":
-            return None
-        assert self._sqlite is not None
-        row = self._sqlite.execute(f"SELECT coalesce(max(rowid), 0) FROM {_ENCOUNTERS}").fetchone()
-        return int(row[0])
-
-    def insert_codes_after(self, marker: int, columns: Sequence[tuple[str, str]]) -> None:
-        """``encounter_codes`` rows of the encounters inserted since :meth:`codes_marker`,
-        split by SQLite itself: for each ``(column, codelist)``, one row per ``;``-separated
-        code of the column. The caller guarantees codes hold no character JSON escapes."""
-        assert self._sqlite is not None
-        for column, codelist in columns:
-            self._sqlite.execute(_SPLIT_CODES_SQL.format(column=column), (codelist, marker))
 
     def begin_import(self, record: ImportRecord) -> None:
         """Register the import first: every row written next refers to it."""
@@ -336,18 +298,30 @@ class RecordsStore:
         """The one writing transaction of an import: commits when the block ends normally.
 
         On SQLite the connection gets a larger page cache for the duration (index pages of a
-        big table stay in memory), and its default back afterwards.
+        big table stay in memory) and no per-row foreign-key probe (the module's invariants
+        say why that holds), and both its defaults back afterwards, committed or not.
         """
-        with self._write.begin() as conn:
-            sqlite = conn.dialect.name == "sqlite"
-            if sqlite:
-                default = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-                conn.exec_driver_sql(f"PRAGMA cache_size = {IMPORT_CACHE_KIB}")
+        with self._write.connect() as conn:
+            driver: sqlite3.Connection | None = None
+            if conn.dialect.name == "sqlite":
+                found = conn.connection.driver_connection
+                assert isinstance(found, sqlite3.Connection)
+                driver = found
+                driver.execute("PRAGMA foreign_keys=OFF")  # outside a transaction, or a no-op
             try:
-                yield conn
+                with conn.begin():
+                    if driver is None:
+                        yield conn
+                        return
+                    default = driver.execute("PRAGMA cache_size").fetchone()[0]
+                    driver.execute(f"PRAGMA cache_size = {IMPORT_CACHE_KIB}")
+                    try:
+                        yield conn
+                    finally:
+                        driver.execute(f"PRAGMA cache_size = {int(default or -2000)}")
             finally:
-                if sqlite:
-                    conn.exec_driver_sql(f"PRAGMA cache_size = {int(default or -2000)}")
+                if driver is not None:
+                    driver.execute("PRAGMA foreign_keys=ON")
 
     def writer(self, conn: Connection, dataset: str, columns: Sequence[str]) -> RecordsWriter:
         return RecordsWriter(conn, dataset, columns)
@@ -425,15 +399,6 @@ class RecordsStore:
         for codelist, code in rows:
             found.setdefault(str(codelist), []).append(str(code))
         return found
-
-
-def _has_json_each(connection: sqlite3.Connection) -> bool:
-    """Whether this SQLite build has the JSON functions (built in since 3.38)."""
-    try:
-        connection.execute("SELECT count(*) FROM json_each('[1]')").fetchone()
-    except sqlite3.OperationalError:
-        return False
-    return True
 
 
 def _aware(value: Any) -> dt.datetime | None:

@@ -106,6 +106,25 @@ def test_csv_import_normalises_and_records_provenance(store: Store, tmp_path: Pa
     assert history.finished_at >= NOW and store.records.data_as_of() == history.finished_at
 
 
+def test_foreign_keys_are_enforced_again_after_an_import(store: Store, tmp_path: Path) -> None:
+    # SQLite imports skip the per-row probe of import_id (it holds by construction); the
+    # connection must come back to the pool enforcing foreign keys, committed or rolled back.
+    from sqlalchemy import exc, insert
+
+    from node.store.records_schema import encounters
+
+    path = write_csv(tmp_path / "encounters.csv", [encounter(i) for i in range(3)])
+    ingest(store, "encounters", [path], now=NOW)
+    bad = write_csv(tmp_path / "bad.csv", [encounter(7, event_type="no_such_type")])
+    with pytest.raises(IngestError):
+        ingest(store, "encounters", [bad], now=NOW)
+    stored = next(store.records.iter_rows("encounters"))
+    orphan = {**stored, "record_id": "PANE999999999", "import_id": "no-such-import"}
+    for _ in range(3):  # whichever pooled connection the engine hands out
+        with pytest.raises(exc.IntegrityError), store.engine.begin() as conn:
+            conn.execute(insert(encounters).values(**orphan))
+
+
 def test_reimport_of_the_same_file_adds_nothing(store: Store, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "e.csv", [encounter(i) for i in range(12)])
     ingest(store, "encounters", [path], now=NOW)

@@ -42,6 +42,9 @@ MOMENT = dt.datetime(2026, 11, 28, 12, 34, 56, 789000, tzinfo=dt.UTC)
 # Tables whose layout a library owns (APScheduler's SQLAlchemyJobStore for the Secretariat's
 # schedule): created by a migration, described by the library, not by our models.
 LIBRARY_TABLES = frozenset({"st_schedule_jobs"})
+# Tables a later revision replaced by a view of the rows they duplicated (0008): their rows are
+# then derived, and must be exactly what the view derives from the seeded encounter.
+NOW_VIEWS = frozenset({"encounter_codes"})
 
 
 def revisions() -> list[str]:
@@ -141,11 +144,27 @@ def test_upgrade_from_each_revision_keeps_rows_and_matches_models(
         database.upgrade(engine)
         assert database.current_revision(engine) == database.head_revision()
         for table_name, row in rows.items():
+            if table_name in NOW_VIEWS:
+                continue
             got = read_back(engine, table_name, row)
             assert got == {c: _normal(row[c]) for c in got}, table_name
+        if "encounters" in rows:
+            assert encounter_codes_of(engine, rows["encounters"]) == {
+                ("care", rows["encounters"]["care_provided"]),
+                ("vulnerability", rows["encounters"]["vulnerabilities"]),
+            }
         assert schema_diff(engine) == []
     finally:
         engine.dispose()
+
+
+def encounter_codes_of(engine: Engine, encounter: dict[str, Any]) -> set[tuple[str, str]]:
+    view = Table("encounter_codes", MetaData(), autoload_with=engine)
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(view.c.codelist, view.c.code).where(view.c.record_id == encounter["record_id"])
+        ).all()
+    return {(str(c), str(v)) for c, v in found}
 
 
 def test_a_fresh_database_at_head_matches_the_models(database_url: str) -> None:

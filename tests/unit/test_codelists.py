@@ -178,3 +178,11 @@ def test_age_groups_are_ordered_like_ages(a: int, b: int) -> None:
     order = list(codelist("age_group"))
     young, old = sorted((a, b))
     assert order.index(age_group_for(young)) <= order.index(age_group_for(old))
+
+
+@pytest.mark.parametrize("name", ["care", "vulnerability"])
+def test_codes_an_encounter_stores_joined_need_no_escaping(name: str) -> None:
+    # The view encounter_codes and the statistics split ';'-joined codes inside the database
+    # by building a JSON array around them: a quote, backslash or ';' in a code would break it.
+    for code in codelist(name):
+        assert re.fullmatch(r"[A-Za-z0-9_]+", code), f"{name}: {code!r}"
