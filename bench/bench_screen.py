@@ -5,6 +5,7 @@ records each in at most 5 s. Figures only; nothing is asserted.
 
     python bench/bench_screen.py [--peers 10] [--records 1000000] [--travellers 500]
                                  [--dates covering,finest] [--rounds 3] [--json]
+    python bench/bench_screen.py --ground-truth 20000     # what each date policy finds (no timing)
 
 Set-up (timed separately, not part of the screening figure): one member's synthetic files of
 ``--records`` encounters (with their travel documents, alerts and persons of interest) are
@@ -71,9 +72,10 @@ def run(
     from node.ingest.pipeline import ingest
     from node.manifests.paxlst import read_paxlst, write_paxlst
     from node.manifests.sample import sample_manifest
-    from node.manifests.screen import screen_manifest
+    from node.manifests.screen import screen_manifest, traveller_queries
     from node.matching.client import MatchClient
     from node.matching.filters import Holder
+    from node.matching.sources import query_keys
     from node.records.codelists import REGIONAL_MEMBERS
     from node.records.generate import generate
     from node.runtime import open_runtime
@@ -116,6 +118,12 @@ def run(
                 for dataset in DATASETS:
                     client.sync(country, dataset, PURPOSE)
             setup["sync_all_s"] = time.perf_counter() - started
+            for policy in dates:  # the per-traveller work alone: read, normalise, build keys
+                cpu = time.process_time()
+                for traveller in read_paxlst(data, today=now.date()).screened():
+                    for query in traveller_queries(traveller, policy):  # type: ignore[arg-type]
+                        query_keys(query, DATASETS)
+                setup[f"travellers_cpu_s[{policy}]"] = time.process_time() - cpu
             for _, policy in ((n, p) for n in range(rounds) for p in dates):
                 server = sum(process_cpu_seconds(n.process.pid) or 0.0 for n in nodes)
                 cpu, started = time.process_time(), time.perf_counter()
@@ -157,6 +165,20 @@ def run(
     }
 
 
+def ground_truth(root: Path, records: int) -> dict[str, Any]:
+    """Hits and true hits of each birth-date policy on generated data (no network, no timing)."""
+    from node.manifests.sample import person_hits_by_policy
+    from node.records.generate import generate
+
+    generate("PAN", records, 7, root / "pan")
+    generate("HND", records, 8, root / "hnd")
+    out: dict[str, Any] = {}
+    for policy, o in person_hits_by_policy(root / "pan", root / "hnd").items():
+        out[policy] = {"travellers": o.travellers, "keys": o.keys, "hits": len(o.hits),
+                       "true_hits": len(o.true_hits), "strengths": dict(o.strengths)}  # fmt: skip
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--peers", type=int, default=10)
@@ -169,8 +191,26 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated birth-date policies to compare: every, covering, finest",
     )
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--ground-truth",
+        type=int,
+        metavar="RECORDS",
+        default=0,
+        help="only compare the date policies on generated data of this size",
+    )
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="bench-screen-"))
+    if args.ground_truth:
+        try:
+            truth = ground_truth(root, args.ground_truth)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        if args.json:
+            print_json(truth)
+            return 0
+        for policy, row in truth.items():
+            print(f"{policy}: {row}")
+        return 0
     try:
         dates = [d.strip() for d in args.dates.split(",") if d.strip()]
         result = run(root, args.peers, args.records, args.travellers, args.rounds, dates)
