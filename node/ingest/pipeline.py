@@ -32,6 +32,7 @@ from __future__ import annotations
 import csv
 import gc
 import os
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -41,7 +42,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from node.errors import InvalidArgumentError
+from sqlalchemy.exc import SQLAlchemyError
+
+try:
+    from psycopg import Error as _PostgresError
+except ImportError:  # pragma: no cover - psycopg is a dependency; SQLite-only installs work
+    _PostgresError = SQLAlchemyError  # type: ignore[assignment,misc]
+
+from node.errors import InvalidArgumentError, StoreError
 from node.ingest import IngestError, RowError
 from node.ingest.batch import PROVENANCE, RowPlan, columns_for
 from node.ingest.cells import formula_problem
@@ -52,6 +60,10 @@ from node.records.equivalence import EquivalenceTable
 from node.records.icao import NORMALISATION_VERSION
 from node.store.records_store import ImportRecord, RecordsWriter
 from node.store.store import Store
+
+#: Errors of the database under an import, raised by SQLAlchemy or by the drivers themselves
+#: (the writer hands batches straight to ``sqlite3`` and psycopg's ``COPY``).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, sqlite3.Error, _PostgresError)
 
 BATCH_ROWS = 5000
 MAX_KEPT_ERRORS = 1000
@@ -414,6 +426,10 @@ def ingest(
             report.seconds = time.monotonic() - clock
     except _DryRunFinishedError:
         pass
+    except DATABASE_ERRORS as exc:
+        if rejects is not None:
+            rejects.discard()
+        raise _store_refused(exc, files) from exc
     except BaseException:
         if rejects is not None:
             rejects.discard()
@@ -422,3 +438,15 @@ def ingest(
     if rejects is not None:
         rejects.publish()
     return report
+
+
+def _store_refused(exc: Exception, files: Sequence[Path]) -> StoreError:
+    """The database failed under the import (disk full, connection lost, locked): one clear
+    error instead of a driver traceback. The transaction was rolled back, so it says so."""
+    cause = getattr(exc, "orig", None) or exc
+    detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    names = ", ".join(str(f) for f in files)
+    hint = "nothing was written; fix the database's condition and run the same import again"
+    if "full" in detail.lower() or "no space" in detail.lower():
+        hint = "free disk space where the database lives (or raise its quota); " + hint
+    return StoreError(f"the database refused the import of {names}: {detail}", hint=hint)
