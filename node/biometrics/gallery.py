@@ -91,9 +91,9 @@ class BandThresholds:
 
 # Measured at FMR 1e-6 (strong) and 1e-4 (probable) per comparison; see docs/biometrics.md.
 DEFAULT_BANDS: dict[int, BandThresholds] = {
-    2048: BandThresholds(strong=484, probable=636),
-    4096: BandThresholds(strong=968, probable=1272),
-    8192: BandThresholds(strong=1936, probable=2544),
+    2048: BandThresholds(strong=508, probable=643),
+    4096: BandThresholds(strong=1020, probable=1289),
+    8192: BandThresholds(strong=2055, probable=2578),
 }
 
 
