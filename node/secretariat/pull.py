@@ -282,15 +282,18 @@ def retry_pull(
     if row is None:
         raise NotFoundError(f"no pull {pull_id!r}", hint="list pulls with `enlace st status`")
     items = {i["table"]: PullItem.from_dict(i) for i in row.items}
+    # A pull whose process stopped before it finished has no summary: what it lacks is read
+    # from the results it stored, so the retry asks exactly the tables never received.
+    summary = row.summary or interrupted_summary(store.results(), row)
     work = {
         country: [items[t] for t in sorted(outcome.get("failed", {})) if t in items]
-        for country, outcome in row.summary.items()
+        for country, outcome in summary.items()
         if outcome.get("failed")
     }
     started = time.monotonic()
     fresh = _run_members(runtime, work, pull_id, row.purpose, policy, sleep)
     merged: dict[str, MemberOutcome] = {}
-    for country, previous in row.summary.items():
+    for country, previous in summary.items():
         outcome = MemberOutcome(
             country,
             status=previous.get("status", MISSING),
@@ -324,6 +327,29 @@ def retry_pull(
     )
     log.info("retry of %s: %s", pull_id, report.status)
     return report
+
+
+def interrupted_summary(results: Sequence[ResultRow], row: PullRow) -> dict[str, Any]:
+    """The summary an unfinished pull would have written: per member, the tables it stored a
+    received answer for under this pull, and every other table as failed (interrupted)."""
+    received = {
+        (r.member, r.table_id, r.period): r
+        for r in results
+        if r.pull_id == row.pull_id and r.received_at is not None
+    }
+    summary: dict[str, Any] = {}
+    for country in row.members:
+        outcome = MemberOutcome(country)
+        for item in row.items:
+            found = received.get((country, item["table"], item["period"]))
+            if found is None:
+                outcome.failed[item["table"]] = "interrupted: the pull stopped before an answer"
+                continue
+            outcome.received.append(item["table"])
+            if found.status == PARTIAL:
+                outcome.stale.append(item["table"])
+        summary[country] = outcome.settle().to_dict()
+    return summary
 
 
 def partial_pulls(runtime: NodeRuntime, now: dt.datetime, max_age: dt.timedelta) -> list[str]:

@@ -207,15 +207,6 @@ def test_sigkill_during_an_st_pull_loses_no_committed_result_and_a_new_pull_comp
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="node/secretariat/pull.py retry_pull builds its work list from the pull's summary, "
-    "which run_pull writes only when the pull finishes: a pull killed mid-way keeps status "
-    "'running' and an empty summary, so `enlace st pull --retry --pull-id ID` asks no member "
-    "and marks it 'complete' (PullReport.status of no members) although tables are missing. "
-    "Fix: retry the pull's items for its members (row.items x row.members) that have no "
-    "result of this pull, or mark interrupted pulls 'partial' on start-up.",
-)
 def test_retrying_a_pull_killed_mid_way_asks_the_members_it_still_lacks(
     st_federation: StFederation,
 ) -> None:
