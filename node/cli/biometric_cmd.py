@@ -317,7 +317,7 @@ def refresh(
 def rotate_epoch(
     home: HomeOption,
     bits: Annotated[
-        int | None, typer.Option("--bits", help="New code length: 256, 512 or 1024.")
+        int | None, typer.Option("--bits", help="New code length: 2048, 4096 or 8192.")
     ] = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -168,7 +168,7 @@ def biometric_step(runtimes: dict[str, NodeRuntime], root: Path, say: Say) -> di
     with BiometricClient(runtimes[QUERIER], timeout=10.0) as client:
         say(
             f"   CRI probes every peer with the face of person {chosen['person_id']} "
-            "(no document, nationality unknown here); only 512-bit protected codes leave CRI"
+            "(no document, nationality unknown here); only protected codes leave CRI"
         )
         report = client.search(probe[None, :], PURPOSE, labels=[chosen["person_id"]])
         for o in report.outcomes:
