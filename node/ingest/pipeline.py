@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import gc
+import logging
 import os
 import sqlite3
 import time
@@ -61,6 +62,9 @@ from node.records.icao import NORMALISATION_VERSION
 from node.store.records_store import ImportRecord, RecordsWriter
 from node.store.store import Store
 
+#: Rows written by one import from which PostgreSQL's table is vacuumed and analysed at once.
+SETTLE_ROWS = 10_000
+log = logging.getLogger(__name__)
 #: Errors of the database under an import, raised by SQLAlchemy or by the drivers themselves
 #: (the writer hands batches straight to ``sqlite3`` and psycopg's ``COPY``).
 DATABASE_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, sqlite3.Error, _PostgresError)
@@ -437,6 +441,11 @@ def ingest(
     report.committed = not dry_run
     if rejects is not None:
         rejects.publish()
+    if report.committed and report.total("added") + report.total("replaced") >= SETTLE_ROWS:
+        try:
+            store.records.settle(dataset)
+        except DATABASE_ERRORS as exc:  # the import is committed; only its tidying failed
+            log.warning("import committed; VACUUM (ANALYZE) of %s failed: %s", dataset, exc)
     return report
 
 

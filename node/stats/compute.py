@@ -50,7 +50,7 @@ CODE_COLUMNS = {"care_provided": "care_provided", "vulnerability": "vulnerabilit
 #: limit, 2 GiB by default; beyond it the file is read through the page cache as before).
 SQLITE_MMAP_BYTES = 1 << 31
 #: ``work_mem`` of a PostgreSQL counting transaction (per sort or hash, per worker).
-POSTGRES_WORK_MEM = "64MB"
+POSTGRES_WORK_MEM = "256MB"
 
 
 @dataclass(frozen=True)

@@ -323,6 +323,19 @@ class RecordsStore:
                 if driver is not None:
                     driver.execute("PRAGMA foreign_keys=ON")
 
+    def settle(self, dataset: str) -> None:
+        """After a large committed import on PostgreSQL: ``VACUUM (ANALYZE)`` the table, so the
+        planner knows its new size and the pages are marked all-visible, which is what lets
+        statistics read the covering index alone (migration 0009) now rather than after
+        autovacuum's next round. SQLite needs nothing: its query plans do not use statistics
+        it was not given, and its indexes hold no visibility information."""
+        if self._write.dialect.name != "postgresql":
+            return
+        table = _table(dataset)
+        quote = self._write.dialect.identifier_preparer.quote
+        with self._write.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.exec_driver_sql(f"VACUUM (ANALYZE) {quote(table.name)}")
+
     def writer(self, conn: Connection, dataset: str, columns: Sequence[str]) -> RecordsWriter:
         return RecordsWriter(conn, dataset, columns)
 

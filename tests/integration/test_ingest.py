@@ -125,6 +125,32 @@ def test_foreign_keys_are_enforced_again_after_an_import(store: Store, tmp_path:
             conn.execute(insert(encounters).values(**orphan))
 
 
+def test_a_large_import_leaves_postgres_statistics_ready(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After a bulk import PostgreSQL's table is vacuumed and analysed at once, so statistics
+    # can read the covering index alone (pages all-visible) and plan with the real size.
+    if store.records.backend != "postgresql":
+        pytest.skip("SQLite keeps no visibility map and needs no ANALYZE here")
+    from sqlalchemy import text
+
+    from node.ingest import pipeline
+
+    monkeypatch.setattr(pipeline, "SETTLE_ROWS", 3)
+    ingest(store, "encounters", [write_csv(tmp_path / "e.csv", [encounter(i) for i in range(3)])],
+           now=NOW)  # fmt: skip
+    with store.engine.connect() as conn:
+        vacuumed, include = conn.execute(
+            text(
+                "SELECT s.last_vacuum IS NOT NULL, "
+                "pg_get_indexdef('ix_encounters_stats'::regclass) "
+                "FROM pg_stat_user_tables s WHERE s.relname = 'encounters'"
+            )
+        ).one()
+    assert vacuumed
+    assert "INCLUDE (nationality_basis, sex, age_group, border_post_regional, person_id" in include
+
+
 def test_reimport_of_the_same_file_adds_nothing(store: Store, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "e.csv", [encounter(i) for i in range(12)])
     ingest(store, "encounters", [path], now=NOW)
