@@ -19,8 +19,9 @@ margin is the sum of the interior cells it covers). What they know per cell:
   count is never below the threshold).
 
 For each suppressed cell the attacker minimises and maximises its value over all integer
-solutions (a linear program first, then an integer program, with HiGHS through
-:func:`scipy.optimize.milp`). The width of that interval is what the profile protects.
+solutions (a linear program first, then an integer program for three dimensions); the solver
+lives in :mod:`policies.disclosure.attacker`. The width of that interval is what the profile
+protects.
 
 Algorithm (deterministic for identical input):
 
@@ -52,10 +53,15 @@ Invariants:
   hidden cell is narrower than required; :mod:`policies.disclosure.apply` calls it on every
   answer before release, so a defect here fails closed.
 * Solver failures raise :class:`ProtectionError` too: nothing is released on doubt.
-* Cost: two linear programs per hidden cell and per tried partner (HiGHS through
-  :func:`scipy.optimize.milp`), plus integer programs for three-dimensional tables, whose
-  constraints are not totally unimodular (for one and two dimensions they are a network, so
-  the relaxation is already integral).
+* Cost: two linear programs per hidden cell and per tried partner, plus integer programs for
+  three-dimensional tables, whose constraints are not totally unimodular (for one and two
+  dimensions they are a network, so the relaxation is already integral). The programs of one
+  table share one warm-started HiGHS model, and an interval already found for the same bounds
+  is not solved again (:func:`~policies.disclosure.attacker.attacker_for`); the intervals, and
+  so the suppressions, are those of a model built afresh for every question
+  (``solver="milp"``, kept as the reference).
+* Hypercubes are found without summing lines: a cube is balanced exactly when no corner lies
+  on a released line along a dimension the cube leaves out (see ``_Problem._balanced``).
 """
 
 from __future__ import annotations
@@ -63,129 +69,38 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
 
 import numpy as np
-from scipy.optimize import Bounds as ScipyBounds  # type: ignore[import-untyped, unused-ignore]
-from scipy.optimize import LinearConstraint, milp  # type: ignore[import-untyped, unused-ignore]
-from scipy.sparse import coo_array  # type: ignore[import-untyped, unused-ignore]
 
+from policies.disclosure.attacker import (
+    Attacker,
+    Box,
+    Interval,
+    ProtectionError,
+    Solver,
+    attacker_for,
+)
 from policies.disclosure.table import (
     TOTAL,
     Coord,
     Dimension,
-    DisclosureError,
     Table,
-    covered_cells,
     is_margin,
 )
-from policies.disclosure.threshold import Bounds, ThresholdRule, attacker_bounds
+from policies.disclosure.threshold import ThresholdRule, attacker_bounds
+
+__all__ = [
+    "Interval",
+    "ProtectionError",
+    "attack",
+    "default_protection",
+    "required_width",
+    "secondary_suppression",
+    "verify_protection",
+]
 
 MAX_TRIALS = 12
 MAX_ROOM = 1 << 30
-_TOLERANCE = 1e-6
-
-
-class ProtectionError(DisclosureError):
-    """A suppressed cell could be narrowed below its protection width; nothing may be sent."""
-
-    def __init__(self, message: str, *, cells: Iterable[Coord] = (), hint: str = "") -> None:
-        super().__init__(message, hint=hint)
-        self.cells: tuple[Coord, ...] = tuple(cells)
-
-
-class Interval(NamedTuple):
-    """The values an attacker cannot exclude for one cell; ``high=None`` means unbounded."""
-
-    low: int
-    high: int | None
-
-    @property
-    def width(self) -> float:
-        return math.inf if self.high is None else float(self.high - self.low)
-
-
-class _Attacker:
-    """The additivity constraints of a table's published structure, solved with HiGHS."""
-
-    def __init__(self, dimensions: Sequence[Dimension], coords: Sequence[Coord]) -> None:
-        self.coords = tuple(coords)
-        self.index = {c: i for i, c in enumerate(self.coords)}
-        # Tables of one or two dimensions have network (totally unimodular) constraints, so
-        # the linear program's optimum is already integral; three dimensions need the IP.
-        self.integral_lp = len(dimensions) <= 2
-        rows: list[int] = []
-        cols: list[int] = []
-        vals: list[float] = []
-        count = 0
-        for coord in self.coords:
-            if not is_margin(coord):
-                continue
-            rows.append(count)
-            cols.append(self.index[coord])
-            vals.append(1.0)
-            for inner in covered_cells(dimensions, coord):
-                if inner not in self.index:
-                    raise DisclosureError(f"interior cell {inner} is not part of the answer")
-                rows.append(count)
-                cols.append(self.index[inner])
-                vals.append(-1.0)
-            count += 1
-        self.constraints: Any = None
-        if count:
-            matrix = coo_array((vals, (rows, cols)), shape=(count, len(self.coords))).tocsr()
-            self.constraints = LinearConstraint(matrix, 0.0, 0.0)
-
-    def interval(
-        self,
-        bounds: Mapping[Coord, Bounds],
-        target: Coord,
-        *,
-        integer: bool = True,
-        relaxed: Interval | None = None,
-    ) -> Interval:
-        """The attacker's interval for ``target``.
-
-        The linear relaxation comes first (it also detects an unbounded maximum); with
-        ``integer`` it is tightened by an integer program for three-dimensional tables.
-        ``relaxed`` passes a relaxation already solved for the same bounds.
-        """
-        if self.constraints is None:
-            return Interval(*bounds[target])
-        box = ScipyBounds(
-            np.array([float(bounds[c][0]) for c in self.coords]),
-            np.array([math.inf if (h := bounds[c][1]) is None else float(h) for c in self.coords]),
-        )
-        if relaxed is None:
-            relaxed = Interval(
-                self._solve(box, target, sign=1.0, integer=False),
-                self._solve(box, target, sign=-1.0, integer=False),
-            )
-        if not integer or self.integral_lp:
-            return relaxed
-        low = self._solve(box, target, sign=1.0, integer=True)
-        top = None if relaxed.high is None else self._solve(box, target, sign=-1.0, integer=True)
-        return Interval(low, top)
-
-    def _solve(self, box: Any, target: Coord, *, sign: float, integer: bool) -> Any:
-        cost = np.zeros(len(self.coords))
-        cost[self.index[target]] = sign
-        result = milp(
-            cost,
-            constraints=self.constraints,
-            bounds=box,
-            integrality=np.ones(len(self.coords)) if integer else None,
-        )
-        if result.status == 3 and sign < 0 and not integer:
-            return None
-        if result.status != 0:
-            raise ProtectionError(
-                f"the attacker's program for {target} did not solve: {result.message}",
-                cells=(target,),
-                hint="the published values contradict each other; report a bug",
-            )
-        value = sign * float(result.fun)
-        return math.ceil(value - _TOLERANCE) if sign > 0 else math.floor(value + _TOLERANCE)
 
 
 def attack(
@@ -195,14 +110,25 @@ def attack(
     rule: ThresholdRule,
     *,
     max_noise: int = 0,
+    solver: Solver = "highs",
 ) -> dict[Coord, Interval]:
     """The tightest interval an attacker can derive for every suppressed cell of an answer."""
     coords = tuple(released)
-    attacker = _Attacker(dimensions, coords)
-    bounds = attacker_bounds(coords, released, conf_status, rule, max_noise)
-    return {
-        c: attacker.interval(bounds, c) for c in coords if conf_status.get(c, "F") in ("A", "D")
-    }
+    return _attack(
+        attacker_for(dimensions, coords, solver=solver), released, conf_status, rule, max_noise
+    )
+
+
+def _attack(
+    attacker: Attacker,
+    released: Mapping[Coord, int | None],
+    conf_status: Mapping[Coord, str],
+    rule: ThresholdRule,
+    max_noise: int,
+) -> dict[Coord, Interval]:
+    coords = attacker.coords
+    box = Box.of(coords, attacker_bounds(coords, released, conf_status, rule, max_noise))
+    return {c: attacker.interval(box, c) for c in coords if conf_status.get(c, "F") in ("A", "D")}
 
 
 def default_protection(rule: ThresholdRule) -> int:
@@ -229,6 +155,7 @@ class _Problem:
         released: Mapping[Coord, int],
         max_noise: int,
         protection: int,
+        solver: Solver = "highs",
     ) -> None:
         self.table = table
         self.primary = primary
@@ -242,14 +169,30 @@ class _Problem:
         for number, line in enumerate(self.lines):
             for coord in line.cells:
                 self.lines_of[coord].append(number)
+        # The cells on some released line along each dimension (see _balanced).
+        self.along = tuple(
+            frozenset(c for line in self.lines if line.dimension == d for c in line.cells)
+            for d in range(len(table.dimensions))
+        )
         self.hidden: set[Coord] = set(primary)
-        self.attacker = _Attacker(table.dimensions, table.coords())
+        self.attacker = attacker_for(table.dimensions, table.coords(), solver=solver)
         self._ceiling: dict[Coord, float] = {}
+        # What a reader knows of each cell when it is published, and when it is hidden (as
+        # attacker_bounds has it), so that a set of hidden cells becomes bounds by indexing.
+        coords = self.attacker.coords
+        shown = Box.of(coords, attacker_bounds(coords, released, {}, rule, max_noise))
+        flags = {c: ("A" if c in primary else "D") for c in coords}
+        hidden = Box.of(coords, attacker_bounds(coords, {}, flags, rule, max_noise))
+        self._shown, self._hidden = shown, hidden
 
-    def bounds(self, hidden: Iterable[Coord]) -> dict[Coord, Bounds]:
-        status = {c: ("A" if c in self.primary else "D") for c in hidden}
-        shown = {c: (None if c in status else v) for c, v in self.released.items()}
-        return attacker_bounds(self.table.coords(), shown, status, self.rule, self.max_noise)
+    def bounds(self, hidden: Iterable[Coord]) -> Box:
+        """The attacker's bounds on every cell when ``hidden`` are suppressed."""
+        index = self.attacker.index
+        rows = np.fromiter((index[c] for c in hidden), dtype=np.intp)
+        low, high = self._shown.low.copy(), self._shown.high.copy()
+        low[rows] = self._hidden.low[rows]
+        high[rows] = self._hidden.high[rows]
+        return Box(low, high)
 
     def ceiling(self, coord: Coord) -> float:
         """The widest interval any suppression pattern can give ``coord``: all positives hidden.
@@ -293,8 +236,9 @@ class _Problem:
             if self.protected(coord):
                 continue  # e.g. no released margin constrains it
             best: tuple[tuple[int, int, tuple[int, ...]], tuple[Coord, ...]] | None = None
+            need = self.target(coord)
             for corners in self._cubes(coord):
-                if self._room(corners) < self.target(coord):
+                if self._room(corners) < need:
                     continue
                 fresh = [c for c, _ in corners if c not in self.hidden]
                 cost = (
@@ -313,13 +257,17 @@ class _Problem:
         Moving ``+t`` on corners of sign +1 and ``-t`` on the others keeps every line's sum
         equal to its total: two codes of a dimension move in opposite directions, a code and
         the total ``_T`` in the same one. A cube may leave a dimension out (when only some
-        margins are released); every cube is checked against the lines it touches.
+        margins are released); every cube is checked against the lines it touches. A
+        dimension along which ``coord`` lies on a released line must move (see _balanced).
         """
         dims = self.table.dimensions
         options = [
             [None, *(p for p in (*dim.codes, TOTAL) if p != code)]
             for dim, code in zip(dims, coord, strict=True)
         ]
+        for d, dim_options in enumerate(options):
+            if coord in self.along[d]:
+                dim_options.remove(None)
         for partners in itertools.product(*options):
             moving = [(d, p) for d, p in enumerate(partners) if p is not None]
             if not moving:
@@ -332,19 +280,20 @@ class _Problem:
                         corner[d] = partner
                         sign = sign if TOTAL in (coord[d], partner) else -sign
                 corners.append((tuple(corner), sign))
-            if all(c in self.order for c, _ in corners) and self._balanced(corners):
+            still = [d for d, p in enumerate(partners) if p is None]
+            if all(c in self.order for c, _ in corners) and self._balanced(corners, still):
                 yield corners
 
-    def _balanced(self, corners: list[tuple[Coord, int]]) -> bool:
-        """True when shifting the corners leaves every released line sum equal to its total."""
-        shift = dict(corners)
-        touched = {n for c in shift for n in self.lines_of[c]}
-        for number in touched:
-            line = self.lines[number]
-            net = sum(shift.get(m, 0) for m in line.members) - shift.get(line.total, 0)
-            if net:
-                return False
-        return True
+    def _balanced(self, corners: list[tuple[Coord, int]], still: list[int]) -> bool:
+        """True when shifting the corners leaves every released line sum equal to its total.
+
+        A line along a moving dimension holds exactly two corners, which cancel: two codes
+        move in opposite directions, and a code moves with its total. A line along a
+        dimension the cube leaves out (``still``) holds exactly one corner, which nothing
+        balances. So the cube is balanced exactly when no corner lies on a released line
+        along a dimension in ``still``.
+        """
+        return not any(corner in self.along[d] for d in still for corner, _ in corners)
 
     def _room(self, corners: list[tuple[Coord, int]]) -> int:
         """How far (up plus down) the first corner can move along the cube, all hidden."""
@@ -422,6 +371,7 @@ def secondary_suppression(
     released: Mapping[Coord, int] | None = None,
     max_noise: int = 0,
     protection: int | None = None,
+    solver: Solver = "highs",
 ) -> frozenset[Coord]:
     """The cells to hide in addition to ``primary`` (the ``D`` cells).
 
@@ -441,6 +391,7 @@ def secondary_suppression(
         shown,
         max_noise,
         default_protection(rule) if protection is None else protection,
+        solver,
     )
     if max_noise == 0:
         problem.hypercubes()
@@ -457,6 +408,7 @@ def verify_protection(
     released: Mapping[Coord, int] | None = None,
     max_noise: int = 0,
     protection: int | None = None,
+    solver: Solver = "highs",
 ) -> None:
     """Raise :class:`ProtectionError` unless every hidden cell keeps its required width.
 
@@ -468,9 +420,9 @@ def verify_protection(
     shown = dict(table.cells) if released is None else dict(released)
     status = {c: ("A" if c in primary_set else "D") for c in hidden}
     visible = {c: (None if c in hidden else v) for c, v in shown.items()}
-    intervals = attack(table.dimensions, visible, status, rule, max_noise=max_noise)
     level = default_protection(rule) if protection is None else protection
-    problem = _Problem(table, primary_set, rule, shown, max_noise, level)
+    problem = _Problem(table, primary_set, rule, shown, max_noise, level, solver)
+    intervals = _attack(problem.attacker, visible, status, rule, max_noise)
     narrow = [
         c
         for c in table.coords()
