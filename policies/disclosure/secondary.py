@@ -184,6 +184,7 @@ class _Problem:
         flags = {c: ("A" if c in primary else "D") for c in coords}
         hidden = Box.of(coords, attacker_bounds(coords, {}, flags, rule, max_noise))
         self._shown, self._hidden = shown, hidden
+        self._moves = self._cell_moves()
 
     def bounds(self, hidden: Iterable[Coord]) -> Box:
         """The attacker's bounds on every cell when ``hidden`` are suppressed."""
@@ -299,18 +300,26 @@ class _Problem:
         """How far (up plus down) the first corner can move along the cube, all hidden."""
         up, down = math.inf, math.inf
         for corner, sign in corners:
-            value = self.table[corner]
-            if corner in self.primary:
-                low, high = self.rule.primary_range()
-            elif value == 0:
-                return 0
+            moves = self._moves.get(corner)
+            if moves is None:
+                return 0  # a published zero: hiding it would tell it is not a zero
+            rise, fall = moves
+            if sign > 0:
+                up, down = min(up, rise), min(down, fall)
             else:
-                low, high = self.rule.published_floor(), None
-            rise = math.inf if high is None else high - value
-            fall = value - low
-            up = min(up, rise if sign > 0 else fall)
-            down = min(down, fall if sign > 0 else rise)
+                up, down = min(up, fall), min(down, rise)
         return int(up + down) if up + down < math.inf else MAX_ROOM
+
+    def _cell_moves(self) -> dict[Coord, tuple[float, float]]:
+        """How far each cell could rise and fall once hidden (published zeros left out)."""
+        moves: dict[Coord, tuple[float, float]] = {}
+        for coord, value in self.table.cells.items():
+            if coord in self.primary:
+                low, high = self.rule.primary_range()
+                moves[coord] = (high - value, value - low)
+            elif value:
+                moves[coord] = (math.inf, value - self.rule.published_floor())
+        return moves
 
     def width(self, coord: Coord, extra: Coord | None = None, *, integer: bool = True) -> float:
         hidden = self.hidden if extra is None else {*self.hidden, extra}
