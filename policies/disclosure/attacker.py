@@ -13,14 +13,19 @@ simplex basis (a warm start: a few pivots instead of a model built and solved fr
 Invariants:
 * :meth:`Attacker.interval` returns the exact minimum and maximum of the cell over the linear
   relaxation, rounded inwards (``ceil`` of the minimum, ``floor`` of the maximum, within
-  ``1e-6``), and with ``integer`` the integer programme's (three-dimensional tables only:
+  ``1e-6``), and with ``integer`` the integer program's (three-dimensional tables only:
   for one and two dimensions the constraints are a network, totally unimodular, and the
   relaxation's optimum is already integral). An unbounded maximum is ``high=None``.
-* The optimum *value* of a linear programme is unique, so the answer does not depend on the
+* The optimum *value* of a linear program is unique, so the answer does not depend on the
   basis the solver starts from, nor on the order of questions: the warm-started HiGHS model
   (``solver="highs"``, the default) and a model built afresh for each question by
   :func:`scipy.optimize.milp` (``solver="milp"``, the reference kept for comparison) give the
-  same intervals. Integer programmes always go through :func:`scipy.optimize.milp`.
+  same intervals. Integer programs always go through :func:`scipy.optimize.milp`.
+* An interval is remembered, per attacker, under the exact question: a 160-bit BLAKE2b digest
+  of every cell's bounds, the cell, and whether the integer program was asked. A remembered
+  answer is therefore the answer to the same program, and the verification that follows a
+  suppression run (the same bounds for the final pattern) costs no new solve. At most
+  :data:`MEMO_LIMIT` intervals are kept; :func:`attacker_for` keeps one attacker per thread.
 * A status other than optimal (or unbounded, for a maximum) is retried once from a cold start,
   then raises :class:`ProtectionError`: nothing is released on doubt.
 """
@@ -35,6 +40,8 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+# The bare binding: highspy.Highs adds callback plumbing to every run and prints a banner
+# on stdout when the first one is made, which would corrupt the CLI's output.
 from highspy._core import HighsLp, HighsModelStatus, MatrixFormat, _Highs
 from scipy.optimize import Bounds as ScipyBounds  # type: ignore[import-untyped, unused-ignore]
 from scipy.optimize import LinearConstraint, milp  # type: ignore[import-untyped, unused-ignore]

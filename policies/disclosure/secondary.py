@@ -387,7 +387,8 @@ def secondary_suppression(
     ``table`` holds the values suppression decides on (true counts, or noisy counts under
     differential privacy); ``released`` the values a reader would see for published cells
     (the cell-key perturbed values, ``max_noise`` their public noise bound) and defaults to the
-    table's own values.
+    table's own values. ``solver`` picks the attacker's solver (see
+    :mod:`policies.disclosure.attacker`); both give the same cells.
     """
     primary_set = frozenset(primary)
     if not primary_set:

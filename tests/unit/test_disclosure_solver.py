@@ -1,6 +1,6 @@
 """The warm-started HiGHS attacker against the reference path (a fresh scipy ``milp`` per question).
 
-Secondary suppression must not depend on how the attacker's programmes are solved: the
+Secondary suppression must not depend on how the attacker's programs are solved: the
 persistent model (changed bounds, changed objective, previous basis, intervals remembered)
 must give the same interval as a model built afresh for every question, and so the same
 suppressed cells, on tables of one to three dimensions, with all or some margins released,
