@@ -40,6 +40,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+
 # The bare binding: highspy.Highs adds callback plumbing to every run and prints a banner
 # on stdout when the first one is made, which would corrupt the CLI's output.
 from highspy._core import HighsLp, HighsModelStatus, MatrixFormat, _Highs
