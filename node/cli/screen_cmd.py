@@ -29,8 +29,15 @@ from node.manifests.model import Manifest
 from node.manifests.paxlst import read_paxlst, write_paxlst
 from node.manifests.retention import expiry, purge_expired, set_retention_days
 from node.manifests.sample import sample_manifest, write_truth
-from node.manifests.screen import SCREEN_DATASETS, Screening, save_screening, screen_manifest
+from node.manifests.screen import (
+    SCREEN_DATASETS,
+    SCREEN_DATES,
+    Screening,
+    save_screening,
+    screen_manifest,
+)
 from node.matching.client import MatchClient
+from node.matching.keys import DATE_POLICIES
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -108,11 +115,25 @@ def manifest_command(
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Report path prefix.")] = None,
     case: Annotated[str, typer.Option("--case", help="Follow every hit up under this case.")] = "",
+    dates: Annotated[
+        str,
+        typer.Option(
+            "--dates",
+            envvar="ENLACE_SCREEN_DATES",
+            help="Birth-date keys sent: covering (full date and year: every hit), every "
+            "(also year-month) or finest (full date only: fastest, misses year-only records).",
+        ),
+    ] = SCREEN_DATES,
     timeout: TimeoutOption = 30.0,
     as_json: JsonOption = False,
 ) -> None:
     """Screen every traveller of a manifest against every peer the agreements allow."""
     followups: list[dict[str, Any]] = []
+    with cli_errors(as_json):
+        if dates not in DATE_POLICIES:
+            raise InvalidArgumentError(
+                f"unknown --dates {dates!r}", hint=f"use one of {', '.join(DATE_POLICIES)}"
+            )
     with cli_errors(as_json), _runtime(home) as runtime:
         now = runtime.clock.now()
         manifest = read_manifest(file, fmt, now.date())
@@ -125,7 +146,7 @@ def manifest_command(
             task = bar.add_task("elements", total=None)
             screening = screen_manifest(
                 mc, manifest, purpose=purpose, peers=peer,
-                datasets=tuple(dataset or SCREEN_DATASETS),
+                datasets=tuple(dataset or SCREEN_DATASETS), dates=dates,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )  # fmt: skip
             manifest_id = save_screening(

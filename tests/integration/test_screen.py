@@ -95,3 +95,18 @@ def test_results_are_kept_and_purged_after_the_retention(screened: dict[str, Any
     trail = " ".join(str(e.detail) for e in store.manifests.events(manifest_id))
     for traveller in screened["manifest"].travellers[:10]:
         assert traveller.document_number not in trail
+
+
+def test_the_cli_refuses_an_unknown_date_policy_before_anything_is_sent(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from node.cli.main import app
+
+    manifest = tmp_path / "flight.edi"
+    manifest.write_text("UNA:+.? '", encoding="utf-8")
+    args = ["screen", "manifest", str(manifest), "--home", str(tmp_path / "none"), "--json"]
+    refused = CliRunner().invoke(app, [*args, "--dates", "weekly"])
+    assert refused.exit_code != 0 and "unknown --dates 'weekly'" in refused.output
+    assert (
+        "covering, every, finest" in refused.output or "every, covering, finest" in refused.output
+    )
