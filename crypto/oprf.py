@@ -398,14 +398,26 @@ class BlindState:
 
 
 def blind(
-    inputs: Sequence[bytes], mode: int = Mode.OPRF, blinds: Sequence[bytes] | None = None
+    inputs: Sequence[bytes],
+    mode: int = Mode.OPRF,
+    blinds: Sequence[bytes] | None = None,
+    *,
+    points: HashedInputs | None = None,
 ) -> BlindState:
     """Blind a batch: ``C_i = r_i * HashToGroup(input_i)`` with fresh random ``r_i``.
 
     ``blinds`` exists for the RFC test vectors only; fresh blinds are what make two queries for
-    the same input unlinkable.
+    the same input unlinkable. ``points`` (from :func:`hash_inputs`, same inputs and mode)
+    spares the hash when one batch is blinded for several holders: the hash is a public
+    function of the input, the blinds stay fresh per call, so nothing links the batches.
     """
     suite = _suite(mode)
+    if points is not None:
+        if points.inputs != tuple(inputs) or points.mode != _mode(mode):
+            raise EncodingError("the hashed points are not those of these inputs and mode")
+        chosen = tuple(r255.random_scalar() for _ in inputs)
+        blinded = tuple(r255.mult(b, p) for p, b in zip(points.points, chosen, strict=True))
+        return BlindState(points.inputs, chosen, blinded, points.mode)
     for value in inputs:
         _check_input(value)
     if blinds is None:
@@ -419,6 +431,24 @@ def blind(
     to_group, mult = suite.hash_to_group, r255.mult
     blinded = tuple(mult(b, to_group(x)) for x, b in zip(inputs, chosen, strict=True))
     return BlindState(tuple(inputs), chosen, blinded, _mode(mode))
+
+
+@dataclass(frozen=True, repr=False)
+class HashedInputs:
+    """``HashToGroup`` of a batch of inputs in one mode, computed once for several :func:`blind`
+    calls (a document query fanned out to ten holders hashes it once, not ten times)."""
+
+    inputs: tuple[bytes, ...]
+    points: tuple[bytes, ...]
+    mode: Mode
+
+
+def hash_inputs(inputs: Sequence[bytes], mode: int = Mode.OPRF) -> HashedInputs:
+    """The group elements the inputs hash to (checked like :func:`blind` checks them)."""
+    for value in inputs:
+        _check_input(value)
+    to_group = _suite(mode).hash_to_group
+    return HashedInputs(tuple(inputs), tuple(to_group(x) for x in inputs), _mode(mode))
 
 
 def finalize(

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crypto.errors import CryptoError
-from crypto.oprf import Mode, blind
+from crypto.oprf import HashedInputs, Mode, blind, hash_inputs
 from enlace.v1 import match_pb2
 from node.agreements import AgreementBook
 from node.errors import EnlaceError, PeerError
@@ -102,6 +102,29 @@ class MatchReport:
 
     def hits(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == "hit"]
+
+
+class HashMemo:
+    """The inputs of one fan-out hashed to the group once, whichever holder's thread asks first.
+
+    Scoped to one :meth:`MatchClient.run` (never kept across queries: it holds the inputs).
+    The others wait for the first instead of hashing the same batch at the same time.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[int, tuple[bytes, ...]], tuple[threading.Lock, list[Any]]] = {}
+
+    def get(self, inputs: Sequence[bytes], mode: Mode) -> HashedInputs:
+        key = (int(mode), tuple(inputs))
+        with self._lock:
+            entry = self._entries.setdefault(key, (threading.Lock(), []))
+        lock, box = entry
+        with lock:
+            if not box:
+                box.append(hash_inputs(key[1], mode))
+            found: HashedInputs = box[0]
+            return found
 
 
 class MatchClient:
@@ -180,14 +203,22 @@ class MatchClient:
         return self.filters.get(peer, dataset) or self.sync(peer, dataset, purpose)
 
     def evaluate(
-        self, peer: str, dataset: str, inputs: Sequence[bytes], purpose: str
+        self,
+        peer: str,
+        dataset: str,
+        inputs: Sequence[bytes],
+        purpose: str,
+        *,
+        hashed: HashMemo | None = None,
     ) -> tuple[list[bytes], CachedFilter, str]:
         """Finalised outputs of ``inputs`` under the holder's key, the (current) filter to look
-        them up in, and the agreement the holder cited."""
+        them up in, and the agreement the holder cited. ``hashed`` shares the inputs' hash to
+        the group between the holders of one fan-out (the blinds are fresh for each)."""
         cached = self._cached(peer, dataset, purpose)
         for attempt in range(2):
             mode = Mode.VOPRF if cached.manifest.mode == "voprf" else Mode.OPRF
-            state = blind(list(inputs), mode)
+            points = hashed.get(inputs, mode) if hashed is not None else None
+            state = blind(list(inputs), mode, points=points)
             request = match_pb2.EvaluateRequest(
                 dataset=dataset,
                 epoch=cached.manifest.epoch,
@@ -260,6 +291,7 @@ class MatchClient:
             for start in range(0, len(pairs), BATCH):
                 units.append((target, pairs[start : start + BATCH]))
         total = sum(len(pairs) for _, pairs in units)
+        hashed = HashMemo()
         done = [0]
         done_lock = threading.Lock()
 
@@ -270,7 +302,7 @@ class MatchClient:
         def work(unit: tuple[Target, list[tuple[int, bytes]]]) -> list[Outcome]:
             target, pairs = unit
             with in_flight[target.peer]:
-                result = self._run_unit(target, pairs, purpose)
+                result = self._run_unit(target, pairs, purpose, hashed)
             with done_lock:
                 done[0] += len(pairs)
                 if progress is not None:
@@ -284,12 +316,16 @@ class MatchClient:
         return MatchReport(list(queries), outcomes, total, time.perf_counter() - started)
 
     def _run_unit(
-        self, target: Target, pairs: list[tuple[int, bytes]], purpose: str
+        self,
+        target: Target,
+        pairs: list[tuple[int, bytes]],
+        purpose: str,
+        hashed: HashMemo | None = None,
     ) -> list[Outcome]:
         queries = sorted({q for q, _ in pairs})
         try:
             outputs, cached, agreement = self.evaluate(
-                target.peer, target.dataset, [value for _, value in pairs], purpose
+                target.peer, target.dataset, [value for _, value in pairs], purpose, hashed=hashed
             )
         except EnlaceError as exc:
             return [

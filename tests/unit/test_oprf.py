@@ -347,3 +347,24 @@ def test_hash_to_scalar_is_reduced_and_domain_separated() -> None:
     assert value != oprf.hash_to_scalar(b"m", Mode.VOPRF)
     digest = hashlib.sha512(b"m").digest()
     assert value != r255.int_to_scalar(int.from_bytes(digest, "little"))
+
+
+def test_inputs_hashed_once_blind_freshly_and_finalise_to_the_same_outputs() -> None:
+    # One fan-out hashes a batch once for every holder; each holder still sees its own blinds.
+    inputs = [b"PAN|A1234567", b"HTI|R0099881", b"CUB|K5550001"]
+    hashed = oprf.hash_inputs(inputs, Mode.OPRF)
+    holders = [OprfServerKey.generate() for _ in range(2)]
+    states = [oprf.blind(inputs, Mode.OPRF, points=hashed) for _ in holders]
+    assert not set(states[0].blinded_elements) & set(states[1].blinded_elements)
+    for key, state in zip(holders, states, strict=True):
+        outputs = state.finalize(key.blind_evaluate(state.blinded_elements))
+        plain = oprf.blind(inputs, Mode.OPRF)
+        assert outputs == plain.finalize(key.blind_evaluate(plain.blinded_elements))
+
+
+def test_hashed_points_of_other_inputs_or_mode_are_refused() -> None:
+    hashed = oprf.hash_inputs([b"a", b"b"], Mode.OPRF)
+    with pytest.raises(EncodingError):
+        oprf.blind([b"a", b"c"], Mode.OPRF, points=hashed)
+    with pytest.raises(EncodingError):
+        oprf.blind([b"a", b"b"], Mode.VOPRF, points=hashed)
