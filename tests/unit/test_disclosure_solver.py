@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from highspy._core import _Highs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -193,6 +194,22 @@ def test_the_attacker_is_kept_per_structure_and_per_thread() -> None:
     thread.start()
     thread.join()
     assert elsewhere and elsewhere[0] is not attacker_for(dims, coords)
+
+
+def test_the_attacker_runs_whatever_threads_the_process_scheduler_has() -> None:
+    # HiGHS refuses a model whose ``threads`` option differs from the process-wide scheduler
+    # (set by whichever model ran first); the attacker must not depend on winning that race.
+    _Highs.resetGlobalScheduler(True)
+    other = _Highs()
+    other.setOptionValue("output_flag", False)
+    other.setOptionValue("threads", 3)
+    other.run()
+    dims = dims_of(3)
+    table = Table.from_counts(dims, {("a0",): 2, ("a1",): 9, ("a2",): 30})
+    flags: dict[Coord, str] = {("a0",): "A", ("a1",): "D"}
+    shown = {c: (None if c in flags else v) for c, v in table.cells.items()}
+    box = Box.of(table.coords(), attacker_bounds(table.coords(), shown, flags, RULE))
+    assert Attacker(dims, table.coords()).interval(box, ("a0",)) == Interval(1, 4)
 
 
 def summed_cubes(problem: _Problem, coord: Coord) -> set[frozenset[tuple[Coord, int]]]:
