@@ -217,15 +217,6 @@ def test_agreements_raise_only_policy_errors(
     raises_only(PolicyError, lambda: load_signed_agreement(text))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="found by the atheris agreement target: policies/canonical.py "
-    "_StrictLoader.construct_mapping puts every key in a set, so a YAML complex key that is a "
-    "sequence or mapping ('? [a]', or the 4 bytes '?\\n\\n-') raises TypeError "
-    "('unhashable type') instead of AgreementFormatError. Fix: refuse keys that are not "
-    "hashable scalars with a ConstructorError before the duplicate check.",
-)
 @pytest.mark.parametrize("text", [b"?\n\n-", "? [a, b]\n: 1\n", "? {a: 1}\n: 2\n"])
 def test_an_agreement_with_a_collection_as_a_key_is_a_policy_error(text: str | bytes) -> None:
     with pytest.raises(PolicyError):
