@@ -25,7 +25,7 @@ import bisect
 import datetime as dt
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from node.errors import InvalidArgumentError, from_policy
 from node.runtime import NodeRuntime
@@ -48,8 +48,6 @@ log = logging.getLogger("node.agreements")
 REVERIFY_AFTER = dt.timedelta(seconds=60)
 MAX_CACHED_DECISIONS = 4096
 
-_DecisionKey = tuple[str, str, str, str, str, frozenset[str], frozenset[str], str | None]
-
 
 @dataclass
 class _Decisions:
@@ -57,7 +55,7 @@ class _Decisions:
 
     view: AgreementSet
     boundaries: list[dt.datetime]
-    entries: dict[_DecisionKey, tuple[int, Decision]] = field(default_factory=dict)
+    entries: dict[Request, tuple[int, Decision]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, view: AgreementSet) -> _Decisions:
@@ -177,16 +175,9 @@ class AgreementBook:
             cache = self._decisions
             if cache is None or cache.view is not view:
                 cache = self._decisions = _Decisions.of(view)
-        key: _DecisionKey = (
-            request.requester,
-            request.holder,
-            request.service,
-            request.dataset,
-            request.purpose,
-            request.dimensions,
-            request.attributes,
-            request.agreement_id,
-        )
+        # Every field of the request but ``units`` (metered by the quota, not by the decision),
+        # so a field added to Request later is part of the key without anyone remembering to.
+        key = replace(request, units=1)
         stretch = cache.interval(now)
         hit = cache.entries.get(key)
         if hit is not None and hit[0] == stretch:
