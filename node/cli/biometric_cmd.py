@@ -202,8 +202,9 @@ def _write_results(path: Path, report: BiometricReport) -> None:
 
 
 def register_match(match_app: typer.Typer) -> None:
-    """Add ``biometric`` to the ``enlace match`` group."""
-    match_app.command("biometric")(search)
+    """Add ``biometric`` to the ``enlace match`` group (once, however often it is called)."""
+    if not any(c.name == "biometric" for c in match_app.registered_commands):
+        match_app.command("biometric")(search)
 
 
 app.command("search")(search)

@@ -22,9 +22,13 @@ import json
 import logging
 import os
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any
 
-from node.server.pipeline import CURRENT_CALL
+#: (request digest, method) of the call this thread is handling, for log records. Set by the
+#: server's request pipeline; defined here so that logging needs nothing of the server.
+CURRENT_CALL: ContextVar[tuple[str, str]] = ContextVar("enlace_current_call", default=("", ""))
+
 
 FORMAT_VARIABLE = "ENLACE_LOG_FORMAT"
 REQUEST_ID_LENGTH = 16

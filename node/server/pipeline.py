@@ -26,7 +26,6 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -53,6 +52,7 @@ from node.errors import (
     InvalidArgumentError,
     from_policy,
 )
+from node.ops.logging_json import CURRENT_CALL
 from node.runtime import NodeRuntime
 from node.trust.member import MemberDescriptor
 from policies.decision import Decision
@@ -64,8 +64,6 @@ log = logging.getLogger("node.server")
 UNIDENTIFIED = "ZZZ"
 _ISO3 = re.compile(r"[A-Z]{3}")
 
-# (request digest, method) of the call this thread is handling, for log records.
-CURRENT_CALL: ContextVar[tuple[str, str]] = ContextVar("enlace_current_call", default=("", ""))
 
 # Sees every handled call: (method, status, claimed sender, seconds, request digest).
 CallObserver = Callable[[str, str, str, float, str], None]
