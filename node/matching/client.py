@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crypto.errors import CryptoError
-from crypto.oprf import HashedInputs, Mode, blind, hash_inputs
+from crypto.oprf import HashedInputs, Mode
 from enlace.v1 import match_pb2
 from node.agreements import AgreementBook
 from node.errors import EnlaceError, PeerError
@@ -45,6 +45,7 @@ from node.matching.peers import (
     StreamingPeerClient,
     sync_filter,
 )
+from node.matching.querier_crypto import QuerierCrypto
 from node.matching.sources import Query, keys_by_dataset
 from node.runtime import NodeRuntime
 from node.store.followup_store import FollowUpRecord
@@ -111,7 +112,8 @@ class HashMemo:
     The others wait for the first instead of hashing the same batch at the same time.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, hash_inputs: Callable[[Sequence[bytes], Mode], HashedInputs]) -> None:
+        self._hash_inputs = hash_inputs
         self._lock = threading.Lock()
         self._entries: dict[tuple[int, tuple[bytes, ...]], tuple[threading.Lock, list[Any]]] = {}
 
@@ -122,15 +124,26 @@ class HashMemo:
         lock, box = entry
         with lock:
             if not box:
-                box.append(hash_inputs(key[1], mode))
+                box.append(self._hash_inputs(key[1], mode))
             found: HashedInputs = box[0]
             return found
 
 
 class MatchClient:
-    """The querier's matching client for one node runtime. Close it when done."""
+    """The querier's matching client for one node runtime. Close it when done.
 
-    def __init__(self, runtime: NodeRuntime, *, timeout: float = 10.0, workers: int = 8) -> None:
+    ``workers`` threads run the calls; ``crypto_workers`` processes do the OPRF arithmetic of
+    large batches (0: one per core; 1: none, see :mod:`node.matching.querier_crypto`).
+    """
+
+    def __init__(
+        self,
+        runtime: NodeRuntime,
+        *,
+        timeout: float = 10.0,
+        workers: int = 8,
+        crypto_workers: int = 0,
+    ) -> None:
         self.runtime = runtime
         self.timeout = timeout
         self.workers = workers
@@ -140,9 +153,11 @@ class MatchClient:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="match")
         self._sync_locks: dict[tuple[str, str], threading.Lock] = {}
+        self.crypto = QuerierCrypto(crypto_workers)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self.crypto.close()
         for client in self._clients.values():
             client.close()
         self._clients.clear()
@@ -218,7 +233,7 @@ class MatchClient:
         for attempt in range(2):
             mode = Mode.VOPRF if cached.manifest.mode == "voprf" else Mode.OPRF
             points = hashed.get(inputs, mode) if hashed is not None else None
-            state = blind(list(inputs), mode, points=points)
+            state = self.crypto.blind(inputs, mode, points)
             request = match_pb2.EvaluateRequest(
                 dataset=dataset,
                 epoch=cached.manifest.epoch,
@@ -246,9 +261,11 @@ class MatchClient:
                 if mode == Mode.VOPRF:
                     key = cached.manifest.public_key_bytes
                     assert key is not None
-                    outputs = state.finalize_verifiable(evaluated, bytes(answer.proof), key)
+                    outputs = self.crypto.finalize(
+                        state, evaluated, proof=bytes(answer.proof), public_key=key
+                    )
                 else:
-                    outputs = state.finalize(evaluated)
+                    outputs = self.crypto.finalize(state, evaluated)
             except CryptoError as exc:
                 raise PeerError(
                     f"{peer}'s evaluation does not verify: {exc}",
@@ -291,7 +308,7 @@ class MatchClient:
             for start in range(0, len(pairs), BATCH):
                 units.append((target, pairs[start : start + BATCH]))
         total = sum(len(pairs) for _, pairs in units)
-        hashed = HashMemo()
+        hashed = HashMemo(self.crypto.hash_inputs)
         done = [0]
         done_lock = threading.Lock()
 

@@ -1,0 +1,85 @@
+"""The querier's OPRF arithmetic gives the same outputs in worker processes as in-process."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from crypto import ristretto as r255
+from crypto.errors import InvalidPointError, VerificationError
+from crypto.oprf import Mode, OprfServerKey
+from node.matching.querier_crypto import QuerierCrypto
+
+INPUTS = [f"P<HTI{n:07d}".encode() for n in range(80)]
+
+
+@pytest.fixture(scope="module")
+def pooled() -> Iterator[QuerierCrypto]:
+    crypto = QuerierCrypto(2, parallel_min=1)
+    yield crypto
+    crypto.close()
+
+
+@pytest.mark.parametrize("mode", [Mode.OPRF, Mode.VOPRF])
+@pytest.mark.parametrize("where", ["workers", "in-process"])
+def test_outputs_are_the_prf_of_the_inputs(pooled: QuerierCrypto, mode: Mode, where: str) -> None:
+    crypto = pooled if where == "workers" else QuerierCrypto(1)
+    key = OprfServerKey.generate()
+    points = crypto.hash_inputs(INPUTS, mode)
+    state = crypto.blind(INPUTS, mode, points)
+    assert state.blinded_elements != points.points  # blinded, not the bare hashes
+    if mode == Mode.VOPRF:
+        evaluated, proof = key.blind_evaluate_verifiable(state.blinded_elements)
+        outputs = crypto.finalize(state, evaluated, proof=proof, public_key=key.public_key)
+    else:
+        outputs = crypto.finalize(state, key.blind_evaluate(state.blinded_elements))
+    assert outputs == key.evaluate_many(INPUTS, mode)
+
+
+def test_two_blindings_of_the_same_inputs_are_unlinkable(pooled: QuerierCrypto) -> None:
+    first = pooled.blind(INPUTS, Mode.OPRF)
+    second = pooled.blind(INPUTS, Mode.OPRF)
+    assert not set(first.blinded_elements) & set(second.blinded_elements)
+    assert not set(first.blinds) & set(second.blinds)
+
+
+def test_a_bad_answer_raises_its_own_error_through_a_worker(pooled: QuerierCrypto) -> None:
+    key = OprfServerKey.generate()
+    state = pooled.blind(INPUTS, Mode.VOPRF)
+    evaluated, proof = key.blind_evaluate_verifiable(state.blinded_elements)
+    tampered = [evaluated[1], evaluated[0], *evaluated[2:]]
+    with pytest.raises(VerificationError):
+        pooled.finalize(state, tampered, proof=proof, public_key=key.public_key)
+    with pytest.raises(InvalidPointError):
+        pooled.finalize(state, [r255.IDENTITY] * len(INPUTS))
+
+
+def test_small_batches_never_start_a_worker() -> None:
+    crypto = QuerierCrypto(2, parallel_min=64)
+    try:
+        crypto.blind(INPUTS[:3], Mode.OPRF)
+        assert crypto._pool is None
+        crypto.blind(INPUTS, Mode.OPRF)
+        assert crypto._pool is not None
+    finally:
+        crypto.close()
+
+
+def test_a_dead_worker_costs_the_pool_not_the_answer() -> None:
+    crypto = QuerierCrypto(2, parallel_min=1)
+    key = OprfServerKey.generate()
+    try:
+        crypto.blind(INPUTS, Mode.OPRF)  # starts the pool
+        pool = crypto._pool
+        assert pool is not None
+        for process in list(pool._processes.values()):  # type: ignore[union-attr]
+            os.kill(process.pid, 9)
+            process.join(5)
+        state = crypto.blind(INPUTS, Mode.OPRF)
+        outputs = crypto.finalize(state, key.blind_evaluate(state.blinded_elements))
+        assert outputs == key.evaluate_many(INPUTS)
+        assert crypto._pool is not pool  # the broken pool was dropped
+    finally:
+        crypto.close()
