@@ -86,6 +86,38 @@ def timed_section(lock: str | None, niced: bool) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _share_master_secret(source: Any, target: Any) -> None:
+    """``--share-build``: the holder gets the first holder's OPRF master secret, so its filter
+    entries are the first holder's and can be copied instead of evaluated again."""
+    from node.matching.filters import load_master_secret, master_secret_path
+
+    load_master_secret(source)  # created on first use
+    path = master_secret_path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(master_secret_path(source).read_bytes())
+    path.chmod(0o600)
+
+
+def _copy_entries(source: Path, target: Path) -> None:
+    """Copy the first holder's filter entries (same records, same key) into ``target``."""
+    import sqlite3
+
+    from node.store.matching_store import PREFIX_INDEX
+
+    conn = sqlite3.connect(target / "enlace.db", isolation_level=None)
+    try:
+        conn.execute("ATTACH DATABASE ? AS first", (str(source / "enlace.db"),))
+        conn.execute("BEGIN")
+        conn.execute(f"DROP INDEX IF EXISTS {PREFIX_INDEX}")
+        conn.execute("DELETE FROM match_entries")
+        conn.execute("INSERT INTO match_entries SELECT * FROM first.match_entries")
+        conn.execute(f"CREATE INDEX {PREFIX_INDEX} ON match_entries (dataset, epoch, prefix)")
+        conn.execute("COMMIT")
+        conn.execute("DETACH DATABASE first")
+    finally:
+        conn.close()
+
+
 def _cpu_by_pid(pids: list[int]) -> dict[int, float]:
     return {pid: process_cpu_seconds(pid) or 0.0 for pid in pids}
 
@@ -98,6 +130,7 @@ def run(
     rounds: int,
     dates: list[str],
     section: Any = None,
+    share_build: bool = False,
 ) -> dict[str, Any]:
     from node.demo.federation import create_federation
     from node.demo.processes import NodeProcess
@@ -122,9 +155,17 @@ def run(
     entries = 0
     for country in holders:
         rt = runtimes[country]
+        if share_build and country != holders[0]:
+            _share_master_secret(runtimes[holders[0]].home, rt.home)
         for dataset in IMPORT_ORDER:
             ingest(rt.store, dataset, [files / f"{dataset}.csv"], now=now)
-        reports = Holder(rt.store, rt.home, country, rt.signing_key).rebuild(now)
+        holder = Holder(rt.store, rt.home, country, rt.signing_key)
+        if share_build and country != holders[0]:
+            _copy_entries(federation.homes[holders[0]].root, federation.homes[country].root)
+            reports = holder.update(now, force_publish=True)  # evaluates nothing new
+            assert not any(r.records_keyed for r in reports), "the shared build evaluated records"
+        else:
+            reports = holder.rebuild(now)
         entries = sum(r.entries for r in reports)
         _agree(runtimes, country, "CRI", now)
         rt.close()
@@ -255,6 +296,13 @@ def main(argv: list[str] | None = None) -> int:
         help="generate, import and build at the lowest priority; time at normal priority",
     )
     parser.add_argument(
+        "--share-build",
+        action="store_true",
+        help="set-up only: give every holder the first holder's OPRF key and copy its filter "
+        "entries instead of evaluating the same records ten times (the timed screening does "
+        "the same work either way: each holder still evaluates every element it is sent)",
+    )
+    parser.add_argument(
         "--ground-truth",
         type=int,
         metavar="RECORDS",
@@ -279,7 +327,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.nice_setup:
             os.nice(19)
         section = timed_section(args.lock, args.nice_setup)
-        result = run(root, args.peers, args.records, args.travellers, args.rounds, dates, section)
+        result = run(
+            root, args.peers, args.records, args.travellers, args.rounds, dates, section,
+            share_build=args.share_build,
+        )  # fmt: skip
+        result["setup"]["shared_build"] = args.share_build
     finally:
         shutil.rmtree(root, ignore_errors=True)
     result["machine"] = machine()
