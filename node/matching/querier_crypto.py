@@ -89,6 +89,13 @@ class QuerierCrypto:
     ) -> BlindState:
         return self._run(len(inputs), _blind, tuple(inputs), mode, points)
 
+    def hash_and_blind(
+        self, inputs: Sequence[bytes], mode: Mode
+    ) -> tuple[HashedInputs, BlindState]:
+        """Both in one round trip: the hashes, to blind the same inputs for other holders, and
+        this holder's blinded batch."""
+        return self._run(len(inputs), _hash_and_blind, tuple(inputs), mode)
+
     def finalize(
         self,
         state: BlindState,
@@ -132,6 +139,11 @@ class QuerierCrypto:
 
 def _blind(inputs: tuple[bytes, ...], mode: Mode, points: HashedInputs | None) -> BlindState:
     return blind(inputs, mode, points=points)
+
+
+def _hash_and_blind(inputs: tuple[bytes, ...], mode: Mode) -> tuple[HashedInputs, BlindState]:
+    points = hash_inputs(inputs, mode)
+    return points, blind(inputs, mode, points=points)
 
 
 def _finalize(

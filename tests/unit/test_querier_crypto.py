@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 
@@ -83,3 +84,28 @@ def test_a_dead_worker_costs_the_pool_not_the_answer() -> None:
         assert crypto._pool is not pool  # the broken pool was dropped
     finally:
         crypto.close()
+
+
+def test_a_fan_out_hashes_once_and_blinds_afresh_for_every_holder() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from node.matching.client import HashMemo
+
+    class Counting(QuerierCrypto):
+        hashed = 0
+
+        def hash_and_blind(self, inputs: Sequence[bytes], mode: Mode) -> tuple[Any, Any]:
+            Counting.hashed += 1
+            return super().hash_and_blind(inputs, mode)
+
+    crypto = Counting(1)
+    memo = HashMemo(crypto)
+    holders = [OprfServerKey.generate() for _ in range(4)]
+    with ThreadPoolExecutor(4) as threads:
+        states = list(threads.map(lambda _: memo.blind(INPUTS, Mode.OPRF), holders))
+    assert Counting.hashed == 1  # the other three holders' threads reused the hashes
+    blinded = [set(s.blinded_elements) for s in states]
+    assert all(not a & b for i, a in enumerate(blinded) for b in blinded[i + 1 :])
+    for key, state in zip(holders, states, strict=True):
+        outputs = crypto.finalize(state, key.blind_evaluate(state.blinded_elements))
+        assert outputs == key.evaluate_many(INPUTS)
