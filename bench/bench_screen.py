@@ -5,7 +5,20 @@ records each in at most 5 s. Figures only; nothing is asserted.
 
     python bench/bench_screen.py [--peers 10] [--records 1000000] [--travellers 500]
                                  [--dates covering,finest] [--rounds 3] [--json]
+                                 [--share-build] [--keep DIR] [--lock FILE] [--nice-setup]
     python bench/bench_screen.py --ground-truth 20000     # what each date policy finds (no timing)
+
+The full-size run (10 holders of 1M records: ~9M filter keys and ~2.9 GB of database each):
+
+    python bench/bench_screen.py --share-build --keep /tmp/screen-1m --nice-setup \
+        --lock /tmp/enlace-bench.lock --dates covering,finest --json
+
+``--share-build`` gives every holder the first holder's OPRF master secret and copies its
+filter entries instead of evaluating the same records ten times (about 20 minutes of set-up
+instead of hours); the screening does the same work either way, since every holder still
+evaluates each element it is sent and the querier blinds independently for each. ``--keep``
+keeps the set-up, and a later run with the same folder and sizes screens it again at once.
+The querier's CPU counts its OPRF worker processes (``querier_workers_cpu_s``).
 
 Set-up (timed separately, not part of the screening figure): one member's synthetic files of
 ``--records`` encounters (with their travel documents, alerts and persons of interest) are
@@ -29,6 +42,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import fcntl
+import json
 import os
 import shutil
 import sys
@@ -44,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._util import machine, print_json, process_cpu_seconds
 
 PURPOSE = "identity_verification"
+SAVED_SETUP = "bench-screen.json"  # in a --keep folder: what was set up, for a later run
 DATASETS = ("travel_documents", "document_alerts", "persons_of_interest", "identities")
 IMPORT_ORDER = ("encounters", "travel_documents", "document_alerts", "persons_of_interest")
 
@@ -122,29 +137,25 @@ def _cpu_by_pid(pids: list[int]) -> dict[int, float]:
     return {pid: process_cpu_seconds(pid) or 0.0 for pid in pids}
 
 
-def run(
+def _set_up(
     root: Path,
-    peers: int,
+    holders: list[str],
     records: int,
     travellers: int,
-    rounds: int,
-    dates: list[str],
-    section: Any = None,
-    share_build: bool = False,
-) -> dict[str, Any]:
+    now: dt.datetime,
+    share_build: bool,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], bytes, int]:
+    """Generate one member's files, import them into every holder, build (or, with
+    ``share_build``, copy) the filters, sign the agreements, write the manifest."""
     from node.demo.federation import create_federation
-    from node.demo.processes import NodeProcess
     from node.ingest.pipeline import ingest
     from node.manifests.paxlst import write_paxlst
     from node.manifests.sample import sample_manifest
     from node.matching.filters import Holder
-    from node.records.codelists import REGIONAL_MEMBERS
     from node.records.generate import generate
     from node.runtime import open_runtime
 
-    holders = [c for c in REGIONAL_MEMBERS if c != "CRI"][:peers]
-    now = dt.datetime.now(dt.UTC)
-    setup: dict[str, Any] = {}
+    setup: dict[str, Any] = {"shared_build": share_build}
     started = time.perf_counter()
     files = root / "data"
     generate("PAN", records, 7, files)
@@ -171,10 +182,49 @@ def run(
         rt.close()
     setup["import_and_build_s"] = time.perf_counter() - started
     setup["filter_entries_per_peer"] = entries
-    manifest, planted = sample_manifest({"PAN": files}, travellers=travellers, seed=3,
+    manifest, planted_list = sample_manifest({"PAN": files}, travellers=travellers, seed=3,
                                         departure=now + dt.timedelta(hours=2))  # fmt: skip
     data = write_paxlst(manifest, recipient="CRI", prepared_at=now).encode()
-    nodes = [NodeProcess(c, federation.homes[c], federation.endpoint(c)) for c in holders]
+    return setup, dict(federation.homes), runtimes, data, len(planted_list)
+
+
+def run(
+    root: Path,
+    peers: int,
+    records: int,
+    travellers: int,
+    rounds: int,
+    dates: list[str],
+    section: Any = None,
+    share_build: bool = False,
+) -> dict[str, Any]:
+    from node.demo.processes import NodeProcess
+    from node.home import NodeHome
+    from node.records.codelists import REGIONAL_MEMBERS
+    from node.runtime import open_runtime
+
+    holders = [c for c in REGIONAL_MEMBERS if c != "CRI"][:peers]
+    now = dt.datetime.now(dt.UTC)
+    saved = root / SAVED_SETUP
+    if saved.exists():  # --keep of an earlier run: the same federation, holders and manifest
+        state = json.loads(saved.read_text(encoding="utf-8"))
+        if (state["records"], state["peers"], state["travellers"]) != (records, peers, travellers):
+            kept = f"{state['records']} records, {state['peers']} peers"
+            raise SystemExit(f"{root} holds a set-up of {kept}, {state['travellers']} travellers")
+        setup = {**state["setup"], "reused": True}
+        homes = {c: NodeHome(root / "fed" / c.lower()) for c in (*holders, "CRI")}
+        runtimes = {"CRI": open_runtime(homes["CRI"])}
+        data, planted = (root / "manifest.edi").read_bytes(), state["planted"]
+    else:
+        setup, homes, runtimes, data, planted = _set_up(
+            root, holders, records, travellers, now, share_build
+        )
+        state = {"records": records, "peers": peers, "travellers": travellers,
+                 "planted": planted, "setup": setup}  # fmt: skip
+        (root / "manifest.edi").write_bytes(data)
+        saved.write_text(json.dumps(state), encoding="utf-8")
+    directory = runtimes["CRI"].directory.current(now)
+    nodes = [NodeProcess(c, homes[c], directory.member(c).endpoint) for c in holders]
     results: dict[str, list[dict[str, Any]]] = {policy: [] for policy in dates}
     with section if section is not None else timed_section(None, False):
         _screen(nodes, runtimes, holders, data, now, rounds, dates, setup, results)
@@ -192,7 +242,7 @@ def run(
         "peers": len(holders),
         "records_per_peer": records,
         "travellers": travellers,
-        "planted": len(planted),
+        "planted": planted,
         "setup": setup,
         "screening": screening,
         "target_s": 5.0,
@@ -303,6 +353,12 @@ def main(argv: list[str] | None = None) -> int:
         "the same work either way: each holder still evaluates every element it is sent)",
     )
     parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="set up in DIR and keep it; a later run with the same DIR and sizes skips the "
+        "set-up and screens the same holders and manifest again",
+    )
+    parser.add_argument(
         "--ground-truth",
         type=int,
         metavar="RECORDS",
@@ -310,7 +366,10 @@ def main(argv: list[str] | None = None) -> int:
         help="only compare the date policies on generated data of this size",
     )
     args = parser.parse_args(argv)
-    root = Path(tempfile.mkdtemp(prefix="bench-screen-"))
+    keep = Path(args.keep) if args.keep else None
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+    root = keep or Path(tempfile.mkdtemp(prefix="bench-screen-"))
     if args.ground_truth:
         try:
             truth = ground_truth(root, args.ground_truth)
@@ -331,9 +390,9 @@ def main(argv: list[str] | None = None) -> int:
             root, args.peers, args.records, args.travellers, args.rounds, dates, section,
             share_build=args.share_build,
         )  # fmt: skip
-        result["setup"]["shared_build"] = args.share_build
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(root, ignore_errors=True)
     result["machine"] = machine()
     if args.json:
         print_json(result)
