@@ -261,9 +261,17 @@ def _decode_varints(data: bytes, count: int) -> _Array:
         raise EncodingError("a varint exceeds 64 bits")
     if np.any((lengths > 1) & (last == 0)):
         raise EncodingError("a varint is not minimal (trailing zero group)")
-    position = np.arange(stream.shape[0]) - np.repeat(starts, lengths)
-    groups = (stream & 0x7F).astype(np.uint64) << (position.astype(np.uint64) * np.uint64(7))
-    decoded: _Array = np.bitwise_or.reduceat(groups, starts)
+    # One pass per 7-bit group over the numbers, not one over every byte: a querier decodes
+    # ~9M entries per 1M-record holder when it loads its cached filters.
+    decoded: _Array = (stream[starts] & 0x7F).astype(np.uint64)
+    shortest = int(lengths.min())
+    for k in range(1, int(lengths.max())):
+        shift = np.uint64(7 * k)
+        if k < shortest:  # every number has a group k
+            decoded |= (stream[starts + k] & 0x7F).astype(np.uint64) << shift
+        else:
+            where = np.flatnonzero(lengths > k)
+            decoded[where] |= (stream[starts[where] + k] & 0x7F).astype(np.uint64) << shift
     return decoded
 
 

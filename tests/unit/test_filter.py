@@ -494,3 +494,24 @@ def test_voprf_manifest_carries_the_public_key() -> None:
     assert manifest.mode == "voprf"
     assert manifest.public_key_bytes == public
     assert FilterManifest.from_json(manifest.to_json()).public_key_bytes == public
+
+
+def _leb128_reference(data: bytes) -> list[int]:
+    """Plain LEB128, one byte at a time: what the vectorised decoder must agree with."""
+    out, value, shift = [], 0, 0
+    for byte in data:
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            out.append(value)
+            value, shift = 0, 0
+    return out
+
+
+@given(st.lists(st.integers(min_value=0, max_value=2**64 - 1), min_size=1, max_size=300))
+def test_varint_decoding_agrees_with_a_byte_by_byte_reference(numbers: list[int]) -> None:
+    from crypto.filter import _decode_varints, _encode_varints
+
+    encoded = _encode_varints(np.array(numbers, dtype=np.uint64))
+    assert _leb128_reference(encoded) == numbers
+    assert _decode_varints(encoded, len(numbers)).tolist() == numbers
