@@ -41,19 +41,32 @@ from crypto.oprf import BlindState, HashedInputs, Mode, blind, hash_inputs
 
 #: Elements from which a batch is worth a round trip to a worker process.
 PARALLEL_MIN = 64
+#: Most worker processes started by default: a querier on a large server does not need one per
+#: core to keep up with its peers, and each worker is a Python process of its own.
+MAX_DEFAULT_WORKERS = 8
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def default_workers() -> int:
+    """One worker per core this process may run on (its CPU affinity, which containers set),
+    at most :data:`MAX_DEFAULT_WORKERS`."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        usable = os.cpu_count() or 1
+    return max(1, min(usable, MAX_DEFAULT_WORKERS))
 
 
 class QuerierCrypto:
     """Blinding, hashing and finalising for one querier; close it to stop its workers.
 
-    ``workers`` is the number of processes (0: one per core; 1 or fewer than two cores: no
-    processes, everything in the calling thread).
+    ``workers`` is the number of processes (0: :func:`default_workers`; 1, or a single usable
+    core: no processes, everything in the calling thread).
     """
 
     def __init__(self, workers: int = 0, *, parallel_min: int = PARALLEL_MIN) -> None:
-        self.workers = workers or os.cpu_count() or 1
+        self.workers = workers or default_workers()
         self.parallel_min = parallel_min
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None

@@ -109,3 +109,18 @@ def test_a_fan_out_hashes_once_and_blinds_afresh_for_every_holder() -> None:
     for key, state in zip(holders, states, strict=True):
         outputs = crypto.finalize(state, key.blind_evaluate(state.blinded_elements))
         assert outputs == key.evaluate_many(INPUTS)
+
+
+def test_a_process_pinned_to_one_core_starts_no_worker() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import os\n"
+        "os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})\n"
+        "from node.matching.querier_crypto import QuerierCrypto\n"
+        "crypto = QuerierCrypto()\n"
+        "print(crypto.workers, crypto._pool_for(10_000) is None)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "True"]
