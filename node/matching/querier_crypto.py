@@ -7,10 +7,10 @@ that over the cores (libsodium is called through ctypes, which hands the lock ba
 every call: two threads ran slower than one), so a manifest of 500 travellers screened against
 ten holders (35,000 elements) kept one core busy for five seconds while the other waited. The
 arithmetic needs nothing but bytes in and bytes out, so batches of at least
-:data:`PARALLEL_MIN` elements go to a small pool of worker processes (one per core) while the
-querier's threads carry on with gRPC, signatures and lookups; smaller ones (a single document
-query) stay in the calling thread, where a round trip to a worker would cost more than the
-arithmetic.
+:data:`PARALLEL_MIN` elements go to a small pool of worker processes (one per usable core, at
+most :data:`MAX_DEFAULT_WORKERS`) while the querier's threads carry on with gRPC, signatures
+and lookups; smaller ones (a single document query) stay in the calling thread, where a round
+trip to a worker would cost more than the arithmetic.
 
 The workers run :mod:`crypto.oprf` and nothing else: they are spawned, never forked (the
 querier holds gRPC threads), import no node state, hold no keys of the node, and see only what
@@ -94,9 +94,6 @@ class QuerierCrypto:
         return sorted(int(pid) for pid in processes)
 
     # -- the operations ----------------------------------------------------------------
-    def hash_inputs(self, inputs: Sequence[bytes], mode: Mode) -> HashedInputs:
-        return self._run(len(inputs), hash_inputs, tuple(inputs), mode)
-
     def blind(
         self, inputs: Sequence[bytes], mode: Mode, points: HashedInputs | None = None
     ) -> BlindState:
