@@ -14,8 +14,8 @@ The full-size run (10 holders of 1M records: ~9M filter keys and ~2.9 GB of data
         --lock /tmp/enlace-bench.lock --dates covering,finest --json
 
 ``--share-build`` gives every holder the first holder's OPRF master secret and copies its
-filter entries instead of evaluating the same records ten times (about 20 minutes of set-up
-instead of hours); the screening does the same work either way, since every holder still
+filter entries instead of evaluating the same records ten times (about half an hour of
+set-up here instead of hours); the screening does the same work either way, since every holder still
 evaluates each element it is sent and the querier blinds independently for each. ``--keep``
 keeps the set-up, and a later run with the same folder and sizes screens it again at once.
 The querier's CPU counts its OPRF worker processes (``querier_workers_cpu_s``).

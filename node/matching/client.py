@@ -136,7 +136,8 @@ class MatchClient:
     """The querier's matching client for one node runtime. Close it when done.
 
     ``workers`` threads run the calls; ``crypto_workers`` processes do the OPRF arithmetic of
-    large batches (0: one per core; 1: none, see :mod:`node.matching.querier_crypto`).
+    large batches (0: one per usable core, at most 8; 1: none; see
+    :mod:`node.matching.querier_crypto`).
     """
 
     def __init__(
