@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import (
     BigInteger,
     Column,
+    Engine,
     Index,
     LargeBinary,
     SmallInteger,
@@ -38,6 +39,7 @@ from sqlalchemy import (
 
 from node.store.followup_store import FollowUpRecord, FollowUpStore, match_followups
 from node.store.schema import UtcDateTime, metadata
+from node.store.sqlite_hot import SqliteHotPath
 
 __all__ = [
     "BULK_ROWS",
@@ -118,7 +120,14 @@ class StoredFilter:
 
 
 class MatchingStore(FollowUpStore):
-    """The matching part of a node's :class:`~node.store.Store`."""
+    """The matching part of a node's :class:`~node.store.Store`.
+
+    ``fast`` (SQLite only) runs the two reads every ``Evaluate`` makes without Core overhead.
+    """
+
+    def __init__(self, engine: Engine, writer: Engine, fast: SqliteHotPath | None = None) -> None:
+        super().__init__(engine, writer)
+        self._fast = fast
 
     # -- entries (holder) ------------------------------------------------------------------
     def entry_states(self, dataset: str, epoch: int) -> dict[tuple[str, str], str]:
@@ -284,6 +293,11 @@ class MatchingStore(FollowUpStore):
         Plain driver SQL: on the per-call path, building and compiling a Core statement costs
         more than the read itself.
         """
+        if self._fast is not None:
+            marks = ", ".join("?" * len(keys))
+            sql = f"SELECT key, value FROM node_state WHERE key IN ({marks})"
+            found = self._fast.rows(sql, keys)
+            return {str(r[0]): str(r[1]) for r in found}
         with self._read.connect() as conn:
             mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
             marks = ", ".join([mark] * len(keys))
@@ -294,6 +308,9 @@ class MatchingStore(FollowUpStore):
 
     def current_version(self, dataset: str, epoch: int) -> int:
         """:meth:`latest_version` in plain driver SQL, for the per-call path."""
+        if self._fast is not None:
+            sql = "SELECT MAX(version) FROM match_filters WHERE dataset = ? AND epoch = ?"
+            return int(self._fast.rows(sql, (dataset, epoch))[0][0] or 0)
         with self._read.connect() as conn:
             mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
             value = conn.exec_driver_sql(

@@ -2,7 +2,8 @@
 
 Invariants:
 * :meth:`PolicyStore.consume_quota` is exact under concurrency: one ``INSERT … ON CONFLICT
-  DO UPDATE SET used = used + units … RETURNING`` creates the counter rows if missing, adds
+  DO UPDATE SET used = used + units … RETURNING`` (the same SQL text on both backends)
+  creates the counter rows if missing, adds
   the units and locks the rows (row locks in window-key order on PostgreSQL, so concurrent
   callers cannot deadlock; SQLite's write lock is taken at ``BEGIN IMMEDIATE``); the caller's
   pure check then runs on the values before the increment, and the transaction commits — or
@@ -18,20 +19,18 @@ import datetime as dt
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import BigInteger, Engine, String, Table, and_, bindparam, func, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy import Engine, Table, and_, select, text
+from sqlalchemy.sql.expression import Executable, TextClause
 
 from node.errors import InvalidArgumentError
 from node.store.dialect import insert_ignore
 from node.store.schema import agreements, quota_usage, revocations
+from node.store.sqlite_hot import SqliteHotPath
 
 # Both counts in one statement: the marker is read on every agreement-checked request.
-_MARKER = select(
-    select(func.count()).select_from(agreements).scalar_subquery(),
-    select(func.count()).select_from(revocations).scalar_subquery(),
-)
+_MARKER = "SELECT (SELECT COUNT(*) FROM agreements), (SELECT COUNT(*) FROM revocations)"
 
 
 @dataclass(frozen=True)
@@ -44,9 +43,13 @@ class StoredAgreement:
 
 
 class PolicyStore:
-    def __init__(self, engine: Engine, writer: Engine) -> None:
+    """``fast`` (SQLite only) runs the marker read and the quota upsert, which every
+    agreement-checked call makes, without Core overhead."""
+
+    def __init__(self, engine: Engine, writer: Engine, fast: SqliteHotPath | None = None) -> None:
         self._read = engine
         self._write = writer
+        self._fast = fast
 
     def _insert_ignore(self, table: Table, rows: list[dict[str, object]]) -> Executable:
         return insert_ignore(self._read, table, rows)
@@ -84,8 +87,11 @@ class PolicyStore:
     def marker(self) -> tuple[int, int]:
         """(agreements, revocations) installed: changes whenever either is installed, so
         every process holding a cached view (servers, CLI) notices at its next request."""
-        with self._read.connect() as conn:
-            row = conn.execute(_MARKER).one()
+        if self._fast is not None:
+            row = self._fast.rows(_MARKER)[0]
+        else:
+            with self._read.connect() as conn:
+                row = conn.exec_driver_sql(_MARKER).one()
         return int(row[0]), int(row[1])
 
     def agreements(self) -> list[StoredAgreement]:
@@ -140,35 +146,44 @@ class PolicyStore:
         """Add ``units`` to the counters and let ``check`` see them as they were before (it
         raises to refuse, and then nothing is counted); one statement and one transaction."""
         keys = sorted(set(window_keys))
-        with self._write.begin() as conn:
-            statement = _increment_statement(self._read.dialect.name, len(keys))
-            params = {"scope": scope, "units": units} | {f"key{i}": k for i, k in enumerate(keys)}
-            rows = conn.execute(statement, params).all()
-            after = {str(r[0]): int(r[1]) for r in rows}
+        after: dict[str, int] = {}
+
+        def verify(rows: Sequence[tuple[Any, ...]]) -> None:
+            after.update({str(r[0]): int(r[1]) for r in rows})
             if set(after) != set(keys):  # pragma: no cover - the upsert returns every row
                 raise RuntimeError("the quota counters were not all updated")
-            used = {k: v - units for k, v in after.items()}
-            check(used)  # raising rolls the increment back
+            check({k: v - units for k, v in after.items()})  # raising rolls the increment back
+
+        if self._fast is not None:
+            params = [value for key in keys for value in (scope, key, units)]
+            self._fast.consume(_increment_sql(len(keys), "?"), params, verify)
+            return after
+        named = {"scope": scope, "units": units} | {f"key{i}": k for i, k in enumerate(keys)}
+        with self._write.begin() as conn:
+            verify(conn.execute(_increment_statement(len(keys)), named).all())
         return after
 
 
 @functools.lru_cache(maxsize=8)
-def _increment_statement(dialect: str, count: int) -> Executable:
-    """The counter upsert for ``count`` window keys, built once: SQLAlchemy then reuses its
-    compiled form, which costs more than the SQLite work itself when rebuilt per request."""
-    scope, units = bindparam("scope", type_=String), bindparam("units", type_=BigInteger)
-    rows = [
-        {"scope": scope, "window_key": bindparam(f"key{i}", type_=String), "used": units}
-        for i in range(count)
-    ]
-    if dialect == "postgresql":
-        pg = postgresql.insert(quota_usage).values(rows)
-        return pg.on_conflict_do_update(
-            index_elements=["scope", "window_key"],
-            set_={"used": quota_usage.c.used + pg.excluded.used},
-        ).returning(quota_usage.c.window_key, quota_usage.c.used)
-    lite = sqlite.insert(quota_usage).values(rows)
-    return lite.on_conflict_do_update(
-        index_elements=["scope", "window_key"],
-        set_={"used": quota_usage.c.used + lite.excluded.used},
-    ).returning(quota_usage.c.window_key, quota_usage.c.used)
+def _increment_sql(count: int, mark: str) -> str:
+    """The counter upsert for ``count`` window keys, one ``(scope, key, units)`` row each.
+
+    Plain SQL, the same on SQLite (3.35+) and PostgreSQL: a Core multi-row ``insert`` with
+    ``on_conflict_do_update`` has no cache key, so SQLAlchemy compiled it again on every call,
+    which cost more than the database work itself.
+    """
+    rows = ", ".join(f"({mark}, {mark}, {mark})" for _ in range(count))
+    return (
+        f"INSERT INTO {quota_usage.name} (scope, window_key, used) VALUES {rows} "
+        "ON CONFLICT (scope, window_key) DO UPDATE SET used = "
+        f"{quota_usage.name}.used + excluded.used RETURNING window_key, used"
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _increment_statement(count: int) -> TextClause:
+    """:func:`_increment_sql` with named parameters, for Core (PostgreSQL)."""
+    sql = _increment_sql(count, "?")
+    for i in range(count):
+        sql = sql.replace("(?, ?, ?)", f"(:scope, :key{i}, :units)", 1)
+    return text(sql)

@@ -32,7 +32,7 @@ from node.store.policy_store import PolicyStore
 from node.store.records_store import RecordsStore
 from node.store.schema import audit_checkpoints, audit_entries, audit_head, node_state, nonces
 from node.store.secretariat_store import SecretariatStore
-from node.store.sqlite_writer import SqliteWriter
+from node.store.sqlite_hot import SqliteHotPath
 
 # Statements built once: constructing SQLAlchemy statements per call costs more than the
 # SQLite write itself on the hot path (every RPC appends to the audit chain).
@@ -59,10 +59,10 @@ class Store:
         self.engine = engine
         self._write = database.writer(engine)
         self._append_lock = threading.Lock()
-        self.policies = PolicyStore(engine, self._write)
-        self._fast = SqliteWriter(engine) if engine.dialect.name == "sqlite" else None
+        self._fast = SqliteHotPath(engine) if engine.dialect.name == "sqlite" else None
+        self.policies = PolicyStore(engine, self._write, self._fast)
         self.records = RecordsStore(engine, self._write)
-        self.matching = MatchingStore(engine, self._write)
+        self.matching = MatchingStore(engine, self._write, self._fast)
         self.biometrics = BiometricStore(engine, self._write)
         self.secretariat = SecretariatStore(engine, self._write)
         self.manifests = ManifestStore(engine, self._write)

@@ -1,14 +1,18 @@
-"""The per-call writes on SQLite, on one dedicated connection without ORM overhead.
+"""The per-call statements on SQLite, on one dedicated connection without Core overhead.
 
-Why: every RPC writes twice on each side (the replay-cache nonce and the audit entry).
-Through SQLAlchemy Core those statements cost several times the SQLite work itself; on
-SQLite — one process, one file — a single held connection running the same SQL directly
-removes that cost. PostgreSQL keeps the Core path (its cost is the network round trip).
+Why: every RPC writes on each side (the replay-cache nonce, the audit entry and, for
+agreement-checked calls, the quota counters) and reads a few freshness stamps (installed
+agreements, the matching epoch and filter version). Through SQLAlchemy Core each of those
+statements costs several times the SQLite work itself — a pool checkout, a ``begin`` event,
+a result proxy — and together they were most of a holder's CPU per ``Evaluate``. On SQLite —
+one process, one file — a single held connection running the same SQL directly removes that
+cost. PostgreSQL keeps the Core path (its cost is the network round trip).
 
 Invariants: the SQL is the same as the Core path's (``tests/integration/test_store_contract``
 runs both); each write is its own ``BEGIN IMMEDIATE`` … ``COMMIT``, so it takes SQLite's
-write lock up front and is atomic across processes; datetimes are stored in the form
-SQLAlchemy uses for SQLite (naive UTC ``YYYY-MM-DD HH:MM:SS.ffffff``).
+write lock up front and is atomic across processes; a read is one statement in autocommit
+mode, so it sees every transaction committed before it, by any process; datetimes are
+stored in the form SQLAlchemy uses for SQLite (naive UTC ``YYYY-MM-DD HH:MM:SS.ffffff``).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Engine
@@ -33,7 +37,7 @@ def sqlite_time(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-class SqliteWriter:
+class SqliteHotPath:
     def __init__(self, engine: Engine) -> None:
         self._pooled = engine.raw_connection()
         connection = self._pooled.driver_connection
@@ -56,6 +60,28 @@ class SqliteWriter:
                 raise
             cursor.execute("COMMIT")
             return result
+
+    def rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one read statement (``?`` placeholders)."""
+        with self._lock:
+            return list(self._db.execute(sql, tuple(params)).fetchall())
+
+    def consume(
+        self,
+        sql: str,
+        params: Sequence[object],
+        check: Callable[[list[tuple[Any, ...]]], None],
+    ) -> list[tuple[Any, ...]]:
+        """Run one write statement with ``RETURNING`` and let ``check`` see its rows inside the
+        transaction: raising there rolls the write back (the quota counters' contract)."""
+
+        def work(cur: sqlite3.Cursor) -> list[tuple[Any, ...]]:
+            returned = list(cur.execute(sql, tuple(params)).fetchall())
+            check(returned)
+            return returned
+
+        result: list[tuple[Any, ...]] = self._transaction(work)
+        return result
 
     def insert_nonce(self, sender: str, nonce: str, expires_at: dt.datetime) -> None:
         """Raises :class:`sqlite3.IntegrityError` when the nonce was seen (a replay)."""
