@@ -13,6 +13,14 @@ runs both); each write is its own ``BEGIN IMMEDIATE`` … ``COMMIT``, so it take
 write lock up front and is atomic across processes; a read is one statement in autocommit
 mode, so it sees every transaction committed before it, by any process; datetimes are
 stored in the form SQLAlchemy uses for SQLite (naive UTC ``YYYY-MM-DD HH:MM:SS.ffffff``).
+
+Audit appends commit in groups: a thread that finds the connection busy queues its entry, and
+whichever thread holds the connection next writes every queued entry in one transaction
+(group commit, as database logs do). Each caller still returns only once its own entry is
+committed, so "audited before the answer is used" holds; what is shared is the ``BEGIN``, the
+head read and move, and the ``COMMIT``. A querier's fan-out (ten answers arriving together)
+and a busy holder are the callers that benefit. A failed group is retried one entry at a
+time, so an entry that cannot be written never costs the others theirs.
 """
 
 from __future__ import annotations
@@ -21,7 +29,8 @@ import datetime as dt
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 from sqlalchemy import Engine
 
@@ -37,13 +46,28 @@ def sqlite_time(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+RowMaker = Callable[[int, str], Mapping[str, object]]
+
+
+@dataclass
+class _Queued:
+    """An audit entry waiting for a group commit, and what became of it."""
+
+    make_row: RowMaker
+    row: Mapping[str, object] | None = None
+    error: BaseException | None = None
+
+
 class SqliteHotPath:
     def __init__(self, engine: Engine) -> None:
         self._pooled = engine.raw_connection()
         connection = self._pooled.driver_connection
         assert isinstance(connection, sqlite3.Connection)
         self._db = connection
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the connection
+        self._queue_lock = threading.Lock()  # the audit entries waiting for a group commit
+        self._queue: list[_Queued] = []
+        self.audit_transactions = 0  # group commits made (observability and tests)
 
     def close(self) -> None:
         with self._lock:
@@ -51,15 +75,18 @@ class SqliteHotPath:
 
     def _transaction(self, work: Callable[[sqlite3.Cursor], Any]) -> Any:
         with self._lock:
-            cursor = self._db.cursor()
-            cursor.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(cursor)
-            except BaseException:
-                cursor.execute("ROLLBACK")
-                raise
-            cursor.execute("COMMIT")
-            return result
+            return self._locked_transaction(work)
+
+    def _locked_transaction(self, work: Callable[[sqlite3.Cursor], Any]) -> Any:
+        cursor = self._db.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(cursor)
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("COMMIT")
+        return result
 
     def rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         """The rows of one read statement (``?`` placeholders)."""
@@ -92,27 +119,56 @@ class SqliteHotPath:
             )
         )
 
-    def append(self, make_row: Callable[[int, str], Mapping[str, object]]) -> Mapping[str, object]:
-        """Lock the head, let ``make_row(seq, prev_hash)`` build the entry, insert, move head."""
+    def append(self, make_row: RowMaker) -> Mapping[str, object]:
+        """Lock the head, let ``make_row(seq, prev_hash)`` build the entry, insert, move head.
 
-        def work(cur: sqlite3.Cursor) -> Mapping[str, object]:
-            head = cur.execute("SELECT seq, entry_hash FROM audit_head WHERE id = 1").fetchone()
-            if head is None:
-                head = (0, "0" * 64)
-                cur.execute(
-                    "INSERT INTO audit_head (id, seq, entry_hash) VALUES (1, 0, ?)", (head[1],)
-                )
-            row = make_row(int(head[0]), str(head[1]))
+        The entry may be committed by another thread, in one transaction with others (see the
+        module docstring); either way it is committed when this returns.
+        """
+        mine = _Queued(make_row)
+        with self._queue_lock:
+            self._queue.append(mine)
+        with self._lock:
+            if mine.row is None and mine.error is None:  # nobody committed it meanwhile
+                with self._queue_lock:
+                    group, self._queue = self._queue, []
+                self._commit_group(group)
+        if mine.error is not None:  # possibly caught in another thread: raise a copy here
+            error = mine.error
+            if isinstance(error, sqlite3.Error):
+                raise sqlite3.OperationalError(str(error)) from error
+            raise RuntimeError(f"audit entry not written: {error!r}") from error
+        assert mine.row is not None
+        return mine.row
+
+    def _commit_group(self, group: list[_Queued]) -> None:
+        """Write ``group`` in one transaction; if that fails, each entry in its own."""
+        try:
+            self._locked_transaction(lambda cur: self._write_entries(cur, group))
+        except Exception as exc:
+            if len(group) == 1:
+                group[0].error = exc
+                return
+            for queued in group:
+                queued.row = None
+                self._commit_group([queued])
+            return
+        self.audit_transactions += 1
+
+    @staticmethod
+    def _write_entries(cur: sqlite3.Cursor, group: list[_Queued]) -> None:
+        head = cur.execute("SELECT seq, entry_hash FROM audit_head WHERE id = 1").fetchone()
+        if head is None:
+            head = (0, "0" * 64)
+            cur.execute("INSERT INTO audit_head (id, seq, entry_hash) VALUES (1, 0, ?)", (head[1],))
+        seq, prev_hash = int(head[0]), str(head[1])
+        for queued in group:
+            row = queued.make_row(seq, prev_hash)
             values = [
                 sqlite_time(v) if isinstance(v, dt.datetime) else v
                 for v in (row[c] for c in _COLUMNS)
             ]
             cur.execute(_INSERT_ENTRY, values)
-            cur.execute(
-                "UPDATE audit_head SET seq = ?, entry_hash = ? WHERE id = 1",
-                (row["seq"], row["entry_hash"]),
-            )
-            return row
-
-        result: Mapping[str, object] = self._transaction(work)
-        return result
+            seq, prev_hash = cast(int, row["seq"]), cast(str, row["entry_hash"])
+            queued.row = row
+        cur.execute("UPDATE audit_head SET seq = ?, entry_hash = ? WHERE id = 1", (seq, prev_hash))

@@ -1,0 +1,103 @@
+"""SQLite's audit group commit: entries queued while the connection is busy go in one
+transaction, each caller returns only once its own entry is committed, the chain stays one
+chain, and an entry that cannot be written costs no other entry its place."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from node.audit import AuditEntry, verify_chain
+from node.store import Store, open_store
+from node.store.sqlite_hot import SqliteHotPath
+from test_store_contract import record
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(f"sqlite:///{tmp_path / 'node.db'}")
+    yield opened
+    opened.close()
+
+
+def hot(store: Store) -> SqliteHotPath:
+    fast = store._fast
+    assert fast is not None
+    return fast
+
+
+def wait_for_queue(fast: SqliteHotPath, length: int) -> None:
+    deadline = time.monotonic() + 30
+    while len(fast._queue) < length:
+        assert time.monotonic() < deadline, "the appending threads never queued their entries"
+        time.sleep(0.001)
+
+
+def test_entries_queued_while_busy_are_committed_together(store: Store) -> None:
+    fast = hot(store)
+    store.append_audit(record(1))
+    before = fast.audit_transactions
+    results: dict[int, AuditEntry] = {}
+
+    def append(i: int) -> None:
+        results[i] = store.append_audit(record(i))
+
+    threads = [threading.Thread(target=append, args=(i,)) for i in range(2, 7)]
+    with fast._lock:  # the connection is busy: every append queues
+        for thread in threads:
+            thread.start()
+        wait_for_queue(fast, 5)
+        assert store.audit_count() == 1  # nothing of the queue is written yet
+    for thread in threads:
+        thread.join(timeout=30)
+    assert fast.audit_transactions == before + 1
+    assert sorted(e.seq for e in results.values()) == [2, 3, 4, 5, 6]
+    stored = list(store.iter_audit())
+    assert verify_chain(stored).count == 6
+    assert {e.seq: e for e in stored[1:]} == {e.seq: e for e in results.values()}
+
+
+def test_an_entry_that_cannot_be_written_costs_the_others_nothing(store: Store) -> None:
+    fast = hot(store)
+    good = store.append_audit(record(1))
+    outcome: dict[str, object] = {}
+
+    def broken(_seq: int, _prev: str) -> Mapping[str, object]:
+        raise ValueError("this entry cannot be built")
+
+    def append_broken() -> None:
+        try:
+            fast.append(broken)
+        except RuntimeError as exc:
+            outcome["error"] = exc
+
+    def append_good(i: int) -> None:
+        outcome[str(i)] = store.append_audit(record(i))
+
+    threads = [threading.Thread(target=append_good, args=(2,))]
+    threads += [threading.Thread(target=append_broken)]
+    threads += [threading.Thread(target=append_good, args=(3,))]
+    with fast._lock:
+        for thread in threads:
+            thread.start()
+            wait_for_queue(fast, threads.index(thread) + 1)  # queued in this order
+    for thread in threads:
+        thread.join(timeout=30)
+    assert "cannot be built" in str(outcome["error"])
+    stored = list(store.iter_audit())
+    assert [e.seq for e in stored] == [1, 2, 3]
+    assert verify_chain(stored).head_hash == stored[-1].entry_hash
+    assert stored[0] == good and stored[1:] == [outcome["2"], outcome["3"]]
+
+
+def test_a_lone_append_is_its_own_transaction(store: Store) -> None:
+    fast = hot(store)
+    before = fast.audit_transactions
+    for i in range(1, 4):
+        store.append_audit(record(i))
+    assert fast.audit_transactions == before + 3
+    assert verify_chain(store.iter_audit()).count == 3
