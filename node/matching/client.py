@@ -18,10 +18,16 @@ Invariants:
 * A peer's failure (unreachable, refused, quota spent) becomes an "error" row for that peer; it
   never stops the other peers' answers.
 * Every call carries the purpose and is audited on both sides (by :class:`PeerClient`).
+* A holder that answered "no filter published" for a dataset is not asked again by this
+  client for :data:`UNPUBLISHED_TTL` (the answer is repeated as the peer's error row):
+  members publish only the datasets they hold, and a fan-out over every dataset would
+  otherwise pay a sync round trip per such peer on every query. An explicit :meth:`sync`
+  always asks.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import threading
 import time
@@ -54,6 +60,7 @@ from policies.errors import Denied
 
 BATCH = 512  # elements per Evaluate call; several calls run at once so both sides overlap
 IN_FLIGHT = 8  # Evaluate calls in flight per peer (at most the thread pool's size)
+UNPUBLISHED_TTL = dt.timedelta(seconds=60)  # how long "no filter published" is believed
 Progress = Callable[[int, int], None]
 
 
@@ -157,6 +164,7 @@ class MatchClient:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="match")
         self._sync_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._unpublished: dict[tuple[str, str], tuple[dt.datetime, PeerError]] = {}
         self.crypto = QuerierCrypto(crypto_workers)
 
     def close(self) -> None:
@@ -219,7 +227,19 @@ class MatchClient:
             return sync_filter(self.client(peer), self.filters, dataset, purpose=purpose, full=full)
 
     def _cached(self, peer: str, dataset: str, purpose: str) -> CachedFilter:
-        return self.filters.get(peer, dataset) or self.sync(peer, dataset, purpose)
+        cached = self.filters.get(peer, dataset)
+        if cached is not None:
+            return cached
+        now = self.runtime.clock.now()
+        known = self._unpublished.get((peer, dataset))
+        if known is not None and known[0] <= now < known[0] + UNPUBLISHED_TTL:
+            raise known[1]
+        try:
+            return self.sync(peer, dataset, purpose)
+        except PeerError as exc:
+            if exc.status_name == "FAILED_PRECONDITION":  # nothing published for that dataset
+                self._unpublished[(peer, dataset)] = (now, exc)
+            raise
 
     def evaluate(
         self,

@@ -10,11 +10,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from test_store_contract import record
 
 from node.audit import AuditEntry, verify_chain
 from node.store import Store, open_store
 from node.store.sqlite_hot import SqliteHotPath
-from test_store_contract import record
 
 
 @pytest.fixture
