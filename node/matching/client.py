@@ -41,6 +41,7 @@ from crypto.oprf import BlindState, HashedInputs, Mode
 from enlace.v1 import match_pb2
 from node.agreements import AgreementBook
 from node.errors import EnlaceError, PeerError
+from node.matching.filters import NOT_PUBLISHED
 from node.matching.followup import ATTRIBUTES
 from node.matching.keys import parse_input, strongest
 from node.matching.peers import (
@@ -164,7 +165,8 @@ class MatchClient:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="match")
         self._sync_locks: dict[tuple[str, str], threading.Lock] = {}
-        self._unpublished: dict[tuple[str, str], tuple[dt.datetime, PeerError]] = {}
+        # (peer, dataset) -> when the peer said it has no filter, and what it said.
+        self._unpublished: dict[tuple[str, str], tuple[dt.datetime, str, str]] = {}
         self.crypto = QuerierCrypto(crypto_workers)
 
     def close(self) -> None:
@@ -224,7 +226,11 @@ class MatchClient:
     def sync(self, peer: str, dataset: str, purpose: str, *, full: bool = False) -> CachedFilter:
         lock = self._sync_locks.setdefault((peer, dataset), threading.Lock())
         with lock:
-            return sync_filter(self.client(peer), self.filters, dataset, purpose=purpose, full=full)
+            synced = sync_filter(
+                self.client(peer), self.filters, dataset, purpose=purpose, full=full
+            )
+        self._unpublished.pop((peer, dataset), None)
+        return synced
 
     def _cached(self, peer: str, dataset: str, purpose: str) -> CachedFilter:
         cached = self.filters.get(peer, dataset)
@@ -233,12 +239,15 @@ class MatchClient:
         now = self.runtime.clock.now()
         known = self._unpublished.get((peer, dataset))
         if known is not None and known[0] <= now < known[0] + UNPUBLISHED_TTL:
-            raise known[1]
+            # A fresh error each time: re-raising one object would chain every query's frames
+            # (and the inputs in them) onto its traceback.
+            _, message, hint = known
+            raise PeerError(message, peer=peer, status_name="FAILED_PRECONDITION", hint=hint)
         try:
             return self.sync(peer, dataset, purpose)
         except PeerError as exc:
-            if exc.status_name == "FAILED_PRECONDITION":  # nothing published for that dataset
-                self._unpublished[(peer, dataset)] = (now, exc)
+            if exc.status_name == "FAILED_PRECONDITION" and NOT_PUBLISHED in exc.message:
+                self._unpublished[(peer, dataset)] = (now, exc.message, exc.hint)
             raise
 
     def evaluate(

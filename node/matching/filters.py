@@ -92,6 +92,11 @@ def load_master_secret(home: NodeHome) -> bytes:
         ) from exc
 
 
+#: The words of a holder's refusal to sync a dataset it has no filter for; a querier
+#: recognises that answer by them (:data:`node.matching.client.UNPUBLISHED_TTL`).
+NOT_PUBLISHED = "has not published a"
+
+
 @dataclass(frozen=True)
 class KeyState:
     epoch: int
@@ -390,7 +395,7 @@ class Holder:
         published = self.published(dataset, state)
         if published is None:
             raise FailedPreconditionError(
-                f"{self.country} has not published a {dataset} filter for epoch {state.epoch}",
+                f"{self.country} {NOT_PUBLISHED} {dataset} filter for epoch {state.epoch}",
                 hint=f"the operator of {self.country} must run `enlace match rebuild`",
             )
         return published

@@ -51,11 +51,21 @@ RowMaker = Callable[[int, str], Mapping[str, object]]
 
 @dataclass
 class _Queued:
-    """An audit entry waiting for a group commit, and what became of it."""
+    """An audit entry waiting for a group commit, and what became of it: ``row`` once it is
+    committed, or ``error`` (and the thread that met it) once it cannot be."""
 
     make_row: RowMaker
     row: Mapping[str, object] | None = None
     error: BaseException | None = None
+    failed_in: int = 0
+
+
+class _BeginError(Exception):
+    """The write lock could not be taken: no entry of the group is at fault."""
+
+    def __init__(self, cause: sqlite3.Error) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class SqliteHotPath:
@@ -75,22 +85,37 @@ class SqliteHotPath:
 
     def _transaction(self, work: Callable[[sqlite3.Cursor], Any]) -> Any:
         with self._lock:
-            return self._locked_transaction(work)
+            return self._unwrap(lambda: self._locked_transaction(work))
 
     def _locked_transaction(self, work: Callable[[sqlite3.Cursor], Any]) -> Any:
+        """``work`` between ``BEGIN IMMEDIATE`` and ``COMMIT``; on any failure, the connection
+        is left with no transaction open (a failed ``COMMIT`` may leave SQLite's open, and the
+        reads on this connection would then see that old snapshot for good)."""
         cursor = self._db.cursor()
-        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _BeginError(exc) from exc
         try:
             result = work(cursor)
+            cursor.execute("COMMIT")
         except BaseException:
-            cursor.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
-        cursor.execute("COMMIT")
         return result
 
+    def _unwrap(self, work: Callable[[], Any]) -> Any:
+        try:
+            return work()
+        except _BeginError as exc:
+            raise exc.cause from None
+
     def rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        """The rows of one read statement (``?`` placeholders)."""
+        """The rows of one read statement (``?`` placeholders), in autocommit: it sees every
+        transaction committed before it, by any process."""
         with self._lock:
+            assert not self._db.in_transaction, "a transaction was left open on the hot path"
             return list(self._db.execute(sql, tuple(params)).fetchall())
 
     def consume(
@@ -123,7 +148,7 @@ class SqliteHotPath:
         """Lock the head, let ``make_row(seq, prev_hash)`` build the entry, insert, move head.
 
         The entry may be committed by another thread, in one transaction with others (see the
-        module docstring); either way it is committed when this returns.
+        module docstring); either way it is committed when this returns, or this raises.
         """
         mine = _Queued(make_row)
         with self._queue_lock:
@@ -133,35 +158,56 @@ class SqliteHotPath:
                 with self._queue_lock:
                     group, self._queue = self._queue, []
                 self._commit_group(group)
-        if mine.error is not None:  # possibly caught in another thread: raise a copy here
-            error = mine.error
-            if isinstance(error, sqlite3.Error):
-                raise sqlite3.OperationalError(str(error)) from error
-            raise RuntimeError(f"audit entry not written: {error!r}") from error
-        assert mine.row is not None
-        return mine.row
+        error = mine.error
+        if error is None:
+            assert mine.row is not None
+            return mine.row
+        if mine.failed_in == threading.get_ident():
+            raise error
+        # Met by the thread that committed the group: a copy here, its traceback stays there.
+        if isinstance(error, sqlite3.Error):
+            raise sqlite3.OperationalError(str(error)) from error
+        raise RuntimeError(f"audit entry not written: {error!r}") from error
 
     def _commit_group(self, group: list[_Queued]) -> None:
-        """Write ``group`` in one transaction; if that fails, each entry in its own."""
+        """Write ``group`` in one transaction; if an entry or its insert failed, each entry in
+        a transaction of its own, so that one bad entry costs the others nothing. Rows are
+        handed to their callers only after ``COMMIT``; every entry not committed gets an
+        error, whatever was raised (an interrupt in the committing thread included)."""
         try:
-            self._locked_transaction(lambda cur: self._write_entries(cur, group))
+            rows = self._locked_transaction(lambda cur: self._write_entries(cur, group))
+        except _BeginError as exc:  # nobody's fault: each caller is told
+            self._fail(group, exc.cause)
+            return
         except Exception as exc:
             if len(group) == 1:
-                group[0].error = exc
+                self._fail(group, exc)
                 return
             for queued in group:
-                queued.row = None
                 self._commit_group([queued])
             return
+        except BaseException as exc:
+            self._fail(group, exc)
+            raise
+        for queued, row in zip(group, rows, strict=True):
+            queued.row = row
         self.audit_transactions += 1
 
     @staticmethod
-    def _write_entries(cur: sqlite3.Cursor, group: list[_Queued]) -> None:
+    def _fail(group: list[_Queued], error: BaseException) -> None:
+        here = threading.get_ident()
+        for queued in group:
+            if queued.row is None and queued.error is None:
+                queued.error, queued.failed_in = error, here
+
+    @staticmethod
+    def _write_entries(cur: sqlite3.Cursor, group: list[_Queued]) -> list[Mapping[str, object]]:
         head = cur.execute("SELECT seq, entry_hash FROM audit_head WHERE id = 1").fetchone()
         if head is None:
             head = (0, "0" * 64)
             cur.execute("INSERT INTO audit_head (id, seq, entry_hash) VALUES (1, 0, ?)", (head[1],))
         seq, prev_hash = int(head[0]), str(head[1])
+        rows: list[Mapping[str, object]] = []
         for queued in group:
             row = queued.make_row(seq, prev_hash)
             values = [
@@ -170,5 +216,6 @@ class SqliteHotPath:
             ]
             cur.execute(_INSERT_ENTRY, values)
             seq, prev_hash = cast(int, row["seq"]), cast(str, row["entry_hash"])
-            queued.row = row
+            rows.append(row)
         cur.execute("UPDATE audit_head SET seq = ?, entry_hash = ? WHERE id = 1", (seq, prev_hash))
+        return rows

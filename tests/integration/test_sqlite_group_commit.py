@@ -4,6 +4,7 @@ chain, and an entry that cannot be written costs no other entry its place."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -101,3 +102,52 @@ def test_a_lone_append_is_its_own_transaction(store: Store) -> None:
         store.append_audit(record(i))
     assert fast.audit_transactions == before + 3
     assert verify_chain(store.iter_audit()).count == 3
+
+
+def test_an_interrupt_while_committing_fails_every_entry_of_the_group(store: Store) -> None:
+    fast = hot(store)
+    store.append_audit(record(1))
+    outcome: dict[int, BaseException | AuditEntry] = {}
+
+    def interrupted(_seq: int, _prev: str) -> Mapping[str, object]:
+        raise KeyboardInterrupt
+
+    def append(i: int) -> None:
+        try:
+            if i == 3:
+                fast.append(interrupted)
+            else:
+                outcome[i] = store.append_audit(record(i))
+        except BaseException as exc:
+            outcome[i] = exc
+
+    threads = [threading.Thread(target=append, args=(i,)) for i in (2, 3, 4)]
+    with fast._lock:
+        for position, thread in enumerate(threads, start=1):
+            thread.start()
+            wait_for_queue(fast, position)
+    for thread in threads:
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+    # The committing thread meets the interrupt; the others are told their entry was not
+    # written (none is handed a row that the rollback took back).
+    kinds = sorted(type(outcome[i]).__name__ for i in (2, 3, 4))
+    assert kinds == ["KeyboardInterrupt", "RuntimeError", "RuntimeError"]
+    assert [e.seq for e in store.iter_audit()] == [1]  # nothing of the group was committed
+    assert store.append_audit(record(5)).seq == 2
+
+
+def test_a_failed_commit_leaves_no_transaction_open(store: Store) -> None:
+    fast = hot(store)
+    fast._db.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    fast._db.execute("CREATE TABLE child (parent INTEGER REFERENCES parent (id))")
+
+    def orphan(cur: sqlite3.Cursor) -> None:
+        cur.execute("PRAGMA defer_foreign_keys = ON")  # the check moves to COMMIT
+        cur.execute("INSERT INTO child (parent) VALUES (7)")
+
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        fast._transaction(orphan)
+    assert not fast._db.in_transaction
+    assert fast.rows("SELECT COUNT(*) FROM child") == [(0,)]
+    assert store.append_audit(record(1)).seq == 1
