@@ -156,7 +156,7 @@ class PolicyStore:
 
         if self._fast is not None:
             params = [value for key in keys for value in (scope, key, units)]
-            self._fast.consume(_increment_sql(len(keys), "?"), params, verify)
+            self._fast.consume(_increment_sql(("(?, ?, ?)",) * len(keys)), params, verify)
             return after
         named = {"scope": scope, "units": units} | {f"key{i}": k for i, k in enumerate(keys)}
         with self._write.begin() as conn:
@@ -165,16 +165,15 @@ class PolicyStore:
 
 
 @functools.lru_cache(maxsize=8)
-def _increment_sql(count: int, mark: str) -> str:
-    """The counter upsert for ``count`` window keys, one ``(scope, key, units)`` row each.
+def _increment_sql(rows: tuple[str, ...]) -> str:
+    """The counter upsert with one ``(scope, key, units)`` placeholder row per window key.
 
-    Plain SQL, the same on SQLite (3.35+) and PostgreSQL: a Core multi-row ``insert`` with
-    ``on_conflict_do_update`` has no cache key, so SQLAlchemy compiled it again on every call,
-    which cost more than the database work itself.
+    Plain SQL, the same on SQLite (3.35+) and PostgreSQL but for the placeholders: a Core
+    multi-row ``insert`` with ``on_conflict_do_update`` has no cache key, so SQLAlchemy
+    compiled it again on every call, which cost more than the database work itself.
     """
-    rows = ", ".join(f"({mark}, {mark}, {mark})" for _ in range(count))
     return (
-        f"INSERT INTO {quota_usage.name} (scope, window_key, used) VALUES {rows} "
+        f"INSERT INTO {quota_usage.name} (scope, window_key, used) VALUES {', '.join(rows)} "
         "ON CONFLICT (scope, window_key) DO UPDATE SET used = "
         f"{quota_usage.name}.used + excluded.used RETURNING window_key, used"
     )
@@ -183,7 +182,4 @@ def _increment_sql(count: int, mark: str) -> str:
 @functools.lru_cache(maxsize=8)
 def _increment_statement(count: int) -> TextClause:
     """:func:`_increment_sql` with named parameters, for Core (PostgreSQL)."""
-    sql = _increment_sql(count, "?")
-    for i in range(count):
-        sql = sql.replace("(?, ?, ?)", f"(:scope, :key{i}, :units)", 1)
-    return text(sql)
+    return text(_increment_sql(tuple(f"(:scope, :key{i}, :units)" for i in range(count))))

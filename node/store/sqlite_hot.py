@@ -19,8 +19,10 @@ whichever thread holds the connection next writes every queued entry in one tran
 (group commit, as database logs do). Each caller still returns only once its own entry is
 committed, so "audited before the answer is used" holds; what is shared is the ``BEGIN``, the
 head read and move, and the ``COMMIT``. A querier's fan-out (ten answers arriving together)
-and a busy holder are the callers that benefit. A failed group is retried one entry at a
-time, so an entry that cannot be written never costs the others theirs.
+and a busy holder are the callers that benefit. A group that failed after ``BEGIN`` is retried
+one entry at a time, so an entry that cannot be written never costs the others theirs; a
+group that could not even take the write lock fails as a whole, and so does one interrupted
+while committing. Rows reach their callers only after ``COMMIT``.
 """
 
 from __future__ import annotations
@@ -85,7 +87,10 @@ class SqliteHotPath:
 
     def _transaction(self, work: Callable[[sqlite3.Cursor], Any]) -> Any:
         with self._lock:
-            return self._unwrap(lambda: self._locked_transaction(work))
+            try:
+                return self._locked_transaction(work)
+            except _BeginError as exc:
+                raise exc.cause from None
 
     def _locked_transaction(self, work: Callable[[sqlite3.Cursor], Any]) -> Any:
         """``work`` between ``BEGIN IMMEDIATE`` and ``COMMIT``; on any failure, the connection
@@ -104,12 +109,6 @@ class SqliteHotPath:
                 self._db.execute("ROLLBACK")
             raise
         return result
-
-    def _unwrap(self, work: Callable[[], Any]) -> Any:
-        try:
-            return work()
-        except _BeginError as exc:
-            raise exc.cause from None
 
     def rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         """The rows of one read statement (``?`` placeholders), in autocommit: it sees every
