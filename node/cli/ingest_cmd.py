@@ -163,6 +163,14 @@ def ingest(
         Path | None,
         typer.Option("--equivalence", help="Equivalence table (default HOME/equivalence.yaml)."),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            envvar="ENLACE_INGEST_WORKERS",
+            help="Processes converting one large CSV file on SQLite (0: one per core).",
+        ),
+    ] = 0,
     as_json: JsonOption = False,
 ) -> None:
     """Validate FILES and import them into DATASET in one transaction (all or nothing)."""
@@ -182,6 +190,7 @@ def ingest(
                     replace=replace,
                     dry_run=dry_run,
                     progress=view,
+                    workers=workers,
                 )
             if report.committed:
                 refresh_match_filters(node_home, store, dataset, quiet=as_json)

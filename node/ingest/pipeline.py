@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -51,10 +51,10 @@ except ImportError:  # pragma: no cover - psycopg is a dependency; SQLite-only i
     _PostgresError = SQLAlchemyError  # type: ignore[assignment,misc]
 
 from node.errors import InvalidArgumentError, StoreError
-from node.ingest import IngestError, RowError
+from node.ingest import IngestError, RowError, parallel
 from node.ingest.batch import PROVENANCE, RowPlan, columns_for
 from node.ingest.cells import formula_problem
-from node.ingest.readers import Source, open_source, source_columns
+from node.ingest.readers import ByteRange, CsvSource, Source, open_source, source_columns
 from node.records.codelists import CODELISTS_VERSION
 from node.records.datasets import DATASETS, DatasetSpec
 from node.records.equivalence import EquivalenceTable
@@ -159,6 +159,12 @@ def _neutralised(cell: str) -> str:
     return "'" + cell if cell and formula_problem(cell) is not None else cell
 
 
+class RejectSink(Protocol):
+    """Where refused rows go: the rejects file, or a part's database (node.ingest.parallel)."""
+
+    def write(self, cells: Sequence[str], errors: list[RowError]) -> None: ...
+
+
 class _Run:
     """State of one ingest call: counts, kept errors, the rejects file, the pending batch."""
 
@@ -167,7 +173,7 @@ class _Run:
         writer: RecordsWriter,
         plan: RowPlan,
         report: IngestReport,
-        rejects: _Rejects | None,
+        rejects: RejectSink | None,
         imported_at: Any,
     ) -> None:
         self.writer = writer
@@ -176,6 +182,7 @@ class _Run:
         self.rejects = rejects
         self.imported_at = imported_at
         self.files_by_import: dict[str, str] = {}
+        self.parts: list[str] = []  # files imported in parts, in order
         self.cells: list[list[str]] = []
         self.numbers: list[int] = []
         self.file: FileReport | None = None
@@ -293,11 +300,20 @@ def _duplicate(
     )
 
 
-def _read_file(run: _Run, source: Source, progress: Callable[[Progress], None] | None) -> None:
+def _read_file(
+    run: _Run,
+    source: Source,
+    progress: Callable[[Progress], None] | None,
+    helpers: Sequence[parallel.Helper] = (),
+) -> None:
+    """Read, convert and write the rows of ``source`` (the first part of the file when
+    ``helpers`` convert the others: progress then counts theirs too)."""
     name, file = source.name, run.file
     assert file is not None
     last_report = time.monotonic()
     rows_read = 0
+    if helpers and progress is not None:
+        progress = _with_helpers(progress, helpers)
     for numbers, cells, misshapen in source.batches(BATCH_ROWS):
         rows_read += len(numbers) + len(misshapen)
         for number, row, shape in misshapen:
@@ -312,8 +328,101 @@ def _read_file(run: _Run, source: Source, progress: Callable[[Progress], None] |
             progress(Progress(name, rows_read, source.position, source.facts.size))
     file.rows_read = rows_read
     file.notes.extend(source.notes)
-    if progress is not None:
+    if progress is not None and source.part is None:
         progress(Progress(name, rows_read, source.facts.size, source.facts.size))
+
+
+def _with_helpers(
+    progress: Callable[[Progress], None], helpers: Sequence[parallel.Helper]
+) -> Callable[[Progress], None]:
+    """Progress of the whole file: this process's part and the helpers' so far."""
+
+    def report(own: Progress) -> None:
+        rows = own.rows + sum(h.rows.value for h in helpers)
+        done = own.position + sum(h.position.value - h.job.part.start for h in helpers)
+        progress(Progress(own.file, rows, done, own.size))
+
+    return report
+
+
+def _read_in_parts(
+    run: _Run,
+    source: Source,
+    progress: Callable[[Progress], None] | None,
+    helpers: Sequence[parallel.Helper],
+) -> None:
+    """The first part here, then each helper's part copied in (see :mod:`.parallel`)."""
+    file = run.file
+    assert file is not None
+    first_error = len(run.report.errors)
+    _read_file(run, source, progress, helpers)
+    if source.misaligned:
+        raise parallel.SplitMisalignedError(str(file.path))
+    tick = _with_helpers(progress, helpers) if progress is not None else None
+    own_end = helpers[0].job.part.start if helpers else 0
+
+    def waiting() -> None:
+        if tick is not None:
+            tick(Progress(source.name, file.rows_read, own_end, source.facts.size))
+
+    for number, helper in enumerate(helpers):
+        outcome = helper.outcome(waiting)
+        _take_part(run, helper, outcome, f"enlace_part_{len(run.parts)}_{number}")
+    run.parts.append(str(file.path))
+    tail = run.report.errors[first_error:]
+    tail.sort(key=lambda e: e.row)
+    run.report.errors[first_error:] = tail
+    if progress is not None:
+        progress(Progress(source.name, file.rows_read, source.facts.size, source.facts.size))
+
+
+def _take_part(
+    run: _Run, helper: parallel.Helper, outcome: parallel.PartOutcome, alias: str
+) -> None:
+    """Add a helper's counts and errors, copy its rows, refuse its rows repeating a key."""
+    file, report, plan = run.file, run.report, run.plan
+    assert file is not None
+    file.rows_read += outcome.rows_read
+    file.added += outcome.added
+    file.unchanged += outcome.unchanged
+    file.replaced += outcome.replaced
+    file.rejected += outcome.rejected
+    file.notes.extend(n for n in outcome.notes if n not in file.notes)
+    report.error_count += outcome.error_count
+    room = MAX_KEPT_ERRORS - len(report.errors)
+    if room > 0:
+        report.errors.extend(outcome.errors[:room])
+    repeats, refused = run.writer.copy_part(helper.job.part_path, alias, list(run.files_by_import))
+    cells = _cells_of(helper, {r.source_row for r in repeats}) if run.rejects else {}
+    pending = {r.source_row: r for r in repeats}
+    rejected = parallel.part_rejects(refused)
+    events = sorted([(r.source_row, 1) for r in repeats] + [(row, 0) for row, _, _ in rejected])
+    by_row = {row: (row_cells, errors) for row, row_cells, errors in rejected}
+    for row, kind in events:
+        if kind == 0:
+            if run.rejects is not None:
+                run.rejects.write(*by_row[row])
+            continue
+        repeat = pending[row]
+        earlier = run.files_by_import.get(repeat.earlier_import, file.path)
+        error = _duplicate(file.path, row, plan, repeat.key, earlier, repeat.earlier_row)
+        if repeat.replaced:
+            file.replaced -= 1
+        else:
+            file.added -= 1
+        run.fail(row, cells.get(row, []), [error])
+
+
+def _cells_of(helper: parallel.Helper, rows: set[int]) -> dict[int, list[str]]:
+    """The cells of some rows of a helper's part, read again (for the rejects file)."""
+    if not rows:
+        return {}
+    job = helper.job
+    source = CsvSource(job.facts, DATASETS[job.dataset], part=job.part)
+    found: dict[int, list[str]] = {}
+    for numbers, cells, _ in source.batches(BATCH_ROWS):
+        found.update((n, c) for n, c in zip(numbers, cells, strict=True) if n in rows)
+    return found
 
 
 @contextmanager
@@ -388,12 +497,37 @@ def ingest(
     replace: bool = False,
     dry_run: bool = False,
     progress: Callable[[Progress], None] | None = None,
+    workers: int = 0,
 ) -> IngestReport:
     """Import ``paths`` into ``dataset`` in one transaction (see the module invariants).
+
+    ``workers`` is the number of processes converting one large CSV file on SQLite (0: one
+    per core; 1: this process alone; see :mod:`node.ingest.parallel`).
 
     Raises :class:`~node.ingest.IngestError` (nothing written) on any problem in default mode,
     on file-level problems in every mode, and on any problem in a dry run.
     """
+    arguments = (store, dataset, paths, now, equivalence, skip_invalid, rejects_path, replace)
+    try:
+        return _ingest(*arguments, dry_run, progress, workers)
+    except parallel.SplitMisalignedError as exc:
+        log.info("%s: a cut between parts fell inside a quoted cell; importing it whole", exc)
+        return _ingest(*arguments, dry_run, progress, 1)
+
+
+def _ingest(
+    store: Store,
+    dataset: str,
+    paths: Sequence[Path | str],
+    now: datetime,
+    equivalence: EquivalenceTable | None,
+    skip_invalid: bool,
+    rejects_path: Path | str | None,
+    replace: bool,
+    dry_run: bool,
+    progress: Callable[[Progress], None] | None,
+    workers: int,
+) -> IngestReport:
     files = [Path(p) for p in paths]
     rejects_file = Path(rejects_path) if rejects_path is not None else None
     spec = _check_arguments(dataset, files, now, skip_invalid, rejects_file)
@@ -401,12 +535,14 @@ def ingest(
     report = IngestReport(dataset, dry_run, skip_invalid, replace)
     rejects = _Rejects(rejects_file, source_columns(spec)) if rejects_file else None
     report.rejects_path = str(rejects_file) if rejects_file else None
+    scratches: list[Path] = []  # one per file in parts (its helpers remove it when done)
     try:
         with _collector_paused(), store.records.transaction() as conn:
             writer = store.records.writer(conn, dataset, columns_for(spec))
             plan = RowPlan(spec, writer, equivalence, started)
             writer.defer_indexes()
             run = _Run(writer, plan, report, rejects, writer.processor("imported_at")(started))
+            attached = 0
             for path in files:
                 source = open_source(path, spec)
                 facts = source.facts
@@ -417,7 +553,28 @@ def ingest(
                 run.file = file
                 run.files_by_import[file.import_id] = str(path)
                 writer.begin_import(_import_record(file, dataset, started, started, equivalence))
-                _read_file(run, source, progress)
+                parts = _plan_parts(store, source, workers, parallel.MAX_ATTACHED - attached)
+                if len(parts) < 2:
+                    _read_file(run, source, progress)
+                else:
+                    scratch = parallel.scratch_directory()
+                    scratches.append(scratch)
+                    writer.limit_cache(parallel.MAIN_CACHE_KIB)
+                    source.part = parts[0]
+                    helpers: list[parallel.Helper] = []
+                    try:
+                        for part in parts[1:]:
+                            attached += 1
+                            job = parallel.PartJob(
+                                facts, part, dataset, file.import_id, started, equivalence,
+                                skip_invalid, replace, _database_path(store),
+                                str(scratch / f"part-{attached}.db"), os.getpid(),
+                            )  # fmt: skip
+                            helpers.append(parallel.Helper(job))
+                        _read_in_parts(run, source, progress, helpers)
+                    finally:
+                        for helper in helpers:
+                            helper.close()
                 finished = started + timedelta(seconds=time.monotonic() - clock)
                 writer.finish_import(_import_record(file, dataset, started, finished, equivalence))
             if report.error_count and not skip_invalid:
@@ -438,6 +595,9 @@ def ingest(
         if rejects is not None:
             rejects.discard()
         raise
+    finally:
+        for scratch in scratches:
+            parallel.remove_scratch(scratch)
     report.committed = not dry_run
     if rejects is not None:
         rejects.publish()
@@ -447,6 +607,27 @@ def ingest(
         except DATABASE_ERRORS as exc:  # the import is committed; only its tidying failed
             log.warning("import committed; VACUUM (ANALYZE) of %s failed: %s", dataset, exc)
     return report
+
+
+def _database_path(store: Store) -> str:
+    database = store.engine.url.database
+    assert database is not None
+    return database
+
+
+def _plan_parts(store: Store, source: Source, workers: int, room: int) -> list[ByteRange]:
+    """The parts a file is read in: one, unless it is a large CSV file on an SQLite file
+    database and more than one process may convert it (``room``: part databases left)."""
+    facts = source.facts
+    whole = [ByteRange(0, None)]
+    if facts.format != "csv" or store.records.backend != "sqlite" or room < 1:
+        return whole
+    database = store.engine.url.database
+    if not database or database == ":memory:" or facts.size < parallel.PARALLEL_MIN_BYTES:
+        return whole
+    count = min(workers or os.cpu_count() or 1, room + 1)
+    count = min(count, max(1, 2 * facts.size // parallel.PARALLEL_MIN_BYTES))  # >= half each
+    return parallel.plan_parts(facts.path, facts.size, count)
 
 
 def _store_refused(exc: Exception, files: Sequence[Path]) -> StoreError:

@@ -67,6 +67,47 @@ class SourceBatch(NamedTuple):
     misshapen: list[SourceRow]
 
 
+@dataclass(frozen=True)
+class ByteRange:
+    """A part of a CSV file read on its own (:mod:`node.ingest.parallel`): the rows that
+    start in ``[start, stop)``. ``start`` 0 means the first row after the header; otherwise
+    it is the first byte of a row, which starts on line ``first_line``. ``stop`` None means
+    the end of the file."""
+
+    start: int
+    stop: int | None
+    first_line: int = 2
+
+
+class _Bounded(io.RawIOBase):
+    """A binary file seen from ``start`` to ``stop`` (end of file when None)."""
+
+    def __init__(self, handle: IO[bytes], start: int, stop: int | None) -> None:
+        super().__init__()
+        self._handle = handle
+        self._left = None if stop is None else stop - start
+        handle.seek(start)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._left is not None:
+            view = view[: self._left]
+        count = self._handle.readinto(view) or 0  # type: ignore[attr-defined]
+        if self._left is not None:
+            self._left -= count
+        return count
+
+    def tell(self) -> int:
+        return self._handle.tell()
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
+
+
 def source_row(number: int, cells: list[str], problem: RowProblem | None = None) -> SourceRow:
     return (number, cells, problem)
 
@@ -206,6 +247,9 @@ class Source:
     notes: list[str] = field(default_factory=list)
     extras_present: tuple[str, ...] = ()
     handle: IO[bytes] | None = None  # the open file while rows are read, for :attr:`position`
+    part: ByteRange | None = None  # CSV only: read the rows of this range of the file alone
+    #: Set when a part ended inside a quoted cell: its end was not a row boundary.
+    misaligned: bool = False
 
     @property
     def position(self) -> int:
@@ -250,7 +294,10 @@ def column_layout(
 
 class CsvSource(Source):
     def _open(self) -> tuple[io.TextIOWrapper, IO[bytes], Any, list[str]]:
-        binary = self.facts.path.open("rb")
+        part = self.part
+        binary: IO[bytes] = self.facts.path.open("rb")
+        if part is not None and part.start == 0:
+            binary = io.BufferedReader(_Bounded(binary, 0, part.stop))
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
         first = text.readline()
         delimiter = max((",", ";", "\t"), key=first.count) if first.strip() else ","
@@ -259,8 +306,18 @@ class CsvSource(Source):
         except csv.Error as exc:
             text.close()
             raise self._header_error(first, delimiter, exc) from None
+        if part is not None and part.start > 0:  # the header read, the rows come from the part
+            text.close()
+            binary = io.BufferedReader(_Bounded(self.facts.path.open("rb"), part.start, part.stop))
+            text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
         reader = csv.reader(text, delimiter=delimiter, strict=True)
         return text, binary, reader, [h.strip() for h in header]
+
+    @property
+    def _line_base(self) -> int:
+        """Lines before the first row the parser reads (the header's, or the part's)."""
+        part = self.part
+        return 1 if part is None or part.start == 0 else part.first_line - 1
 
     def _header_error(self, line: str, delimiter: str, exc: csv.Error) -> IngestError:
         """The header line cannot be parsed: name its cell that opens a quote never closed."""
@@ -274,6 +331,8 @@ class CsvSource(Source):
         return file_error(self.facts.path, 1, column, problem, fix)
 
     def rows(self) -> Iterator[SourceRow]:
+        if self.part is not None:
+            raise ValueError("a part of a file is read with batches()")
         csv.field_size_limit(MAX_FIELD_READ)
         text, binary, reader, header = self._open()
         self.handle = binary
@@ -311,10 +370,11 @@ class CsvSource(Source):
             identity = picks == list(range(width))
             batch = SourceBatch([], [], [])
             numbers, rows = batch.numbers, batch.cells
-            consumed = 0  # lines the parser has read (the header line was read before it)
+            base = self._line_base
+            consumed = 0  # lines the parser has read (after ``base`` lines before it)
             try:
                 for cells in reader:
-                    start, consumed = consumed + 2, reader.line_num
+                    start, consumed = consumed + base + 1, reader.line_num
                     if len(cells) != width:
                         if cells:
                             batch.misshapen.append(
@@ -328,13 +388,16 @@ class CsvSource(Source):
                         batch = SourceBatch([], [], [])
                         numbers, rows = batch.numbers, batch.cells
             except csv.Error as exc:
-                batch.misshapen.extend(self._csv_error(exc, consumed + 2))
+                if self.part is not None and self.part.stop is not None and _in_quote(exc):
+                    self.misaligned = True  # the part's end fell inside a quoted cell
+                else:
+                    batch.misshapen.extend(self._csv_error(exc, consumed + base + 1))
             if numbers or batch.misshapen:
                 yield batch
 
     def _csv_error(self, exc: csv.Error, start: int) -> Iterator[SourceRow]:
         message = str(exc)
-        if "unexpected end of data" in message or "EOF" in message:
+        if _in_quote(exc):
             yield source_row(
                 start,
                 [],
@@ -359,6 +422,12 @@ class CsvSource(Source):
         raise file_error(
             self.facts.path, start, "-", problem, fix + "; the rows after this one cannot be read"
         )
+
+
+def _in_quote(exc: csv.Error) -> bool:
+    """The parser met the end of its input inside a quoted cell."""
+    message = str(exc)
+    return "unexpected end of data" in message or "EOF" in message
 
 
 def _unclosed_quote_column(line: str, delimiter: str) -> int:

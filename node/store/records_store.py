@@ -101,6 +101,17 @@ class ExistingRow:
 
 
 @dataclass(frozen=True)
+class PartRepeat:
+    """A row of a part whose key the same import had already written (it is refused)."""
+
+    key: str
+    source_row: int
+    earlier_import: str
+    earlier_row: int
+    replaced: bool  # the part counted it as replacing a stored row (else as added)
+
+
+@dataclass(frozen=True)
 class DatasetSummary:
     dataset: str
     records: int
@@ -120,7 +131,14 @@ def _table(dataset: str) -> Table:
 class RecordsWriter:
     """Batched writes of one dataset inside one open transaction (see the module invariants)."""
 
-    def __init__(self, conn: Connection, dataset: str, columns: Sequence[str]) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        dataset: str,
+        columns: Sequence[str],
+        *,
+        stored_schema: str | None = None,
+    ) -> None:
         table = _table(dataset)
         unknown = [c for c in columns if c not in table.c]
         missing = [c.name for c in table.c if c.name not in columns]
@@ -152,6 +170,15 @@ class RecordsWriter:
             f"FROM {quote(table.name)} WHERE {quote(self._key)}"
         )
         self._lookup_sql: dict[int, str] = {}
+        # A part of an import converted in a helper process (node.ingest.parallel) writes into
+        # a database of its own and finds stored rows in the node's, attached read-only as
+        # ``stored_schema``: a key is looked up in both, the part's own rows answering last.
+        self._stored_head = (
+            f"SELECT {quote(self._key)}, content_hash, import_id, source_row "
+            f"FROM {quote(stored_schema)}.{quote(table.name)} WHERE {quote(self._key)}"
+            if stored_schema is not None
+            else None
+        )
         # PostgreSQL: rows go in with COPY (psycopg's pipelined executemany spends about a
         # hundred microseconds of Python per row), and keys are looked up as one array joined
         # to the table. A long ``IN`` list is planned from the statistics of the table before
@@ -211,12 +238,18 @@ class RecordsWriter:
             for row in self.conn.exec_driver_sql(self._unnest_sql, (list(keys),)):
                 found[str(row[0])] = ExistingRow(str(row[1]), str(row[2]), int(row[3]))
             return found
-        for start in range(0, len(keys), LOOKUP_CHUNK):
-            chunk = tuple(keys[start : start + LOOKUP_CHUNK])
+        step = LOOKUP_CHUNK if self._stored_head is None else LOOKUP_CHUNK // 2
+        for start in range(0, len(keys), step):
+            chunk = tuple(keys[start : start + step])
             sql = self._lookup_sql.get(len(chunk))
             if sql is None:
                 marks = ", ".join(self._mark for _ in chunk)
-                sql = self._lookup_sql[len(chunk)] = f"{self._lookup_head} IN ({marks})"
+                sql = f"{self._lookup_head} IN ({marks})"
+                if self._stored_head is not None:
+                    sql = f"{self._stored_head} IN ({marks}) UNION ALL {sql}"
+                self._lookup_sql[len(chunk)] = sql
+            if self._stored_head is not None:
+                chunk = chunk + chunk
             for r in self._run(sql, chunk):
                 found[str(r[0])] = ExistingRow(str(r[1]), str(r[2]), int(r[3]))
         return found
@@ -272,6 +305,61 @@ class RecordsWriter:
         self._run_many(self._delete_sql, keys)
         self.insert(rows)
 
+    def limit_cache(self, kib: int) -> None:
+        """On SQLite, set this import's page cache (a negative number is KiB): an import in
+        parts runs beside helper processes that keep caches of their own."""
+        if self._sqlite is not None:
+            self._sqlite.execute(f"PRAGMA cache_size = {int(kib)}")
+
+    def copy_part(
+        self, part_path: str, alias: str, import_ids: Sequence[str]
+    ) -> tuple[list[PartRepeat], list[tuple[int, str, str]]]:
+        """Copy the rows a helper wrote into ``part_path`` (:mod:`node.ingest.parallel`; SQLite
+        only), replacing the stored rows it replaces.
+
+        Rows whose key this call has already written (``import_ids``) are left out and
+        returned as repeats, for the caller to refuse; the part's refused rows are returned as
+        ``(row, cells as JSON, errors as JSON)``, in row order.
+        """
+        db = self._sqlite
+        if db is None:
+            raise StoreError("parts of an import are copied on SQLite only")
+        quote = self.conn.dialect.identifier_preparer.quote
+        table, key, part = quote(self.table.name), quote(self._key), quote(alias)
+        db.execute(f"ATTACH DATABASE ? AS {part}", (part_path,))
+        ids = ", ".join("?" for _ in import_ids)
+        repeats = [
+            PartRepeat(str(r[0]), int(r[1]), str(r[2]), int(r[3]), bool(r[4]))
+            for r in db.execute(
+                f"SELECT p.{key}, p.source_row, m.import_id, m.source_row, "
+                f"p.{key} IN (SELECT key FROM {part}.part_replaced) "
+                f"FROM {part}.{table} AS p JOIN main.{table} AS m ON m.{key} = p.{key} "
+                f"WHERE m.import_id IN ({ids}) ORDER BY p.source_row",
+                tuple(import_ids),
+            )
+        ]
+        db.execute(
+            f"DELETE FROM main.{table} WHERE {key} IN (SELECT key FROM {part}.part_replaced) "
+            f"AND import_id NOT IN ({ids})",
+            tuple(import_ids),
+        )
+        names = ", ".join(quote(c) for c in self.columns)
+        leave_out = ""
+        if repeats:
+            db.execute("CREATE TEMP TABLE part_refused (key TEXT PRIMARY KEY)")
+            db.executemany("INSERT OR IGNORE INTO temp.part_refused VALUES (?)",
+                           [(r.key,) for r in repeats])  # fmt: skip
+            leave_out = f" WHERE {key} NOT IN (SELECT key FROM temp.part_refused)"
+        db.execute(
+            f"INSERT INTO main.{table} ({names}) SELECT {names} FROM {part}.{table}{leave_out}"
+        )
+        if repeats:
+            db.execute("DROP TABLE temp.part_refused")
+        refused = db.execute(
+            f"SELECT source_row, cells, errors FROM {part}.part_rejects ORDER BY source_row"
+        ).fetchall()
+        return repeats, [(int(r[0]), str(r[1]), str(r[2])) for r in refused]
+
     def begin_import(self, record: ImportRecord) -> None:
         """Register the import first: every row written next refers to it."""
         self.conn.execute(imports.insert().values(**asdict(record)))
@@ -280,6 +368,15 @@ class RecordsWriter:
         values = asdict(record)
         import_id = values.pop("import_id")
         self.conn.execute(imports.update().where(imports.c.import_id == import_id).values(**values))
+
+
+def _detach_all(driver: sqlite3.Connection) -> None:
+    """Detach the part databases an import attached (possible only once it has ended), so
+    the pooled connection goes back as it was opened."""
+    names = [row[1] for row in driver.execute("PRAGMA database_list")]
+    for name in names:
+        if name not in ("main", "temp"):
+            driver.execute(f'DETACH DATABASE "{name}"')
 
 
 class RecordsStore:
@@ -322,6 +419,7 @@ class RecordsStore:
             finally:
                 if driver is not None:
                     driver.execute("PRAGMA foreign_keys=ON")
+                    _detach_all(driver)
 
     def settle(self, dataset: str) -> None:
         """After a large committed import on PostgreSQL: ``VACUUM (ANALYZE)`` the table, so the

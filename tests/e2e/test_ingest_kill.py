@@ -1,8 +1,10 @@
 """A crash in the middle of an import leaves the store as it was (DESIGN §2, non-negotiable 4).
 
-``enlace ingest`` runs as a real process on a ~200,000-row file and is killed with SIGKILL
-once it has visibly written batches inside its transaction; the store must then hold exactly
-what it held before, pass SQLite's integrity check, and accept the same import again.
+``enlace ingest`` runs as a real process on a ~200,000-row file, read in two parts (the second
+by a helper process), and is killed with SIGKILL once it has visibly written batches inside
+its transaction; the store must then hold exactly what it held before, pass SQLite's integrity
+check, and accept the same import again, and the orphaned helper must remove its part
+database.
 """
 
 from __future__ import annotations
@@ -90,14 +92,21 @@ def test_sigkill_mid_import_leaves_the_store_as_before(tmp_path: Path) -> None:
 
     command = [sys.executable, "-m", "node.cli.main", "ingest", "encounters", str(big)]
     command += ["--home", str(home)]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
+    scratch = tmp_path / "scratch"  # where the import's helper keeps its part database
+    scratch.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200", "TMPDIR": str(scratch)}
     process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [*command, "--workers", "2"],  # the file is read in two parts, one by a helper
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         line = wait_for_progress(process, timeout=120)
         time.sleep(0.3)  # a few more batches into the transaction
         assert process.poll() is None, "the import finished before it could be killed"
+        assert any(scratch.iterdir()), "the file was not read in parts"
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     finally:
@@ -108,6 +117,10 @@ def test_sigkill_mid_import_leaves_the_store_as_before(tmp_path: Path) -> None:
     assert int(line.split(": ")[-1].split()[0]) > 0
 
     assert snapshot(url) == before
+    deadline = time.monotonic() + 30  # the orphaned helper notices and removes its part
+    while any(scratch.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(scratch.iterdir()) == []
     store = open_store(url)
     with store.engine.connect() as conn:
         assert conn.execute(text("PRAGMA integrity_check")).scalar_one() == "ok"
