@@ -615,6 +615,13 @@ def _database_path(store: Store) -> str:
     return database
 
 
+def _usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the system tells)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def _plan_parts(store: Store, source: Source, workers: int, room: int) -> list[ByteRange]:
     """The parts a file is read in: one, unless it is a large CSV file on an SQLite file
     database and more than one process may convert it (``room``: part databases left)."""
@@ -625,7 +632,7 @@ def _plan_parts(store: Store, source: Source, workers: int, room: int) -> list[B
     database = store.engine.url.database
     if not database or database == ":memory:" or facts.size < parallel.PARALLEL_MIN_BYTES:
         return whole
-    count = min(workers or os.cpu_count() or 1, room + 1)
+    count = min(workers or _usable_cores(), room + 1)
     count = min(count, max(1, 2 * facts.size // parallel.PARALLEL_MIN_BYTES))  # >= half each
     return parallel.plan_parts(facts.path, facts.size, count)
 
