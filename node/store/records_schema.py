@@ -41,6 +41,7 @@ from sqlalchemy import (
     Text,
     column,
     table,
+    text,
 )
 
 from node.store.schema import UtcDateTime, metadata
@@ -125,7 +126,14 @@ encounters = Table(
     Column("given_names", String(80)),
     Column("given_names_norm", String(320)),
     *_provenance(),
-    Index("ix_encounters_document", "document_country", "document_number_norm"),
+    # Only encounters with a document (most have none): migration 0010.
+    Index(
+        "ix_encounters_document",
+        "document_country",
+        "document_number_norm",
+        sqlite_where=text("document_number_norm IS NOT NULL"),
+        postgresql_where=text("document_number_norm IS NOT NULL"),
+    ),
     # Statistics select a period and group by its codes. On PostgreSQL every counted column is
     # included, so a quarter is one index range and the heap is not read (migration 0009).
     Index(

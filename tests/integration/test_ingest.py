@@ -125,6 +125,35 @@ def test_foreign_keys_are_enforced_again_after_an_import(store: Store, tmp_path:
             conn.execute(insert(encounters).values(**orphan))
 
 
+def test_a_document_lookup_uses_the_index_of_documented_encounters(
+    store: Store, tmp_path: Path
+) -> None:
+    # Migration 0010: the index leaves out encounters without a document; a lookup by
+    # document must still use it (the equality implies IS NOT NULL on both backends).
+    from sqlalchemy import text
+
+    path = write_csv(tmp_path / "encounters.csv", [encounter(i) for i in range(40)])
+    ingest(store, "encounters", [path], now=NOW)
+    query = (
+        "SELECT record_id FROM encounters "
+        "WHERE document_country = 'HTI' AND document_number_norm = 'AB1200001'"
+    )
+    with store.engine.connect() as conn:
+        if store.backend == "sqlite":
+            plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {query}"))
+        else:
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            plan = " ".join(str(r[0]) for r in conn.exec_driver_sql(f"EXPLAIN {query}"))
+        assert "ix_encounters_document" in plan
+        assert [r[0] for r in conn.execute(text(query))] == ["PANE000000001"]
+        definition = conn.execute(
+            text("SELECT sql FROM sqlite_schema WHERE name = 'ix_encounters_document'")
+            if store.backend == "sqlite"
+            else text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_encounters_document'")
+        ).scalar_one()
+    assert "WHERE" in definition and "IS NOT NULL" in definition, definition
+
+
 def test_a_large_import_leaves_postgres_statistics_ready(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
