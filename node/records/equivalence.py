@@ -161,6 +161,18 @@ def _parse_border_posts(node: str, raw: object) -> dict[str, BorderPost]:
     return dict(sorted(posts.items()))
 
 
+def _rebuild_table(
+    node: str,
+    version: str,
+    mappings: dict[str, dict[str, str]],
+    passthrough: frozenset[str],
+    border_posts: dict[str, BorderPost],
+    description: str,
+) -> EquivalenceTable:
+    views = {name: MappingProxyType(codes) for name, codes in mappings.items()}
+    return EquivalenceTable(node, version, views, passthrough, border_posts, description)
+
+
 @dataclass(frozen=True)
 class EquivalenceTable:
     """One node's translation of its local codes and border posts to the regional lists."""
@@ -175,6 +187,16 @@ class EquivalenceTable:
     def __post_init__(self) -> None:
         object.__setattr__(self, "mappings", MappingProxyType(dict(sorted(self.mappings.items()))))
         object.__setattr__(self, "border_posts", MappingProxyType(dict(self.border_posts)))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as plain dictionaries (read-only views cannot be): an import's helper
+        processes receive the table (:mod:`node.ingest.parallel`)."""
+        mappings = {name: dict(codes) for name, codes in self.mappings.items()}
+        return (
+            _rebuild_table,
+            (self.node, self.version, mappings, self.passthrough, dict(self.border_posts),
+             self.description),
+        )  # fmt: skip
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> EquivalenceTable:

@@ -296,3 +296,25 @@ def test_dry_run_in_parts_counts_and_writes_nothing(tmp_path: Path) -> None:
     assert comparable(parts) == comparable(one)
     assert parts.total("added") == 900 and not parts.committed
     assert contents(b) == contents(fresh(tmp_path, "empty"))
+
+
+def test_an_equivalence_table_reaches_the_helpers(tmp_path: Path) -> None:
+    from node.records.equivalence import EquivalenceTable
+
+    table = EquivalenceTable.from_mapping(
+        {
+            "node": "PAN",
+            "version": "2026-01",
+            "passthrough": ["nationality", "age_group", "nationality_basis", "care"],
+            "mappings": {"event_type": {"APREHENDIDO": "encounter"}, "sex": {"1": "M", "2": "F"}},
+            "border_posts": {
+                "LB": {"name": "Lajas Blancas", "kind": "land", "regional_code": "PAN-LAJ"}
+            },
+        }
+    )
+    rows = [row(i, event_type="APREHENDIDO", sex="12"[i % 2], border_post="LB") for i in range(900)]
+    path = write(tmp_path / "e.csv", rows)
+    one, parts, a, b = both(tmp_path, [path], equivalence=table)
+    assert comparable(parts) == comparable(one)
+    assert parts.total("added") == 900
+    assert contents(b) == contents(a)
