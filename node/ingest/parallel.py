@@ -22,12 +22,16 @@ Invariants:
   itself it cannot see. A key repeated across parts, or across files of one call, is found
   when the part is copied, by joining the part's keys with the rows this call wrote, and the
   later row is refused as the one-process import refuses it.
-* An import in parts gives the same rows, counts, errors and rejects as in one process; the
-  errors of a part come after those of the parts before it, each part's in row order.
+* An import in parts gives the same rows, counts, errors and rejected rows as in one process.
+  The order differs: a part's errors and rejected rows follow those of the parts before it,
+  and rows refused at the copy (repeated keys) follow the part's own; so, past the 1,000
+  errors an import keeps, which ones are kept can differ.
 * A cut follows a line break with an even number of quotes before it. A quote inside an
-  unquoted cell (which CSV readers accept) can fool that count; the first part's parser then
+  unquoted cell (which CSV readers accept) can fool that count; the part before the cut then
   ends inside a quoted cell (:attr:`~node.ingest.readers.Source.misaligned`), the caller
-  raises :class:`SplitMisalignedError` and the file is imported again in one process.
+  raises :class:`SplitMisalignedError` and the file is imported again in one process. A file
+  with a carriage return that is not followed by a line feed is not cut (the reader counts it
+  as a line break, the cut's line numbers would not).
 * A helper stops when the importing process is gone; part files live in a scratch directory
   the importing process removes.
 """
@@ -94,12 +98,20 @@ def plan_parts(path: Path, size: int, parts: int) -> list[ByteRange]:
     targets = [int(size * (i + FIRST_PART_EXTRA) / total) for i in range(1, parts)]
     cuts: list[tuple[int, int]] = []  # (offset, line of the row starting there)
     quotes = lines = offset = 0
+    carried_cr = False  # the previous chunk ended with a carriage return
     with path.open("rb") as handle:
         header_end = -1
         while targets:
             chunk = handle.read(_SCAN)
             if not chunk:
                 break
+            # A carriage return alone ends a line for the CSV reader but not for this count:
+            # such a file is read in one part (its row numbers would differ).
+            lone = chunk.count(b"\r") - chunk.count(b"\r\n")
+            lone += carried_cr and not chunk.startswith(b"\n")
+            carried_cr = chunk.endswith(b"\r")
+            if lone - carried_cr:
+                return [ByteRange(0, None)]
             start = 0
             if header_end < 0:
                 header_end = chunk.find(b"\n")
@@ -161,6 +173,7 @@ class PartOutcome:
     errors: list[RowError] = field(default_factory=list)
     error_count: int = 0
     notes: list[str] = field(default_factory=list)
+    misaligned: bool = False  # the part ended inside a quoted cell: its cut was not a row end
     file_errors: list[RowError] | None = None  # an IngestError that refuses the whole file
     file_hint: str = ""
     crash: str | None = None  # any other failure, as text
@@ -184,7 +197,12 @@ class Helper:
             name=f"enlace-ingest-part-{job.part.start}",
             daemon=True,
         )
-        self._process.start()
+        try:
+            self._process.start()
+        except BaseException:
+            for end in (self._receiver, sender, control, self._control):
+                end.close()
+            raise
         sender.close()
         control.close()
 
@@ -199,7 +217,15 @@ class Helper:
                 )
             if waiting is not None:
                 waiting()
-        result: PartOutcome = self._receiver.recv()
+        try:
+            result: PartOutcome = self._receiver.recv()
+        except (EOFError, OSError):  # it ended without reporting (killed, out of memory)
+            self._process.join(timeout=10)
+            raise StoreError(
+                f"the helper converting {self.job.facts.path} from byte "
+                f"{self.job.part.start} stopped (exit code {self._process.exitcode})",
+                hint="nothing was written; run the import again, or with --workers 1",
+            ) from None
         if result.crash is not None:
             raise StoreError(
                 f"converting {self.job.facts.path} from byte {self.job.part.start} failed: "
@@ -294,9 +320,19 @@ def _convert_part(job: PartJob, rows: Any, position: Any) -> PartOutcome:
             conn.exec_driver_sql(str(CreateTable(table).compile(dialect=conn.dialect)))
             conn.exec_driver_sql("CREATE TABLE part_replaced (key TEXT PRIMARY KEY)")
             conn.exec_driver_sql(
+                "CREATE TABLE part_unchanged (key TEXT PRIMARY KEY, content_hash TEXT, "
+                "import_id TEXT, source_row INTEGER)"
+            )
+            conn.exec_driver_sql(
                 "CREATE TABLE part_rejects (source_row INTEGER, cells TEXT, errors TEXT)"
             )
-            writer = _PartWriter(conn, job.dataset, columns_for(spec), stored_schema=STORED)
+            writer = _PartWriter(
+                conn,
+                job.dataset,
+                columns_for(spec),
+                stored_schema=STORED,
+                unchanged_table="part_unchanged",
+            )
             plan = RowPlan(spec, writer, job.equivalence, job.started)
             report = IngestReport(job.dataset, False, job.skip_invalid, job.replace)
             rejects = _PartRejects(writer) if job.skip_invalid else None
@@ -326,6 +362,7 @@ def _convert_part(job: PartJob, rows: Any, position: Any) -> PartOutcome:
             errors=report.errors,
             error_count=report.error_count,
             notes=list(file.notes),
+            misaligned=source.misaligned,
         )
     finally:
         engine.dispose()

@@ -17,8 +17,9 @@ Invariants:
   those a real run would give.
 * A natural key already stored with identical content counts as *unchanged*; with different
   content it is an error naming both places, unless ``replace`` is set. A key repeated within
-  the import is an error naming both rows (the store finds the first one, since rows of earlier
-  batches are already written in the transaction).
+  the import is an error naming both rows, whatever became of the first: the store finds it,
+  since rows of earlier batches are already written in the transaction, and the keys of rows
+  found unchanged (not written) are kept in a table of the transaction for the lookups.
 
 Speed: the cyclic garbage collector is paused while an import runs (:func:`_collector_paused`)
 and restored afterwards. An import allocates millions of short-lived lists and tuples, none in
@@ -250,6 +251,7 @@ class _Run:
         assert file is not None
         new: list[tuple[Any, ...]] = []
         changed: list[tuple[Any, ...]] = []
+        unchanged: list[tuple[str, str, str, int]] = []
         hash_at = len(plan.columns) - len(PROVENANCE)
         for position, (key, row) in enumerate(zip(keys, rows, strict=True)):
             stored = existing.get(key)
@@ -263,6 +265,7 @@ class _Run:
                 self.fail(number, self.cells[index], [error])
             elif stored.content_hash == row[hash_at]:
                 file.unchanged += 1
+                unchanged.append((key, row[hash_at], file.import_id, number))
             elif self.report.replace:
                 changed.append(row)
             else:
@@ -274,6 +277,8 @@ class _Run:
                 fix = "re-run with --replace to overwrite the stored record, or fix this row"
                 error = RowError(file.path, number, _key_name(plan), problem, fix)
                 self.fail(number, self.cells[index], [error])
+        # Not written, so remembered: the same key later in the import is a repeat.
+        self.writer.note_unchanged(unchanged)
         return new, changed
 
 
@@ -354,7 +359,6 @@ def _read_in_parts(
     """The first part here, then each helper's part copied in (see :mod:`.parallel`)."""
     file = run.file
     assert file is not None
-    first_error = len(run.report.errors)
     _read_file(run, source, progress, helpers)
     if source.misaligned:
         raise parallel.SplitMisalignedError(str(file.path))
@@ -367,11 +371,10 @@ def _read_in_parts(
 
     for number, helper in enumerate(helpers):
         outcome = helper.outcome(waiting)
+        if outcome.misaligned:  # before the next helper: its part began at a wrong place
+            raise parallel.SplitMisalignedError(str(file.path))
         _take_part(run, helper, outcome, f"enlace_part_{len(run.parts)}_{number}")
     run.parts.append(str(file.path))
-    tail = run.report.errors[first_error:]
-    tail.sort(key=lambda e: e.row)
-    run.report.errors[first_error:] = tail
     if progress is not None:
         progress(Progress(source.name, file.rows_read, source.facts.size, source.facts.size))
 
@@ -406,10 +409,7 @@ def _take_part(
         repeat = pending[row]
         earlier = run.files_by_import.get(repeat.earlier_import, file.path)
         error = _duplicate(file.path, row, plan, repeat.key, earlier, repeat.earlier_row)
-        if repeat.replaced:
-            file.replaced -= 1
-        else:
-            file.added -= 1
+        setattr(file, repeat.counted, getattr(file, repeat.counted) - 1)
         run.fail(row, cells.get(row, []), [error])
 
 
@@ -630,7 +630,9 @@ def _plan_parts(store: Store, source: Source, workers: int, room: int) -> list[B
     if facts.format != "csv" or store.records.backend != "sqlite" or room < 1:
         return whole
     database = store.engine.url.database
-    if not database or database == ":memory:" or facts.size < parallel.PARALLEL_MIN_BYTES:
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return whole  # helpers open the database by its path
+    if facts.size < parallel.PARALLEL_MIN_BYTES:
         return whole
     count = min(workers or _usable_cores(), room + 1)
     count = min(count, max(1, 2 * facts.size // parallel.PARALLEL_MIN_BYTES))  # >= half each

@@ -108,7 +108,7 @@ class PartRepeat:
     source_row: int
     earlier_import: str
     earlier_row: int
-    replaced: bool  # the part counted it as replacing a stored row (else as added)
+    counted: str  # how the part counted it: "added", "replaced" or "unchanged"
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,7 @@ class RecordsWriter:
         columns: Sequence[str],
         *,
         stored_schema: str | None = None,
+        unchanged_table: str | None = None,
     ) -> None:
         table = _table(dataset)
         unknown = [c for c in columns if c not in table.c]
@@ -165,20 +166,27 @@ class RecordsWriter:
         self._key_col = table.c[self._key]
         self._bind_date = self._processor(Date())
         self._mark = mark
-        self._lookup_head = (
-            f"SELECT {quote(self._key)}, content_hash, import_id, source_row "
-            f"FROM {quote(table.name)} WHERE {quote(self._key)}"
-        )
-        self._lookup_sql: dict[int, str] = {}
+        # Where a key is looked up, in rising precedence (a key found in several answers as
+        # the last): the stored rows of a helper's node (below), the table, and the keys this
+        # import found unchanged (which it does not write; see ``note_unchanged``).
+        key = quote(self._key)
+        row = f"SELECT {key}, content_hash, import_id, source_row, {{rank}} FROM"
+        self._sources: list[str] = [f"{row} {quote(table.name)} WHERE {key}"]
         # A part of an import converted in a helper process (node.ingest.parallel) writes into
         # a database of its own and finds stored rows in the node's, attached read-only as
-        # ``stored_schema``: a key is looked up in both, the part's own rows answering last.
-        self._stored_head = (
-            f"SELECT {quote(self._key)}, content_hash, import_id, source_row "
-            f"FROM {quote(stored_schema)}.{quote(table.name)} WHERE {quote(self._key)}"
-            if stored_schema is not None
-            else None
+        # ``stored_schema``.
+        if stored_schema is not None:
+            stored = f"{quote(stored_schema)}.{quote(table.name)}"
+            self._sources.insert(0, f"{row} {stored} WHERE {key}")
+        self._unchanged = unchanged_table or (
+            "temp.import_unchanged" if dialect.name == "sqlite" else "import_unchanged"
         )
+        self._sources.append(
+            f"SELECT key, content_hash, import_id, source_row, {{rank}} FROM {self._unchanged} "
+            "WHERE key"
+        )
+        self._unchanged_ready = unchanged_table is not None
+        self._lookup_sql: dict[tuple[int, int], str] = {}
         # PostgreSQL: rows go in with COPY (psycopg's pipelined executemany spends about a
         # hundred microseconds of Python per row), and keys are looked up as one array joined
         # to the table. A long ``IN`` list is planned from the statistics of the table before
@@ -192,9 +200,15 @@ class RecordsWriter:
             }
             key = quote(self._key)
             self._unnest_sql = (
-                f"SELECT t.{key}, t.content_hash, t.import_id, t.source_row "
+                f"SELECT t.{key}, t.content_hash, t.import_id, t.source_row, 0 "
                 f"FROM unnest(CAST(%s AS text[])) AS wanted(k) "
                 f"JOIN {quote(table.name)} AS t ON t.{key} = wanted.k"
+            )
+            self._unnest_unchanged_sql = (
+                f"{self._unnest_sql} UNION ALL "
+                f"SELECT u.key, u.content_hash, u.import_id, u.source_row, 1 "
+                f"FROM unnest(CAST(%s AS text[])) AS wanted(k) "
+                f"JOIN {self._unchanged} AS u ON u.key = wanted.k"
             )
         self._deferred: list[Index] = []
         # On SQLite, batches go straight to the driver's connection (inside the transaction
@@ -232,27 +246,69 @@ class RecordsWriter:
         return str(name) if name is not None else f"import {import_id}"
 
     def existing(self, keys: Sequence[str]) -> dict[str, ExistingRow]:
-        """Rows already stored (or written earlier in this transaction) under ``keys``."""
+        """Rows already stored, written earlier in this transaction, or found unchanged earlier
+        in this import (:meth:`note_unchanged`) under ``keys``; the latter two win."""
         found: dict[str, ExistingRow] = {}
+        ranks: dict[str, int] = {}
         if self._unnest_sql is not None and keys:
-            for row in self.conn.exec_driver_sql(self._unnest_sql, (list(keys),)):
-                found[str(row[0])] = ExistingRow(str(row[1]), str(row[2]), int(row[3]))
-            return found
-        step = LOOKUP_CHUNK if self._stored_head is None else LOOKUP_CHUNK // 2
+            if self._unchanged_ready:
+                answer = self.conn.exec_driver_sql(self._unnest_unchanged_sql, (list(keys),) * 2)
+            else:
+                answer = self.conn.exec_driver_sql(self._unnest_sql, (list(keys),))
+            rows: Iterable[Sequence[Any]] = answer
+        else:
+            rows = self._lookup(keys)
+        for r in rows:
+            key, rank = str(r[0]), int(r[4])
+            if rank >= ranks.get(key, -1):
+                ranks[key] = rank
+                found[key] = ExistingRow(str(r[1]), str(r[2]), int(r[3]))
+        return found
+
+    def _lookup(self, keys: Sequence[str]) -> Iterator[Sequence[Any]]:
+        """SQLite: the key lookups of :meth:`existing`, each answer row ending in its rank."""
+        sources = self._sources if self._unchanged_ready else self._sources[:-1]
+        step = LOOKUP_CHUNK // len(sources)
         for start in range(0, len(keys), step):
             chunk = tuple(keys[start : start + step])
-            sql = self._lookup_sql.get(len(chunk))
+            sql = self._lookup_sql.get((len(chunk), len(sources)))
             if sql is None:
                 marks = ", ".join(self._mark for _ in chunk)
-                sql = f"{self._lookup_head} IN ({marks})"
-                if self._stored_head is not None:
-                    sql = f"{self._stored_head} IN ({marks}) UNION ALL {sql}"
-                self._lookup_sql[len(chunk)] = sql
-            if self._stored_head is not None:
-                chunk = chunk + chunk
-            for r in self._run(sql, chunk):
-                found[str(r[0])] = ExistingRow(str(r[1]), str(r[2]), int(r[3]))
-        return found
+                sql = " UNION ALL ".join(
+                    f"{source.format(rank=rank)} IN ({marks})"
+                    for rank, source in enumerate(sources)
+                )
+                self._lookup_sql[(len(chunk), len(sources))] = sql
+            yield from self._run(sql, chunk * len(sources))
+
+    def note_unchanged(self, rows: Sequence[tuple[str, str, str, int]]) -> None:
+        """Remember ``(key, content_hash, import_id, source_row)`` of rows found unchanged
+        (not written), so that the same key later in the import is found as a repeat."""
+        if not rows:
+            return
+        self.prepare_unchanged()
+        if self._sqlite is not None:
+            self._sqlite.executemany(f"INSERT INTO {self._unchanged} VALUES (?, ?, ?, ?)", rows)
+            return
+        driver: Any = self.conn.connection.driver_connection  # a psycopg connection
+        statement = f"COPY {self._unchanged} (key, content_hash, import_id, source_row) FROM STDIN"
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def prepare_unchanged(self) -> None:
+        """Create this import's table of unchanged keys (dropped when the import ends)."""
+        if self._unchanged_ready:
+            return
+        columns = "key TEXT PRIMARY KEY, content_hash TEXT, import_id TEXT, source_row INTEGER"
+        if self._sqlite is not None:
+            self._sqlite.execute(f"DROP TABLE IF EXISTS {self._unchanged}")
+            self._sqlite.execute(f"CREATE TEMP TABLE import_unchanged ({columns})")
+        else:
+            self.conn.exec_driver_sql(
+                f"CREATE TEMP TABLE {self._unchanged} ({columns}) ON COMMIT DROP"
+            )
+        self._unchanged_ready = True
 
     def defer_indexes(self) -> None:
         """On SQLite, drop the secondary indexes of an *empty* table for a bulk load.
@@ -315,50 +371,63 @@ class RecordsWriter:
         self, part_path: str, alias: str, import_ids: Sequence[str]
     ) -> tuple[list[PartRepeat], list[tuple[int, str, str]]]:
         """Copy the rows a helper wrote into ``part_path`` (:mod:`node.ingest.parallel`; SQLite
-        only), replacing the stored rows it replaces.
+        only), replacing the stored rows it replaces, and take over its unchanged keys.
 
-        Rows whose key this call has already written (``import_ids``) are left out and
-        returned as repeats, for the caller to refuse; the part's refused rows are returned as
-        ``(row, cells as JSON, errors as JSON)``, in row order.
+        A row of the part whose key this call has already seen — written (``import_ids``) or
+        found unchanged — is left out and returned as a repeat, for the caller to refuse; so is
+        a key the part found unchanged that this call had seen. The part's refused rows are
+        returned as ``(row, cells as JSON, errors as JSON)``, in row order.
         """
         db = self._sqlite
         if db is None:
             raise StoreError("parts of an import are copied on SQLite only")
+        self.prepare_unchanged()
         quote = self.conn.dialect.identifier_preparer.quote
         table, key, part = quote(self.table.name), quote(self._key), quote(alias)
         db.execute(f"ATTACH DATABASE ? AS {part}", (part_path,))
         ids = ", ".join("?" for _ in import_ids)
+        kind = f"CASE WHEN p.{key} IN (SELECT key FROM {part}.part_replaced) THEN 'replaced' "
+        kind += "ELSE 'added' END"
+        written, seen = f"main.{table} AS m ON m.{key}", "temp.import_unchanged AS u ON u.key"
         repeats = [
-            PartRepeat(str(r[0]), int(r[1]), str(r[2]), int(r[3]), bool(r[4]))
+            PartRepeat(str(r[0]), int(r[1]), str(r[2]), int(r[3]), str(r[4]))
             for r in db.execute(
-                f"SELECT p.{key}, p.source_row, m.import_id, m.source_row, "
-                f"p.{key} IN (SELECT key FROM {part}.part_replaced) "
-                f"FROM {part}.{table} AS p JOIN main.{table} AS m ON m.{key} = p.{key} "
-                f"WHERE m.import_id IN ({ids}) ORDER BY p.source_row",
-                tuple(import_ids),
+                f"SELECT p.{key}, p.source_row, m.import_id, m.source_row, {kind} "
+                f"FROM {part}.{table} AS p JOIN {written} = p.{key} WHERE m.import_id IN ({ids}) "
+                f"UNION ALL SELECT p.{key}, p.source_row, u.import_id, u.source_row, {kind} "
+                f"FROM {part}.{table} AS p JOIN {seen} = p.{key} "
+                f"UNION ALL SELECT q.key, q.source_row, m.import_id, m.source_row, 'unchanged' "
+                f"FROM {part}.part_unchanged AS q JOIN {written} = q.key "
+                f"WHERE m.import_id IN ({ids}) "
+                f"UNION ALL SELECT q.key, q.source_row, u.import_id, u.source_row, 'unchanged' "
+                f"FROM {part}.part_unchanged AS q JOIN {seen} = q.key ORDER BY 2",
+                (*import_ids, *import_ids),
             )
         ]
+        db.execute("DROP TABLE IF EXISTS temp.part_refused")
+        db.execute("CREATE TEMP TABLE part_refused (key TEXT PRIMARY KEY)")
+        db.executemany("INSERT OR IGNORE INTO temp.part_refused VALUES (?)",
+                       [(r.key,) for r in repeats])  # fmt: skip
+        refused = "(SELECT key FROM temp.part_refused)"
         db.execute(
             f"DELETE FROM main.{table} WHERE {key} IN (SELECT key FROM {part}.part_replaced) "
-            f"AND import_id NOT IN ({ids})",
+            f"AND import_id NOT IN ({ids}) AND {key} NOT IN {refused}",
             tuple(import_ids),
         )
         names = ", ".join(quote(c) for c in self.columns)
-        leave_out = ""
-        if repeats:
-            db.execute("CREATE TEMP TABLE part_refused (key TEXT PRIMARY KEY)")
-            db.executemany("INSERT OR IGNORE INTO temp.part_refused VALUES (?)",
-                           [(r.key,) for r in repeats])  # fmt: skip
-            leave_out = f" WHERE {key} NOT IN (SELECT key FROM temp.part_refused)"
         db.execute(
-            f"INSERT INTO main.{table} ({names}) SELECT {names} FROM {part}.{table}{leave_out}"
+            f"INSERT INTO main.{table} ({names}) SELECT {names} FROM {part}.{table} "
+            f"WHERE {key} NOT IN {refused}"
         )
-        if repeats:
-            db.execute("DROP TABLE temp.part_refused")
-        refused = db.execute(
+        db.execute(
+            "INSERT INTO temp.import_unchanged SELECT key, content_hash, import_id, source_row "
+            f"FROM {part}.part_unchanged WHERE key NOT IN {refused}"
+        )
+        db.execute("DROP TABLE temp.part_refused")
+        rejects = db.execute(
             f"SELECT source_row, cells, errors FROM {part}.part_rejects ORDER BY source_row"
         ).fetchall()
-        return repeats, [(int(r[0]), str(r[1]), str(r[2])) for r in refused]
+        return repeats, [(int(r[0]), str(r[1]), str(r[2])) for r in rejects]
 
     def begin_import(self, record: ImportRecord) -> None:
         """Register the import first: every row written next refers to it."""
@@ -419,6 +488,7 @@ class RecordsStore:
             finally:
                 if driver is not None:
                     driver.execute("PRAGMA foreign_keys=ON")
+                    driver.execute("DROP TABLE IF EXISTS temp.import_unchanged")
                     _detach_all(driver)
 
     def settle(self, dataset: str) -> None:

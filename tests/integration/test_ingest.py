@@ -193,6 +193,22 @@ def test_reimport_of_the_same_file_adds_nothing(store: Store, tmp_path: Path) ->
     assert len(after["imports"]) == 2  # the re-import is recorded as provenance, nothing more
 
 
+def test_a_repeat_of_an_unchanged_row_in_a_later_batch_is_refused(
+    store: Store, tmp_path: Path
+) -> None:
+    # The first row is unchanged (not written), so the store alone cannot find it again;
+    # the import remembers the keys it found unchanged.
+    rows = [encounter(i) for i in range(5_200)]
+    ingest(store, "encounters", [write_csv(tmp_path / "first.csv", rows)], now=NOW)
+    again = write_csv(tmp_path / "again.csv", [*rows, encounter(3)])
+    with pytest.raises(IngestError) as caught:
+        ingest(store, "encounters", [again], now=NOW)
+    [error] = caught.value.errors
+    assert (error.row, error.column) == (5_202, "record_id") and "repeats row 5" in error.problem
+    report = ingest(store, "encounters", [write_csv(tmp_path / "same.csv", rows)], now=NOW)
+    assert (report.total("unchanged"), report.error_count) == (5_200, 0)
+
+
 def test_changed_record_is_refused_unless_replace(store: Store, tmp_path: Path) -> None:
     ingest(store, "encounters", [write_csv(tmp_path / "a.csv", [encounter(1)])], now=NOW)
     fixed = write_csv(tmp_path / "b.csv", [encounter(1, sex="M", vulnerabilities="")])

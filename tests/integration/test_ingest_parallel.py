@@ -318,3 +318,88 @@ def test_an_equivalence_table_reaches_the_helpers(tmp_path: Path) -> None:
     assert comparable(parts) == comparable(one)
     assert parts.total("added") == 900
     assert contents(b) == contents(a)
+
+
+def test_a_stray_quote_in_a_helpers_part_falls_back_to_one_process(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rows = [row(i) for i in range(900)]
+    rows[450]["border_post"] = 'PX"1'  # inside the second of three parts
+    path = tmp_path / "e.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        handle.write(",".join(ENCOUNTERS.columns) + "\n")
+        for r in rows:
+            handle.write(",".join(_plain(v) for v in r.values()) + "\n")
+    with caplog.at_level(logging.INFO, logger="node.ingest.pipeline"):
+        one, parts, a, b = both(tmp_path, [path], skip_invalid=True, rejects_path="r.csv")
+    assert "fell inside a quoted cell; importing it whole" in caplog.text
+    assert comparable(parts) == comparable(one)
+    assert parts.total("added") + parts.total("rejected") == 900
+    assert contents(b) == contents(a)
+
+
+def test_a_repeat_of_a_replaced_key_with_its_old_content_is_refused(tmp_path: Path) -> None:
+    # The first row replaces the stored one; a later row (in a helper's part) carries the old
+    # content, which the helper alone would count as unchanged.
+    before = write(tmp_path / "before.csv", [row(i) for i in range(900)])
+    rows = [row(i) for i in range(900)]
+    rows[5]["age_group"] = "Y45T54"
+    rows.append(row(5))
+    after = write(tmp_path / "after.csv", rows)
+    one, parts, a, b = both(tmp_path, [after], before=[before], replace=True, skip_invalid=True,
+                            rejects_path="r.csv")  # fmt: skip
+    assert comparable(parts) == comparable(one)
+    assert (parts.total("replaced"), parts.total("rejected")) == (1, 1)
+    assert f"repeats row {line_of(5)}" in str(parts.errors[0])
+    assert contents(b) == contents(a)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_a_repeated_key_is_refused_when_its_first_row_was_unchanged(
+    tmp_path: Path, workers: int
+) -> None:
+    # Neither row is written (both equal the stored row), far apart in the file: the second
+    # is still a repeat, in one process (other batches) and in parts.
+    stored = write(tmp_path / "stored.csv", [row(i) for i in range(12_000)])
+    rows = [row(i) for i in range(12_000)]
+    rows.append(row(3))
+    again = write(tmp_path / "again.csv", rows)
+    store = fresh(tmp_path, "s")
+    ingest(store, "encounters", [stored], now=NOW, workers=1)
+    with pytest.raises(IngestError) as caught:
+        ingest(store, "encounters", [again], now=NOW, workers=workers)
+    [error] = caught.value.errors
+    assert error.row == line_of(12_000) and f"repeats row {line_of(3)}" in error.problem
+
+
+def test_a_file_with_a_lone_carriage_return_is_not_cut(tmp_path: Path) -> None:
+    rows = [row(i) for i in range(900)]
+    rows[100]["surname"] = "Ndiaye\rSow"  # quoted; the reader counts the \r as a line break
+    rows[700]["sex"] = "Q"
+    path = write(tmp_path / "e.csv", rows)
+    assert parallel.plan_parts(path, path.stat().st_size, 3) == [ByteRange(0, None)]
+    one, parts, _, _ = both(tmp_path, [path])
+    assert same_refusal(one, parts)
+
+
+def test_a_helper_that_dies_refuses_the_import_and_leaves_the_store(tmp_path: Path) -> None:
+    import multiprocessing
+    import os
+    import signal
+
+    from node.errors import StoreError
+    from node.ingest.pipeline import Progress
+
+    path = write(tmp_path / "e.csv", [row(i) for i in range(12_000)])
+    store = fresh(tmp_path, "s")
+    before = contents(store)
+
+    def kill_helpers(_: Progress) -> None:
+        for child in multiprocessing.active_children():
+            if child.name.startswith("enlace-ingest-part-"):
+                os.kill(child.pid or 0, signal.SIGKILL)
+
+    with pytest.raises(StoreError, match="stopped"):
+        ingest(store, "encounters", [path], now=NOW, workers=2, progress=kill_helpers)
+    assert contents(store) == before
+    assert ingest(store, "encounters", [path], now=NOW, workers=2).total("added") == 12_000
