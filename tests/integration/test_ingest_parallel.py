@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, text
+from test_ingest import encounter
 
 from node.ingest import IngestError, parallel
 from node.ingest.pipeline import IngestReport, ingest
@@ -43,25 +44,11 @@ def cut_small_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator
 
 
 def row(i: int, **changes: str) -> dict[str, str]:
-    cells = {
-        "record_id": f"PANE{i:09d}",
-        "person_id": f"PANP{i // 2:08d}",
-        "event_type": ("irregular_entry", "encounter", "detention")[i % 3],
-        "event_date": f"2023-{i % 12 + 1:02d}-{i % 28 + 1:02d}",
-        "border_post": "",
-        "nationality": ("HTI", "CUB", "IND", "SEN")[i % 4],
-        "nationality_basis": ("declared", "documented", "presumed")[i % 3],
-        "sex": "FM"[i % 2],
-        "birth_date": ("1990-07-00", "1985", "2001-02-03")[i % 3],
-        "age_group": ("Y25T34", "Y35T44", "Y18T24")[i % 3],
-        "care_provided": ("food;health", "", "none")[i % 3],
-        "vulnerabilities": ("", "pregnant", "")[i % 3],
-        "document_number": f"ab 12-{i:05d}" if i % 2 else "",
-        "document_country": "hti" if i % 2 else "",
-        # Quoted cells with the delimiter and line breaks inside: cuts must not fall in them.
-        "surname": ("Jean-Baptiste", "Pérez, García", "Ndiaye\nSow")[i % 3],
-        "given_names": ("Marie Nadège", "", 'Fatou "la grande"')[i % 3],
-    }
+    """:func:`test_ingest.encounter`, with quoted cells that hold the delimiter, quotes and
+    line breaks: cuts must not fall inside them."""
+    cells = encounter(i)
+    cells["surname"] = ("Jean-Baptiste", "Pérez, García", "Ndiaye\nSow")[i % 3]
+    cells["given_names"] = ("Marie Nadège", "", 'Fatou "la grande"')[i % 3]
     cells.update(changes)
     return cells
 
