@@ -87,6 +87,11 @@ _COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "encounters": ("surname", "given_names", "birth_year", "birth_month", "birth_day"),
     }
 )  # fmt: skip
+#: Datasets whose keys need fewer columns of a source than :data:`_COLUMNS` (which serves every
+#: dataset the source feeds): a filter build reads, and sends to its workers, only these.
+_NARROW: Mapping[tuple[str, str], tuple[str, ...]] = MappingProxyType(
+    {("travel_documents", "travel_documents"): ("document_number_norm", "issuing_state")}
+)
 
 
 def check_dataset(dataset: str) -> str:
@@ -162,7 +167,7 @@ def iter_records(engine: Engine, dataset: str) -> Iterator[SourceRecord]:
     """
     for source in SOURCES[check_dataset(dataset)]:
         table = DATASET_TABLES[source]
-        names = ["record_id", "content_hash", *_COLUMNS[source]]
+        names = ["record_id", "content_hash", *_NARROW.get((dataset, source), _COLUMNS[source])]
         with engine.connect() as conn:
             quote = conn.dialect.identifier_preparer.quote
             sql = f"SELECT {', '.join(quote(n) for n in names)} FROM {quote(table.name)}"
