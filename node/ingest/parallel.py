@@ -11,8 +11,10 @@ importing process reads the first part itself, inside its transaction, as for an
 other part goes to a spawned helper process (:class:`Helper`), which reads the rows of its part
 with the same reader, converts and checks them with the same code, compares them with the rows
 stored (the node's database attached read-only), and writes the rows to insert into its part
-database, with the keys it replaces and the rows it refuses. When the first part is written,
-:meth:`Helper.outcome` waits for each helper and :func:`copy_part` copies its rows.
+database, with the keys it replaces, the keys it finds unchanged and the rows it refuses.
+When the first part is written,
+:meth:`Helper.outcome` waits for each helper and
+:meth:`~node.store.records_store.RecordsWriter.copy_part` copies its rows.
 
 Invariants:
 * Only the importing process writes the node's database, in its one transaction. A part
@@ -82,6 +84,7 @@ MAIN_CACHE_KIB = -32768
 #: The schema name under which a helper sees the node's database.
 STORED = "stored"
 _SCAN = 1 << 20
+_NOTHING_WRITTEN = "nothing was written; run the import again, or with --workers 1"
 
 
 class SplitMisalignedError(Exception):
@@ -210,31 +213,30 @@ class Helper:
         """Wait for the helper's report (calling ``waiting`` about every 0.2 s meanwhile)."""
         while not self._receiver.poll(0.2):
             if not self._process.is_alive() and not self._receiver.poll(0):
-                raise StoreError(
-                    f"the helper converting {self.job.facts.path} from byte "
-                    f"{self.job.part.start} stopped (exit code {self._process.exitcode})",
-                    hint="nothing was written; run the import again, or with --workers 1",
-                )
+                raise self._stopped()
             if waiting is not None:
                 waiting()
         try:
             result: PartOutcome = self._receiver.recv()
         except (EOFError, OSError):  # it ended without reporting (killed, out of memory)
             self._process.join(timeout=10)
-            raise StoreError(
-                f"the helper converting {self.job.facts.path} from byte "
-                f"{self.job.part.start} stopped (exit code {self._process.exitcode})",
-                hint="nothing was written; run the import again, or with --workers 1",
-            ) from None
+            raise self._stopped() from None
         if result.crash is not None:
             raise StoreError(
                 f"converting {self.job.facts.path} from byte {self.job.part.start} failed: "
                 f"{result.crash}",
-                hint="nothing was written; run the import again, or with --workers 1",
+                hint=_NOTHING_WRITTEN,
             )
         if result.file_errors is not None:
             raise IngestError(result.file_errors, hint=result.file_hint)
         return result
+
+    def _stopped(self) -> StoreError:
+        return StoreError(
+            f"the helper converting {self.job.facts.path} from byte {self.job.part.start} "
+            f"stopped (exit code {self._process.exitcode})",
+            hint=_NOTHING_WRITTEN,
+        )
 
     def close(self) -> None:
         """Release the helper (it deletes its part database and exits)."""

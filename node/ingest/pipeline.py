@@ -183,7 +183,6 @@ class _Run:
         self.rejects = rejects
         self.imported_at = imported_at
         self.files_by_import: dict[str, str] = {}
-        self.parts: list[str] = []  # files imported in parts, in order
         self.cells: list[list[str]] = []
         self.numbers: list[int] = []
         self.file: FileReport | None = None
@@ -369,19 +368,16 @@ def _read_in_parts(
         if tick is not None:
             tick(Progress(source.name, file.rows_read, own_end, source.facts.size))
 
-    for number, helper in enumerate(helpers):
+    for helper in helpers:
         outcome = helper.outcome(waiting)
         if outcome.misaligned:  # before the next helper: its part began at a wrong place
             raise parallel.SplitMisalignedError(str(file.path))
-        _take_part(run, helper, outcome, f"enlace_part_{len(run.parts)}_{number}")
-    run.parts.append(str(file.path))
+        _take_part(run, helper, outcome)
     if progress is not None:
         progress(Progress(source.name, file.rows_read, source.facts.size, source.facts.size))
 
 
-def _take_part(
-    run: _Run, helper: parallel.Helper, outcome: parallel.PartOutcome, alias: str
-) -> None:
+def _take_part(run: _Run, helper: parallel.Helper, outcome: parallel.PartOutcome) -> None:
     """Add a helper's counts and errors, copy its rows, refuse its rows repeating a key."""
     file, report, plan = run.file, run.report, run.plan
     assert file is not None
@@ -395,7 +391,7 @@ def _take_part(
     room = MAX_KEPT_ERRORS - len(report.errors)
     if room > 0:
         report.errors.extend(outcome.errors[:room])
-    repeats, refused = run.writer.copy_part(helper.job.part_path, alias, list(run.files_by_import))
+    repeats, refused = run.writer.copy_part(helper.job.part_path, list(run.files_by_import))
     cells = _cells_of(helper, {r.source_row for r in repeats}) if run.rejects else {}
     pending = {r.source_row: r for r in repeats}
     rejected = parallel.part_rejects(refused)

@@ -27,8 +27,10 @@ Invariants:
   constraint stays in the schema, every other writer enforces it, and PostgreSQL checks it
   during ``COPY`` as always.
 * The natural key of a dataset is one column (:func:`key_column`); ``existing`` answers for
-  rows already committed *and* rows written earlier in the same transaction, which is how the
-  importer finds a key repeated inside a file without keeping every key in memory.
+  rows already committed *and* rows written earlier in the same transaction, and for the keys
+  the import found unchanged (:meth:`RecordsWriter.note_unchanged`, a table of the
+  transaction), which is how the importer finds a key repeated inside a file without keeping
+  every key in memory.
 """
 
 from __future__ import annotations
@@ -102,7 +104,8 @@ class ExistingRow:
 
 @dataclass(frozen=True)
 class PartRepeat:
-    """A row of a part whose key the same import had already written (it is refused)."""
+    """A row of a part whose key the same import had already seen, written or unchanged (the
+    row is refused)."""
 
     key: str
     source_row: int
@@ -211,6 +214,7 @@ class RecordsWriter:
                 f"JOIN {self._unchanged} AS u ON u.key = wanted.k"
             )
         self._deferred: list[Index] = []
+        self._parts_attached = 0  # part databases attached by copy_part
         # On SQLite, batches go straight to the driver's connection (inside the transaction
         # SQLAlchemy began on it): its per-call bookkeeping is then paid once per import.
         self._sqlite: sqlite3.Connection | None = None
@@ -368,7 +372,7 @@ class RecordsWriter:
             self._sqlite.execute(f"PRAGMA cache_size = {int(kib)}")
 
     def copy_part(
-        self, part_path: str, alias: str, import_ids: Sequence[str]
+        self, part_path: str, import_ids: Sequence[str]
     ) -> tuple[list[PartRepeat], list[tuple[int, str, str]]]:
         """Copy the rows a helper wrote into ``part_path`` (:mod:`node.ingest.parallel`; SQLite
         only), replacing the stored rows it replaces, and take over its unchanged keys.
@@ -382,13 +386,15 @@ class RecordsWriter:
         if db is None:
             raise StoreError("parts of an import are copied on SQLite only")
         self.prepare_unchanged()
+        self._parts_attached += 1  # attached until the transaction ends (RecordsStore detaches)
         quote = self.conn.dialect.identifier_preparer.quote
-        table, key, part = quote(self.table.name), quote(self._key), quote(alias)
+        table, key = quote(self.table.name), quote(self._key)
+        part = quote(f"enlace_part_{self._parts_attached}")
         db.execute(f"ATTACH DATABASE ? AS {part}", (part_path,))
         ids = ", ".join("?" for _ in import_ids)
         kind = f"CASE WHEN p.{key} IN (SELECT key FROM {part}.part_replaced) THEN 'replaced' "
         kind += "ELSE 'added' END"
-        written, seen = f"main.{table} AS m ON m.{key}", "temp.import_unchanged AS u ON u.key"
+        written, seen = f"main.{table} AS m ON m.{key}", f"{self._unchanged} AS u ON u.key"
         repeats = [
             PartRepeat(str(r[0]), int(r[1]), str(r[2]), int(r[3]), str(r[4]))
             for r in db.execute(
@@ -420,7 +426,7 @@ class RecordsWriter:
             f"WHERE {key} NOT IN {refused}"
         )
         db.execute(
-            "INSERT INTO temp.import_unchanged SELECT key, content_hash, import_id, source_row "
+            f"INSERT INTO {self._unchanged} SELECT key, content_hash, import_id, source_row "
             f"FROM {part}.part_unchanged WHERE key NOT IN {refused}"
         )
         db.execute("DROP TABLE temp.part_refused")
