@@ -39,8 +39,8 @@ def format_time(moment: dt.datetime) -> str:
     """RFC 3339 UTC with milliseconds and ``Z``, the only time form in headers."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime; pass an aware UTC time")
-    utc = moment.astimezone(dt.UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    utc = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="milliseconds") + "Z"
 
 
 def parse_time(text: str) -> dt.datetime:
@@ -81,17 +81,18 @@ class Header:
     v: str = PROTOCOL
 
     def encode(self) -> bytes:
-        fields = {k: getattr(self, k) for k in _FIELD_NAMES}
-        fields = {k: v for k, v in fields.items() if v != "" or k in _ALWAYS}
-        return json.dumps(
-            fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        ).encode()
+        values = self.__dict__
+        fields = {k: values[k] for k in _FIELD_NAMES if values[k] != "" or k in _ALWAYS}
+        return _CANONICAL.encode(fields).encode()
 
-    @property
+    @functools.cached_property
     def issued_at_time(self) -> dt.datetime:
+        """Parsed once per header: the pipeline reads it for the key, window and audit."""
         return parse_time(self.issued_at)
 
 
+# Sorted keys, no spaces, UTF-8 as is: the one byte form a header is signed and checked in.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 _ALWAYS = frozenset(
     {"v", "kind", "method", "sender", "recipient", "issued_at", "nonce", "key_id", "body_sha256"}
 )
@@ -137,7 +138,7 @@ def decode_header(data: bytes) -> Header:
     if raw.get("request_digest"):
         _require_hex("request_digest", raw["request_digest"], 64)
     header = Header(**raw)
-    parse_time(header.issued_at)
+    header.issued_at_time  # noqa: B018 - validates the time form (and keeps the parse)
     if header.encode() != data:
         raise EncodingError("header is not in canonical form")
     return header

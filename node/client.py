@@ -140,7 +140,8 @@ class PeerClient:
         sealed = self.seal_request(
             method, request.SerializeToString(), agreement=agreement, purpose=purpose
         )
-        return self.send(sealed, response_type, timeout=timeout)
+        # The route is the method just sealed: no need to parse our own header back.
+        return self.send(sealed, response_type, timeout=timeout, route=method)
 
     def send(
         self,

@@ -62,7 +62,7 @@ def quota_windows(now: datetime) -> dict[str, QuotaWindow]:
         else datetime(now.year, 3 * quarter + 1, 1, tzinfo=UTC)
     )
     return {
-        "day": QuotaWindow(day_start.strftime("%Y-%m-%d"), day_start, day_start + timedelta(1)),
+        "day": QuotaWindow(day_start.date().isoformat(), day_start, day_start + timedelta(1)),
         "quarter": QuotaWindow(f"{now.year}-Q{quarter}", quarter_start, quarter_end),
     }
 

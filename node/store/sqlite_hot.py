@@ -45,7 +45,7 @@ _INSERT_ENTRY = (
 
 
 def sqlite_time(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 RowMaker = Callable[[int, str], Mapping[str, object]]
