@@ -19,7 +19,11 @@ Stages, each timed on its own (wall and CPU, server CPU read from /proc):
               plain-gRPC server process builds the setup message for the same holder set, the
               client sends its request, the server processes it, the client intersects.
 * ``fanout``  ``--peers`` holder processes with small filters and agreements; one document
-              query fanned out to all of them, repeated; p50/p90 with warm channels.
+              query fanned out to all of them, repeated; p50/p90 with warm channels. Its
+              anchor, interleaved query by query: the same fan-out of a plain gRPC ``Ping``
+              over mutual TLS to ``--peers`` trivial server processes (``bench_ping.py
+              --serve-anchor``, one per holder key) — what eleven processes talking over
+              loopback cost this machine before any of our work.
 
 Query rounds alternate between the two sides (``--rounds``, median reported), so both meet
 the same shared machine. Per-element figures exclude one-time work on both sides: the filter
@@ -297,8 +301,51 @@ def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- fan-out
 
+ANCHOR_PAYLOAD = 512  # bytes: about a signed one-element Evaluate envelope
+
+
+def _plain_anchors(stack: ExitStack, federation: Any, holders: list[str]) -> list[Any]:
+    """One trivial Ping server per holder (``bench_ping.py --serve-anchor``), each behind
+    mutual TLS with that holder's own key, as the querier's channel to it would be: the same
+    fan-out with no envelope, no audit, no agreement and no OPRF — what the machine itself
+    costs for eleven processes talking over loopback."""
+    import grpc
+
+    from crypto.keys import tls_server_name
+    from enlace.v1 import node_pb2
+    from node.demo.federation import free_port
+
+    key_pem, cert_pem = federation.homes["CRI"].keys.load_tls()
+    calls = []
+    for country in holders:
+        keys, port = federation.homes[country].keys, free_port()
+        anchor = ChildProcess([
+            sys.executable, str(Path(__file__).with_name("bench_ping.py")), "--serve-anchor",
+            f"--plain-port={free_port()}", f"--tls-port={port}", f"--tls-key={keys.tls_key}",
+            f"--tls-cert={keys.tls_certificate}",
+            f"--client-ca={federation.homes['CRI'].keys.tls_certificate}",
+        ])  # fmt: skip
+        stack.enter_context(anchor)
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=federation.directory.member(country).tls_certificate.encode(),
+            private_key=key_pem,
+            certificate_chain=cert_pem,
+        )
+        options = [("grpc.ssl_target_name_override", tls_server_name(country))]
+        channel = stack.enter_context(
+            grpc.secure_channel(f"127.0.0.1:{port}", credentials, options=options)
+        )
+        stub = channel.unary_unary(
+            "/enlace.v1.NodeService/Ping",
+            request_serializer=node_pb2.PingRequest.SerializeToString,
+            response_deserializer=node_pb2.PingResponse.FromString,
+        )
+        calls.append((anchor, stub))
+    return calls
+
 
 def run_fanout(root: Path, peers: int, repeats: int) -> dict[str, Any]:
+    from enlace.v1 import node_pb2
     from node.demo.federation import create_federation
     from node.ingest.pipeline import ingest
     from node.matching.client import MatchClient
@@ -320,45 +367,73 @@ def run_fanout(root: Path, peers: int, repeats: int) -> dict[str, Any]:
         _agree(runtimes, country, "CRI", now)
         rt.close()
     nodes = _serve(federation, holders)
-    timings: dict[str, list[float]] = {"travel_documents": [], "all_document_datasets": []}
-    # CPU seconds spent by the querier (this process) and by all holders, per kind of query.
-    cpu: dict[str, list[float]] = {name: [0.0, 0.0] for name in timings}
+    names = ("travel_documents", "all_document_datasets", "plain_grpc")
+    timings: dict[str, list[float]] = {name: [] for name in names}
+    # CPU seconds spent by the querier (this process) and by the servers, per kind of query.
+    cpu: dict[str, list[float]] = {name: [0.0, 0.0] for name in names}
+    payload = node_pb2.PingRequest(payload=os.urandom(ANCHOR_PAYLOAD))
 
-    def holders_cpu() -> float:
-        return sum(process_cpu_seconds(n.process.pid) or 0.0 for n in nodes if n.process)
+    def servers_cpu(pids: list[int]) -> float:
+        return sum(process_cpu_seconds(pid) or 0.0 for pid in pids)
 
     try:
-        with MatchClient(runtimes["CRI"], timeout=10.0, workers=16) as client:
+        with ExitStack() as stack, MatchClient(runtimes["CRI"], timeout=10.0, workers=16) as client:
+            anchors = _plain_anchors(stack, federation, holders)
+            pool = stack.enter_context(futures.ThreadPoolExecutor(16))  # as MatchClient's
             query = [document_query(number(7), STATES[7])]
             everything = ["travel_documents", "document_alerts", "persons_of_interest"]
-            for datasets in (["travel_documents"], everything):
-                client.run(query, datasets, purpose=PURPOSE)  # warm: channels, TLS, filters
-            for _ in range(repeats):
-                for name, datasets in (("travel_documents", ["travel_documents"]),
-                                       ("all_document_datasets", everything)):  # fmt: skip
-                    held, own = holders_cpu(), time.process_time()
-                    started = time.perf_counter()
+
+            def plain_fanout() -> None:
+                answers = list(
+                    pool.map(lambda s: s(payload, timeout=10.0), [s for _, s in anchors])
+                )
+                assert all(a.payload == payload.payload for a in answers)
+
+            def enlace_fanout(datasets: list[str]) -> Callable[[], None]:
+                def run() -> None:
                     report = client.run(query, datasets, purpose=PURPOSE)
+                    assert sum(o.status == "hit" for o in report.outcomes) == len(holders)
+
+                return run
+
+            holder_pids = [n.process.pid for n in nodes if n.process]
+            anchor_pids = [a.pid for a, _ in anchors]
+            kinds = (("travel_documents", enlace_fanout(["travel_documents"]), holder_pids),
+                     ("all_document_datasets", enlace_fanout(everything), holder_pids),
+                     ("plain_grpc", plain_fanout, anchor_pids))  # fmt: skip
+            for _, fan, _ in kinds:
+                fan()  # warm: channels, TLS sessions, filters
+            for _ in range(repeats):  # interleaved, so drift on the machine hits all alike
+                for name, fan, pids in kinds:
+                    served, own = servers_cpu(pids), time.process_time()
+                    started = time.perf_counter()
+                    fan()
                     timings[name].append((time.perf_counter() - started) * 1000)
                     cpu[name][0] += time.process_time() - own
-                    cpu[name][1] += holders_cpu() - held
-                    assert sum(o.status == "hit" for o in report.outcomes) == len(holders)
+                    cpu[name][1] += servers_cpu(pids) - served
     finally:
         for node in nodes:
             node.stop()
         runtimes["CRI"].close()
-    calls = repeats * len(holders)  # travel_documents: one Evaluate per holder and query
+    calls = repeats * len(holders)  # one call per holder and query
+    figures = {
+        f"{name}_p{q}_ms": percentile(values, q)
+        for name, values in timings.items()
+        for q in (50, 90)
+    }
+    per_call = {
+        f"{name}_{side}_cpu_ms_per_call": cpu[name][i] / calls * 1000
+        for name in ("travel_documents", "plain_grpc")
+        for i, side in enumerate(("querier", "server"))
+    }
     return {
         "peers": len(holders),
         "repeats": repeats,
-        **{
-            f"{name}_p{q}_ms": percentile(values, q)
-            for name, values in timings.items()
-            for q in (50, 90)
-        },
-        "travel_documents_querier_cpu_ms_per_peer": cpu["travel_documents"][0] / calls * 1000,
-        "travel_documents_holder_cpu_ms_per_call": cpu["travel_documents"][1] / calls * 1000,
+        **figures,
+        **per_call,
         "travel_documents_cpu_ms_per_query": sum(cpu["travel_documents"]) / repeats * 1000,
+        "plain_grpc_cpu_ms_per_query": sum(cpu["plain_grpc"]) / repeats * 1000,
+        "p50_vs_plain_grpc": figures["travel_documents_p50_ms"] / figures["plain_grpc_p50_ms"],
     }
 
 
@@ -465,8 +540,14 @@ def report(result: dict[str, Any]) -> None:
         print(
             f"fan-out CPU per travel_documents query: "
             f"{f['travel_documents_cpu_ms_per_query']:.1f} ms in total over the 2 cores; "
-            f"querier {f['travel_documents_querier_cpu_ms_per_peer']:.2f} ms per peer, "
-            f"holder {f['travel_documents_holder_cpu_ms_per_call']:.2f} ms per Evaluate"
+            f"querier {f['travel_documents_querier_cpu_ms_per_call']:.2f} ms per peer, "
+            f"holder {f['travel_documents_server_cpu_ms_per_call']:.2f} ms per Evaluate"
+        )
+        print(
+            f"same fan-out, plain gRPC Ping over mutual TLS to {f['peers']} trivial servers "
+            f"(no envelope, audit, agreement or OPRF): p50 {f['plain_grpc_p50_ms']:.1f} ms, "
+            f"p90 {f['plain_grpc_p90_ms']:.1f} ms, CPU {f['plain_grpc_cpu_ms_per_query']:.1f} ms "
+            f"per query; the signed query's p50 is {f['p50_vs_plain_grpc']:.1f}x that"
         )
 
 
