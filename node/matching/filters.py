@@ -135,6 +135,10 @@ def _init_worker(master: bytes, dataset: str, epoch: int, mode: int) -> None:
     _WORKER_KEY["key"] = (oprf_key_for(master, dataset, epoch, Mode(mode)), Mode(mode))
 
 
+# What the holder keeps of one evaluated key: the output's 16-byte prefix and its SHA-256.
+_EVALUATED = MAX_TRUNCATION + 32
+
+
 def _prefix_digests(outputs: Sequence[bytes]) -> bytes:
     """48 bytes per output: its 16-byte prefix, then the SHA-256 of the whole output."""
     return b"".join(o[:MAX_TRUNCATION] + hashlib.sha256(o).digest() for o in outputs)
@@ -151,8 +155,10 @@ def key_and_evaluate(
     per_record = [record_keys(dataset, source, row) for source, row in items]
     unique = list(dict.fromkeys(k for keys in per_record for k in keys))
     evaluated = _prefix_digests(key.evaluate_many(unique, mode))
-    position = {k: 48 * n for n, k in enumerate(unique)}
-    joined = b"".join(evaluated[position[k] : position[k] + 48] for ks in per_record for k in ks)
+    position = {k: _EVALUATED * n for n, k in enumerate(unique)}
+    joined = b"".join(
+        evaluated[position[k] : position[k] + _EVALUATED] for ks in per_record for k in ks
+    )
     return [len(keys) for keys in per_record], joined
 
 
@@ -204,6 +210,12 @@ def evaluate_records(
             collect(count * _IN_FLIGHT)
         collect(0)
     return counts, b"".join(parts)
+
+
+def _prefixes_of(evaluated: bytes) -> bytes:
+    """The 16-byte prefixes out of :func:`key_and_evaluate`'s 48-byte records, concatenated."""
+    table = np.frombuffer(evaluated, dtype=np.uint8).reshape(-1, _EVALUATED)
+    return table[:, :MAX_TRUNCATION].tobytes()
 
 
 def filter_of(joined_prefixes: bytes, version: int) -> Filter:
@@ -310,16 +322,19 @@ class Holder:
         offset = 0
         for (source, record_id, content_hash), count in zip(todo, counts, strict=True):
             for key_no in range(count):
-                chunk = evaluated[offset : offset + 48]
+                chunk = evaluated[offset : offset + _EVALUATED]
                 rows.append((source, record_id, key_no, chunk[:16], chunk[16:], content_hash))
-                offset += 48
+                offset += _EVALUATED
         changed = bool(rows or removed or replace_all)
         if changed:
             matching.apply_changes(dataset, state.epoch, removed, rows, replace_all=replace_all)
         version = matching.latest_version(dataset, state.epoch)
         publish = changed or force or version == 0
         if publish:
-            version = self._publish(dataset, state, version + 1, now).version
+            # After replace_all the entries are exactly the ones just evaluated: their prefixes
+            # are at hand, and reading 1M back from the table took 2 s of a 1M build.
+            prefixes = _prefixes_of(evaluated) if replace_all else None
+            version = self._publish(dataset, state, version + 1, now, prefixes).version
         return UpdateReport(
             dataset,
             state.epoch,
@@ -333,9 +348,18 @@ class Holder:
         )
 
     def _publish(
-        self, dataset: str, state: KeyState, version: int, now: dt.datetime
+        self,
+        dataset: str,
+        state: KeyState,
+        version: int,
+        now: dt.datetime,
+        prefixes: bytes | None = None,
     ) -> StoredFilter:
-        filt = filter_of(self.store.matching.prefixes(dataset, state.epoch), version)
+        """Sign and store the filter of every entry of (``dataset``, epoch); ``prefixes``, when
+        given, must be those entries' 16-byte prefixes (any order, repeats allowed)."""
+        if prefixes is None:
+            prefixes = self.store.matching.prefixes(dataset, state.epoch)
+        filt = filter_of(prefixes, version)
         encoded = encode_filter(filt)
         public_key = self.key(dataset, state).public_key if state.mode == "voprf" else None
         manifest = describe_filter(
