@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from crypto.errors import NormalisationError
 from node.errors import EnlaceError, InvalidArgumentError
@@ -72,6 +72,7 @@ SOURCES: Mapping[str, tuple[str, ...]] = MappingProxyType(
 )
 
 _IDENTITY_DOMAIN = "encounters"  # key domain of identities keys (see the module docstring)
+_FETCH = 10_000  # rows per driver fetch while streaming records on SQLite
 
 _COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
@@ -171,9 +172,25 @@ def iter_records(engine: Engine, dataset: str) -> Iterator[SourceRecord]:
         with engine.connect() as conn:
             quote = conn.dialect.identifier_preparer.quote
             sql = f"SELECT {', '.join(quote(n) for n in names)} FROM {quote(table.name)}"
-            for row in conn.execution_options(stream_results=True).exec_driver_sql(sql):
+            for row in _rows(conn, sql):
                 mapping: dict[str, Any] = dict(zip(names, row, strict=True))
                 yield SourceRecord(source, str(row[0]), str(row[1]), mapping)
+
+
+def _rows(conn: Connection, sql: str) -> Iterator[Sequence[Any]]:
+    """The rows of one SELECT, streamed. On SQLite straight from the driver's cursor in
+    batches: SQLAlchemy's per-row fetch was 1.7 of the 2.5 s a 1M read took (one statement,
+    so still one read snapshot). PostgreSQL keeps a server-side cursor."""
+    if conn.dialect.name != "sqlite":
+        yield from conn.execution_options(stream_results=True).exec_driver_sql(sql)
+        return
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+        while batch := cursor.fetchmany(_FETCH):
+            yield from batch
+    finally:
+        cursor.close()
 
 
 # --------------------------------------------------------------------------- queries
