@@ -44,9 +44,6 @@ import numpy.typing as npt
 # The bare binding: highspy.Highs adds callback plumbing to every run and prints a banner
 # on stdout when the first one is made, which would corrupt the CLI's output.
 from highspy._core import HighsLp, HighsModelStatus, MatrixFormat, _Highs
-from scipy.optimize import Bounds as ScipyBounds  # type: ignore[import-untyped, unused-ignore]
-from scipy.optimize import LinearConstraint, milp  # type: ignore[import-untyped, unused-ignore]
-from scipy.sparse import coo_array  # type: ignore[import-untyped, unused-ignore]
 
 from policies.disclosure.table import Coord, Dimension, DisclosureError, covered_cells, is_margin
 from policies.disclosure.threshold import Bounds
@@ -142,6 +139,11 @@ class Attacker:
         self._highs: _Highs | None = None
         self._memo: dict[tuple[bytes, int, bool], Interval] = {}
         if count:
+            # SciPy is imported here, not at module load: it was 0.6 s of every CLI command
+            # and node start, most of which never protect a table.
+            from scipy.optimize import LinearConstraint  # type: ignore[import-untyped, unused-ignore]
+            from scipy.sparse import coo_array  # type: ignore[import-untyped, unused-ignore]
+
             matrix = coo_array((vals, (rows, cols)), shape=(count, len(self.coords)))
             self.constraints = LinearConstraint(matrix.tocsr(), 0.0, 0.0)
             if solver == "highs":
@@ -248,6 +250,9 @@ class Attacker:
         )
 
     def _milp(self, box: Box, target: Coord, *, sign: float, integer: bool) -> int | None:
+        from scipy.optimize import Bounds as ScipyBounds  # type: ignore[import-untyped, unused-ignore]
+        from scipy.optimize import milp  # type: ignore[import-untyped, unused-ignore]
+
         cost = np.zeros(len(self.coords))
         cost[self.index[target]] = sign
         result = milp(
