@@ -4,6 +4,7 @@ chain, and an entry that cannot be written costs no other entry its place."""
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 import threading
 import time
@@ -151,3 +152,16 @@ def test_a_failed_commit_leaves_no_transaction_open(store: Store) -> None:
     assert not fast._db.in_transaction
     assert fast.rows("SELECT COUNT(*) FROM child") == [(0,)]
     assert store.append_audit(record(1)).seq == 1
+
+
+@pytest.mark.parametrize("offset_hours", [0, -6])
+def test_times_written_on_the_hot_path_compare_like_sqlalchemys(
+    store: Store, offset_hours: int
+) -> None:
+    """SQLite compares stored times as text: a time on a whole second must be written with its
+    six zero digits, as SQLAlchemy binds it, or a purge at that very instant would take it."""
+    zone = dt.timezone(dt.timedelta(hours=offset_hours))
+    expires = dt.datetime(2026, 11, 29, 12, 0, 0, tzinfo=dt.UTC).astimezone(zone)
+    store.remember_nonce("CRI", "ab" * 16, expires)
+    assert store.purge_nonces(expires) == 0  # not before its time (``expires_at < now``)
+    assert store.purge_nonces(expires + dt.timedelta(microseconds=1)) == 1
