@@ -304,48 +304,25 @@ def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 ANCHOR_PAYLOAD = 512  # bytes: about a signed one-element Evaluate envelope
 
 
-def _plain_anchors(stack: ExitStack, federation: Any, holders: list[str]) -> list[Any]:
-    """One trivial Ping server per holder (``bench_ping.py --serve-anchor``), each behind
-    mutual TLS with that holder's own key, as the querier's channel to it would be: the same
-    fan-out with no envelope, no audit, no agreement and no OPRF — what the machine itself
-    costs for eleven processes talking over loopback."""
-    import grpc
+def _plain_anchors(
+    stack: ExitStack, federation: Any, holders: list[str]
+) -> tuple[list[Callable[[], None]], list[int]]:
+    """One trivial Ping server per holder (``bench_ping.py``'s anchor), each behind mutual TLS
+    with that holder's own key, as the querier's channel to it would be: the same fan-out with
+    no envelope, no audit, no agreement and no OPRF — what the machine itself costs for eleven
+    processes talking over loopback. Returns one echo-checking call per holder, and the pids."""
+    from bench.bench_ping import mtls_layer, start_anchor
 
-    from crypto.keys import tls_server_name
-    from enlace.v1 import node_pb2
-    from node.demo.federation import free_port
-
-    key_pem, cert_pem = federation.homes["CRI"].keys.load_tls()
-    calls = []
+    payload = os.urandom(ANCHOR_PAYLOAD)
+    calls, pids = [], []
     for country in holders:
-        keys, port = federation.homes[country].keys, free_port()
-        anchor = ChildProcess([
-            sys.executable, str(Path(__file__).with_name("bench_ping.py")), "--serve-anchor",
-            f"--plain-port={free_port()}", f"--tls-port={port}", f"--tls-key={keys.tls_key}",
-            f"--tls-cert={keys.tls_certificate}",
-            f"--client-ca={federation.homes['CRI'].keys.tls_certificate}",
-        ])  # fmt: skip
-        stack.enter_context(anchor)
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=federation.directory.member(country).tls_certificate.encode(),
-            private_key=key_pem,
-            certificate_chain=cert_pem,
-        )
-        options = [("grpc.ssl_target_name_override", tls_server_name(country))]
-        channel = stack.enter_context(
-            grpc.secure_channel(f"127.0.0.1:{port}", credentials, options=options)
-        )
-        stub = channel.unary_unary(
-            "/enlace.v1.NodeService/Ping",
-            request_serializer=node_pb2.PingRequest.SerializeToString,
-            response_deserializer=node_pb2.PingResponse.FromString,
-        )
-        calls.append((anchor, stub))
-    return calls
+        anchor, _, tls_port = start_anchor(stack, federation, server=country, client="CRI")
+        calls.append(mtls_layer(stack, tls_port, federation, payload, server=country))
+        pids.append(anchor.pid)
+    return calls, pids
 
 
 def run_fanout(root: Path, peers: int, repeats: int) -> dict[str, Any]:
-    from enlace.v1 import node_pb2
     from node.demo.federation import create_federation
     from node.ingest.pipeline import ingest
     from node.matching.client import MatchClient
@@ -371,23 +348,19 @@ def run_fanout(root: Path, peers: int, repeats: int) -> dict[str, Any]:
     timings: dict[str, list[float]] = {name: [] for name in names}
     # CPU seconds spent by the querier (this process) and by the servers, per kind of query.
     cpu: dict[str, list[float]] = {name: [0.0, 0.0] for name in names}
-    payload = node_pb2.PingRequest(payload=os.urandom(ANCHOR_PAYLOAD))
 
     def servers_cpu(pids: list[int]) -> float:
         return sum(process_cpu_seconds(pid) or 0.0 for pid in pids)
 
     try:
         with ExitStack() as stack, MatchClient(runtimes["CRI"], timeout=10.0, workers=16) as client:
-            anchors = _plain_anchors(stack, federation, holders)
+            anchor_calls, anchor_pids = _plain_anchors(stack, federation, holders)
             pool = stack.enter_context(futures.ThreadPoolExecutor(16))  # as MatchClient's
             query = [document_query(number(7), STATES[7])]
             everything = ["travel_documents", "document_alerts", "persons_of_interest"]
 
             def plain_fanout() -> None:
-                answers = list(
-                    pool.map(lambda s: s(payload, timeout=10.0), [s for _, s in anchors])
-                )
-                assert all(a.payload == payload.payload for a in answers)
+                list(pool.map(lambda call: call(), anchor_calls))  # each checks its echo
 
             def enlace_fanout(datasets: list[str]) -> Callable[[], None]:
                 def run() -> None:
@@ -397,7 +370,6 @@ def run_fanout(root: Path, peers: int, repeats: int) -> dict[str, Any]:
                 return run
 
             holder_pids = [n.process.pid for n in nodes if n.process]
-            anchor_pids = [a.pid for a, _ in anchors]
             kinds = (("travel_documents", enlace_fanout(["travel_documents"]), holder_pids),
                      ("all_document_datasets", enlace_fanout(everything), holder_pids),
                      ("plain_grpc", plain_fanout, anchor_pids))  # fmt: skip

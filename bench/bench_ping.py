@@ -153,18 +153,51 @@ def plain_layer(stack: ExitStack, port: int, payload: bytes) -> Call:
     return _stub_call(channel, payload)
 
 
-def mtls_layer(stack: ExitStack, port: int, fed: LocalFederation, payload: bytes) -> Call:
-    key_pem, cert_pem = fed.homes["CRI"].keys.load_tls()
+def mtls_layer(
+    stack: ExitStack,
+    port: int,
+    fed: LocalFederation,
+    payload: bytes,
+    *,
+    server: str = "PAN",
+    client: str = "CRI",
+) -> Call:
+    """Ping over mutual TLS: ``client``'s key, ``server``'s certificate pinned, as a node's
+    channel to its peer (also the anchor of ``bench_match.py``'s fan-out)."""
+    key_pem, cert_pem = fed.homes[client].keys.load_tls()
     credentials = grpc.ssl_channel_credentials(
-        root_certificates=fed.directory.member("PAN").tls_certificate.encode("ascii"),
+        root_certificates=fed.directory.member(server).tls_certificate.encode("ascii"),
         private_key=key_pem,
         certificate_chain=cert_pem,
     )
-    options = [("grpc.ssl_target_name_override", tls_server_name("PAN"))]
+    options = [("grpc.ssl_target_name_override", tls_server_name(server))]
     channel = stack.enter_context(
         grpc.secure_channel(f"127.0.0.1:{port}", credentials, options=options)
     )
     return _stub_call(channel, payload)
+
+
+def start_anchor(
+    stack: ExitStack, fed: LocalFederation, *, server: str = "PAN", client: str = "CRI"
+) -> tuple[ChildProcess, int, int]:
+    """The trivial Ping server in its own process, with ``server``'s TLS key and only
+    ``client`` trusted: (process, insecure port, mutual-TLS port)."""
+    plain_port, tls_port = free_port(), free_port()
+    keys = fed.homes[server].keys
+    anchor = ChildProcess(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--serve-anchor",
+            f"--plain-port={plain_port}",
+            f"--tls-port={tls_port}",
+            f"--tls-key={keys.tls_key}",
+            f"--tls-cert={keys.tls_certificate}",
+            f"--client-ca={fed.homes[client].keys.tls_certificate}",
+        ]
+    )
+    stack.enter_context(anchor)
+    return anchor, plain_port, tls_port
 
 
 def full_layer(stack: ExitStack, cri: NodeRuntime, payload: bytes) -> Call:
@@ -309,21 +342,7 @@ def build_layers(
     layers: dict[str, Layer] = {}
     wanted = set(plan.layers)
     if wanted & {"plain", "mtls"}:
-        plain_port, tls_port = free_port(), free_port()
-        pan_keys = fed.homes["PAN"].keys
-        anchor = ChildProcess(
-            [
-                sys.executable,
-                str(Path(__file__).resolve()),
-                "--serve-anchor",
-                f"--plain-port={plain_port}",
-                f"--tls-port={tls_port}",
-                f"--tls-key={pan_keys.tls_key}",
-                f"--tls-cert={pan_keys.tls_certificate}",
-                f"--client-ca={fed.homes['CRI'].keys.tls_certificate}",
-            ]
-        )
-        stack.enter_context(anchor)
+        anchor, plain_port, tls_port = start_anchor(stack, fed)
         say(f"anchor gRPC server pid {anchor.pid} on 127.0.0.1:{plain_port} and :{tls_port}")
         layers["plain"] = Layer(plain_layer(stack, plain_port, plan.payload), anchor.pid)
         layers["mtls"] = Layer(mtls_layer(stack, tls_port, fed, plan.payload), anchor.pid)
