@@ -23,7 +23,10 @@ Stages, each timed on its own (wall and CPU, server CPU read from /proc):
               anchor, interleaved query by query: the same fan-out of a plain gRPC ``Ping``
               over mutual TLS to ``--peers`` trivial server processes (``bench_ping.py
               --serve-anchor``, one per holder key) — what eleven processes talking over
-              loopback cost this machine before any of our work.
+              loopback cost this machine before any of our work; and the protocol's floor
+              (``_floor.py``): the same fan-out doing only the signatures, OPRF arithmetic and
+              durable nonce and audit rows the design requires, with no node code — about
+              the least an implementation of the protocol in Python pays on this machine.
 
 Query rounds alternate between the two sides (``--rounds``, median reported), so both meet
 the same shared machine. Per-element figures exclude one-time work on both sides: the filter
@@ -51,6 +54,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._floor import floor_fanout
 from bench._util import ChildProcess, machine, percentile, print_json, process_cpu_seconds
 
 STATES = ("HTI", "CUB", "IND", "NPL", "BGD", "CHN", "CMR", "COD", "AGO", "SEN", "GIN", "AFG")
@@ -327,6 +331,7 @@ def run_fanout(root: Path, peers: int, repeats: int) -> dict[str, Any]:
     from node.ingest.pipeline import ingest
     from node.matching.client import MatchClient
     from node.matching.filters import Holder
+    from node.matching.keys import document_input
     from node.matching.sources import document_query
     from node.records.codelists import REGIONAL_MEMBERS
     from node.runtime import open_runtime
@@ -344,7 +349,7 @@ def run_fanout(root: Path, peers: int, repeats: int) -> dict[str, Any]:
         _agree(runtimes, country, "CRI", now)
         rt.close()
     nodes = _serve(federation, holders)
-    names = ("travel_documents", "all_document_datasets", "plain_grpc")
+    names = ("travel_documents", "all_document_datasets", "floor", "plain_grpc")
     timings: dict[str, list[float]] = {name: [] for name in names}
     # CPU seconds spent by the querier (this process) and by the servers, per kind of query.
     cpu: dict[str, list[float]] = {name: [0.0, 0.0] for name in names}
@@ -355,8 +360,12 @@ def run_fanout(root: Path, peers: int, repeats: int) -> dict[str, Any]:
     try:
         with ExitStack() as stack, MatchClient(runtimes["CRI"], timeout=10.0, workers=16) as client:
             anchor_calls, anchor_pids = _plain_anchors(stack, federation, holders)
+            floor, floor_pids = floor_fanout(
+                stack, root, federation, holders, filler=ANCHOR_PAYLOAD - 48
+            )
             pool = stack.enter_context(futures.ThreadPoolExecutor(16))  # as MatchClient's
             query = [document_query(number(7), STATES[7])]
+            query_input = document_input(number(7), STATES[7])
             everything = ["travel_documents", "document_alerts", "persons_of_interest"]
 
             def plain_fanout() -> None:
@@ -372,6 +381,7 @@ def run_fanout(root: Path, peers: int, repeats: int) -> dict[str, Any]:
             holder_pids = [n.process.pid for n in nodes if n.process]
             kinds = (("travel_documents", enlace_fanout(["travel_documents"]), holder_pids),
                      ("all_document_datasets", enlace_fanout(everything), holder_pids),
+                     ("floor", lambda: floor(query_input), floor_pids),
                      ("plain_grpc", plain_fanout, anchor_pids))  # fmt: skip
             for _, fan, _ in kinds:
                 fan()  # warm: channels, TLS sessions, filters
@@ -395,7 +405,7 @@ def run_fanout(root: Path, peers: int, repeats: int) -> dict[str, Any]:
     }
     per_call = {
         f"{name}_{side}_cpu_ms_per_call": cpu[name][i] / calls * 1000
-        for name in ("travel_documents", "plain_grpc")
+        for name in ("travel_documents", "floor", "plain_grpc")
         for i, side in enumerate(("querier", "server"))
     }
     return {
@@ -404,8 +414,11 @@ def run_fanout(root: Path, peers: int, repeats: int) -> dict[str, Any]:
         **figures,
         **per_call,
         "travel_documents_cpu_ms_per_query": sum(cpu["travel_documents"]) / repeats * 1000,
+        "floor_cpu_ms_per_query": sum(cpu["floor"]) / repeats * 1000,
         "plain_grpc_cpu_ms_per_query": sum(cpu["plain_grpc"]) / repeats * 1000,
         "p50_vs_plain_grpc": figures["travel_documents_p50_ms"] / figures["plain_grpc_p50_ms"],
+        "p50_vs_floor": figures["travel_documents_p50_ms"] / figures["floor_p50_ms"],
+        "floor_p50_vs_plain_grpc": figures["floor_p50_ms"] / figures["plain_grpc_p50_ms"],
     }
 
 
@@ -520,6 +533,13 @@ def report(result: dict[str, Any]) -> None:
             f"(no envelope, audit, agreement or OPRF): p50 {f['plain_grpc_p50_ms']:.1f} ms, "
             f"p90 {f['plain_grpc_p90_ms']:.1f} ms, CPU {f['plain_grpc_cpu_ms_per_query']:.1f} ms "
             f"per query; the signed query's p50 is {f['p50_vs_plain_grpc']:.1f}x that"
+        )
+        print(
+            f"same fan-out, floor (bench/_floor.py: only the signatures, OPRF and durable "
+            f"nonce and audit rows the design requires, no node code): p50 "
+            f"{f['floor_p50_ms']:.1f} ms, p90 {f['floor_p90_ms']:.1f} ms, CPU "
+            f"{f['floor_cpu_ms_per_query']:.1f} ms per query ({f['floor_p50_vs_plain_grpc']:.1f}x "
+            f"plain gRPC); the signed query's p50 is {f['p50_vs_floor']:.1f}x the floor's"
         )
 
 
