@@ -119,6 +119,8 @@ def decode_header(data: bytes) -> Header:
         raw: Any = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EncodingError("header is not UTF-8 JSON") from exc
+    except RecursionError:  # "[[[[…]]]]" within the size limit: anyone can send it
+        raise EncodingError("header nests too deeply to be a header") from None
     if not isinstance(raw, dict):
         raise EncodingError("header must be a JSON object")
     unknown = set(raw) - _ALL
@@ -139,7 +141,11 @@ def decode_header(data: bytes) -> Header:
         _require_hex("request_digest", raw["request_digest"], 64)
     header = Header(**raw)
     header.issued_at_time  # noqa: B018 - validates the time form (and keeps the parse)
-    if header.encode() != data:
+    try:
+        canonical = header.encode()
+    except UnicodeEncodeError:  # a "\ud800" escape decodes to a lone surrogate
+        raise EncodingError("header text is not valid Unicode (a lone surrogate)") from None
+    if canonical != data:
         raise EncodingError("header is not in canonical form")
     return header
 

@@ -379,6 +379,23 @@ ATTACKS: tuple[Attack, ...] = (
     Attack("bad-nonce", _BAD, lambda a: _SIGNED(a, nonce="g" * 32)),
     Attack("oversize-header", _BAD, lambda a: _SIGNED(a, purpose="p" * 5000)),
     Attack("empty-envelope", _BAD, lambda a: Shot(Sealed(b"", b"", b""), a.method)),
+    Attack(
+        "deeply-nested-header",
+        _BAD,
+        lambda a: Shot(Sealed(b"[" * 2000 + b"]" * 2000, b"\x00" * 64, a.body), a.method),
+    ),
+    Attack(
+        "lone-surrogate-header",
+        _BAD,
+        lambda a: Shot(
+            signed(
+                json.dumps({**_as_dict(a), "purpose": "\ud800"}, sort_keys=True).encode(),
+                a.body,
+                a.client.runtime.signing_key,
+            ),
+            a.method,
+        ),
+    ),
     Attack("garbage-body", _BAD, _garbage_body),
     Attack("oversize-body", frozenset({"RESOURCE_EXHAUSTED"}), _oversize_body, audited=False),
 )

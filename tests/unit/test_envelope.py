@@ -332,6 +332,26 @@ def test_other_non_canonical_forms_refused(data: Any) -> None:
         decode_header(raw)
 
 
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        pytest.param(b"[" * 2000 + b"]" * 2000, "nests too deeply", id="deep-nesting"),
+        pytest.param(
+            json.dumps(header_fields(purpose="\ud800"), sort_keys=True, separators=(",", ":")),
+            "lone surrogate",
+            id="lone-surrogate",
+        ),
+    ],
+)
+def test_headers_python_cannot_handle_are_encoding_errors(raw: bytes | str, message: str) -> None:
+    # Anyone can send these before any signature is checked: a RecursionError or a
+    # UnicodeEncodeError would reach the caller as INTERNAL and log a traceback.
+    data = raw.encode() if isinstance(raw, str) else raw
+    assert len(data) <= MAX_HEADER_BYTES
+    with pytest.raises(EncodingError, match=message):
+        decode_header(data)
+
+
 @pytest.mark.parametrize("name", ["agreement", "purpose", "status", "reason", "request_digest"])
 def test_explicit_empty_optional_field_is_not_canonical(name: str) -> None:
     with pytest.raises(EncodingError, match="canonical"):
