@@ -252,7 +252,12 @@ class PeerClient:
         reason: str,
         at: dt.datetime,
     ) -> None:
-        header = decode_header(response.header) if response is not None else None
+        header = None
+        if response is not None:
+            try:
+                header = decode_header(response.header)
+            except CryptoError:  # a malformed answer is audited too, without its citations
+                header = None
         self.runtime.store.append_audit(
             AuditRecord(
                 at=at,
