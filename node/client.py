@@ -194,6 +194,7 @@ class PeerClient:
         if claimed.sender != self.peer:
             raise PeerError(f"response signed by {claimed.sender}", peer=self.peer, status_name="")
         public_key = directory.signing_key(self.peer, claimed.key_id, claimed.issued_at_time)
+        directory.signing_key(self.peer, claimed.key_id, self.runtime.clock.now())  # not retired
         header = open_envelope(response, public_key, "response")
         if header.recipient != self.runtime.config.country:
             raise PeerError("response addressed to another node", peer=self.peer, status_name="")

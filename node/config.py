@@ -85,6 +85,12 @@ class NodeConfig:
         for name, minimum in _MINIMA.items():
             if getattr(self, name) < minimum:
                 raise fail(name, f"must be at least {minimum}, not {getattr(self, name)}")
+        if self.skew_seconds > MAX_SKEW_SECONDS:
+            raise fail(
+                "skew_seconds",
+                f"must be at most {MAX_SKEW_SECONDS}, not {self.skew_seconds}",
+                "synchronise the clocks (NTP) rather than widen the window",
+            )
         if self.log_level.upper() not in _LOG_LEVELS:
             raise fail(
                 "log_level", f"{self.log_level!r} is unknown", f"one of {', '.join(_LOG_LEVELS)}"
@@ -100,6 +106,10 @@ class NodeConfig:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(NodeConfig)}
+#: The widest clock window a node accepts. The replay cache keeps every nonce at least this
+#: long (``node.server.pipeline``), so widening ``skew_seconds`` up to it, even between two
+#: purges, can never readmit a request whose nonce was already forgotten.
+MAX_SKEW_SECONDS = 600
 _MINIMA = {
     "skew_seconds": 1,
     "directory_refresh_seconds": 1,

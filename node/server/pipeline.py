@@ -45,6 +45,7 @@ from crypto.envelope import (
 from crypto.errors import CryptoError
 from crypto.keys import certificate_fingerprint
 from node.audit import AuditRecord
+from node.config import MAX_SKEW_SECONDS
 from node.errors import (
     AuthenticationError,
     EnlaceError,
@@ -249,6 +250,9 @@ class Pipeline:
             )
         directory = self.runtime.directory.current(now)
         public_key = directory.signing_key(header.sender, header.key_id, header.issued_at_time)
+        # The signer chooses issued_at (within the window): a retired key must be refused
+        # from its not_after on, not for another window after it.
+        directory.signing_key(header.sender, header.key_id, now)
         peer = directory.member(header.sender)
         open_envelope(sealed, public_key, "request")
         if self.require_tls:
@@ -271,7 +275,10 @@ class Pipeline:
                 f"{skew:.0f} s apart, the limit is {window} s",
                 hint="synchronise the clock (NTP) and send a fresh request",
             )
-        expires = header.issued_at_time + dt.timedelta(seconds=window + 1)
+        # Kept for the widest window any configuration allows, not this one: an operator who
+        # widens the window must not readmit a request whose nonce a purge already dropped.
+        kept = max(window, MAX_SKEW_SECONDS)
+        expires = header.issued_at_time + dt.timedelta(seconds=kept + 1)
         self.runtime.store.remember_nonce(header.sender, header.nonce, expires)
         return peer
 

@@ -158,6 +158,69 @@ def test_issued_at_outside_window_is_refused(live, offset: int) -> None:  # type
         client.call(PING, node_pb2.PingRequest(), node_pb2.PingResponse)
 
 
+def test_window_widened_after_a_purge_does_not_readmit_a_replay(live) -> None:  # type: ignore[no-untyped-def]
+    """A nonce outlives any window the node may later be configured with."""
+    pan = live.runtimes["PAN"]
+    with live.client("CRI", "PAN") as client:
+        sealed = client.seal_request(PING, ping_body())
+        client.send(sealed, node_pb2.PingResponse)
+        live.clocks["PAN"].advance(dt.timedelta(seconds=125))  # past the 120 s window
+        pan.store.purge_nonces(pan.clock.now())
+        pan.config = dataclasses.replace(pan.config, skew_seconds=300)  # the operator widens it
+        error = refused(client, sealed)
+    assert error.status_name == "UNAUTHENTICATED"
+    assert "replayed" in error.message
+
+
+def _retire_signing_key(live, country: str, at: dt.datetime) -> None:  # type: ignore[no-untyped-def]
+    """Every node adopts a directory in which ``country``'s key stops being valid ``at``."""
+    current = live.federation.directory
+    member = current.member(country)
+    (key,) = member.signing_keys
+    retired = dataclasses.replace(member, signing_keys=(dataclasses.replace(key, not_after=at),))
+    members = tuple(retired if m.country == country else m for m in current.members)
+    candidate = new_directory(
+        version=current.version + 1,
+        issued_at=current.issued_at,
+        expires_at=current.expires_at,
+        threshold=current.threshold,
+        directory_keys=current.directory_keys,
+        members=members,
+    )
+    for signer in live.federation.directory_keys[:2]:
+        candidate = sign_directory(candidate, signer)
+    for runtime in live.runtimes.values():
+        assert runtime.directory.offer(candidate, runtime.clock.now())
+
+
+def test_retired_key_is_refused_even_with_a_backdated_issued_at(live) -> None:  # type: ignore[no-untyped-def]
+    start = live.clocks["PAN"].now()
+    _retire_signing_key(live, "CRI", start + dt.timedelta(seconds=30))
+    for clock in live.clocks.values():
+        clock.set(start + dt.timedelta(seconds=90))  # retired 60 s ago, inside the window
+    backdated = format_time(start + dt.timedelta(seconds=29))  # when the key was still valid
+    with live.client("CRI", "PAN") as client:
+        body = ping_body()
+        made = header_for(client, issued_at=backdated)
+        error = refused(client, seal(made, body, client.runtime.signing_key))
+    assert error.status_name == "UNAUTHENTICATED"
+    assert f"not at {start + dt.timedelta(seconds=90):%Y-%m-%dT%H:%M:%S}" in error.message
+
+
+def test_answer_signed_with_a_retired_key_is_refused(live) -> None:  # type: ignore[no-untyped-def]
+    """The querier checks the responder's key at its own time, not at the claimed one."""
+    start = live.clocks["CRI"].now()
+    _retire_signing_key(live, "PAN", start + dt.timedelta(seconds=30))
+    live.clocks["PAN"].set(start + dt.timedelta(seconds=29))  # PAN still signs with it
+    live.clocks["CRI"].set(start + dt.timedelta(seconds=90))
+    before = live.runtimes["CRI"].store.audit_count()
+    with live.client("CRI", "PAN") as client:
+        error = refused(client, client.seal_request(PING, ping_body()))
+    assert error.status_name == "UNAUTHENTICATED"
+    assert "does not verify" in error.message
+    assert live.runtimes["CRI"].store.audit_count() == before + 1
+
+
 def test_expired_directory_fails_precondition_after_grace(live) -> None:  # type: ignore[no-untyped-def]
     expires = live.federation.directory.expires_at
     for country in ("PAN", "CRI"):

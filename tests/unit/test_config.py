@@ -120,6 +120,7 @@ def test_missing_required_setting_is_named(tmp_path: Path, required: str) -> Non
     [
         ('skew_seconds = "two minutes"', "skew_seconds"),
         ("skew_seconds = 0", "skew_seconds"),
+        ("skew_seconds = 601", "skew_seconds"),
         ("directory_refresh_seconds = -60", "directory_refresh_seconds"),
         ("max_message_bytes = 0", "max_message_bytes"),
         ("roles = []", "roles"),
