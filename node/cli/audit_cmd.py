@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 from pathlib import Path
@@ -11,6 +12,7 @@ import typer
 from rich.table import Table
 
 from crypto.envelope import decode_header
+from crypto.errors import CryptoError
 from node.audit import (
     build_evidence,
     covering_checkpoint,
@@ -73,7 +75,14 @@ def verify(home: HomeOption, as_json: JsonOption = False) -> None:
 
 def _row(entry: Any) -> dict[str, Any]:
     record = entry.record
-    header = decode_header(record.request_header) if record.request_header else None
+    header = None
+    if record.request_header:
+        try:
+            header = decode_header(record.request_header)
+        except CryptoError:
+            # Refused requests are logged as they arrived, garbage included: anyone can send
+            # some, and one such entry must not stop an auditor listing the rest.
+            header = None
     return {
         "seq": entry.seq,
         "at": record.at.isoformat(),
@@ -81,6 +90,7 @@ def _row(entry: Any) -> dict[str, Any]:
         "peer": record.peer,
         "method": record.method,
         "purpose": header.purpose if header else "",
+        "header_parses": header is not None or not record.request_header,
         "decision": record.decision,
         "status": record.status,
         "reason": record.reason,
@@ -96,7 +106,7 @@ def show(
     home: HomeOption,
     peer: Annotated[str, typer.Option(help="Only exchanges with this ISO3 peer.")] = "",
     since: Annotated[str, typer.Option(help="Only entries at or after this ISO date/time.")] = "",
-    limit: Annotated[int, typer.Option(help="At most this many entries.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many entries.")] = 50,
     as_json: JsonOption = False,
 ) -> None:
     """List audit entries (newest last)."""
@@ -105,7 +115,8 @@ def show(
         runtime = open_runtime(NodeHome(home))
         try:
             filt = AuditFilter(peer=peer.upper() or None, since=since_at, limit=None)
-            rows = [_row(e) for e in runtime.store.iter_audit(filt)][-limit:]
+            # Only the last ``limit`` entries are kept and read: a log of millions stays cheap.
+            rows = [_row(e) for e in collections.deque(runtime.store.iter_audit(filt), limit)]
         finally:
             runtime.close()
         if as_json:

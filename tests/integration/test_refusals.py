@@ -13,11 +13,13 @@ import os
 import shutil
 
 import pytest
+from typer.testing import CliRunner
 
 from crypto.envelope import Header, Sealed, decode_header, format_time, seal, sha256_hex
 from crypto.signing import SigningKey
 from enlace.v1 import node_pb2
 from node.audit import verify_chain
+from node.cli.main import app
 from node.client import PeerClient
 from node.errors import PeerError
 from node.home import NodeHome
@@ -309,3 +311,18 @@ def test_refusals_are_audited_and_signed(live) -> None:  # type: ignore[no-untyp
     outbound = list(live.runtimes["CRI"].store.iter_audit())[-1]
     assert outbound.record.status == "UNAUTHENTICATED"
     assert outbound.record.response_digest == entry.record.response_digest
+
+
+def test_a_garbage_request_in_the_log_does_not_stop_audit_show(live) -> None:  # type: ignore[no-untyped-def]
+    """Refusals are logged as they arrived; listing the log must survive any of them."""
+    with live.client("CRI", "PAN") as client:
+        client.call(PING, node_pb2.PingRequest(), node_pb2.PingResponse)
+        refused(client, Sealed(b"hello", b"", b""), route=PING)
+    home = str(live.federation.homes["PAN"].root)
+    shown = CliRunner().invoke(app, ["audit", "show", "--home", home, "--json"])
+    assert shown.exit_code == 0, shown.output
+    rows = json.loads(shown.output)
+    assert [r["header_parses"] for r in rows[-2:]] == [True, False]
+    assert rows[-1]["status"] == "INVALID_ARGUMENT"
+    last = CliRunner().invoke(app, ["audit", "show", "--home", home, "--json", "--limit", "1"])
+    assert [r["seq"] for r in json.loads(last.output)] == [rows[-1]["seq"]]
