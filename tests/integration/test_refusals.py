@@ -11,16 +11,19 @@ import datetime as dt
 import json
 import os
 import shutil
+from concurrent import futures
 
+import grpc
 import pytest
 from typer.testing import CliRunner
 
 from crypto.envelope import Header, Sealed, decode_header, format_time, seal, sha256_hex
 from crypto.signing import SigningKey
-from enlace.v1 import node_pb2
+from enlace.v1 import envelope_pb2, node_pb2
 from node.audit import verify_chain
 from node.cli.main import app
 from node.client import PeerClient
+from node.demo.federation import free_port
 from node.errors import PeerError
 from node.home import NodeHome
 from node.runtime import open_runtime
@@ -326,3 +329,70 @@ def test_a_garbage_request_in_the_log_does_not_stop_audit_show(live) -> None:  #
     assert rows[-1]["status"] == "INVALID_ARGUMENT"
     last = CliRunner().invoke(app, ["audit", "show", "--home", home, "--json", "--limit", "1"])
     assert [r["seq"] for r in json.loads(last.output)] == [rows[-1]["seq"]]
+
+
+def well_formed_answer_header() -> bytes:
+    """A well-formed response header from PAN to CRI (its values need not verify)."""
+    return Header(
+        kind="response",
+        method=PING,
+        sender="PAN",
+        recipient="CRI",
+        issued_at="2026-11-29T12:00:00.000Z",
+        nonce="00" * 16,
+        key_id="0" * 16,
+        body_sha256=sha256_hex(b""),
+        status="OK",
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param(b"[" * 2000 + b"]" * 2000, id="deep-nesting"),
+        pytest.param(
+            json.dumps(
+                {**json.loads(well_formed_answer_header()), "purpose": "\ud800"},
+                sort_keys=True,
+                separators=(",", ":"),
+            ).encode(),
+            id="lone-surrogate",
+        ),
+        pytest.param(b"\xff\xfe", id="not-utf8"),
+    ],
+)
+def test_a_malformed_answer_is_a_peer_error_and_audited(live, header: bytes) -> None:  # type: ignore[no-untyped-def]
+    """An impostor holding PAN's TLS key answers with a header that does not parse."""
+
+    def answer(request: bytes, context: grpc.ServicerContext) -> bytes:
+        return envelope_pb2.Envelope(header=header, signature=b"\x00" * 64).SerializeToString()
+
+    keys = live.federation.homes["PAN"].keys
+    credentials = grpc.ssl_server_credentials(
+        [(keys.tls_key.read_bytes(), keys.tls_certificate.read_bytes())],
+        root_certificates=live.federation.homes["CRI"].keys.tls_certificate.read_bytes(),
+        require_client_auth=True,
+    )
+    impostor = grpc.server(futures.ThreadPoolExecutor(2))
+    impostor.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "enlace.v1.NodeService", {"Ping": grpc.unary_unary_rpc_method_handler(answer)}
+            ),
+        )
+    )
+    port = free_port()
+    impostor.add_secure_port(f"127.0.0.1:{port}", credentials)
+    impostor.start()
+    cri = live.runtimes["CRI"]
+    before = cri.store.audit_count()
+    try:
+        with PeerClient(cri, "PAN", endpoint=f"127.0.0.1:{port}") as client:
+            error = refused(client, client.seal_request(PING, ping_body()))
+    finally:
+        impostor.stop(grace=None)
+    assert error.status_name == "UNAUTHENTICATED"
+    assert "does not verify" in error.message
+    assert cri.store.audit_count() == before + 1
+    entry = list(cri.store.iter_audit())[-1]
+    assert (entry.record.direction, entry.record.status) == ("outbound", "UNAUTHENTICATED")
