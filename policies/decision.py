@@ -15,6 +15,9 @@ Semantics (see docs/agreements.md):
 * A request is allowed iff some in-force agreement between the two parties has a covering
   grant; if the request names an agreement, that agreement must be the one. Among several,
   the first by (agreement id, grant order) is cited.
+* Agreements the caller holds but may not enforce (:class:`UnusableAgreement`, e.g. their
+  stored signatures no longer verify) allow nothing; a refusal names them and says why,
+  rather than claiming there is no agreement.
 
 Invariants:
 * Deny by default: no agreement, an empty grant list, or a grant with no datasets or no
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -87,6 +90,22 @@ class Decision:
     def requires_approval(self) -> bool:
         """True when the holder's operator must approve before answering (follow-up)."""
         return self.grant.service == "followup" and self.grant.followup_requires_approval
+
+
+@dataclass(frozen=True)
+class UnusableAgreement:
+    """An agreement the node holds but may not enforce, with why and what to do.
+
+    Why: it allows nothing, exactly like an absent one, but an operator told "there is no
+    agreement" would look for the wrong problem; the refusal cites this reason instead.
+    """
+
+    agreement: Agreement
+    reason: str
+    hint: str
+
+    def denial(self) -> DenialReason:
+        return DenialReason("agreement", self.reason, self.hint, self.agreement.id)
 
 
 # --- in force -----------------------------------------------------------------------------
@@ -348,13 +367,34 @@ def assess(
     agreements: Sequence[VerifiedAgreement],
     revocations: Sequence[VerifiedRevocation],
     now: datetime,
+    *,
+    unusable: Sequence[UnusableAgreement] = (),
 ) -> Assessment:
-    """Assess ``request`` against every agreement; never raises a refusal."""
+    """Assess ``request`` against every agreement; never raises a refusal.
+
+    ``unusable`` agreements between the two parties allow nothing; every refusal ends with
+    their reasons."""
     now = require_utc(now)
     req, holder = request.requester, request.holder
     if req == holder:
         itself = DenialReason("party", f"{who(req)} is both requester and holder.")
         return Assessment(request, (), None, (itself,))
+    held = tuple(u.denial() for u in unusable if set(u.agreement.parties) == {req, holder})
+    assessment = _assess_usable(request, agreements, revocations, now)
+    if assessment.decision is not None or not held:
+        return assessment
+    if not assessment.agreements:  # "there is no agreement" would be wrong: name them
+        return replace(assessment, reasons=held)
+    return replace(assessment, reasons=assessment.reasons + held)
+
+
+def _assess_usable(
+    request: Request,
+    agreements: Sequence[VerifiedAgreement],
+    revocations: Sequence[VerifiedRevocation],
+    now: datetime,
+) -> Assessment:
+    req, holder = request.requester, request.holder
     unique = {v.hash: v for v in agreements}
     between = sorted(
         (v for v in unique.values() if set(v.agreement.parties) == {req, holder}),
@@ -413,9 +453,11 @@ def evaluate(
     agreements: Sequence[VerifiedAgreement],
     revocations: Sequence[VerifiedRevocation],
     now: datetime,
+    *,
+    unusable: Sequence[UnusableAgreement] = (),
 ) -> Decision:
     """The :class:`Decision` allowing ``request``, or :class:`Denied` with every reason."""
-    assessment = assess(request, agreements, revocations, now)
+    assessment = assess(request, agreements, revocations, now, unusable=unusable)
     if assessment.decision is None:
         raise Denied(assessment.reasons)
     return assessment.decision
@@ -438,14 +480,15 @@ class AgreementSet:
 
     agreements: tuple[VerifiedAgreement, ...] = ()
     revocations: tuple[VerifiedRevocation, ...] = ()
+    unusable: tuple[UnusableAgreement, ...] = ()
 
     def evaluate(self, request: Request, now: datetime) -> Decision:
-        return evaluate(request, self.agreements, self.revocations, now)
+        return evaluate(request, self.agreements, self.revocations, now, unusable=self.unusable)
 
     def explain(self, request: Request, now: datetime) -> Explanation:
         from policies.explain import explain
 
-        return explain(request, self.agreements, self.revocations, now)
+        return explain(request, self.agreements, self.revocations, now, unusable=self.unusable)
 
 
 class UnsafeAllowAll:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from policies.canonical import format_timestamp
-from policies.decision import Assessment, Decision, Request, assess
+from policies.decision import Assessment, Decision, Request, UnusableAgreement, assess
 from policies.diff import country_name, describe_disclosure, service_name, who
 from policies.errors import DenialReason
 from policies.quota import QUOTA_UNITS
@@ -119,9 +119,11 @@ def explain(
     agreements: Sequence[VerifiedAgreement],
     revocations: Sequence[VerifiedRevocation],
     now: datetime,
+    *,
+    unusable: Sequence[UnusableAgreement] = (),
 ) -> Explanation:
     """Why ``request`` is allowed or denied at ``now``, as lines a person can read."""
-    assessment = assess(request, agreements, revocations, now)
+    assessment = assess(request, agreements, revocations, now, unusable=unusable)
     if assessment.decision is not None:
         lines = _allowed_lines(assessment, assessment.decision)
         return Explanation(True, tuple(lines), assessment.decision, ())

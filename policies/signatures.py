@@ -11,6 +11,8 @@ Invariants:
   the resolver vouched for at ``now``; a :class:`VerifiedRevocation` only if one party signed
   it for exactly that agreement hash. Neither can be built by hand (``TypeError``).
 * Verification raises (:class:`~policies.errors.AgreementSignatureError`), never returns a bool.
+* A revocation verified once against the directory stays verifiable with the key recorded
+  then (:func:`verify_recorded_revocation`): a later key rotation never un-revokes.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from crypto.errors import CryptoError
+from crypto.errors import CryptoError, KeyError_
 from crypto.signing import SigningKey, key_id, verify
 from policies.agreement import AGREEMENT_CONTEXT, REVOCATION_CONTEXT, REVOCATION_FORMAT, Agreement
 from policies.canonical import (
@@ -245,6 +247,7 @@ class VerifiedRevocation:
 
     revocation: Revocation
     key_id: str
+    public_key: bytes  # the key that verified it: the evidence to record
     _token: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -268,6 +271,13 @@ def verify_revocation(
     now = require_utc(now)
     revocation = signed.revocation
     problems: list[str] = []
+    used: list[bytes] = []
+
+    def resolve(country: str, wanted: str, at: datetime) -> bytes:
+        public_key = resolver(country, wanted, at)
+        used.append(public_key)
+        return public_key
+
     if (revocation.agreement_id, revocation.agreement_hash) != (agreement.id, agreement.hash):
         problems.append(
             f"the revocation names agreement '{revocation.agreement_id}' with hash "
@@ -281,7 +291,7 @@ def verify_revocation(
             signed.signature,
             REVOCATION_CONTEXT,
             revocation.canonical_bytes(),
-            resolver,
+            resolve,
             min(revocation.at, now),
         )
         if problem is not None:
@@ -292,7 +302,28 @@ def verify_revocation(
             problems=problems,
             hint="a revocation must be signed by one of the two parties for that exact version",
         )
-    return VerifiedRevocation(revocation, signed.signature.key_id, _VERIFIED)
+    return VerifiedRevocation(revocation, signed.signature.key_id, used[-1], _VERIFIED)
+
+
+def verify_recorded_revocation(
+    signed: SignedRevocation, agreement: Agreement, public_key: bytes, now: datetime
+) -> VerifiedRevocation:
+    """Re-check a stored revocation against the key recorded when it was first verified.
+
+    Why: a revocation ends an agreement for good. Once the directory vouched for the revoking
+    party's key (at install, with :func:`verify_revocation`), the revocation must not lapse
+    when that key later leaves the directory — that would turn a refusal back into an allow.
+    The signature itself is still checked, with the recorded key, so a stored document
+    altered after it was verified is refused like any other bad signature.
+    """
+    revocation, signature = signed.revocation, signed.signature
+
+    def recorded(country: str, wanted: str, at: datetime) -> bytes:
+        if (country, wanted) != (revocation.by, signature.key_id):
+            raise KeyError_(f"only key {signature.key_id} of {revocation.by} was recorded")
+        return public_key
+
+    return verify_revocation(signed, agreement, recorded, now)
 
 
 def load_revocation(text: str | bytes) -> SignedRevocation:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from policies.signatures import (
     sign_agreement,
     sign_revocation,
     verify_agreement,
+    verify_recorded_revocation,
     verify_revocation,
 )
 
@@ -489,6 +491,40 @@ def test_revocation_survives_a_later_key_rotation() -> None:
     d = directory()
     d.add("CRI", CRI, EPOCH, NOW + timedelta(days=1))
     verify_revocation(rev, agreement, d, NOW + timedelta(days=30))
+
+
+def test_a_verified_revocation_carries_the_key_that_verified_it() -> None:
+    agreement = Agreement.from_document(base_doc())
+    rev = sign_revocation(Revocation.for_agreement(agreement, "CRI", NOW, "Fin."), CRI)
+    verified = verify_revocation(rev, agreement, directory(), NOW)
+    assert (verified.key_id, verified.public_key) == (CRI.key_id, CRI.public_key)
+
+
+def test_a_recorded_revocation_verifies_without_the_directory() -> None:
+    agreement = Agreement.from_document(base_doc())
+    rev = sign_revocation(Revocation.for_agreement(agreement, "CRI", NOW, "Fin."), CRI)
+    later = NOW + timedelta(days=3650)  # the key has long left every directory
+    verified = verify_recorded_revocation(rev, agreement, CRI.public_key, later)
+    assert verified.revocation == rev.revocation
+
+
+@pytest.mark.parametrize(
+    ("recorded", "edit", "fragment"),
+    [
+        (PAN.public_key, {}, "returned a different key"),
+        (CRI.public_key, {"reason": "Otra razón."}, "does not verify"),
+        (CRI.public_key, {"by": "PAN"}, "does not verify"),
+    ],
+    ids=["another-key-recorded", "altered-after-install", "claims-another-party"],
+)
+def test_a_recorded_revocation_refuses_anything_else(
+    recorded: bytes, edit: dict[str, Any], fragment: str
+) -> None:
+    agreement = Agreement.from_document(base_doc())
+    rev = sign_revocation(Revocation.for_agreement(agreement, "CRI", NOW, "Fin."), CRI)
+    altered = SignedRevocation(dataclasses.replace(rev.revocation, **edit), rev.signature)
+    with pytest.raises(AgreementSignatureError, match=fragment):
+        verify_recorded_revocation(altered, agreement, recorded, NOW)
 
 
 def _rev(by: str, key: SigningKey, agreement: Agreement | None = None) -> SignedRevocation:

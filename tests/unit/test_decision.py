@@ -18,6 +18,7 @@ from policies.decision import (
     AgreementSet,
     Request,
     UnsafeAllowAll,
+    UnusableAgreement,
     evaluate,
     require_in_force,
 )
@@ -433,3 +434,48 @@ def test_unsafe_allow_all_warns_on_every_use(caplog: pytest.LogCaptureFixture) -
     assert explanation.allowed and "UnsafeAllowAll" in str(explanation)
     with pytest.raises(Denied):
         AgreementSet(()).evaluate(request, NOW)
+
+
+# --- agreements held but unusable -----------------------------------------------------------
+
+
+def _unusable(aid: str = "PAN-CRI-1") -> UnusableAgreement:
+    return UnusableAgreement(
+        Agreement.from_document(doc(aid)),
+        f"Agreement '{aid}' (version 1) is installed, but its signatures no longer verify.",
+        "re-sign it and install the re-signed copy",
+    )
+
+
+def test_an_unusable_agreement_is_named_instead_of_no_agreement() -> None:
+    policy = AgreementSet((), (), (_unusable(),))
+    with pytest.raises(Denied) as refused:
+        policy.evaluate(stats_request(), NOW)
+    (reason,) = refused.value.reasons
+    assert (reason.element, reason.agreement_id) == ("agreement", "PAN-CRI-1")
+    assert "signatures no longer verify" in reason.message
+    assert reason.hint == "re-sign it and install the re-signed copy"
+    lines = str(policy.explain(stats_request(), NOW))
+    assert "no agreement" not in lines and "What to do: re-sign it" in lines
+
+
+def test_an_unusable_agreement_allows_nothing_and_is_cited_beside_other_reasons() -> None:
+    other = verified(doc("PAN-CRI-2", grants=[MATCH_BACK]))
+    policy = AgreementSet((other,), (), (_unusable(),))
+    with pytest.raises(Denied) as refused:
+        policy.evaluate(stats_request(), NOW)
+    messages = [r.message for r in refused.value.reasons]
+    assert any("PAN-CRI-2" in m for m in messages)
+    assert "signatures no longer verify" in messages[-1]
+
+
+def test_an_unusable_agreement_between_other_parties_is_not_cited() -> None:
+    policy = AgreementSet((), (), (_unusable(),))
+    with pytest.raises(Denied) as refused:
+        policy.evaluate(stats_request(requester="MEX"), NOW)
+    assert "There is no agreement between Mexico (MEX)" in str(refused.value)
+
+
+def test_an_unusable_agreement_never_hides_an_allow() -> None:
+    policy = AgreementSet((verified(doc()),), (), (_unusable("PAN-CRI-9"),))
+    assert policy.evaluate(stats_request(), NOW).agreement_id == "PAN-CRI-1"
