@@ -8,8 +8,15 @@ directory changes, or when the cached verification is older than a minute (keys 
 Invariants:
 * Only agreements to which this node is a party and that both parties signed with keys in
   the directory are installed; verification failures are refused at install time.
-* An agreement whose signatures stop verifying later (a key removed from the directory) simply
-  drops out of the verified view — it then allows nothing — and is reported by ``status()``.
+* An agreement whose signatures stop verifying later (a key removed from the directory) drops
+  out of the verified view — it then allows nothing — and refusals and ``status()`` say that
+  its stored signatures no longer verify and how to fix it (re-sign, re-install). Installing
+  the same text with newly verified signatures replaces the stored ones.
+* A revocation is verified against the directory once, at install, and stored with the key
+  that verified it; afterwards it is checked against that recorded key only, so no later
+  directory change can un-revoke an agreement. Every revocation of an agreement is kept; the
+  earliest ``at`` ends it. A stored revocation that cannot be checked any more makes its
+  agreement refuse everything (fail closed) rather than being ignored.
 * :meth:`AgreementBook.decide` caches allowed decisions per verified view, so a peer's
   repeated requests skip re-assessing every agreement. An entry is used only by the view it
   was computed from (a new directory, an installed agreement or revocation, or the one-minute
@@ -26,10 +33,20 @@ import datetime as dt
 import logging
 import threading
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from node.errors import InvalidArgumentError, from_policy
 from node.runtime import NodeRuntime
-from policies.decision import AgreementSet, Decision, Request, agreement_status
+from node.store.policy_store import StoredRevocation
+from policies.agreement import Agreement
+from policies.canonical import format_timestamp
+from policies.decision import (
+    AgreementSet,
+    Decision,
+    Request,
+    UnusableAgreement,
+    agreement_status,
+)
 from policies.errors import PolicyError
 from policies.signatures import (
     SignedAgreement,
@@ -41,12 +58,18 @@ from policies.signatures import (
     load_revocation,
     load_signed_agreement,
     verify_agreement,
+    verify_recorded_revocation,
     verify_revocation,
 )
 
 log = logging.getLogger("node.agreements")
 REVERIFY_AFTER = dt.timedelta(seconds=60)
 MAX_CACHED_DECISIONS = 4096
+RESIGN_HINT = (
+    "the party whose key is no longer listed signs this same version again with its current "
+    "key (enlace policy sign), and both parties install the re-signed copy (enlace policy "
+    "install); the text and the hash do not change"
+)
 
 
 @dataclass
@@ -86,10 +109,9 @@ class AgreementBook:
     def __init__(self, runtime: NodeRuntime) -> None:
         self.runtime = runtime
         self._lock = threading.Lock()
-        self._cache: tuple[tuple[tuple[str, tuple[int, int]], dt.datetime], AgreementSet] | None = (
-            None
-        )
-        self._problems: dict[str, str] = {}
+        self._cache: (
+            tuple[tuple[tuple[str, tuple[int, int, int]], dt.datetime], AgreementSet] | None
+        ) = None
         self._decisions: _Decisions | None = None
 
     # -- installing ---------------------------------------------------------------------
@@ -100,6 +122,8 @@ class AgreementBook:
         return self.install_agreement(load_signed_agreement(text), now)
 
     def install_agreement(self, signed: SignedAgreement, now: dt.datetime) -> str:
+        """Verify and store an agreement; the same text with newly verified signatures
+        replaces the stored signatures (how a party's key rotation reaches this node)."""
         me = self.runtime.config.country
         agreement = signed.agreement
         if me not in agreement.parties:
@@ -113,13 +137,30 @@ class AgreementBook:
             verify_agreement(signed, directory.signing_key, now)
         except PolicyError as exc:
             raise from_policy(exc) from exc
-        created = self.runtime.store.policies.save_agreement(
+        before = next(
+            (
+                load_signed_agreement(s.document)
+                for s in self.runtime.store.policies.agreements()
+                if (s.agreement_id, s.version) == (agreement.id, agreement.version)
+            ),
+            None,
+        )
+        saved = self.runtime.store.policies.save_agreement(
             agreement.id, agreement.version, agreement.hash, dump_signed_agreement(signed), now
         )
         self._cache = None
-        return f"{agreement.label()} {'installed' if created else 'was already installed'}"
+        if saved == "installed":
+            return f"{agreement.label()} installed"
+        if saved == "unchanged":
+            return f"{agreement.label()} was already installed"
+        return (
+            f"{agreement.label()} re-signed: the stored signatures were replaced by the newly "
+            f"verified ones ({_signature_changes(before, signed)}); the text and hash are unchanged"
+        )
 
     def install_revocation(self, signed: SignedRevocation, now: dt.datetime) -> str:
+        """Verify a revocation against the directory and store it with the key that verified
+        it; says whether it changes when the agreement ends (the earliest revocation wins)."""
         revoked = signed.revocation
         target = next(
             (s for s in self._signed_agreements() if s.agreement.hash == revoked.agreement_hash),
@@ -132,14 +173,43 @@ class AgreementBook:
             )
         directory = self.runtime.directory.current(now)
         try:
-            verify_revocation(signed, target.agreement, directory.signing_key, now)
+            verified = verify_revocation(signed, target.agreement, directory.signing_key, now)
         except PolicyError as exc:
             raise from_policy(exc) from exc
-        self.runtime.store.policies.save_revocation(
-            revoked.agreement_id, revoked.agreement_hash, dump_revocation(signed), now
+        policies = self.runtime.store.policies
+        earlier = [
+            load_revocation(r.document).revocation
+            for r in policies.revocations(revoked.agreement_hash)
+        ]
+        created = policies.save_revocation(
+            revoked.agreement_id,
+            revoked.agreement_hash,
+            dump_revocation(signed),
+            now,
+            key_id=verified.key_id,
+            public_key=verified.public_key,
+            directory_hash=directory.hash,
         )
         self._cache = None
-        return f"revocation of {target.agreement.label()} by {revoked.by} installed"
+        what = (
+            f"revocation of {target.agreement.label()} by {revoked.by} "
+            f"from {format_timestamp(revoked.at)}"
+        )
+        if not created:
+            return f"{what} was already installed"
+        first = min(earlier, key=lambda r: r.at, default=None)
+        if first is None:
+            return f"{what} installed"
+        if first.at <= revoked.at:
+            return (
+                f"{what} installed; it changes nothing: the revocation by {first.by} already "
+                f"ends the agreement on {format_timestamp(first.at)}, and a later date never "
+                "postpones an earlier one"
+            )
+        return (
+            f"{what} installed; the agreement now ends on {format_timestamp(revoked.at)}, "
+            f"before the date of the revocation by {first.by} ({format_timestamp(first.at)})"
+        )
 
     # -- reading ------------------------------------------------------------------------
     def _signed_agreements(self) -> list[SignedAgreement]:
@@ -191,40 +261,42 @@ class AgreementBook:
 
     def _verify_all(self, now: dt.datetime) -> AgreementSet:
         directory = self.runtime.directory.current(now)
-        verified: list[VerifiedAgreement] = []
-        problems: dict[str, str] = {}
-        by_hash = {}
+        by_hash: dict[str, VerifiedAgreement] = {}
+        unusable: dict[str, UnusableAgreement] = {}
         for signed in self._signed_agreements():
+            agreement = signed.agreement
             try:
-                item = verify_agreement(signed, directory.signing_key, now)
+                by_hash[agreement.hash] = verify_agreement(signed, directory.signing_key, now)
             except PolicyError as exc:
-                problems[signed.agreement.hash] = exc.message
-                continue
-            verified.append(item)
-            by_hash[item.hash] = item
-        revocations: list[VerifiedRevocation] = []
-        for text in self.runtime.store.policies.revocations():
-            signed_rev = load_revocation(text)
-            target = by_hash.get(signed_rev.revocation.agreement_hash)
-            if target is None:
-                continue
-            try:
-                revocations.append(
-                    verify_revocation(signed_rev, target.agreement, directory.signing_key, now)
+                unusable[agreement.hash] = UnusableAgreement(
+                    agreement,
+                    f"{_sentence(agreement)} is installed at this node, but its stored signatures "
+                    f"no longer verify against the federation directory: {exc.message}",
+                    RESIGN_HINT,
                 )
+        revocations: list[VerifiedRevocation] = []
+        for stored in self.runtime.store.policies.revocations():
+            target = by_hash.get(stored.agreement_hash)
+            if target is None:  # its agreement allows nothing already
+                continue
+            try:
+                revocations.append(_reverify(stored, target.agreement, directory, now))
             except PolicyError as exc:
-                log.warning("stored revocation no longer verifies: %s", exc)
-        self._problems = problems
-        return AgreementSet(tuple(verified), tuple(revocations))
+                log.error("refusing %s: %s", target.agreement.label(), exc.message)
+                del by_hash[stored.agreement_hash]
+                unusable[stored.agreement_hash] = _unverifiable(stored, target.agreement, exc)
+        return AgreementSet(tuple(by_hash.values()), tuple(revocations), tuple(unusable.values()))
 
     def status(self, now: dt.datetime) -> list[AgreementStatus]:
         view = self.current(now)
+        unusable = {u.agreement.hash: u for u in view.unusable}
         rows: list[AgreementStatus] = []
         for signed in self._signed_agreements():
             agreement = signed.agreement
             verified = next((v for v in view.agreements if v.hash == agreement.hash), None)
             if verified is None:
-                state = "signatures do not verify: " + self._problems.get(agreement.hash, "?")
+                problem = unusable.get(agreement.hash)
+                state = "refused" if problem is None else f"{problem.reason} — {problem.hint}"
             else:
                 reasons = agreement_status(verified, view.revocations, now, others=view.agreements)
                 state = "in force" if not reasons else reasons[0].message
@@ -241,3 +313,63 @@ class AgreementBook:
                 )
             )
         return rows
+
+
+class _Resolver(Protocol):
+    def signing_key(self, country: str, key_id: str, at: dt.datetime) -> bytes: ...
+
+
+def _reverify(
+    stored: StoredRevocation, agreement: Agreement, directory: _Resolver, now: dt.datetime
+) -> VerifiedRevocation:
+    """A stored revocation, checked against the key recorded when it was installed.
+
+    Revocations installed before keys were recorded can only be checked against the
+    directory; if that fails the caller refuses the agreement (never ignores the revocation).
+    """
+    signed = load_revocation(stored.document)
+    if stored.public_key is None:
+        return verify_revocation(signed, agreement, directory.signing_key, now)
+    return verify_recorded_revocation(signed, agreement, stored.public_key, now)
+
+
+def _unverifiable(
+    stored: StoredRevocation, agreement: Agreement, exc: PolicyError
+) -> UnusableAgreement:
+    """Why an agreement with a revocation that cannot be checked any more refuses everything:
+    the revocation was verified at install, so ignoring it would fail open."""
+    installed = format_timestamp(stored.installed_at)
+    reason = (
+        f"{_sentence(agreement)} refuses every request: a revocation of it installed at this node "
+        f"on {installed} cannot be checked any more ({exc.message})"
+    )
+    if stored.public_key is None:
+        hint = (
+            "the revocation predates recorded keys and its key has left the directory, so the "
+            "node cannot confirm when it takes effect; the parties sign a new version"
+        )
+    else:
+        hint = (
+            "the stored revocation no longer matches the key recorded when it was verified, "
+            "so the database was altered; restore it from a backup and check the audit log"
+        )
+    return UnusableAgreement(agreement, reason, hint)
+
+
+def _sentence(agreement: Agreement) -> str:
+    """The agreement's label as the start of a sentence, as refusals print it."""
+    return f"Agreement '{agreement.id}' (version {agreement.version})"
+
+
+def _signature_changes(before: SignedAgreement | None, after: SignedAgreement) -> str:
+    """Which party's signature changed, and from which key to which, for the install report."""
+    changes = []
+    for party, signature in after.signatures.items():
+        old = None if before is None else before.signatures.get(party)
+        if old is None:
+            changes.append(f"{party} key {signature.key_id}")
+        elif old.key_id != signature.key_id:
+            changes.append(f"{party} key {old.key_id} → {signature.key_id}")
+        elif old.signature_b64 != signature.signature_b64:
+            changes.append(f"{party} signed again with key {signature.key_id}")
+    return ", ".join(changes) or "same keys"

@@ -16,6 +16,18 @@ def insert_ignore(engine: Engine, table: Table, rows: Sequence[Mapping[str, obje
     return sqlite.insert(table).values(list(rows)).on_conflict_do_nothing()
 
 
+def insert_if_new(engine: Engine, table: Table, row: Mapping[str, object]) -> Executable:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING`` the key: a row comes back iff it was new.
+
+    Why not ``rowcount``: psycopg 3 reports -1 for a multi-values insert, so only the
+    returned row says on both backends whether anything was inserted.
+    """
+    key = list(table.primary_key.columns)
+    if engine.dialect.name == "postgresql":
+        return postgresql.insert(table).values(dict(row)).on_conflict_do_nothing().returning(*key)
+    return sqlite.insert(table).values(dict(row)).on_conflict_do_nothing().returning(*key)
+
+
 def upsert(
     engine: Engine, table: Table, row: Mapping[str, object], *, key_columns: Sequence[str]
 ) -> Executable:

@@ -10,27 +10,41 @@ Invariants:
   rolls back, and nothing is counted. Other callers wait on the locked rows until then, so
   two processes on one PostgreSQL database never grant more than the limit between them.
 * An agreement id and version maps to exactly one hash; installing the same document again
-  is a no-op, installing different bytes under the same version is refused.
+  is a no-op, installing different bytes under the same version is refused. The same text
+  (same hash) with other, verified signatures replaces the stored signatures: that is how a
+  party that rotated its key keeps its agreements verifying.
+* Revocations are kept per agreement hash *and* document: a second revocation of the same
+  agreement is stored beside the first, never dropped, and each row keeps the key that was
+  verified at install (see :data:`node.store.schema.revocations`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import Engine, Table, and_, select, text
-from sqlalchemy.sql.expression import Executable, TextClause
+from sqlalchemy import Engine, and_, select, text, update
+from sqlalchemy.sql.expression import TextClause
 
 from node.errors import InvalidArgumentError
-from node.store.dialect import insert_ignore
+from node.store.dialect import insert_if_new
 from node.store.schema import agreements, quota_usage, revocations
 from node.store.sqlite_hot import SqliteHotPath
 
-# Both counts in one statement: the marker is read on every agreement-checked request.
-_MARKER = "SELECT (SELECT COUNT(*) FROM agreements), (SELECT COUNT(*) FROM revocations)"
+# One statement: the marker is read on every agreement-checked request.
+_MARKER = (
+    "SELECT (SELECT COUNT(*) FROM agreements), "
+    "(SELECT COALESCE(SUM(signature_updates), 0) FROM agreements), "
+    "(SELECT COUNT(*) FROM revocations)"
+)
+
+#: What :meth:`PolicyStore.save_agreement` did: stored a new version, found the very same
+#: document, or replaced the signatures of the same text with newly verified ones.
+AgreementSaved = Literal["installed", "unchanged", "re-signed"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,23 @@ class StoredAgreement:
     version: int
     agreement_hash: str
     document: str
+    installed_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class StoredRevocation:
+    """A revocation as verified at install: the signed document and the key that verified it.
+
+    ``key_id``, ``public_key`` and ``directory_hash`` are None for revocations installed
+    before the node recorded them.
+    """
+
+    agreement_id: str
+    agreement_hash: str
+    document: str
+    key_id: str | None
+    public_key: bytes | None
+    directory_hash: str | None
     installed_at: dt.datetime
 
 
@@ -51,25 +82,42 @@ class PolicyStore:
         self._write = writer
         self._fast = fast
 
-    def _insert_ignore(self, table: Table, rows: list[dict[str, object]]) -> Executable:
-        return insert_ignore(self._read, table, rows)
-
     def save_agreement(
         self, agreement_id: str, version: int, agreement_hash: str, document: str, now: dt.datetime
-    ) -> bool:
-        """Store a verified agreement version; False when that exact version was already there."""
+    ) -> AgreementSaved:
+        """Store a verified agreement version, or newly verified signatures of the same text.
+
+        The caller verified ``document``; when the version is already stored with the same
+        hash, the text is the same and only the signatures can differ, so the stored ones are
+        replaced (keeping the old ones would let the agreement stop verifying once the key
+        that made them leaves the directory)."""
         with self._write.begin() as conn:
             existing = conn.execute(
-                select(agreements.c.agreement_hash).where(
+                select(agreements.c.agreement_hash, agreements.c.document).where(
                     and_(agreements.c.agreement_id == agreement_id, agreements.c.version == version)
                 )
-            ).scalar_one_or_none()
-            if existing == agreement_hash:
-                return False
+            ).one_or_none()
+            if existing is not None and existing.agreement_hash == agreement_hash:
+                if existing.document == document:
+                    return "unchanged"
+                conn.execute(
+                    update(agreements)
+                    .where(
+                        and_(
+                            agreements.c.agreement_id == agreement_id,
+                            agreements.c.version == version,
+                        )
+                    )
+                    .values(
+                        document=document,
+                        signature_updates=agreements.c.signature_updates + 1,
+                    )
+                )
+                return "re-signed"
             if existing is not None:
                 raise InvalidArgumentError(
                     f"agreement {agreement_id!r} version {version} is already installed with "
-                    f"different content (hash {existing[:16]}…)",
+                    f"different content (hash {existing.agreement_hash[:16]}…)",
                     field="version",
                     hint="a changed agreement needs a new version number, signed by both parties",
                 )
@@ -82,17 +130,18 @@ class PolicyStore:
                     installed_at=now,
                 )
             )
-            return True
+            return "installed"
 
-    def marker(self) -> tuple[int, int]:
-        """(agreements, revocations) installed: changes whenever either is installed, so
-        every process holding a cached view (servers, CLI) notices at its next request."""
+    def marker(self) -> tuple[int, int, int]:
+        """(agreements, signature replacements, revocations): changes whenever an agreement
+        or a revocation is installed or an agreement re-signed, so every process holding a
+        cached view (servers, CLI) notices at its next request."""
         if self._fast is not None:
             row = self._fast.rows(_MARKER)[0]
         else:
             with self._read.connect() as conn:
                 row = conn.exec_driver_sql(_MARKER).one()
-        return int(row[0]), int(row[1])
+        return int(row[0]), int(row[1]), int(row[2])
 
     def agreements(self) -> list[StoredAgreement]:
         with self._read.connect() as conn:
@@ -105,27 +154,52 @@ class PolicyStore:
         ]
 
     def save_revocation(
-        self, agreement_id: str, agreement_hash: str, document: str, now: dt.datetime
+        self,
+        agreement_id: str,
+        agreement_hash: str,
+        document: str,
+        now: dt.datetime,
+        *,
+        key_id: str,
+        public_key: bytes,
+        directory_hash: str,
     ) -> bool:
+        """Store a verified revocation with the key that verified it; False when this very
+        document was already stored. Other revocations of the same agreement are kept."""
+        row = {
+            "agreement_hash": agreement_hash,
+            "document_hash": hashlib.sha256(document.encode("utf-8")).hexdigest(),
+            "agreement_id": agreement_id,
+            "document": document,
+            "key_id": key_id,
+            "public_key": public_key,
+            "directory_hash": directory_hash,
+            "installed_at": now,
+        }
         with self._write.begin() as conn:
-            result = conn.execute(
-                self._insert_ignore(
-                    revocations,
-                    [
-                        {
-                            "agreement_hash": agreement_hash,
-                            "agreement_id": agreement_id,
-                            "document": document,
-                            "installed_at": now,
-                        }
-                    ],
-                )
-            )
-            return bool(result.rowcount)
+            return conn.execute(insert_if_new(self._read, revocations, row)).first() is not None
 
-    def revocations(self) -> list[str]:
+    def revocations(self, agreement_hash: str | None = None) -> list[StoredRevocation]:
+        """Every stored revocation (of one agreement, if ``agreement_hash`` is given)."""
+        query = select(revocations).order_by(
+            revocations.c.agreement_hash, revocations.c.installed_at, revocations.c.document_hash
+        )
+        if agreement_hash is not None:
+            query = query.where(revocations.c.agreement_hash == agreement_hash)
         with self._read.connect() as conn:
-            return [r.document for r in conn.execute(select(revocations.c.document)).all()]
+            rows = conn.execute(query).all()
+        return [
+            StoredRevocation(
+                r.agreement_id,
+                r.agreement_hash,
+                r.document,
+                r.key_id,
+                None if r.public_key is None else bytes(r.public_key),
+                r.directory_hash,
+                r.installed_at,
+            )
+            for r in rows
+        ]
 
     def quota_usage(self, scope: str, window_keys: Sequence[str]) -> dict[str, int]:
         with self._read.connect() as conn:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.engine import Dialect
 
@@ -123,6 +124,9 @@ node_state = Table(
 
 # Every version of every installed agreement, as the signed YAML both parties signed; the
 # highest version of an id is the one in force (older ones stay for the audit trail).
+# ``signature_updates`` counts how often the signatures of the same text were replaced by newly
+# verified ones (a party re-signed after rotating its key); it is part of the policy marker, so
+# every process holding a cached view notices a re-signed copy at once.
 agreements = Table(
     "agreements",
     metadata,
@@ -131,14 +135,25 @@ agreements = Table(
     Column("agreement_hash", String(64), nullable=False, unique=True),
     Column("document", Text, nullable=False),
     Column("installed_at", UtcDateTime(), nullable=False),
+    Column("signature_updates", Integer, nullable=False, server_default=text("0")),
 )
 
+# Every verified revocation, several per agreement if both parties revoked (the earliest ``at``
+# ends the agreement; a later one never postpones it). A row is the evidence of what was
+# verified at ``installed_at``: the signed document, and the key the federation directory
+# (``directory_hash``) vouched for then. The node re-checks the signature against that recorded
+# key, never against the current directory, so retiring a key cannot un-revoke an agreement.
+# Rows installed before these columns existed have them NULL.
 revocations = Table(
     "revocations",
     metadata,
     Column("agreement_hash", String(64), primary_key=True),
+    Column("document_hash", String(64), primary_key=True),  # SHA-256 of ``document``
     Column("agreement_id", String(200), nullable=False),
     Column("document", Text, nullable=False),
+    Column("key_id", String(32), nullable=True),
+    Column("public_key", LargeBinary, nullable=True),
+    Column("directory_hash", String(64), nullable=True),
     Column("installed_at", UtcDateTime(), nullable=False),
 )
 

@@ -10,6 +10,7 @@ must find no difference between the migrated schema and the SQLAlchemy models.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -35,7 +36,7 @@ from sqlalchemy import (
 )
 
 import node.store.store  # noqa: F401 - registers every sub-store's tables on the metadata
-from node.store import database
+from node.store import Store, database
 from node.store.schema import metadata as models
 
 MOMENT = dt.datetime(2026, 11, 28, 12, 34, 56, 789000, tzinfo=dt.UTC)
@@ -172,5 +173,45 @@ def test_a_fresh_database_at_head_matches_the_models(database_url: str) -> None:
     try:
         database.upgrade(engine)
         assert schema_diff(engine) == []
+    finally:
+        engine.dispose()
+
+
+def test_0011_keeps_each_revocation_and_makes_room_for_more(database_url: str) -> None:
+    """Revocations stored under 0010 (one per agreement, no key recorded) survive with their
+    document hash; afterwards a second revocation of the same agreement is kept beside it."""
+    engine = database.make_engine(database_url)
+    try:
+        database.upgrade(engine, "0010")
+        old = Table("revocations", MetaData(), autoload_with=engine)
+        with engine.begin() as conn:
+            conn.execute(
+                old.insert().values(
+                    agreement_hash="a" * 64,
+                    agreement_id="PAN-CRI",
+                    document="by: PAN\n",
+                    installed_at=MOMENT,
+                )
+            )
+        database.upgrade(engine)
+        store = Store(engine)
+        (kept,) = store.policies.revocations()
+        assert (kept.document, kept.key_id, kept.public_key) == ("by: PAN\n", None, None)
+        assert kept.installed_at == MOMENT
+        new = Table("revocations", MetaData(), autoload_with=engine)
+        with engine.connect() as conn:
+            digest = conn.execute(select(new.c.document_hash)).scalar_one()
+        assert digest == hashlib.sha256(b"by: PAN\n").hexdigest()
+        assert store.policies.save_revocation(
+            "PAN-CRI",
+            "a" * 64,
+            "by: CRI\n",
+            MOMENT,
+            key_id="k",
+            public_key=b"k" * 32,
+            directory_hash="d" * 64,
+        )
+        assert len(store.policies.revocations("a" * 64)) == 2
+        store.close()
     finally:
         engine.dispose()

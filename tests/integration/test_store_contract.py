@@ -36,7 +36,7 @@ from node.audit import (
     verify_chain,
     verify_chain_with_checkpoints,
 )
-from node.errors import AuthenticationError
+from node.errors import AuthenticationError, InvalidArgumentError
 from node.store import Store, database, open_store
 from node.store.schema import audit_head, node_state
 from node.store.store import AuditFilter
@@ -481,3 +481,54 @@ def test_concurrent_state_writes_of_a_new_key(
         other.dispose()
     assert outcome == ["ok"]
     assert store.get_state("jobs.last_pull") == ("mine", T0 + dt.timedelta(seconds=1))
+
+
+# --- agreements and revocations -------------------------------------------------------------
+
+
+def _revoke(store: Store, document: str, key_id: str = "k1", at: dt.datetime = T0) -> bool:
+    return store.policies.save_revocation(
+        "PAN-CRI",
+        "a" * 64,
+        document,
+        at,
+        key_id=key_id,
+        public_key=bytes(range(32)),
+        directory_hash="d" * 64,
+    )
+
+
+def test_every_revocation_of_an_agreement_is_kept_with_its_evidence(
+    store: Store, second_store: Store
+) -> None:
+    assert _revoke(store, "revoked by PAN from June")
+    assert _revoke(store, "revoked by CRI at once", key_id="k2", at=T0 + dt.timedelta(seconds=1))
+    assert not _revoke(store, "revoked by PAN from June")  # the very same document: nothing new
+    kept = second_store.policies.revocations("a" * 64)
+    assert [r.document for r in kept] == ["revoked by PAN from June", "revoked by CRI at once"]
+    assert [r.key_id for r in kept] == ["k1", "k2"]
+    assert kept[0].public_key == bytes(range(32)) and kept[0].directory_hash == "d" * 64
+    assert kept[0].installed_at == T0 and is_utc(kept[0].installed_at)
+    assert second_store.policies.revocations("b" * 64) == []
+    assert second_store.policies.marker()[2] == 2
+
+
+def test_the_same_agreement_re_signed_replaces_the_signatures_only(
+    store: Store, second_store: Store
+) -> None:
+    policies = store.policies
+    assert policies.save_agreement("PAN-CRI", 1, "h" * 64, "signed by old key", T0) == "installed"
+    marker = second_store.policies.marker()
+    later = T0 + dt.timedelta(days=1)
+    assert policies.save_agreement("PAN-CRI", 1, "h" * 64, "signed by old key", later) == (
+        "unchanged"
+    )
+    assert second_store.policies.marker() == marker
+    assert policies.save_agreement("PAN-CRI", 1, "h" * 64, "signed by new key", later) == (
+        "re-signed"
+    )
+    assert second_store.policies.marker() != marker  # other processes rebuild their views
+    (stored,) = second_store.policies.agreements()
+    assert (stored.document, stored.installed_at) == ("signed by new key", T0)
+    with pytest.raises(InvalidArgumentError, match="different content"):
+        policies.save_agreement("PAN-CRI", 1, "i" * 64, "another text", later)
