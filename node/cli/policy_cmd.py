@@ -230,7 +230,12 @@ def install(
     path: Annotated[Path, typer.Argument(help="Signed agreement or revocation YAML.")],
     home: HomeOption,
 ) -> None:
-    """Verify and install an agreement (or a revocation) at this node."""
+    """Verify and install an agreement (or a revocation) at this node.
+
+    Says what it did: installed, already installed, re-signed (the same text with newly
+    verified signatures replaces the stored ones), or for a revocation whether it brings the
+    end of the agreement forward (the earliest revocation always wins).
+    """
     with cli_errors():
         runtime = open_runtime(NodeHome(home))
         try:
