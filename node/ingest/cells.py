@@ -49,9 +49,9 @@ MAX_CELL_CHARS = 4096
 FUTURE_DATE_FIELDS = frozenset({"expiry_date"})
 #: A cell starting with one of these is a spreadsheet formula unless it is a number.
 FORMULA_START = frozenset("=+-@\t\r")
-_NUMBER_RE = re.compile(r"[+-]?\d[\d ]*(?:[.,]\d+)?")
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_INT_RE = re.compile(r"-?\d+")
+_NUMBER_RE = re.compile(r"[+-]?[0-9][0-9 ]*(?:[.,][0-9]+)?")
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_INT_RE = re.compile(r"-?[0-9]+")
 _CACHE_LIMIT = 200_000
 
 Converter = Callable[[str], tuple[Any, ...]]
@@ -236,7 +236,7 @@ def compile_field(
                 f"{len(value)} characters; at most {limit} are allowed",
                 "shorten the value, or check the column was not shifted by a stray delimiter",
             )
-        if pattern is not None and not pattern.match(value):
+        if pattern is not None and not pattern.fullmatch(value):
             raise CellError(
                 f"{value!r} does not have the expected form",
                 f"write it like {field.example!r}" if field.example else "check the value",
@@ -379,6 +379,11 @@ def _date_converter(field: Field, now: datetime, date_value: Callable[[date], An
 
 def _partial_date_converter(field: Field, now: datetime) -> Converter:
     def convert(value: str) -> tuple[Any, ...]:
+        if not value.isascii():  # the parser would read other scripts' digits as 0-9
+            raise CellError(
+                f"{value!r} is not a date YYYY, YYYY-MM or YYYY-MM-DD",
+                f"write it with the digits 0-9, like {field.example!r}",
+            )
         try:
             partial = parse_partial_date(value)
         except InvalidDateError as exc:
@@ -398,7 +403,7 @@ def _int_converter(field: Field) -> Converter:
 
     def convert(value: str) -> tuple[Any, ...]:
         if not _INT_RE.fullmatch(value):
-            raise CellError(f"{value!r} is not a whole number", "write digits only, e.g. 137")
+            raise CellError(f"{value!r} is not a whole number", "write the digits 0-9, e.g. 137")
         number = int(value)
         if minimum is not None and number < minimum:
             raise CellError(f"{number} is below {minimum}", f"the smallest value is {minimum}")

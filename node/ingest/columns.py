@@ -71,8 +71,10 @@ def text_column_check(
     it is a character class (a value passes iff it strips to nothing). ``None`` when the
     pattern is not a character class.
 
-    One regular expression over the joined column settles the common case (no value holds a
-    line feed, every value passes); the stripping checks decide the rest.
+    One regular expression over the joined column settles the common case (every value
+    passes); the stripping checks decide the rest. Both read the joined column as one value
+    per line, so a column in which some value holds a line feed goes to the per-cell path:
+    stripping would take that line feed for a separator and pass ``"A1\nA2"`` or ``"A1\n"``.
     """
     allowed = charset(pattern) if pattern else ""
     if allowed is None:
@@ -85,8 +87,9 @@ def text_column_check(
         if not column:
             return None
         joined = "\n".join(column)
-        passed = joined.count("\n") == len(column) - 1 and lines.fullmatch(joined)
-        if not passed:
+        if joined.count("\n") != len(column) - 1:
+            return None  # a value holds a line feed
+        if not lines.fullmatch(joined):
             if (required and "" in column) or max(map(len, column)) > limit:
                 return None
             joined = "\n" + joined

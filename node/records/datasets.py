@@ -54,8 +54,8 @@ POI_REASONS = (
     "transport_of_migrants",
 )  # fmt: skip
 
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_INT_RE = re.compile(r"^-?\d+$")
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_INT_RE = re.compile(r"-?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -277,7 +277,7 @@ MATRICES = DatasetSpec(
            "eventos_nacionalidad", max_length=60, pattern=r"^[a-z0-9_]+$"),
         _f("period", "str", True, "Periodo: AAAA, AAAAQn (trimestre) o AAAA-MM.",
            "Period: YYYY, YYYYQn (quarter) or YYYY-MM.", "2023Q3",
-           pattern=r"^\d{4}(Q[1-4]|-(0[1-9]|1[0-2]))?$"),
+           pattern=r"^[0-9]{4}(Q[1-4]|-(0[1-9]|1[0-2]))?$"),
         _f("event_type", "code", True, "Tipo de evento.", "Event type.", "encounter",
            codelist="event_type"),
         _NAT,
@@ -310,7 +310,7 @@ CONSULAR_DIRECTORY = DatasetSpec(
         _f("address", "str", False, "Dirección.", "Address.", "Calle 50, piso 12", max_length=160),
         _f("phone", "str", False, "Teléfono en formato internacional.",
            "Phone in international format.", "+507 263 9001", max_length=30,
-           pattern=r"^\+\d{1,3}( \d{2,5}){1,4}$"),
+           pattern=r"^\+[0-9]{1,3}( [0-9]{2,5}){1,4}$"),
         _f("email", "str", False, "Correo electrónico.", "E-mail.", "consular.pty@mea.example",
            max_length=80, pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$"),
         _f("procedures", "codes", True, "Trámites que atiende, separados por ';'.",
@@ -337,11 +337,11 @@ def _allowed(field: Field) -> frozenset[str]:
 def _value_problem(field: Field, value: str) -> str | None:
     if field.max_length is not None and len(value) > field.max_length:
         return f"{len(value)} characters; at most {field.max_length}"
-    if field.pattern is not None and not re.match(field.pattern, value):
+    if field.pattern is not None and not re.fullmatch(field.pattern, value):
         return f"{value!r} does not have the expected form (e.g. {field.example!r})"
     kind = field.type
     if kind == "int":
-        if not _INT_RE.match(value):
+        if not _INT_RE.fullmatch(value):
             return f"{value!r} is not a whole number"
         if field.minimum is not None and int(value) < field.minimum:
             return f"{value} is below {field.minimum}"
@@ -349,7 +349,7 @@ def _value_problem(field: Field, value: str) -> str | None:
         return f"{value!r} must be 'true' or 'false'"
     elif kind == "date":
         try:
-            if not _DATE_RE.match(value):
+            if not _DATE_RE.fullmatch(value):
                 raise ValueError
             date.fromisoformat(value)
         except ValueError:
@@ -362,6 +362,8 @@ def _value_problem(field: Field, value: str) -> str | None:
         if moment.tzinfo is None:
             return f"{value!r} has no time zone (add Z or an offset)"
     elif kind == "partial_date":
+        if not value.isascii():
+            return f"{value!r} is not a date YYYY, YYYY-MM or YYYY-MM-DD"
         try:
             parse_partial_date(value)
         except InvalidDateError as exc:

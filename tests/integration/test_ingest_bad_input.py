@@ -345,6 +345,9 @@ def _vector(values: list[float]) -> str:
     "dataset, column, value",
     [
         ("encounters", "record_id", "PAN E1"),
+        ("encounters", "record_id", "PANE1\nPANE2"),
+        ("encounters", "record_id", "PANE000000000\n"),  # stored without the line feed
+        ("encounters", "birth_date", "١٩٩٤-٠٧"),
         ("encounters", "sex", "f"),
         ("encounters", "care_provided", "none;food"),
         ("encounters", "care_provided", "food;food"),
@@ -357,6 +360,10 @@ def _vector(values: list[float]) -> str:
         ("matrices", "value", "-1"),
         ("matrices", "value", "1.5"),
         ("matrices", "period", "2023Q5"),
+        ("matrices", "period", "2023Q3\n"),
+        ("matrices", "period", "٢٠٢٣Q3"),
+        ("matrices", "value", "１３７"),
+        ("consular_directory", "phone", "+٥٠٧ ٢٦٣ ٩٠٠١"),
         ("biometric_templates", "vector", _vector([0.5] * 127)),
         ("biometric_templates", "vector", _vector([float("nan")] + [0.5] * 127)),
         ("biometric_templates", "vector", "not base64!"),
