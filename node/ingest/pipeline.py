@@ -144,7 +144,8 @@ class _Rejects:
     def write(self, cells: Sequence[str], errors: list[RowError]) -> None:
         padded = [_neutralised(c) for c in (*cells, *[""] * self.width)[: self.width]]
         reasons = "; ".join(f"{e.column}: {e.problem} — {e.fix}" for e in errors)
-        self.writer.writerow([*padded, _neutralised(reasons), f"{errors[0].file}:{errors[0].row}"])
+        source = f"{errors[0].file}:{errors[0].row}"  # a file's name is chosen by its sender
+        self.writer.writerow([*padded, _neutralised(reasons), _neutralised(source)])
 
     def publish(self) -> None:
         self.handle.close()
