@@ -380,11 +380,14 @@ class _PartWriter(RecordsWriter):
             self._run_many("INSERT OR IGNORE INTO part_replaced (key) VALUES (?)", keys)
         super().replace(rows)
 
-    def reject(self, cells: Sequence[str], errors: list[RowError]) -> None:
+    def reject(self, cells: Sequence[str], errors: list[RowError], raw: str | None) -> None:
+        """Keep a refused row: its cells as a JSON list, or a misshapen row's ``raw`` text as
+        ``{"raw": text}`` (:func:`part_rejects` reads both back)."""
         encoded = json.dumps([_error_tuple(e) for e in errors], ensure_ascii=False)
+        kept = list(cells) if raw is None else {"raw": raw}
         self._run_many(
             "INSERT INTO part_rejects (source_row, cells, errors) VALUES (?, ?, ?)",
-            [(errors[0].row, json.dumps(list(cells), ensure_ascii=False), encoded)],
+            [(errors[0].row, json.dumps(kept, ensure_ascii=False), encoded)],
         )
 
 
@@ -394,8 +397,8 @@ class _PartRejects:
     def __init__(self, writer: _PartWriter) -> None:
         self._writer = writer
 
-    def write(self, cells: Sequence[str], errors: list[RowError]) -> None:
-        self._writer.reject(cells, errors)
+    def write(self, cells: Sequence[str], errors: list[RowError], raw: str | None = None) -> None:
+        self._writer.reject(cells, errors, raw)
 
 
 def _error_tuple(error: RowError) -> list[Any]:
@@ -404,9 +407,14 @@ def _error_tuple(error: RowError) -> list[Any]:
 
 def part_rejects(
     rows: Sequence[tuple[int, str, str]],
-) -> list[tuple[int, list[str], list[RowError]]]:
-    """The part's refused rows as (row, cells, errors), decoded."""
-    return [
-        (number, json.loads(cells), [RowError(*e) for e in json.loads(errors)])
-        for number, cells, errors in rows
-    ]
+) -> list[tuple[int, list[str], list[RowError], str | None]]:
+    """The part's refused rows as (row, cells, errors, raw text of a misshapen row), decoded."""
+    decoded: list[tuple[int, list[str], list[RowError], str | None]] = []
+    for number, cells, errors in rows:
+        kept = json.loads(cells)
+        problems = [RowError(*e) for e in json.loads(errors)]
+        if isinstance(kept, dict):
+            decoded.append((number, [], problems, str(kept["raw"])))
+        else:
+            decoded.append((number, kept, problems, None))
+    return decoded

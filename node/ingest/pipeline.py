@@ -131,21 +131,34 @@ class _DryRunFinishedError(Exception):
 
 
 class _Rejects:
-    """The rejects file: the dataset's columns, then ``_error`` and ``_source``."""
+    """The rejects file: the dataset's columns, then ``_error``, ``_source`` and ``_raw``.
+
+    A row read whole is written under the dataset's columns, each cell under its own name. A
+    misshapen row (a cell too many or too few, bad JSON) cannot be: which cell belongs to which
+    column is what is wrong with it. Its dataset columns stay empty and ``_raw`` holds the row
+    as read, in the file's order — so no cell is put under another column's name, none is cut
+    off, and re-importing the rejects file as it stands refuses the row again.
+    """
 
     def __init__(self, path: Path, columns: Sequence[str]) -> None:
         self.path = path
         self.partial = path.with_name(path.name + ".partial")
         self.handle: IO[str] = self.partial.open("w", encoding="utf-8", newline="")
         self.writer = csv.writer(self.handle)
-        self.writer.writerow([*columns, "_error", "_source"])
+        self.writer.writerow([*columns, "_error", "_source", "_raw"])
         self.width = len(columns)
 
-    def write(self, cells: Sequence[str], errors: list[RowError]) -> None:
-        padded = [_neutralised(c) for c in (*cells, *[""] * self.width)[: self.width]]
+    def write(self, cells: Sequence[str], errors: list[RowError], raw: str | None = None) -> None:
+        """Write a refused row: ``cells`` in the dataset's columns (at most as many), or, for a
+        misshapen row, ``raw`` (the row as read) and no cells."""
+        if raw is not None:
+            cells = ()
+        assert len(cells) <= self.width, "a row read whole has at most the dataset's columns"
+        padded = [_neutralised(c) for c in (*cells, *[""] * (self.width - len(cells)))]
         reasons = "; ".join(f"{e.column}: {e.problem} — {e.fix}" for e in errors)
         source = f"{errors[0].file}:{errors[0].row}"  # a file's name is chosen by its sender
-        self.writer.writerow([*padded, _neutralised(reasons), _neutralised(source)])
+        row = [*padded, _neutralised(reasons), _neutralised(source), _neutralised(raw or "")]
+        self.writer.writerow(row)
 
     def publish(self) -> None:
         self.handle.close()
@@ -162,9 +175,12 @@ def _neutralised(cell: str) -> str:
 
 
 class RejectSink(Protocol):
-    """Where refused rows go: the rejects file, or a part's database (node.ingest.parallel)."""
+    """Where refused rows go: the rejects file, or a part's database (node.ingest.parallel).
+    ``raw`` is set for a misshapen row (see :class:`_Rejects`)."""
 
-    def write(self, cells: Sequence[str], errors: list[RowError]) -> None: ...
+    def write(
+        self, cells: Sequence[str], errors: list[RowError], raw: str | None = None
+    ) -> None: ...
 
 
 class _Run:
@@ -188,14 +204,18 @@ class _Run:
         self.numbers: list[int] = []
         self.file: FileReport | None = None
 
-    def fail(self, row: int, cells: list[str], problems: list[RowError]) -> None:
+    def fail(
+        self, row: int, cells: list[str], problems: list[RowError], raw: str | None = None
+    ) -> None:
+        """Count a refused row, keep its problems, and set it aside (``raw``: a misshapen
+        row as read, whose cells could not be mapped to columns)."""
         report = self.report
         report.error_count += len(problems)
         room = MAX_KEPT_ERRORS - len(report.errors)
         if room > 0:
             report.errors.extend(problems[:room])
         if self.rejects is not None:
-            self.rejects.write(cells, problems)
+            self.rejects.write(cells, problems, raw)
         assert self.file is not None
         self.file.rejected += 1
 
@@ -323,7 +343,7 @@ def _read_file(
         rows_read += len(numbers) + len(misshapen)
         for number, row, shape in misshapen:
             assert shape is not None
-            run.fail(number, row, [RowError(name, number, *shape)])
+            run.fail(number, [], [RowError(name, number, *shape)], source.raw_text(row))
         run.cells, run.numbers = cells, numbers
         full = len(numbers) >= BATCH_ROWS
         run.flush()
@@ -396,8 +416,8 @@ def _take_part(run: _Run, helper: parallel.Helper, outcome: parallel.PartOutcome
     cells = _cells_of(helper, {r.source_row for r in repeats}) if run.rejects else {}
     pending = {r.source_row: r for r in repeats}
     rejected = parallel.part_rejects(refused)
-    events = sorted([(r.source_row, 1) for r in repeats] + [(row, 0) for row, _, _ in rejected])
-    by_row = {row: (row_cells, errors) for row, row_cells, errors in rejected}
+    events = sorted([(r.source_row, 1) for r in repeats] + [(row, 0) for row, *_ in rejected])
+    by_row = {row: (row_cells, errors, raw) for row, row_cells, errors, raw in rejected}
     for row, kind in events:
         if kind == 0:
             if run.rejects is not None:

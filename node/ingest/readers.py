@@ -12,6 +12,9 @@ Invariants:
   by the accepted extras present, as text exactly as in the file. Problems of a row's
   *shape* (cell count, unclosed quote, bad JSON) travel in ``problem``; problems that make
   the rest of the file unreadable raise :class:`~node.ingest.IngestError` right away.
+* A misshapen row cannot be mapped to columns: its cells are every cell it has, in the
+  file's order (the JSON line, for JSON Lines), and :meth:`Source.raw_text` gives them back
+  as one text for the rejects file. Nothing of such a row is dropped or moved.
 * Row numbers are physical: the line where a CSV record starts (header = 1), the JSON line,
   the spreadsheet row.
 """
@@ -55,6 +58,7 @@ class RowProblem(NamedTuple):
 
 
 #: ``(row number, cells, problem of the row's shape or None)``; a plain tuple on the hot path.
+#: With a problem, the cells are the row as read, in the file's order (module invariants).
 SourceRow = tuple[int, list[str], RowProblem | None]
 
 
@@ -250,6 +254,14 @@ class Source:
     part: ByteRange | None = None  # CSV only: read the rows of this range of the file alone
     #: Set when a part ended inside a quoted cell: its end was not a row boundary.
     misaligned: bool = False
+    delimiter: str = ","  # CSV: the file's, taken from its header line
+
+    def raw_text(self, cells: Sequence[str]) -> str:
+        """A misshapen row's cells (in the file's order) as one line of this file, quoted
+        where a cell needs it, so the row can be corrected and put back as it was."""
+        out = io.StringIO()
+        csv.writer(out, delimiter=self.delimiter, lineterminator="").writerow(cells)
+        return out.getvalue()
 
     @property
     def position(self) -> int:
@@ -301,6 +313,7 @@ class CsvSource(Source):
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
         first = text.readline()
         delimiter = max((",", ";", "\t"), key=first.count) if first.strip() else ","
+        self.delimiter = delimiter
         try:
             header = next(csv.reader([first], delimiter=delimiter, strict=True), [])
         except csv.Error as exc:
@@ -481,6 +494,10 @@ def cell_text(value: Any) -> str | None:
 
 
 class JsonLinesSource(Source):
+    def raw_text(self, cells: Sequence[str]) -> str:
+        """A refused line as read (its cells are the line itself)."""
+        return "".join(cells)
+
     def rows(self) -> Iterator[SourceRow]:
         columns = source_columns(self.spec)
         index = {c: i for i, c in enumerate(columns)}
@@ -521,12 +538,13 @@ class JsonLinesSource(Source):
         index: dict[str, int],
         codes: set[str],
     ) -> SourceRow:
+        raw = [line.rstrip("\r\n")]  # the cells of a refused line: the line itself
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             return source_row(
                 number,
-                [],
+                raw,
                 RowProblem(
                     "-",
                     f"not valid JSON ({exc.msg} at character {exc.pos + 1})",
@@ -536,7 +554,7 @@ class JsonLinesSource(Source):
         if not isinstance(record, dict):
             return source_row(
                 number,
-                [],
+                raw,
                 RowProblem("-", "the line is not a JSON object", 'write {"column": "value", ...}'),
             )
         cells = [""] * len(columns)
@@ -545,7 +563,7 @@ class JsonLinesSource(Source):
             if position is None:
                 close = suggest_codes(str(key), columns)
                 fix = f"did you mean {close[0]!r}?" if close else "remove it"
-                return source_row(number, [], RowProblem(str(key), "unknown field", fix))
+                return source_row(number, raw, RowProblem(str(key), "unknown field", fix))
             if isinstance(value, list) and key in codes:
                 texts = [cell_text(v) for v in value]
                 text = None if any(t is None for t in texts) else ";".join(map(str, texts))
@@ -554,7 +572,7 @@ class JsonLinesSource(Source):
             if text is None:
                 return source_row(
                     number,
-                    [],
+                    raw,
                     RowProblem(
                         key,
                         f"a {type(value).__name__} is not a value",

@@ -10,13 +10,14 @@ Invariants:
   one named like the dataset (its header is then checked and reported); every other sheet is
   listed in the notes as ignored.
 * A cell that is not text, a number or a date refuses its row, as does a value in a column
-  without a header; empty rows are skipped.
+  without a header; empty rows are skipped. A refused row keeps every cell, in the sheet's
+  order (the rejects file shows it as read).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from node.ingest.readers import (
@@ -70,7 +71,7 @@ class XlsxSource(Source):
             if any(t is None for t in texts):
                 yield source_row(
                     number,
-                    [],
+                    _as_read(values, texts),
                     RowProblem(
                         "-",
                         "a cell holds a value that is not text, a number or a date",
@@ -82,7 +83,7 @@ class XlsxSource(Source):
             if any(cells[width:]):
                 yield source_row(
                     number,
-                    cells[:width],
+                    _as_read(values, texts),
                     RowProblem(
                         "-", "a value sits in a column without a header", "move or delete it"
                     ),
@@ -118,6 +119,15 @@ class XlsxSource(Source):
             f"sheet {title!r} ignored" for title in book.sheetnames if title != pick[0].title
         )
         return pick
+
+
+def _as_read(values: Sequence[Any], texts: Sequence[str | None]) -> list[str]:
+    """A refused row's cells in the sheet's order, none dropped (trailing empty ones aside);
+    a value that is not text shows as Python writes it."""
+    cells = [t if t is not None else str(v) for v, t in zip(values, texts, strict=True)]
+    while cells and not cells[-1]:
+        cells.pop()
+    return cells
 
 
 def _folded(text: str) -> str:

@@ -192,15 +192,19 @@ def test_skip_invalid_writes_the_same_rejects(tmp_path: Path) -> None:
     rows[700]["record_id"] = rows[100]["record_id"]  # repeats a key across the cut
     rows[820]["record_id"] = rows[810]["record_id"]  # and inside a helper's part
     path = write(tmp_path / "e.csv", rows)
+    misshapen = "PANE000000999,PANP00000999,Pérez, García"  # in the last helper's part
+    path.write_text(path.read_text(encoding="utf-8") + misshapen + "\n", encoding="utf-8")
     one, parts, a, b = both(tmp_path, [path], skip_invalid=True, rejects_path="rejects.csv")
     assert comparable(parts) == comparable(one)
-    assert parts.total("rejected") == 6
+    assert parts.total("rejected") == 7
     assert contents(b) == contents(a)
     one_rejects = (tmp_path / "one-rejects.csv").read_text(encoding="utf-8").splitlines()
     part_rejects = (tmp_path / "parts-rejects.csv").read_text(encoding="utf-8").splitlines()
     assert part_rejects[0] == one_rejects[0]
     assert sorted(part_rejects) == sorted(one_rejects)
     assert any(f"repeats row {line_of(100)}" in line for line in part_rejects)
+    with (tmp_path / "parts-rejects.csv").open(encoding="utf-8", newline="") as handle:
+        assert misshapen in [r["_raw"] for r in csv.DictReader(handle)]
 
 
 def test_a_key_repeated_across_parts_is_refused_naming_the_first_row(tmp_path: Path) -> None:
