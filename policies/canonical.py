@@ -199,8 +199,13 @@ def b64decode(text: str) -> bytes:
 # --- strict YAML --------------------------------------------------------------------------
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader without timestamps, YAML 1.1 booleans, aliases or duplicate keys."""
+class StrictLoader(yaml.SafeLoader):
+    """SafeLoader without timestamps, YAML 1.1 booleans, aliases or duplicate keys.
+
+    Public because other hand-written YAML the node trusts (the equivalence table,
+    ``node.records.equivalence``) must mean one thing too; its refusals are
+    ``yaml.MarkedYAMLError`` with the line of the offending key.
+    """
 
     def compose_node(self, parent: yaml.nodes.Node | None, index: int) -> yaml.nodes.Node | None:
         if self.check_event(yaml.events.AliasEvent):
@@ -227,7 +232,7 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-_StrictLoader.yaml_implicit_resolvers = {
+StrictLoader.yaml_implicit_resolvers = {
     first: [
         (tag, regexp)
         for tag, regexp in resolvers
@@ -235,7 +240,7 @@ _StrictLoader.yaml_implicit_resolvers = {
     ]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-_StrictLoader.add_implicit_resolver(
+StrictLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool",
     re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
     list("tTfF"),
@@ -254,7 +259,7 @@ def load_document(text: str | bytes) -> object:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES:
         raise AgreementFormatError(f"document larger than {MAX_DOCUMENT_BYTES} bytes")
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise AgreementFormatError(
             f"not a valid YAML/JSON document: {exc}",

@@ -27,6 +27,8 @@ from types import MappingProxyType
 from typing import Any, Literal, cast
 
 import yaml
+import yaml.composer
+import yaml.constructor
 
 from node.errors import ConfigError
 from node.records.codelists import (
@@ -36,6 +38,7 @@ from node.records.codelists import (
     codelist,
     suggest_codes,
 )
+from policies.canonical import StrictLoader
 
 PUBLIC_FORMAT = "crm-enlace/equivalence-table"
 PUBLIC_FORMAT_VERSION = 1
@@ -279,15 +282,82 @@ class EquivalenceTable:
         return dict(sorted(public.items()))
 
 
+class _TableLoader(StrictLoader):
+    """The strict loader of signed documents (no duplicate keys, no YAML 1.1 booleans or
+    timestamps), which also refuses a number not written as its own decimal text (``01``,
+    ``0x1F``, ``1_000``, ``+1``): as a local code it would silently become ``1``, ``31``...
+    while ``08`` stays text."""
+
+
+def _decimal_int(loader: _TableLoader, node: yaml.ScalarNode) -> int:
+    value = loader.construct_yaml_int(node)
+    if str(value) != node.value:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value} would be read as the number {value}", node.start_mark
+        )
+    return value
+
+
+_TableLoader.add_constructor("tag:yaml.org,2002:int", _decimal_int)
+
+_STRICT_HINTS = {
+    "duplicate key": "write each key once (a local code maps to one regional code): "
+    "keep the right line and delete the other",
+    "would be read as the number": "quote the local code in the YAML file (e.g. '01': F)",
+}
+
+
 def load_equivalence(path: str | Path) -> EquivalenceTable:
-    """Read and validate an equivalence table from a YAML file."""
+    """Read and validate an equivalence table from a YAML file.
+
+    Read strictly (:class:`policies.canonical.StrictLoader`): a key written twice, which plain
+    YAML loading would resolve silently in favour of the last, is an error naming the file,
+    the line and the key, as is a code YAML would turn into another (``01`` → ``1``).
+    """
     source = Path(path)
     try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+        text = source.read_text(encoding="utf-8")
     except OSError as exc:
         raise EquivalenceError(str(source), f"cannot be read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise EquivalenceError(
+            str(source), f"is not UTF-8: {exc}", hint="save it as UTF-8"
+        ) from exc
+    try:
+        data = yaml.load(text, Loader=_TableLoader)  # noqa: S506 - a SafeLoader subclass
+    except (yaml.constructor.ConstructorError, yaml.composer.ComposerError) as exc:
+        raise _strict_error(source, text, exc) from exc
     except yaml.YAMLError as exc:
         raise EquivalenceError(str(source), f"is not valid YAML: {exc}") from exc
     if not isinstance(data, Mapping):
         raise EquivalenceError(str(source), "must hold a YAML mapping at the top level")
     return EquivalenceTable.from_mapping(data)
+
+
+def _strict_error(source: Path, text: str, exc: yaml.MarkedYAMLError) -> EquivalenceError:
+    """``file:line:key: problem`` for what the strict loader refuses (the key dotted, as in
+    the table's other errors)."""
+    mark = exc.problem_mark
+    problem = exc.problem or str(exc)
+    hint = next((h for start, h in _STRICT_HINTS.items() if start in problem), "")
+    if mark is None:  # pragma: no cover - the strict loader always marks its refusals
+        return EquivalenceError(str(source), problem, hint=hint)
+    key = _key_at(text, mark.line, mark.column) or "-"
+    return EquivalenceError(f"{source}:{mark.line + 1}:{key}", problem, hint=hint)
+
+
+def _key_at(text: str, line: int, column: int) -> str | None:
+    """The dotted path of the mapping key written at ``line``, ``column`` (0-based)."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    pending: list[tuple[yaml.Node, tuple[str, ...]]] = [(root, ())] if root is not None else []
+    while pending:
+        node, path = pending.pop()
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                here = (*path, str(key.value))
+                if (key.start_mark.line, key.start_mark.column) == (line, column):
+                    return ".".join(here)
+                pending.append((value, here))
+        elif isinstance(node, yaml.SequenceNode):
+            pending.extend((item, (*path, str(i))) for i, item in enumerate(node.value))
+    return None

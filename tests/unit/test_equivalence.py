@@ -139,10 +139,76 @@ def test_invalid_tables_name_the_key(data: dict[str, Any], key: str) -> None:
 
 def test_boolean_keys_get_a_quoting_hint(tmp_path: Path) -> None:
     path = tmp_path / "t.yaml"
-    path.write_text("node: CRI\nversion: '1'\nmappings:\n  nationality_basis:\n    NO: unknown\n")
+    path.write_text("node: CRI\nversion: '1'\nmappings:\n  nationality_basis:\n    true: unknown\n")
     with pytest.raises(EquivalenceError) as caught:
         load_equivalence(path)
     assert "quote" in caught.value.hint
+
+
+def test_yaml_1_1_words_stay_text(tmp_path: Path) -> None:
+    """Read strictly, NO, yes, on and dates are the local codes they look like."""
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        "node: CRI\nversion: 2026-01-01\nmappings:\n  nationality_basis:\n"
+        "    NO: unknown\n    yes: declared\n    on: documented\n"
+    )
+    table = load_equivalence(path)
+    assert table.version == "2026-01-01"
+    assert dict(table.mappings["nationality_basis"]) == {
+        "NO": "unknown",
+        "on": "documented",
+        "yes": "declared",
+    }
+
+
+DUPLICATES = """node: PAN
+version: "2026-1"
+mappings:
+  event_type:
+    APREHENDIDO: detention
+    DEPORTADO: deportation
+    APREHENDIDO: encounter
+"""
+
+
+@pytest.mark.parametrize(
+    "text, line, key",
+    [
+        (DUPLICATES, 7, "mappings.event_type.APREHENDIDO"),
+        ("node: PAN\nversion: '1'\nnode: CRI\n", 3, "node"),
+        (
+            "node: PAN\nversion: '1'\nborder_posts:\n  LB:\n    name: Lajas Blancas\n"
+            "    kind: land\n    kind: air\n    regional_code: PAN-LAJ\n",
+            7,
+            "border_posts.LB.kind",
+        ),
+    ],
+)
+def test_a_key_written_twice_is_refused_naming_file_line_and_key(
+    tmp_path: Path, text: str, line: int, key: str
+) -> None:
+    path = tmp_path / "equivalence.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(EquivalenceError) as caught:
+        load_equivalence(path)
+    assert str(caught.value).startswith(f"{path}:{line}:{key}: duplicate key")
+    assert "write each key once" in caught.value.hint
+
+
+@pytest.mark.parametrize("written, read", [("01", 1), ("0x1F", 31), ("1_000", 1000), ("+2", 2)])
+def test_a_code_yaml_would_turn_into_another_number_is_refused(
+    tmp_path: Path, written: str, read: int
+) -> None:
+    path = tmp_path / "equivalence.yaml"
+    path.write_text(f"node: PAN\nversion: '1'\nmappings:\n  sex:\n    {written}: F\n")
+    with pytest.raises(EquivalenceError) as caught:
+        load_equivalence(path)
+    message = f"{path}:5:mappings.sex.{written}: {written} would be read as the number {read}"
+    assert str(caught.value).startswith(message)
+    assert "quote the local code" in caught.value.hint
+    path.write_text(f"node: PAN\nversion: '1'\nmappings:\n  sex:\n    '{written}': F\n    08: M\n")
+    table = load_equivalence(path)
+    assert (table.translate("sex", written), table.translate("sex", "08")) == ("F", "M")
 
 
 def test_unreadable_files(tmp_path: Path) -> None:
