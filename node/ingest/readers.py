@@ -540,7 +540,17 @@ class JsonLinesSource(Source):
     ) -> SourceRow:
         raw = [line.rstrip("\r\n")]  # the cells of a refused line: the line itself
         try:
-            record = json.loads(line)
+            record = json.loads(line, object_pairs_hook=_object_once)
+        except _RepeatedKeyError as exc:
+            return source_row(
+                number,
+                raw,
+                RowProblem(
+                    exc.key,
+                    f"the field {exc.key!r} appears twice in the line",
+                    "keep one: a record has one value per field",
+                ),
+            )
         except json.JSONDecodeError as exc:
             return source_row(
                 number,
@@ -581,6 +591,25 @@ class JsonLinesSource(Source):
                 )
             cells[position] = text
         return source_row(number, cells)
+
+
+class _RepeatedKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _object_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: of a key written twice, ``json`` would
+    keep the last value silently (and the record be imported with it)."""
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKeyError(key)
+            seen.add(key)
+    return record
 
 
 def open_source(path: Path, spec: DatasetSpec) -> Source:

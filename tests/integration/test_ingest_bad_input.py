@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
 import struct
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -329,6 +330,22 @@ def test_bad_json_lines(store: Store, tmp_path: Path) -> None:
     errors = refused(store, [write(tmp_path, "e.jsonl", text)])
     assert [(e.row, e.column) for e in errors] == [(1, "-"), (2, "-"), (3, "colour")]
     assert "not valid JSON" in errors[0].problem
+
+
+def test_a_json_field_written_twice_is_refused(store: Store, tmp_path: Path) -> None:
+    """JSON parsers keep the last of two values silently; the record would be imported with
+    whichever the exporting program wrote last."""
+    first = json.dumps(encounter(10))
+    twice = json.dumps(encounter(11))[:-1] + ', "nationality": "CUB"}'  # HTI, then CUB
+    nested = json.dumps(encounter(12))[:-1] + ', "care_provided": {"a": 1, "a": 2}}'
+    path = write(tmp_path, "e.jsonl", "\n".join([first, twice, nested]) + "\n")
+    errors = refused(store, [path])
+    assert [str(e) for e in errors] == [
+        f"{path}:2:nationality: the field 'nationality' appears twice in the line — "
+        "keep one: a record has one value per field",
+        f"{path}:3:a: the field 'a' appears twice in the line — "
+        "keep one: a record has one value per field",
+    ]
 
 
 def test_skip_invalid_needs_a_rejects_file(store: Store, tmp_path: Path) -> None:
