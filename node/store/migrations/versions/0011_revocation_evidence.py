@@ -13,7 +13,7 @@ installed first.
 
 Revision ID: 0011
 Revises: 0010
-Create Date: 2026-11-30
+Create Date: 2026-11-29
 """
 
 from __future__ import annotations
