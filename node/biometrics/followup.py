@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from enlace.v1 import biometric_pb2, match_pb2
 from node.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
-from node.matching.followup import ATTRIBUTES, release_attributes
+from node.matching.followup import ATTRIBUTES, check_case_reference, release_attributes
 from node.server.pipeline import Ask, CallContext
 from node.store.matching_store import FollowUpRecord
 
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 DATASET = "biometric_templates"
 #: What a biometric follow-up may ask: the identity attributes of the matched person.
 BIOMETRIC_ATTRIBUTES = ATTRIBUTES["identities"]
-_CASE_RE = re.compile(r"^[\x20-\x7e]{1,200}$")
 _REFERENCE_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -82,12 +81,7 @@ def handle_followup(
             field="hit_reference",
             hint="use the reference a Search answered for the hit",
         )
-    if not _CASE_RE.match(request.case_reference):
-        raise InvalidArgumentError(
-            "must be 1 to 200 printable ASCII characters",
-            field="case_reference",
-            hint="cite the case file the follow-up is for",
-        )
+    check_case_reference(request.case_reference)
     digest = hashlib.sha256(request.hit_reference.encode("ascii")).hexdigest()
     ctx.audit_extra.update(
         dataset=DATASET,

@@ -18,6 +18,8 @@ Attributes are coarse on purpose (a quarter, not a date; a code, not a record). 
 Invariants:
 * The agreement rule has already checked that every asked attribute is granted; this module
   releases exactly the asked ones, never more.
+* A case reference is 1 to 200 printable ASCII characters, not only spaces, checked over the
+  whole string (:func:`check_case_reference`) before anything is looked up or stored.
 * A request held for approval is answered ``pending``; its decision (``enlace followup approve
   | deny``) is recorded with who decided and when; the querier fetches it with the follow-up id,
   and only the peer that asked can fetch it.
@@ -61,7 +63,35 @@ ATTRIBUTES: Mapping[str, tuple[str, ...]] = {
     ),
 }  # fmt: skip
 OUTPUT_SIZE = 64
-_CASE_RE = re.compile(r"^[\x20-\x7e]{1,200}$")
+#: The longest case reference (the width of ``match_followups.case_reference``).
+CASE_REFERENCE_MAX = 200
+_CASE_RE = re.compile(rf"[\x20-\x7e]{{1,{CASE_REFERENCE_MAX}}}")
+
+
+def check_case_reference(value: str) -> None:
+    """INVALID_ARGUMENT unless ``value`` is a case reference this node can record.
+
+    The whole string is checked: a trailing newline or an over-long value is the caller's
+    mistake and must be refused here, not surface later as a database error; a reference of
+    spaces only cites no case at all.
+    """
+    rule = (
+        f"a case reference is 1 to {CASE_REFERENCE_MAX} printable ASCII characters "
+        "(space to '~'), not only spaces"
+    )
+    if not 1 <= len(value) <= CASE_REFERENCE_MAX:
+        problem = f"has {len(value)} characters"
+    elif not _CASE_RE.fullmatch(value):
+        problem = "has a character outside printable ASCII (a newline, a tab, a non-ASCII letter)"
+    elif not value.strip(" "):
+        problem = "is only spaces"
+    else:
+        return
+    raise InvalidArgumentError(
+        f"{problem}; {rule}",
+        field="case_reference",
+        hint="cite the case file the follow-up is for",
+    )
 
 
 def quarter(day: dt.date | None) -> str:
@@ -172,12 +202,7 @@ def handle_followup(
         raise InvalidArgumentError(
             f"the output has {len(request.output)} bytes, not {OUTPUT_SIZE}", field="output"
         )
-    if not _CASE_RE.match(request.case_reference):
-        raise InvalidArgumentError(
-            "must be 1 to 200 printable ASCII characters",
-            field="case_reference",
-            hint="cite the case file the follow-up is for",
-        )
+    check_case_reference(request.case_reference)
     state = holder.state()
     holder.require_epoch(request.epoch, state)
     digest = hashlib.sha256(request.output).digest()

@@ -1,0 +1,108 @@
+"""What a follow-up answer carries, over real gRPC: the status, and the granted attributes once
+released; never a count of the matched records; and which case references are refused.
+
+PAN holds synthetic records; the grant gives CRI only ``first_seen_quarter`` of identities and
+needs PAN's operator's approval, so the answers pass through pending, denied and released.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from match_support import (
+    holder,
+    install,
+    load_records,
+    match_agreement,
+    read_csv,
+    synthetic,
+)
+
+from enlace.v1 import match_pb2
+from node.errors import PeerError
+from node.matching.client import MatchClient, Outcome
+from node.matching.peers import FOLLOW_UP
+from node.matching.sources import person_query
+
+PURPOSE = "identity_verification"
+GRANTED = ("first_seen_quarter",)
+
+
+@pytest.fixture
+def fed(
+    live_federation_factory: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory
+) -> Any:
+    live = live_federation_factory()
+    now = live.clocks["PAN"].now()
+    files = synthetic(tmp_path_factory.getbasetemp(), "PAN", 400, 11)
+    load_records(live.runtimes["PAN"], files, now)
+    holder(live.runtimes["PAN"]).rebuild(now, ["identities"])
+    agreement = match_agreement("PAN", "CRI", now, approval=True, attributes=GRANTED)
+    install(live.runtimes, agreement, now)
+    live.serve("PAN")
+    live.files = files
+    return live
+
+
+def _hit_on_a_person_with_many_records(fed: Any, client: MatchClient) -> Outcome:
+    files: Path = fed.files
+    rows = [r for r in read_csv(files / "encounters.csv") if r["birth_date"]]
+    person_id, count = Counter(r["person_id"] for r in rows).most_common(1)[0]
+    assert count > 1  # a count would say something here
+    person = next(r for r in rows if r["person_id"] == person_id)
+    query = person_query(person["surname"], person["given_names"], person["birth_date"])
+    (hit,) = client.run([query], ["identities"], purpose=PURPOSE, peers=["PAN"]).hits()
+    return hit
+
+
+def _ask(client: MatchClient, request: match_pb2.FollowUpRequest) -> match_pb2.FollowUpResponse:
+    reply = client.client("PAN").call(
+        FOLLOW_UP, request, match_pb2.FollowUpResponse, purpose=PURPOSE
+    )
+    return reply.message
+
+
+BAD_REFERENCES = (
+    (" ", "only spaces"),
+    ("   ", "only spaces"),
+    ("", "has 0 characters"),
+    ("x" * 200 + "\n", "has 201 characters"),
+    ("x" * 199 + "\n", "outside printable ASCII"),
+    ("C-1\n", "outside printable ASCII"),
+    ("C\t1", "outside printable ASCII"),
+    ("x" * 201, "has 201 characters"),
+)
+
+
+def test_a_bad_case_reference_is_refused_whole(fed: Any) -> None:
+    with MatchClient(fed.runtimes["CRI"]) as client:
+        hit = _hit_on_a_person_with_many_records(fed, client)
+        for reference, problem in BAD_REFERENCES:
+            ask = match_pb2.FollowUpRequest(
+                dataset="identities", epoch=hit.epoch, output=hit.output,
+                case_reference=reference, attributes=list(GRANTED),
+            )  # fmt: skip
+            with pytest.raises(PeerError) as caught:
+                _ask(client, ask)
+            assert caught.value.status_name == "INVALID_ARGUMENT", reference
+            message = caught.value.message
+            assert "case_reference" in message and problem in message, reference
+            assert "1 to 200 printable ASCII characters" in message
+    assert fed.runtimes["PAN"].store.matching.followups() == []
+
+
+def test_the_longest_case_reference_and_inner_spaces_are_kept(fed: Any) -> None:
+    with MatchClient(fed.runtimes["CRI"]) as client:
+        hit = _hit_on_a_person_with_many_records(fed, client)
+        for reference in ("x" * 200, " CRI 2026 / 7 "):
+            ask = match_pb2.FollowUpRequest(
+                dataset="identities", epoch=hit.epoch, output=hit.output,
+                case_reference=reference, attributes=list(GRANTED),
+            )  # fmt: skip
+            assert _ask(client, ask).status == "pending"
+    stored = fed.runtimes["PAN"].store.matching.followups()
+    assert sorted(f.case_reference for f in stored) == sorted(("x" * 200, " CRI 2026 / 7 "))
