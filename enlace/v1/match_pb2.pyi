@@ -115,15 +115,13 @@ class Attribute(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
 class FollowUpResponse(_message.Message):
-    __slots__ = ("followup_id", "status", "attributes", "reason", "records")
+    __slots__ = ("followup_id", "status", "attributes", "reason")
     FOLLOWUP_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
-    RECORDS_FIELD_NUMBER: _ClassVar[int]
     followup_id: str
     status: str
     attributes: _containers.RepeatedCompositeFieldContainer[Attribute]
     reason: str
-    records: int
-    def __init__(self, followup_id: _Optional[str] = ..., status: _Optional[str] = ..., attributes: _Optional[_Iterable[_Union[Attribute, _Mapping]]] = ..., reason: _Optional[str] = ..., records: _Optional[int] = ...) -> None: ...
+    def __init__(self, followup_id: _Optional[str] = ..., status: _Optional[str] = ..., attributes: _Optional[_Iterable[_Union[Attribute, _Mapping]]] = ..., reason: _Optional[str] = ...) -> None: ...

@@ -14,6 +14,8 @@ expires), instead of an OPRF output.
 Invariants:
 * The agreement rule has already checked the purpose and that every asked attribute is
   granted on ``biometric_templates``; this module releases exactly the asked ones.
+* Like an identity follow-up's, an answer never says how many records the person has; a
+  pending or denied one carries only the id, the status and the reason.
 * A reference that is unknown, of another peer, expired, already used, or of an old epoch is
   refused with FAILED_PRECONDITION, and the call still counts against the follow-up quota.
 * Audit ``extra`` gets the SHA-256 of the reference and the case reference, never the record.
@@ -63,7 +65,6 @@ def _response(
         status=record.status,
         attributes=[match_pb2.Attribute(name=k, value=v) for k, v in shown.items()],
         reason=record.note or "",
-        records=sum(1 for source, _ in record.records if source == "encounters"),
     )
 
 

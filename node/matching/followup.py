@@ -18,6 +18,9 @@ Attributes are coarse on purpose (a quarter, not a date; a code, not a record). 
 Invariants:
 * The agreement rule has already checked that every asked attribute is granted; this module
   releases exactly the asked ones, never more.
+* An answer that is pending or denied carries the follow-up id, the status and the operator's
+  reason, nothing else; a released one adds the asked attributes. No answer says how many
+  records matched (that count stays in the holder's own follow-up row).
 * A case reference is 1 to 200 printable ASCII characters, not only spaces, checked over the
   whole string (:func:`check_case_reference`) before anything is looked up or stored.
 * A request held for approval is answered ``pending``; its decision (``enlace followup approve
@@ -181,12 +184,13 @@ def _identity_attributes(engine: Engine, records: Sequence[tuple[str, str]]) -> 
 def _response(
     record: FollowUpRecord, values: Mapping[str, str] | None
 ) -> match_pb2.FollowUpResponse:
+    """The answer: id, status and reason, plus ``values`` once released. Never how many
+    records matched: that is information about the holder's data no grant covers."""
     return match_pb2.FollowUpResponse(
         followup_id=record.followup_id,
         status=record.status,
         attributes=[match_pb2.Attribute(name=k, value=v) for k, v in (values or {}).items()],
         reason=record.note or "",
-        records=len(record.records),
     )
 
 

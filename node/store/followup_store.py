@@ -8,6 +8,8 @@ matching part of the store (:class:`node.store.matching_store.MatchingStore` inh
 Invariants:
 * A follow-up is keyed by (id, direction): ``inbound`` on the holder, ``outbound`` on the
   querier; the same id may exist once on each side.
+* ``records`` (the matched records) is kept on the holder's inbound row only; a querier's
+  outbound row has none, because no answer says which or how many records matched.
 * :meth:`FollowUpStore.update_followup` moves a follow-up only from one of the expected
   statuses, atomically, so two operators cannot both decide the same request.
 """
@@ -68,7 +70,10 @@ class FollowUpRecord:
     released: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """What ``enlace followup`` and ``enlace match --case`` show. Only the holder knows
+        which of its records matched (``records``, inbound); a querier is never told, so its
+        outbound rows have no count to show, not a count of zero."""
+        shown = {
             "followup_id": self.followup_id,
             "direction": self.direction,
             "peer": self.peer,
@@ -87,6 +92,9 @@ class FollowUpRecord:
             "note": self.note,
             "released": self.released,
         }
+        if self.direction != "inbound":
+            del shown["records"]
+        return shown
 
 
 def _followup(row: Any) -> FollowUpRecord:

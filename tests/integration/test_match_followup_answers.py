@@ -18,6 +18,7 @@ from match_support import (
     install,
     load_records,
     match_agreement,
+    outbound,
     read_csv,
     synthetic,
 )
@@ -25,6 +26,7 @@ from match_support import (
 from enlace.v1 import match_pb2
 from node.errors import PeerError
 from node.matching.client import MatchClient, Outcome
+from node.matching.followup import decide
 from node.matching.peers import FOLLOW_UP
 from node.matching.sources import person_query
 
@@ -64,6 +66,61 @@ def _ask(client: MatchClient, request: match_pb2.FollowUpRequest) -> match_pb2.F
         FOLLOW_UP, request, match_pb2.FollowUpResponse, purpose=PURPOSE
     )
     return reply.message
+
+
+def _exactly(answer: match_pb2.FollowUpResponse, **fields: Any) -> None:
+    """``answer`` holds these fields and nothing else, not even a field this node ignores."""
+    assert {f.name for f, _ in answer.ListFields()} == set(fields)
+    assert answer.SerializeToString() == match_pb2.FollowUpResponse(**fields).SerializeToString()
+
+
+def test_pending_and_denied_answers_say_nothing_but_their_status(fed: Any) -> None:
+    now = fed.clocks["PAN"].now()
+    with MatchClient(fed.runtimes["CRI"]) as client:
+        hit = _hit_on_a_person_with_many_records(fed, client)
+        ask = match_pb2.FollowUpRequest(
+            dataset="identities", epoch=hit.epoch, output=hit.output, case_reference="C-1",
+            attributes=list(GRANTED),
+        )  # fmt: skip
+        pending = _ask(client, ask)
+        _exactly(pending, followup_id=pending.followup_id, status="pending")
+        decide(fed.runtimes["PAN"].store, pending.followup_id, approve=False, by="op",
+               note="not for this case", now=now)  # fmt: skip
+        fetch = match_pb2.FollowUpRequest(
+            dataset="identities", epoch=hit.epoch, followup_id=pending.followup_id,
+            attributes=list(GRANTED),
+        )  # fmt: skip
+        denied = _ask(client, fetch)
+        _exactly(
+            denied, followup_id=pending.followup_id, status="denied", reason="not for this case"
+        )
+
+        again = _ask(client, ask)
+        decide(fed.runtimes["PAN"].store, again.followup_id, approve=True, by="op", note="",
+               now=now)  # fmt: skip
+        fetch.followup_id = again.followup_id
+        released = _ask(client, fetch)
+    (value,) = [a.value for a in released.attributes if a.name == "first_seen_quarter"]
+    _exactly(
+        released,
+        followup_id=again.followup_id,
+        status="released",
+        attributes=[match_pb2.Attribute(name="first_seen_quarter", value=value)],
+    )
+    # The holder's operator still sees how many of its own records matched.
+    inbound = fed.runtimes["PAN"].store.matching.followup(again.followup_id, "inbound")
+    assert inbound is not None and inbound.to_dict()["records"] > 1
+
+
+def test_the_querier_shows_no_count_it_was_not_given(fed: Any) -> None:
+    with MatchClient(fed.runtimes["CRI"]) as client:
+        hit = _hit_on_a_person_with_many_records(fed, client)
+        record = client.follow_up(hit, case_reference="C-2", purpose=PURPOSE)
+    assert record.status == "pending"
+    (stored,) = outbound(fed.runtimes["CRI"])
+    for shown in (record.to_dict(), stored.to_dict()):
+        assert "records" not in shown
+        assert shown["status"] == "pending" and shown["released"] is None
 
 
 BAD_REFERENCES = (
@@ -106,3 +163,10 @@ def test_the_longest_case_reference_and_inner_spaces_are_kept(fed: Any) -> None:
             assert _ask(client, ask).status == "pending"
     stored = fed.runtimes["PAN"].store.matching.followups()
     assert sorted(f.case_reference for f in stored) == sorted(("x" * 200, " CRI 2026 / 7 "))
+
+
+def test_the_answer_has_no_field_a_count_could_travel_in() -> None:
+    fields = match_pb2.FollowUpResponse.DESCRIPTOR.fields_by_name
+    assert set(fields) == {"followup_id", "status", "attributes", "reason"}
+    with pytest.raises(ValueError):
+        match_pb2.FollowUpResponse(records=3)  # type: ignore[call-arg]
