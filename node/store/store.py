@@ -5,6 +5,7 @@ Invariants:
   ``(sender, nonce)`` makes the second insert fail, which is reported as a replay.
 * :meth:`Store.append_audit` extends the hash chain under a row lock on ``audit_head`` (and a
   process-local lock for SQLite), so concurrent appends never fork the chain.
+* :meth:`Store.put_states` writes its values in one transaction: a reader sees all or none.
 * Nothing here decides policy: callers pass ``now`` and records; the store persists them.
 """
 
@@ -14,7 +15,7 @@ import datetime as dt
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, and_, delete, func, insert, select, update
@@ -243,18 +244,28 @@ class Store:
     # -- node state ----------------------------------------------------------------------
     def put_state(self, key: str, value: str, now: dt.datetime) -> None:
         """Insert or replace one value (atomic upsert on both backends)."""
+        self.put_states({key: value}, now)
+
+    def put_states(self, values: Mapping[str, str], now: dt.datetime) -> None:
+        """Insert or replace several values in one transaction: all of them or none.
+
+        Why: values that only make sense together (a key epoch and its mode) must never be
+        seen, or left, half written; one ``SELECT`` of them then always reads a consistent set.
+        """
         try:
             with self._write.begin() as conn:
-                conn.execute(
-                    upsert(
-                        self.engine,
-                        node_state,
-                        {"key": key, "value": value, "updated_at": now},
-                        key_columns=("key",),
+                for key, value in values.items():
+                    conn.execute(
+                        upsert(
+                            self.engine,
+                            node_state,
+                            {"key": key, "value": value, "updated_at": now},
+                            key_columns=("key",),
+                        )
                     )
-                )
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot save node state {key!r}: {exc}") from exc
+            names = ", ".join(repr(k) for k in values)
+            raise StoreError(f"cannot save node state {names}: {exc}") from exc
 
     def get_state(self, key: str) -> tuple[str, dt.datetime] | None:
         with self.engine.connect() as conn:

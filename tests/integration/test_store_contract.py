@@ -36,7 +36,7 @@ from node.audit import (
     verify_chain,
     verify_chain_with_checkpoints,
 )
-from node.errors import AuthenticationError, InvalidArgumentError
+from node.errors import AuthenticationError, InvalidArgumentError, StoreError
 from node.store import Store, database, open_store
 from node.store.schema import audit_head, node_state
 from node.store.store import AuditFilter
@@ -431,6 +431,20 @@ def test_state_upsert(store: Store) -> None:
     store.put_state("other", "x" * 5000, T0)
     assert store.get_state("other") == ("x" * 5000, T0)
     assert store.get_state("directory.version") == ("2", later)
+
+
+def test_states_written_together_are_all_written_or_none(store: Store) -> None:
+    store.put_states({"match.mode": "oprf", "match.epoch": "1"}, T0)
+    later = T0 + dt.timedelta(hours=1)
+    store.put_states({"match.mode": "voprf", "match.epoch": "2"}, later)
+    assert store.matching.states(("match.mode", "match.epoch")) == {
+        "match.mode": "voprf",
+        "match.epoch": "2",
+    }
+    with pytest.raises(StoreError):  # the second value breaks NOT NULL: the first is undone
+        store.put_states({"match.mode": "oprf", "match.epoch": None}, later)  # type: ignore[dict-item]
+    assert store.get_state("match.mode") == ("voprf", later)
+    assert store.get_state("match.epoch") == ("2", later)
 
 
 def test_datetimes_come_back_aware_utc(store: Store) -> None:
