@@ -318,8 +318,8 @@ class GalleryHolder:
                 raise InvalidArgumentError(str(exc), field="bits") from None
         old = self.state()
         new = EpochState(old.epoch + 1, bits or old.bits)
-        self.store.put_state(BITS_STATE, str(new.bits), now)
-        self.store.put_state(EPOCH_STATE, str(new.epoch), now)
+        # Together, in one transaction: codes of one length under another epoch match nothing.
+        self.store.put_states({EPOCH_STATE: str(new.epoch), BITS_STATE: str(new.bits)}, now)
         self.store.biometrics.drop_other_epochs(new.epoch)
         with self._lock:
             self._loaded.clear()

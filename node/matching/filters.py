@@ -10,9 +10,9 @@ deleted or changed ones). Each change publishes a new filter version; the last
 
 The OPRF master secret is ``HOME/keys/oprf-master.key`` (32 bytes, hex, mode 0600), created on
 first use. The epoch and mode live in ``node_state`` (``match.epoch``, ``match.mode``); epoch 1
-is the first. Rotation (:meth:`Holder.rotate`) moves to the next epoch, re-evaluates every
-record under the new key and forgets the old epoch's entries and filters: outputs computed
-under the old key match nothing any more.
+is the first. Rotation (:meth:`Holder.rotate`) evaluates every record under the next epoch's
+key and publishes its filters, then moves to that epoch and forgets the old epoch's entries
+and filters: outputs computed under the old key match nothing any more.
 
 Invariants:
 * Entries of a record are replaced together with its content hash (one transaction), so a
@@ -20,6 +20,9 @@ Invariants:
   entries are committed, and always from the entries of its own (dataset, epoch).
 * Published filters are canonical (:func:`crypto.filter.encode_filter`), widened as needed to
   keep the false-positive rate at most 1e-9 per lookup, and signed (:mod:`crypto.match_keys`).
+* Epoch and mode are written together, in one transaction (:meth:`Store.put_states`), and
+  read together, in one statement (:meth:`Holder.state`): every Evaluate uses a consistent
+  (epoch, mode, key), and the current epoch has its filters published before it is current.
 * Time is injected: every method that records or signs takes ``now``.
 """
 
@@ -398,14 +401,25 @@ class Holder:
     def rotate(
         self, now: dt.datetime, *, mode: ModeName | None = None, workers: int = 0
     ) -> list[UpdateReport]:
-        """Move to the next epoch (optionally changing mode), rebuild, forget the old epoch."""
+        """Build the next epoch (optionally in another mode), switch to it, forget the old one.
+
+        Why in this order: every entry and filter names its epoch, so the new epoch's filters
+        are built and published while the old epoch keeps answering; then epoch and mode
+        change in one transaction. An Evaluate reads both in one statement, so it sees the old
+        (epoch, mode) or the new one, never a mix that would make every true hit a silent
+        miss. A rotation that fails before the switch leaves the old epoch fully in place (its
+        half-built successor is rebuilt from scratch by the next attempt); after the switch,
+        the new epoch's filters already exist.
+        """
         if mode is not None and mode not in _MODES:
             raise InvalidArgumentError("mode must be 'oprf' or 'voprf'", field="mode")
         old = self.state()
         new = KeyState(old.epoch + 1, mode or old.mode)
-        self.store.put_state(MODE_STATE, new.mode, now)
-        self.store.put_state(EPOCH_STATE, str(new.epoch), now)
-        reports = self.rebuild(now, workers=workers)
+        reports = [
+            self._update_one(dataset, new, now, workers, True, replace_all=True)
+            for dataset in MATCH_DATASETS
+        ]
+        self.store.put_states({EPOCH_STATE: str(new.epoch), MODE_STATE: new.mode}, now)
         self.store.matching.drop_other_epochs(new.epoch)
         return reports
 
