@@ -10,9 +10,10 @@ Invariants:
 * Nothing unverified is ever cached or looked up: :meth:`PeerFilters.install` raises
   (:class:`~crypto.errors.VerificationError`) on any mismatch and leaves the cache as it was.
 * Every streamed message is its own signed response bound to our request digest
-  (:meth:`StreamingPeerClient.stream`); one outbound audit entry records the exchange.
-* A stream may announce at most :data:`MAX_SYNC_BYTES` bytes; more is refused before
-  buffering.
+  (:meth:`StreamingPeerClient.receive`); one outbound audit entry records the exchange.
+* A sync stream may announce at most :data:`MAX_SYNC_BYTES` bytes, and is checked message by
+  message as it arrives: the first message past the announced size (or count, or otherwise
+  out of line) cancels the stream, so nothing beyond the announced size is ever buffered.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
@@ -29,7 +31,14 @@ from google.protobuf.message import DecodeError, Message
 
 from crypto.envelope import Sealed
 from crypto.errors import CryptoError, EncodingError, VerificationError
-from crypto.filter import ChunkAssembler, Filter, apply_delta, decode_delta, encode_filter
+from crypto.filter import (
+    MIN_CHUNK_SIZE,
+    ChunkAssembler,
+    Filter,
+    apply_delta,
+    decode_delta,
+    encode_filter,
+)
 from crypto.match_keys import (
     FilterManifest,
     SignedManifest,
@@ -67,6 +76,39 @@ class StreamingPeerClient(PeerClient):
         purpose: str = "",
         timeout: float | None = None,
     ) -> list[PeerReply[M]]:
+        """Every message of a server-streaming call, each verified (:meth:`receive`)."""
+        replies: list[PeerReply[M]] = []
+        self.receive(
+            method,
+            request,
+            response_type,
+            replies.append,
+            agreement=agreement,
+            purpose=purpose,
+            timeout=timeout,
+        )
+        return replies
+
+    def receive(
+        self,
+        method: str,
+        request: Message,
+        response_type: type[M],
+        accept: Callable[[PeerReply[M]], None],
+        *,
+        agreement: str = "",
+        purpose: str = "",
+        timeout: float | None = None,
+    ) -> int:
+        """Hand each message of a server-streaming call to ``accept`` as it arrives, verified;
+        return how many there were.
+
+        Why one at a time: ``accept`` may refuse a message by raising (an :class:`EnlaceError`
+        or :class:`CryptoError`), e.g. data past the size the stream announced. The call is
+        then cancelled at once, so a peer cannot make this node take in more than it agreed
+        to. A refusal, like a message that does not verify, is audited and raised as
+        :class:`PeerError`; what ``accept`` kept of the stream is the caller's to discard.
+        """
         sealed = self.seal_request(
             method, request.SerializeToString(), agreement=agreement, purpose=purpose
         )
@@ -79,26 +121,29 @@ class StreamingPeerClient(PeerClient):
             header=sealed.header, signature=sealed.signature, body=sealed.body
         )
         started = self.runtime.clock.now()
-        replies: list[PeerReply[M]] = []
+        count = 0
         first: Sealed | None = None
+        answers = call(wire, timeout=timeout or self.timeout)
         try:
-            for answer in call(wire, timeout=timeout or self.timeout):
+            for answer in answers:
+                count += 1
                 response = Sealed(bytes(answer.header), bytes(answer.signature), bytes(answer.body))
                 first = first or response
-                if len(replies) >= MAX_STREAM_MESSAGES:
+                if count > MAX_STREAM_MESSAGES:
                     raise EncodingError(f"more than {MAX_STREAM_MESSAGES} stream messages")
                 header = self._verify(response, sealed, method)
                 message = response_type.FromString(response.body)
                 elapsed = (self.runtime.clock.now() - started).total_seconds() * 1000
-                replies.append(PeerReply(message, header, sealed.digest, elapsed))
+                accept(PeerReply(message, header, sealed.digest, elapsed))
         except grpc.RpcError as exc:
             error = self._translate(exc)
             refusal = self._signed_refusal(exc, sealed)
             self._audit(method, sealed, refusal, error.status_name, error.message, started)
             raise error from None
         except (EnlaceError, CryptoError, DecodeError) as exc:
+            answers.cancel()  # take nothing more of this stream
             error = PeerError(
-                f"stream from {self.peer} does not verify: {exc}",
+                f"stream from {self.peer} refused at message {count}: {exc}",
                 peer=self.peer,
                 status_name="UNAUTHENTICATED",
                 hint="the peer or something between us altered the answer; check the directory",
@@ -106,7 +151,7 @@ class StreamingPeerClient(PeerClient):
             self._audit(method, sealed, first, error.status_name, error.message, started)
             raise error from None
         self._audit(method, sealed, first, "OK", "", started)
-        return replies
+        return count
 
 
 @dataclass(frozen=True)
@@ -208,6 +253,58 @@ class PeerFilters:
         return cached
 
 
+class _FilterStream:
+    """The querier's side of one SyncFilter stream, checked message by message as it arrives.
+
+    The first message must carry the manifest and announce a size of at most
+    :data:`MAX_SYNC_BYTES`; every message must be the next of the announced count and kind,
+    only the first carries a manifest, and the data may never exceed the announced size
+    (:class:`~crypto.filter.ChunkAssembler`). The first violation raises, which cancels the
+    stream: nothing past the announced size is ever taken in.
+    """
+
+    def __init__(self) -> None:
+        self.first: match_pb2.FilterChunk | None = None
+        self._assembler: ChunkAssembler | None = None
+        self._received = 0
+
+    def __call__(self, reply: PeerReply[match_pb2.FilterChunk]) -> None:
+        chunk = reply.message
+        if self.first is None:
+            if not chunk.HasField("manifest") or chunk.total_size > MAX_SYNC_BYTES:
+                raise EncodingError(
+                    f"the first chunk must carry the manifest and announce at most "
+                    f"{MAX_SYNC_BYTES} bytes (announced {chunk.total_size})"
+                )
+            most = -(-max(chunk.total_size, 1) // MIN_CHUNK_SIZE)
+            if not 1 <= chunk.count <= most:
+                raise EncodingError(
+                    f"{chunk.count} chunks announced for {chunk.total_size} bytes "
+                    f"(chunks hold at least {MIN_CHUNK_SIZE} bytes)"
+                )
+            try:
+                self._assembler = ChunkAssembler(chunk.total_size, chunk.payload_sha256)
+            except ValueError as exc:
+                raise EncodingError(str(exc)) from None
+            self.first = chunk
+        elif chunk.HasField("manifest"):
+            raise EncodingError("only the first chunk carries the manifest")
+        first, index = self.first, self._received
+        if (chunk.index, chunk.count, chunk.kind) != (index, first.count, first.kind):
+            raise EncodingError("filter chunks arrived out of order or of mixed kinds")
+        assert self._assembler is not None
+        self._assembler.add(chunk.data)
+        self._received += 1
+
+    def finish(self) -> tuple[match_pb2.FilterChunk, bytes]:
+        """The first message and the whole payload, once every announced chunk arrived."""
+        if self.first is None or self._assembler is None:
+            raise EncodingError("the stream carried no filter chunk")
+        if self._received != self.first.count:
+            raise EncodingError(f"{self._received} of {self.first.count} chunks arrived")
+        return self.first, self._assembler.finish()
+
+
 def sync_filter(
     client: StreamingPeerClient,
     filters: PeerFilters,
@@ -224,20 +321,12 @@ def sync_filter(
         epoch=current.manifest.epoch if current else 0,
         have_version=current.manifest.version if current else 0,
     )
-    replies = client.stream(
-        SYNC, request, match_pb2.FilterChunk, purpose=purpose, agreement=agreement
+    received = _FilterStream()
+    client.receive(
+        SYNC, request, match_pb2.FilterChunk, received, purpose=purpose, agreement=agreement
     )
     try:
-        first = replies[0].message
-        if not first.HasField("manifest") or first.total_size > MAX_SYNC_BYTES:
-            raise EncodingError("the first chunk must carry the manifest and a sane size")
-        assembler = ChunkAssembler(first.total_size, first.payload_sha256)
-        for index, reply in enumerate(replies):
-            chunk = reply.message
-            if (chunk.index, chunk.count, chunk.kind) != (index, len(replies), first.kind):
-                raise EncodingError("filter chunks arrived out of order or of mixed kinds")
-            assembler.add(chunk.data)
-        payload = assembler.finish()
+        first, payload = received.finish()
         return filters.install(
             client.peer,
             dataset,

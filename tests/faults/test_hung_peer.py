@@ -78,8 +78,15 @@ class HangingHolder:
         self, request: envelope_pb2.Envelope, context: grpc.ServicerContext
     ) -> Iterator[envelope_pb2.Envelope]:
         asked = Sealed(bytes(request.header), bytes(request.signature), bytes(request.body))
+        # A well-formed first chunk (a malformed one is refused at once, before any hang).
         body = match_pb2.FilterChunk(
-            kind=match_pb2.FilterChunk.FULL, total_size=32768, index=0, count=2, data=bytes(16384)
+            kind=match_pb2.FilterChunk.FULL,
+            manifest=match_pb2.SignedManifest(body=b"{}", signature=b"", key_id=self.key.key_id),
+            total_size=32768,
+            payload_sha256="0" * 64,
+            index=0,
+            count=2,
+            data=bytes(16384),
         ).SerializeToString()
         header = Header(
             kind="response",
