@@ -315,7 +315,14 @@ def sync(
     purpose: PurposeOption = "identity_verification",
     peer: PeerOption = None,
     dataset: DatasetOption = None,
-    full: Annotated[bool, typer.Option("--full", help="Fetch whole filters, not deltas.")] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Fetch whole filters, not deltas, and accept one older than the copy held "
+            "(a peer restored from a backup).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Fetch and verify the filters of every peer and dataset our agreements allow."""

@@ -18,6 +18,8 @@ Invariants:
 * A peer's failure (unreachable, refused, quota spent) becomes an "error" row for that peer; it
   never stops the other peers' answers.
 * Every call carries the purpose and is audited on both sides (by :class:`PeerClient`).
+* Re-syncs of its own never accept a filter older than the cached one; only an explicit
+  :meth:`sync` with ``full`` (``enlace match sync --full``) does.
 * A holder that answered "no filter published" for a dataset is not asked again by this
   client for :data:`UNPUBLISHED_TTL` (the answer is repeated as the peer's error row):
   members publish only the datasets they hold, and a fan-out over every dataset would
@@ -280,7 +282,9 @@ class MatchClient:
                 )
             except PeerError as exc:
                 if exc.status_name == "FAILED_PRECONDITION" and attempt == 0:
-                    cached = self.sync(peer, dataset, purpose, full=True)
+                    # Not a full re-sync: another epoch comes whole anyway, and an older
+                    # filter than ours must stay refused unless the operator asks for it.
+                    cached = self.sync(peer, dataset, purpose)
                     continue
                 raise
             answer = reply.message

@@ -14,6 +14,8 @@ Invariants:
 * A sync stream may announce at most :data:`MAX_SYNC_BYTES` bytes, and is checked message by
   message as it arrives: the first message past the announced size (or count, or otherwise
   out of line) cancels the stream, so nothing beyond the announced size is ever buffered.
+* The cached copy never goes back: a filter of a lower (epoch, version) than the cached one is
+  refused (``FAILED_PRECONDITION``), unless the operator asked for a full re-sync.
 """
 
 from __future__ import annotations
@@ -205,6 +207,21 @@ class PeerFilters:
                     self._memory[(cached.stored.peer, cached.stored.dataset)] = cached
         self._loaded = True
 
+    @staticmethod
+    def _refuse_older(
+        peer: str, dataset: str, offered: FilterManifest, held: tuple[int, int]
+    ) -> None:
+        if (offered.epoch, offered.version) < held:
+            raise PeerError(
+                f"{peer}'s {dataset} filter of epoch {offered.epoch} version {offered.version} "
+                f"is older than the epoch {held[0]} version {held[1]} this node holds; "
+                "refused: an older filter replaces a newer one only in a full re-sync",
+                peer=peer,
+                status_name="FAILED_PRECONDITION",
+                hint=f"if {peer} really went back (restored from a backup), ask for a full "
+                f"re-sync: enlace match sync --peer {peer} --dataset {dataset} --full",
+            )
+
     def get(self, peer: str, dataset: str) -> CachedFilter | None:
         with self._lock:
             self._load()
@@ -218,10 +235,21 @@ class PeerFilters:
         kind: int,
         payload: bytes,
         now: dt.datetime,
+        *,
+        allow_older: bool = False,
     ) -> CachedFilter:
-        """Verify what a sync delivered and make it the cached copy (raises on any mismatch)."""
+        """Verify what a sync delivered and make it the cached copy (raises on any mismatch).
+
+        A filter with a lower (epoch, version) than the cached one is refused unless
+        ``allow_older`` (an explicit full re-sync): a signed manifest never expires, so an old
+        one replayed, or served by a holder restored from a backup, would silently hide every
+        record added since.
+        """
         manifest = self._verify_manifest(peer, dataset, signed)
         current = self.get(peer, dataset)
+        if current is not None and not allow_older:
+            held = (current.manifest.epoch, current.manifest.version)
+            self._refuse_older(peer, dataset, manifest, held)
         if kind == match_pb2.FilterChunk.FULL:
             filt = verify_filter(manifest, payload)
             encoded = payload
@@ -246,7 +274,9 @@ class PeerFilters:
             now,
             peer=peer,
         )
-        self.runtime.store.matching.save_peer_filter(stored)
+        newer = self.runtime.store.matching.save_peer_filter(stored, allow_older=allow_older)
+        if newer is not None:  # another process of this node stored a newer copy meanwhile
+            self._refuse_older(peer, dataset, manifest, newer)
         cached = CachedFilter(peer, manifest, filt, stored)
         with self._lock:
             self._memory[(peer, dataset)] = cached
@@ -314,7 +344,12 @@ def sync_filter(
     agreement: str = "",
     full: bool = False,
 ) -> CachedFilter:
-    """Fetch the holder's current filter (a delta from our copy when possible) and verify it."""
+    """Fetch the holder's current filter (a delta from our copy when possible) and verify it.
+
+    ``full`` is the operator's explicit full re-sync: the whole filter is fetched and replaces
+    our copy even if it is older than it (a holder restored from a backup); otherwise an older
+    filter is refused (:meth:`PeerFilters.install`).
+    """
     current = None if full else filters.get(client.peer, dataset)
     request = match_pb2.SyncFilterRequest(
         dataset=dataset,
@@ -334,6 +369,7 @@ def sync_filter(
             first.kind,
             payload,
             client.runtime.clock.now(),
+            allow_older=full,
         )
     except CryptoError as exc:
         raise PeerError(

@@ -12,6 +12,8 @@ Invariants:
   transaction: a reader sees the entries before or after an update, never half of one.
 * Entries never cross epochs: every read names the epoch, and :meth:`drop_other_epochs` removes
   what an old key produced, so an old output finds nothing.
+* :meth:`MatchingStore.save_peer_filter` never replaces a peer's filter with one of a lower
+  (epoch, version) unless told to (an explicit full re-sync).
 * Nothing here decides policy or verifies signatures; callers pass verified values and ``now``.
 """
 
@@ -330,16 +332,28 @@ class MatchingStore(FollowUpStore):
             return {r[0]: int(r[1]) for r in conn.execute(query)}
 
     # -- peers' filters (querier) ----------------------------------------------------------
-    def save_peer_filter(self, cached: StoredFilter) -> None:
+    def save_peer_filter(
+        self, cached: StoredFilter, *, allow_older: bool = False
+    ) -> tuple[int, int] | None:
+        """Make ``cached`` the copy of its (peer, dataset), unless the stored copy has a higher
+        (epoch, version) and not ``allow_older``: then nothing changes and that (epoch,
+        version) is returned. Compared and replaced in one transaction (the row is locked), so
+        two syncs cannot leave the older copy behind."""
+        same = and_(
+            match_peer_filters.c.peer == cached.peer,
+            match_peer_filters.c.dataset == cached.dataset,
+        )
         with self._write.begin() as conn:
-            conn.execute(
-                delete(match_peer_filters).where(
-                    and_(
-                        match_peer_filters.c.peer == cached.peer,
-                        match_peer_filters.c.dataset == cached.dataset,
-                    )
-                )
-            )
+            held = conn.execute(
+                select(match_peer_filters.c.epoch, match_peer_filters.c.version)
+                .where(same)
+                .with_for_update()
+            ).first()
+            if held is not None and not allow_older:
+                kept = (int(held.epoch), int(held.version))
+                if (cached.epoch, cached.version) < kept:
+                    return kept
+            conn.execute(delete(match_peer_filters).where(same))
             conn.execute(
                 insert(match_peer_filters).values(
                     peer=cached.peer,
@@ -353,6 +367,7 @@ class MatchingStore(FollowUpStore):
                     fetched_at=cached.at,
                 )
             )
+        return None
 
     def peer_filters(self, peer: str | None = None) -> list[StoredFilter]:
         query = select(match_peer_filters).order_by(

@@ -1,8 +1,9 @@
-"""The querier's filter sync holds the holder to what it announced.
+"""The querier's filter sync holds the holder to what it announced, and never goes back.
 
 A holder (authentic, but faulty or hostile) that announces a filter of some size and then
 streams more is cut off at the first message past what it announced, before anything more is
-taken in.
+taken in; and a signed filter older than the copy this node holds (a replayed manifest, or a
+holder restored from a backup) is refused unless the operator asks for a full re-sync.
 """
 
 from __future__ import annotations
@@ -13,17 +14,19 @@ from typing import Any
 
 import pytest
 from match_support import holder, install, load_records, match_agreement, synthetic
+from sqlalchemy import delete
 
 import node.matching.peers as peers_mod
 import node.matching.service as service_mod
 from crypto.errors import EncodingError
 from crypto.filter import MIN_CHUNK_SIZE
-from crypto.match_keys import filter_sha256
+from crypto.match_keys import SignedManifest, filter_sha256
 from enlace.v1 import match_pb2
 from node.client import PeerReply
 from node.errors import PeerError
 from node.matching.client import MatchClient
-from node.matching.peers import SYNC
+from node.matching.peers import SYNC, PeerFilters
+from node.store.matching_store import StoredFilter, match_filters
 
 PURPOSE = "identity_verification"
 DATASET = "travel_documents"
@@ -110,3 +113,58 @@ def test_a_stream_past_its_announced_size_is_cut_off_at_once(
     last = list(cri.store.iter_audit())[-1].record
     assert (last.direction, last.method, last.status) == ("outbound", SYNC, "UNAUTHENTICATED")
     assert problem in last.reason
+
+
+# -- never back ------------------------------------------------------------------------------
+
+
+def test_an_older_filter_never_replaces_a_newer_one_unless_asked(fed: Any) -> None:
+    pan = holder(fed.runtimes["PAN"])
+    pan_store = fed.runtimes["PAN"].store
+    cri = fed.runtimes["CRI"]
+    now = fed.clocks["CRI"].now()
+    with MatchClient(cri) as client:
+        assert client.sync("PAN", DATASET, PURPOSE).manifest.version == 1
+        pan.update(fed.clocks["PAN"].now(), [DATASET], force_publish=True)
+        assert client.sync("PAN", DATASET, PURPOSE).manifest.version == 2
+
+        # A replayed, genuinely signed version 1 is refused; the cached copy stays version 2.
+        old = pan_store.matching.published(DATASET, 1, 1)
+        assert old is not None
+        signed = SignedManifest(old.manifest, old.signature, old.key_id)
+        full = match_pb2.FilterChunk.FULL
+        with pytest.raises(PeerError) as caught:
+            client.filters.install("PAN", DATASET, signed, full, old.encoded, now)
+        assert caught.value.status_name == "FAILED_PRECONDITION"
+        assert "version 1 is older than the epoch 1 version 2" in caught.value.message
+        assert "--full" in caught.value.hint
+        assert client.filters.get("PAN", DATASET).manifest.version == 2  # type: ignore[union-attr]
+        assert [f.version for f in cri.store.matching.peer_filters()] == [2]
+
+        # The holder goes back to version 1 (restored from a backup): a sync refuses it...
+        with pan_store.engine.begin() as conn:
+            conn.execute(delete(match_filters).where(match_filters.c.version == 2))
+        with pytest.raises(PeerError, match="older than"):
+            client.sync("PAN", DATASET, PURPOSE)
+        assert [f.version for f in cri.store.matching.peer_filters()] == [2]
+        # ...until the operator asks for a full re-sync.
+        assert client.sync("PAN", DATASET, PURPOSE, full=True).manifest.version == 1
+    assert [f.version for f in cri.store.matching.peer_filters()] == [1]
+    assert PeerFilters(cri).get("PAN", DATASET).manifest.version == 1  # type: ignore[union-attr]
+
+
+def test_the_store_compares_and_replaces_in_one_step(fed: Any) -> None:
+    matching = fed.runtimes["CRI"].store.matching
+    now = fed.clocks["CRI"].now()
+
+    def copy(epoch: int, version: int) -> StoredFilter:
+        return StoredFilter(DATASET, epoch, version, b"{}", b"s", "k", b"f", now, peer="PAN")
+
+    assert matching.save_peer_filter(copy(2, 1)) is None
+    assert matching.save_peer_filter(copy(1, 9)) == (2, 1)  # an older epoch, however new
+    assert matching.save_peer_filter(copy(2, 1)) is None  # the same version again is fine
+    assert matching.save_peer_filter(copy(2, 3)) is None
+    assert matching.save_peer_filter(copy(2, 2)) == (2, 3)
+    assert [(f.epoch, f.version) for f in matching.peer_filters()] == [(2, 3)]
+    assert matching.save_peer_filter(copy(1, 1), allow_older=True) is None
+    assert [(f.epoch, f.version) for f in matching.peer_filters()] == [(1, 1)]
