@@ -219,6 +219,7 @@ class PeerClient:
                 public_key = directory.signing_key(
                     self.peer, claimed.key_id, claimed.issued_at_time
                 )
+                directory.signing_key(self.peer, claimed.key_id, self.runtime.clock.now())
                 header = open_envelope(sealed, public_key, "response")
             except (EnlaceError, CryptoError, DecodeError):
                 return None

@@ -316,6 +316,19 @@ def test_refusals_are_audited_and_signed(live) -> None:  # type: ignore[no-untyp
     assert outbound.record.response_digest == entry.record.response_digest
 
 
+def test_a_refusal_signed_with_a_retired_key_is_not_kept_as_evidence(live) -> None:  # type: ignore[no-untyped-def]
+    start = live.clocks["CRI"].now()
+    _retire_signing_key(live, "PAN", start + dt.timedelta(seconds=30))
+    live.clocks["PAN"].set(start + dt.timedelta(seconds=29))  # PAN still signs with it
+    live.clocks["CRI"].set(start + dt.timedelta(seconds=90))
+    with live.client("CRI", "PAN") as client:
+        error = refused(client, client.seal_request(PING, ping_body()), route=GET_INFO)
+    assert error.status_name == "UNAUTHENTICATED"
+    assert last_inbound(live, "PAN").record.response_header  # PAN did sign its refusal
+    outbound = list(live.runtimes["CRI"].store.iter_audit())[-1]
+    assert (outbound.record.direction, outbound.record.response_header) == ("outbound", b"")
+
+
 def test_a_garbage_request_in_the_log_does_not_stop_audit_show(live) -> None:  # type: ignore[no-untyped-def]
     """Refusals are logged as they arrived; listing the log must survive any of them."""
     with live.client("CRI", "PAN") as client:
