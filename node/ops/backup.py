@@ -44,6 +44,7 @@ from sqlalchemy import inspect, make_url, text
 from sqlalchemy.engine import URL
 
 from node.audit import verify_chain_with_checkpoints
+from node.clock import Clock
 from node.errors import AuditIntegrityError, ConfigError, StoreError
 from node.home import NodeHome
 from node.runtime import open_runtime
@@ -279,7 +280,9 @@ def _write_home(root: Path, contents: dict[str, bytes], database_url: str) -> No
     config_path.write_text(tomli_w.dumps(settings), encoding="utf-8")
 
 
-def restore_node(archive: Path, root: Path, *, database_url: str = "") -> RestoreReport:
+def restore_node(
+    archive: Path, root: Path, *, database_url: str = "", clock: Clock | None = None
+) -> RestoreReport:
     """Recreate a node home at ``root`` from ``archive`` and verify its audit log."""
     manifest, contents = read_archive(archive)
     if (root / "node.toml").exists() or (root / "keys").exists():
@@ -305,12 +308,14 @@ def restore_node(archive: Path, root: Path, *, database_url: str = "") -> Restor
             handle.write(contents[SQLITE_MEMBER])
     else:
         _restore_postgres(contents[PG_MEMBER], database_url, manifest)
-    return verify_restored(home, manifest)
+    return verify_restored(home, manifest, clock)
 
 
-def verify_restored(home: NodeHome, manifest: BackupManifest) -> RestoreReport:
+def verify_restored(
+    home: NodeHome, manifest: BackupManifest, clock: Clock | None = None
+) -> RestoreReport:
     """Open the restored node and verify the audit chain and checkpoints end to end."""
-    runtime = open_runtime(home)
+    runtime = open_runtime(home, clock)
     try:
         directory = runtime.directory.current(runtime.clock.now())
         checkpoints = runtime.store.checkpoints()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from sqlalchemy import make_url, text
 
 from node.client import PeerClient
 from node.clock import ManualClock
@@ -79,3 +80,34 @@ def live(live_federation_factory: Callable[..., LiveFederation]) -> LiveFederati
     federation = live_federation_factory()
     federation.serve("PAN")
     return federation
+
+
+@pytest.fixture
+def restore_target(
+    database_backend: str, request: pytest.FixtureRequest
+) -> Iterator[Callable[[str], str]]:
+    """Where a backup restores: ``target(schema)`` is "" for SQLite (the new home holds the
+    database), or a new, empty PostgreSQL database whose connections look in ``schema`` (the
+    dump recreates the node's schema there)."""
+    if database_backend == "sqlite":
+        yield lambda schema: ""
+        return
+    import secrets
+
+    admin = request.getfixturevalue("postgres_admin_engine")
+    name = f"restore_{secrets.token_hex(5)}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    base = make_url(admin.url).set(database=name)
+
+    def target(schema: str) -> str:
+        url = base.update_query_dict({"options": f"-csearch_path={schema}"})
+        return url.render_as_string(hide_password=False)
+
+    yield target
+    with admin.connect() as conn:
+        conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+            {"n": name},
+        )
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))

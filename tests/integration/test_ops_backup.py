@@ -4,13 +4,10 @@ serves again (SQLite online backup; pg_dump / pg_restore on PostgreSQL)."""
 from __future__ import annotations
 
 import json
-import secrets
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import make_url, text
 
 from enlace.v1 import node_pb2
 from node.errors import ConfigError
@@ -23,26 +20,7 @@ from node.server.jobs import write_checkpoint
 PING = "/enlace.v1.NodeService/Ping"
 
 
-@pytest.fixture
-def restore_url(database_backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
-    """Where to restore: SQLite in the new home, or a new, empty PostgreSQL database."""
-    if database_backend == "sqlite":
-        yield ""
-        return
-    admin = request.getfixturevalue("postgres_admin_engine")
-    name = f"restore_{secrets.token_hex(5)}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(admin.url).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-            {"n": name},
-        )
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-
-
-def test_backup_restore_verify_and_serve_again(live, tmp_path: Path, restore_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_backup_restore_verify_and_serve_again(live, tmp_path: Path, restore_target) -> None:  # type: ignore[no-untyped-def]
     pan = live.runtimes["PAN"]
     with live.client("CRI", "PAN") as client:
         for _ in range(3):
@@ -55,11 +33,7 @@ def test_backup_restore_verify_and_serve_again(live, tmp_path: Path, restore_url
     assert "home/keys/signing.key" in manifest.files
 
     target = tmp_path / "restored"
-    url = restore_url
-    if url:  # the dump recreates the node's schema; connections must look there
-        url = make_url(url).update_query_dict({"options": f"-csearch_path={manifest.schema}"})
-        url = url.render_as_string(hide_password=False)
-    report = restore_node(archive, target, database_url=url)
+    report = restore_node(archive, target, database_url=restore_target(manifest.schema))
     assert (report.audit_entries, report.checkpoints, report.country) == (3, 1, "PAN")
     assert oct((target / "keys" / "signing.key").stat().st_mode & 0o777) == "0o600"
 
