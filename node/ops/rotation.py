@@ -19,6 +19,11 @@ Invariants:
 * :func:`select_signing_key` picks, among the keys present in the home, the newest one that
   the installed directory lists for this node and that is valid at ``now``; with none, the
   current key stays (never a key peers cannot verify).
+* A key once listed stays listed in ``member.json`` with its validity window, after any
+  number of rotations: the audit log's checkpoints and the evidence of past exchanges name
+  the key that signed them, and an auditor resolves it from the directory alone. Its
+  ``not_after`` is what refuses it for anything new (peers check it at the claimed time and,
+  for live calls, at their own time too).
 * Key files are never overwritten in place: new keys are created with ``O_EXCL`` and mode
   0600; ``keys/signing.key`` (what every command loads) is replaced atomically by a copy of a
   key already archived as ``keys/signing-<key id>.key``.
@@ -143,7 +148,10 @@ def rotate_signing_key(
     retired: dict[str, dt.datetime] = {}
     for key in member.signing_keys:
         if key.not_after <= now:
-            continue  # already dead: no reason to keep listing it
+            # Retired, but it signed history (checkpoints, requests, responses) that must
+            # verify forever: keep it listed with its window, which refuses new signatures.
+            entries.append(key.to_dict())
+            continue
         not_after = min(key.not_after, cut)
         retired[key.key_id] = not_after
         entries.append({**key.to_dict(), "not_after": format_time(not_after)})

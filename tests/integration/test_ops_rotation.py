@@ -244,3 +244,59 @@ def test_expiry_alarms_warn_well_before(pair, caplog) -> None:  # type: ignore[n
     advance(pair, dt.timedelta(days=260))  # certificates (365 days) within 30 days
     kinds = {d.kind for d in log_expiry_alarms(pan)}
     assert {"tls_certificate", "peer_tls_certificate", "directory"} <= kinds
+
+
+def test_history_signed_with_retired_keys_verifies_after_two_rotations(
+    pair, tmp_path, restore_target
+) -> None:  # type: ignore[no-untyped-def]
+    """Checkpoints and evidence signed with a key retired two rotations ago still verify: in
+    the log, in exported evidence (directory alone) and in a restored backup; the retired key
+    itself is refused for anything new."""
+    from typer.testing import CliRunner
+
+    from node.cli.audit_cmd import verify_log
+    from node.cli.main import app
+    from node.ops.backup import backup_node, restore_node
+    from node.server.jobs import write_checkpoint
+
+    pan = pair.runtimes["PAN"]
+    first = pan.signing_key
+    assert ping(pair, "CRI", "PAN").header.key_id == first.key_id  # entry 1, answered with K1
+    assert write_checkpoint(pan) == 1
+    for version in (2, 3):
+        rotate_signing_key(
+            pan.home,
+            pair.clock.now(),
+            activate_after=dt.timedelta(hours=1),
+            retire_after=dt.timedelta(days=1),
+        )
+        republish(pair, version)
+        advance(pair, dt.timedelta(hours=2))
+        assert apply_due_rotations(pan)
+        advance(pair, dt.timedelta(days=2))  # past the previous key's not_after
+        ping(pair, "CRI", "PAN")
+        write_checkpoint(pan)
+    listed = {k.key_id: k for k in pan.directory.peek().member("PAN").signing_keys}
+    assert len(listed) == 3 and not listed[first.key_id].valid_at(pair.clock.now())
+    assert verify_log(pan) == {**verify_log(pan), "checkpoints": 3, "status": "ok"}
+
+    home, evidence = str(pan.home.root), tmp_path / "evidence.json"
+    exported = CliRunner().invoke(app, ["audit", "export", "--home", home, "1", "--out", evidence])
+    assert exported.exit_code == 0, exported.output
+    directory = str(pan.home.directory_path)
+    checked = CliRunner().invoke(
+        app, ["audit", "check-evidence", str(evidence), "--directory", directory, "--json"]
+    )
+    assert checked.exit_code == 0, checked.output
+    assert json.loads(checked.output)["checkpoint_key_id"] == first.key_id
+
+    archive = tmp_path / "pan.tar.gz"
+    manifest = backup_node(pan.home, archive, pair.clock.now())
+    url = restore_target(manifest.schema)
+    report = restore_node(archive, tmp_path / "restored", database_url=url, clock=pair.clock)
+    assert (report.audit_entries, report.checkpoints) == (3, 3)
+
+    lagging = dataclasses.replace(pan, signing_key=first)
+    with pytest.raises(PeerError) as refused:
+        ping(pair, "PAN", "CRI", lagging)
+    assert refused.value.status_name == "UNAUTHENTICATED"
