@@ -172,6 +172,11 @@ def _same_public_key(key_pem: bytes, cert_pem: bytes) -> bool:
     return mine == cert.public_key().public_bytes(serialization.Encoding.DER, spki)
 
 
+def tls_key_matches(key_pem: bytes, cert_pem: bytes) -> bool:
+    """Whether ``key_pem`` is the private key of ``cert_pem`` (EncodingError if unparsable)."""
+    return _same_public_key(key_pem, cert_pem)
+
+
 @dataclass(frozen=True)
 class KeyPaths:
     """Where a node home keeps its key material."""

@@ -13,7 +13,11 @@ archive is a ``.tar.gz`` holding ``manifest.json``, ``home/…`` and the databas
 Invariants:
 * The manifest names every member with its SHA-256; :func:`restore_node` refuses an archive
   whose content does not match, a member outside the expected names, and a target home that
-  already holds a configuration or keys (a restore never overwrites a node).
+  already holds anything (a restore never overwrites a node) — except, for a backup made
+  without keys, the node's own ``keys/``, checked against its published keys first.
+* A restore checks all it can before writing, then writes and verifies in a staging folder
+  and moves the home in last; a failure removes what it wrote (files and database), so the
+  target is as it was and the restore can simply be run again.
 * The archive is written to a temporary file and renamed, with mode 0600 (it holds private
   keys unless ``include_keys=False``); key files come back with mode 0600.
 * A restore ends by opening the node (migrations forward, if the backup is older) and
@@ -24,6 +28,7 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -34,7 +39,6 @@ import sqlite3
 import subprocess
 import tarfile
 import tempfile
-import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +51,13 @@ from node.audit import verify_chain_with_checkpoints
 from node.clock import Clock
 from node.errors import AuditIntegrityError, ConfigError, StoreError
 from node.home import NodeHome
+from node.ops.restore_checks import (
+    KEYS,
+    check_provided_keys,
+    check_target,
+    keys_excluded,
+    restored_settings,
+)
 from node.runtime import open_runtime
 from node.store import database
 from node.trust.member import format_time
@@ -226,19 +237,26 @@ def read_archive(path: Path) -> tuple[BackupManifest, dict[str, bytes]]:
     return manifest, contents
 
 
-def _restore_postgres(dump: bytes, target_url: str, manifest: BackupManifest) -> None:
-    url = make_url(target_url)
+def _postgres_tables(target_url: str, schema: str) -> list[str]:
     engine = database.make_engine(target_url)
     try:
-        tables = inspect(engine).get_table_names(schema=manifest.schema or None)
+        return list(inspect(engine).get_table_names(schema=schema or None))
     finally:
         engine.dispose()
-    if tables:
+
+
+def _check_postgres_target(target_url: str, manifest: BackupManifest) -> None:
+    """The database must be empty where the dump goes, and pg_restore at hand."""
+    _tool("pg_restore")
+    if _postgres_tables(target_url, manifest.schema):
         raise ConfigError(
             f"the target database already has tables in schema {manifest.schema!r}",
             hint="restore into a new, empty database",
         )
-    libpq, env = _libpq(url)
+
+
+def _restore_postgres(dump: bytes, target_url: str) -> None:
+    libpq, env = _libpq(make_url(target_url))
     with tempfile.NamedTemporaryFile(suffix=".pgdump") as handle:
         handle.write(dump)
         handle.flush()
@@ -261,7 +279,21 @@ def _restore_postgres(dump: bytes, target_url: str, manifest: BackupManifest) ->
         raise StoreError(f"pg_restore failed: {result.stderr.strip()}")
 
 
-def _write_home(root: Path, contents: dict[str, bytes], database_url: str) -> None:
+def _undo_postgres(target_url: str, schema: str) -> None:
+    """Empty the target again after a failed restore: everything in it came from the dump."""
+    engine = database.make_engine(target_url)
+    try:
+        with engine.begin() as conn:
+            if schema and schema != "public":
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+                return
+            for table in inspect(conn).get_table_names(schema=schema or None):
+                conn.execute(text(f'DROP TABLE IF EXISTS "{table}" CASCADE'))
+    finally:
+        engine.dispose()
+
+
+def _write_home(root: Path, contents: dict[str, bytes], settings: dict[str, Any]) -> None:
     for name, data in sorted(contents.items()):
         if not name.startswith("home/"):
             continue
@@ -272,24 +304,10 @@ def _write_home(root: Path, contents: dict[str, bytes], database_url: str) -> No
         fd = os.open(target, flags, 0o600 if private else 0o644)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-    config_path = root / "node.toml"
-    settings: dict[str, Any] = tomllib.loads(config_path.read_text("utf-8"))
-    settings.pop("database_url", None)  # the old location is not this node's any more
-    if database_url:
-        settings["database_url"] = database_url
-    config_path.write_text(tomli_w.dumps(settings), encoding="utf-8")
+    (root / "node.toml").write_text(tomli_w.dumps(settings), encoding="utf-8")
 
 
-def restore_node(
-    archive: Path, root: Path, *, database_url: str = "", clock: Clock | None = None
-) -> RestoreReport:
-    """Recreate a node home at ``root`` from ``archive`` and verify its audit log."""
-    manifest, contents = read_archive(archive)
-    if (root / "node.toml").exists() or (root / "keys").exists():
-        raise ConfigError(
-            f"{root} already holds a node; refusing to restore over it",
-            hint="restore into a new, empty --home",
-        )
+def _check_backend(manifest: BackupManifest, database_url: str) -> None:
     if manifest.backend == "sqlite":
         if database_url and not database_url.startswith("sqlite"):
             raise ConfigError("a SQLite backup restores into SQLite; omit --database-url")
@@ -297,18 +315,87 @@ def restore_node(
         raise ConfigError(
             "a PostgreSQL backup needs --database-url (an empty database to restore into)"
         )
-    root.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_file(database_url: str) -> Path | None:
+    """Where an explicit SQLite --database-url puts the database (None: in the home)."""
+    if not database_url:
+        return None
+    path = Path(make_url(database_url).database or "")
+    if not path.name or path.exists():
+        raise ConfigError(
+            f"the SQLite database {path} already exists; refusing to overwrite it",
+            hint="name a new file in --database-url, or omit it to restore into the home",
+        )
+    return path
+
+
+def _move_into(staging: Path, root: Path, skip: str) -> None:
+    """Move the verified home into ``root`` (renames on one file system), or put it back."""
+    if not root.exists():
+        os.rename(staging, root)
+        return
+    moved: list[Path] = []
+    try:
+        for entry in sorted(staging.iterdir()):
+            if entry.name != skip:
+                os.rename(entry, root / entry.name)
+                moved.append(root / entry.name)
+    except BaseException:
+        for path in moved:
+            os.rename(path, staging / path.name)
+        raise
+    shutil.rmtree(staging)
+
+
+def restore_node(
+    archive: Path, root: Path, *, database_url: str = "", clock: Clock | None = None
+) -> RestoreReport:
+    """Recreate a node home at ``root`` from ``archive`` and verify its audit log.
+
+    Every check that needs no writing comes first (see :mod:`node.ops.restore_checks`); the
+    home is then written and verified in a staging folder next to ``root`` and moved in only
+    once the audit log verifies. On any failure the staging folder, a SQLite file it created
+    and what it restored into PostgreSQL are removed: ``root`` stays as it was, and the same
+    command can be run again.
+    """
+    manifest, contents = read_archive(archive)
+    without_keys = keys_excluded(manifest.files)
+    check_target(root, without_keys, archive)
+    _check_backend(manifest, database_url)
+    settings = restored_settings(contents, database_url)
+    if without_keys:
+        check_provided_keys(root / KEYS, contents)
+    sqlite_file = _sqlite_file(database_url) if manifest.backend == "sqlite" else None
+    if manifest.backend != "sqlite":
+        _check_postgres_target(database_url, manifest)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.restoring-", dir=root.parent))
+    restored_postgres = False
+    try:
+        _write_home(staging, contents, settings)
+        if without_keys:  # verified with the operator's keys, never copied
+            os.symlink((root / KEYS).resolve(), staging / KEYS)
+        if manifest.backend == "sqlite":
+            target = sqlite_file or staging / "enlace.db"
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(contents[SQLITE_MEMBER])
+        else:
+            restored_postgres = True
+            _restore_postgres(contents[PG_MEMBER], database_url)
+        report = verify_restored(NodeHome(staging), manifest, clock)
+        _move_into(staging, root, KEYS if without_keys else "")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if sqlite_file is not None:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{sqlite_file}{suffix}").unlink(missing_ok=True)
+        if restored_postgres:
+            _undo_postgres(database_url, manifest.schema)
+        raise
     os.chmod(root, 0o700)
-    _write_home(root, contents, database_url)
-    home = NodeHome(root)
-    if manifest.backend == "sqlite":
-        target = Path(make_url(home.database_url()).database or root / "enlace.db")
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(contents[SQLITE_MEMBER])
-    else:
-        _restore_postgres(contents[PG_MEMBER], database_url, manifest)
-    return verify_restored(home, manifest, clock)
+    return dataclasses.replace(report, home=root)
 
 
 def verify_restored(
