@@ -38,6 +38,7 @@ from node.secretariat.regional import (
 from node.stats.answer import AnsweredCell, StatsAnswer
 from node.stats.export import export_answer_rows, export_table, write_sdmx_csv
 from node.stats.matrices import MATRICES, matrix
+from node.stats.query import parse_period
 
 if TYPE_CHECKING:
     from node.secretariat.office import Secretariat
@@ -105,7 +106,8 @@ def from_rounds(
     runtime: NodeRuntime, table_id: str, period: str, rule: PublicationRule
 ) -> RegionalResult | None:
     """The latest summed round of a regional-only table, if any."""
-    for row in runtime.store.secretariat.rounds(matrix=table_id, period=period):
+    canonical = parse_period(period).canonical  # rounds are stored under it
+    for row in runtime.store.secretariat.rounds(matrix=table_id, period=canonical):
         result = row["result"]
         if row["status"] != "summed" or not result:
             continue

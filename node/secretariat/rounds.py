@@ -12,6 +12,8 @@ Invariants:
   names it as missing, and the table is ``partial``. A later round can include it.
 * Fewer than :data:`~node.secretariat.share_service.MIN_SHARES` contributions produce no sum
   (the helper refuses too); the round is ``failed`` with the reason, never a crash.
+* A round is stored and asked for under the period's canonical text (``2024-04..2024-06``),
+  so the helper and the members see one key per date range, whatever spelling the ST used.
 * The summed table passes the same publication rule as pulled tables
   (:func:`node.secretariat.regional.from_sums`), with ``N_CONTRIB`` from the indicator sums.
 """
@@ -122,7 +124,7 @@ def run_round(
     countries = [c for c in countries if c != helper]
     now = runtime.clock.now()
     round_id = (
-        f"R{now.strftime('%Y%m%dT%H%M%S')}-{query.matrix}-{query.period.text}-"
+        f"R{now.strftime('%Y%m%dT%H%M%S')}-{query.matrix}-{query.period.canonical}-"
         f"{secrets.token_hex(4)}"
     )
     report = RoundReport(round_id, query.matrix, query.period.text, helper)
@@ -131,7 +133,7 @@ def run_round(
         {
             "round_id": round_id,
             "matrix": query.matrix,
-            "period": query.period.text,
+            "period": query.period.canonical,
             "helper": helper,
             "layout_sha256": layout.sha256,
             "cells": layout.cells,
@@ -144,7 +146,7 @@ def run_round(
     request = secretariat_pb2.ContributeRequest(
         round_id=round_id,
         matrix=query.matrix,
-        period=query.period.text,
+        period=query.period.canonical,
         helper=helper,
         layout_sha256=layout.sha256,
         cells=layout.cells,

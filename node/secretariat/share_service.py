@@ -16,9 +16,12 @@ Service semantics (what authorises each call):
 Invariants:
 * A member's contribution to a round is fixed the first time it is made: asked again, it
   returns the same ST share and re-sends the same helper share.
-* The helper sums at least :data:`MIN_SHARES` members, and every answered set for the same
-  (requester, matrix, period) differs from each earlier one by nothing or by at least
-  :data:`MIN_SHARES` members — so no member's vector falls out of two sums by difference.
+* A member refuses a round id it already contributed to with other parameters. Periods are
+  keyed by :attr:`~node.stats.query.Period.canonical`, never by their spelling.
+* The helper sums at least :data:`MIN_SHARES` members, and releases a sum only when no linear
+  combination with the sums it released before to the same requester (any matrix, any
+  overlapping period) isolates fewer than :data:`MIN_SHARES` members
+  (:mod:`node.secretariat.differencing` states the rule).
 * The helper never sees the ST's shares; the ST never sees a member's helper share.
 """
 
@@ -42,12 +45,13 @@ from node.errors import (
     UnavailableError,
 )
 from node.runtime import NodeRuntime
+from node.secretariat.differencing import isolation, released
 from node.secretariat.shares import add as add_shares
 from node.secretariat.shares import cell_layout, decode, encode, split, to_vector
 from node.server.pipeline import Ask, CallContext, MethodSpec
 from node.stats.compute import count_cells
 from node.stats.matrices import matrix
-from node.stats.query import StatsQuery, build_query
+from node.stats.query import StatsQuery, build_query, parse_period
 from node.trust.directory import DirectoryLookupError
 from node.trust.member import MemberDescriptor
 
@@ -138,7 +142,7 @@ def contribute(
                 "round_id": round_id,
                 "requester": ctx.peer.country,
                 "matrix": query.matrix,
-                "period": query.period.text,
+                "period": query.period.canonical,
                 "helper": helper,
                 "layout_sha256": layout.sha256,
                 "st_share": encode(st_share),
@@ -147,19 +151,19 @@ def contribute(
                 "created_at": ctx.now,
             }
         )
-    elif (made["matrix"], made["period"], made["helper"]) != (
-        query.matrix,
-        query.period.text,
-        helper,
-    ):
+    elif _binding(made) != (query.matrix, query.period.canonical, helper, layout.sha256):
         raise InvalidArgumentError(
-            f"round {round_id} was opened for another table or helper", field="round_id"
+            f"this node already contributed to round {round_id} for {made['matrix']} "
+            f"{made['period']} through {made['helper']}; a round id fixes the table, period "
+            "and helper",
+            field="round_id",
+            hint="open a new round (a new round id) for another table, period or helper",
         )
     submit = secretariat_pb2.SubmitShareRequest(
         round_id=round_id,
         requester=ctx.peer.country,
         matrix=query.matrix,
-        period=query.period.text,
+        period=query.period.canonical,
         layout_sha256=layout.sha256,
         cells=layout.cells,
         share=made["helper_share"],
@@ -174,7 +178,7 @@ def contribute(
             f"the helper {helper} did not take this node's share: {exc.message}",
             hint="this member does not contribute to the round; the ST may retry later",
         ) from None
-    ctx.audit_extra.update(round=round_id, matrix=query.matrix, period=query.period.text)
+    ctx.audit_extra.update(round=round_id, matrix=query.matrix, period=query.period.canonical)
     as_of = made["as_of"]
     return secretariat_pb2.ContributeResponse(
         round_id=round_id,
@@ -204,7 +208,7 @@ def submit_share(
         "member": ctx.peer.country,
         "requester": requester.country,
         "matrix": query.matrix,
-        "period": query.period.text,
+        "period": query.period.canonical,
         "layout_sha256": layout.sha256,
         "share": bytes(request.share),
         "received_at": ctx.now,
@@ -221,19 +225,32 @@ def submit_share(
     return secretariat_pb2.SubmitShareResponse(receipt=digest.hexdigest()[:32])
 
 
-def _differencing_check(members: list[str]) -> Callable[[list[dict[str, Any]]], None]:
-    wanted = set(members)
+def _binding(made: dict[str, Any]) -> tuple[str, str, str, str]:
+    """What a member's contribution to a round is for (matrix, canonical period, helper)."""
+    period = parse_period(made["period"]).canonical  # rows written before canonical keys
+    return (made["matrix"], period, made["helper"], made["layout_sha256"])
+
+
+def _differencing_check(
+    round_id: str, members: list[str], period: str
+) -> Callable[[list[dict[str, Any]]], None]:
+    wanted = released(round_id, members, period)
 
     def check(earlier: list[dict[str, Any]]) -> None:
-        for previous in earlier:
-            before = set(previous["members"])
-            differ = len(wanted ^ before)
-            if 0 < differ < MIN_SHARES:
-                raise FailedPreconditionError(
-                    f"this sum would differ from round {previous['round_id']} by {differ} "
-                    f"member(s); their contribution could be read off the difference",
-                    hint=f"wait until at least {MIN_SHARES} more members contribute",
-                )
+        before = [
+            released(e["round_id"], e["members"], e["period"])
+            for e in earlier
+            if e["round_id"] != round_id
+        ]
+        found = isolation(wanted, before, MIN_SHARES)
+        if found is not None:
+            raise FailedPreconditionError(
+                f"this sum of {', '.join(members)} for {period} would differ from the sum(s) "
+                f"of round {', '.join(found.earlier) or round_id} so that "
+                f"{', '.join(found.group)} could be isolated ({found.month}) by difference",
+                hint=f"sum the same members as the earlier round for an overlapping period, "
+                f"or a set differing from it by at least {MIN_SHARES} members",
+            )
 
     return check
 
@@ -265,17 +282,18 @@ def get_sum(
     layout = cell_layout(first_query.dimensions, first_query.period)
     words = 2 * layout.cells
     total = add_shares([decode(bytes(s["share"]), words) for s in held], words)
+    period = first_query.period.canonical
     with _sum_lock:
         ctx.runtime.store.secretariat.record_sum(
             {
                 "round_id": round_id,
                 "requester": ctx.peer.country,
                 "matrix": first["matrix"],
-                "period": first["period"],
+                "period": period,
                 "members": members,
                 "answered_at": ctx.now,
             },
-            _differencing_check(members),
+            _differencing_check(round_id, members, period),
         )
     ctx.audit_extra.update(round=round_id, members=",".join(members))
     return secretariat_pb2.GetSumResponse(round_id=round_id, members=members, sum=encode(total))

@@ -3,7 +3,8 @@
 Invariants:
 * Every dimension and filter names one of :data:`DIMENSIONS`; every period lies in 2014 or
   later (the members' records are harmonised from 2014 on) and parses to a half-open date
-  interval; errors name the request field and say how to fix it.
+  interval; errors name the request field and say how to fix it. A period's ``canonical``
+  text depends on its date range only, never on how it was spelt.
 * At most one multi-valued dimension (``care_provided`` or ``vulnerability``) per query: a
   record with several codes is counted once under each, so such tables are not additive
   across that dimension (documented in docs/statistics.md).
@@ -49,6 +50,18 @@ class Period:
 
     def contains(self, day: dt.date) -> bool:
         return self.start <= day < self.end
+
+    @property
+    def canonical(self) -> str:
+        """One spelling per date range: ``first-month..last-month`` (``2024-04..2024-06``).
+
+        Every accepted period is a run of whole months, so this names the range exactly, and
+        ``2024Q2``, ``2024-04..2024-06`` and ``2024q2`` share it. Anything keyed by period
+        where two spellings must not count as two periods (the rounds of regional-only
+        tables) is keyed by this text; it parses back to the same range.
+        """
+        last = self.end - dt.timedelta(days=1)
+        return f"{self.start:%Y-%m}..{last:%Y-%m}"
 
 
 def _one_period(text: str) -> tuple[dt.date, dt.date]:

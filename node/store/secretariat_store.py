@@ -12,6 +12,8 @@ Invariants:
   same shares, so a change of data between two asks can never be read off their difference.
 * A helper share is written once per (round, member); a different share for the same round
   is refused by the caller, never silently replaced.
+* Rounds, contributions, helper shares and helper sums store the period's canonical text
+  (``2024-04..2024-06``), so one date range has one key whatever spelling asked for it.
 * Nothing here decides policy; callers pass ``now`` and verified values.
 """
 
@@ -433,20 +435,19 @@ class SecretariatStore:
     def record_sum(
         self, row: dict[str, Any], check: Callable[[list[dict[str, Any]]], None]
     ) -> None:
-        """Record an answered sum after ``check`` accepted the earlier sums of the same table.
+        """Record an answered sum after ``check`` accepted every earlier sum to the requester.
 
-        Check and insert share one write transaction, so two concurrent asks cannot both pass
-        the check against a history that lacks the other.
+        Every matrix and every period is handed to ``check``: sums of overlapping periods
+        (however spelt) and of matrices sharing margins combine, so which of them matter is
+        the caller's rule, not a key match here. Check and insert share one write transaction,
+        so two concurrent asks cannot both pass the check against a history that lacks the
+        other.
         """
         with self._write.begin() as conn:
             rows = conn.execute(
-                select(helper_sums).where(
-                    and_(
-                        helper_sums.c.requester == row["requester"],
-                        helper_sums.c.matrix == row["matrix"],
-                        helper_sums.c.period == row["period"],
-                    )
-                )
+                select(helper_sums)
+                .where(helper_sums.c.requester == row["requester"])
+                .order_by(helper_sums.c.answered_at)
             ).all()
             earlier = [{**dict(r._mapping), "members": json.loads(r.members)} for r in rows]
             check(earlier)

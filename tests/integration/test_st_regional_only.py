@@ -15,7 +15,12 @@ from node.errors import PeerError
 from node.secretariat.share_service import GET_SUM, SUBMIT, matrix_query
 from node.secretariat.shares import cell_layout, decode, to_vector
 from node.stats.compute import count_cells
-from node.store.secretariat_schema import helper_shares, st_contributions, st_round_shares
+from node.store.secretariat_schema import (
+    helper_shares,
+    helper_sums,
+    st_contributions,
+    st_round_shares,
+)
 
 MEMBERS = ("PAN", "CRI", "HND", "MEX")
 HELPER = "QHP"
@@ -122,3 +127,28 @@ def test_a_member_down_does_not_contribute_and_differences_are_refused(
     second = st.collect(QUARTER, matrices=["M01"]).rounds[0]
     # summing the four after the three would hand the ST MEX's table by subtraction
     assert second.status == "failed" and "differ" in second.detail
+
+
+def test_periods_spelt_otherwise_or_overlapping_cannot_isolate_a_member(
+    shared_live: LiveFederation,
+) -> None:
+    st = office(shared_live.runtimes["CRM"], regional_only=("M01",))
+    three = ["PAN", "CRI", "HND"]
+
+    def round_of(period: str, members: list[str]) -> Any:
+        return st.collect(period, matrices=["M01"], members=members).rounds[0]
+
+    first = round_of("2024Q2", list(MEMBERS))
+    assert first.status == "summed"
+    # the same quarter spelt as a range, a range sharing June, the year holding the quarter
+    for period in ("2024-04..2024-06", "2024-06..2024-09", "2024"):
+        refused = round_of(period, three)
+        assert refused.status == "failed" and "MEX could be isolated" in refused.detail, period
+        assert refused.table is None
+    # the same members over an overlapping period say nothing about any one of them
+    assert round_of("2024", list(MEMBERS)).status == "summed"
+    assert round_of("2024-04..2024-06", list(MEMBERS)).status == "summed"
+    helper = shared_live.runtimes[HELPER]
+    with helper.store.engine.connect() as conn:
+        periods = set(conn.execute(select(helper_sums.c.period)).scalars())
+    assert periods == {"2024-04..2024-06", "2024-01..2024-12"}
