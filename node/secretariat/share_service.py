@@ -16,8 +16,11 @@ Service semantics (what authorises each call):
 Invariants:
 * A member's contribution to a round is fixed the first time it is made: asked again, it
   returns the same ST share and re-sends the same helper share.
-* A member refuses a round id it already contributed to with other parameters. Periods are
-  keyed by :attr:`~node.stats.query.Period.canonical`, never by their spelling.
+* Every share of a round is bound to one (requester, matrix, canonical period, cell layout):
+  the member signs them in ``SubmitShare``; the helper refuses a share whose binding differs
+  from a share it already holds for the round, and refuses to sum a round whose shares do not
+  all agree. A member refuses a round id it already contributed to with other parameters.
+  Periods are keyed by :attr:`~node.stats.query.Period.canonical`, never by their spelling.
 * The helper sums at least :data:`MIN_SHARES` members, and releases a sum only when no linear
   combination with the sums it released before to the same requester (any matrix, any
   overlapping period) isolates fewer than :data:`MIN_SHARES` members
@@ -213,6 +216,14 @@ def submit_share(
         "share": bytes(request.share),
         "received_at": ctx.now,
     }
+    for other in store.helper_shares_of(round_id):
+        if other["member"] != ctx.peer.country and _share_binding(other) != _share_binding(row):
+            raise FailedPreconditionError(
+                f"round {round_id} holds shares for {_describe(other)}; this share is for "
+                f"{_describe(row)}",
+                hint="every share of a round must be for the same table, period and "
+                "secretariat; open a new round",
+            )
     if not store.add_helper_share(row):
         held = store.helper_share(round_id, ctx.peer.country)
         if held is None or bytes(held["share"]) != bytes(request.share):
@@ -229,6 +240,16 @@ def _binding(made: dict[str, Any]) -> tuple[str, str, str, str]:
     """What a member's contribution to a round is for (matrix, canonical period, helper)."""
     period = parse_period(made["period"]).canonical  # rows written before canonical keys
     return (made["matrix"], period, made["helper"], made["layout_sha256"])
+
+
+def _share_binding(share: dict[str, Any]) -> tuple[str, str, str, str]:
+    """What a helper share is for: every share of one round must agree on it."""
+    period = parse_period(share["period"]).canonical
+    return (share["requester"], share["matrix"], period, share["layout_sha256"])
+
+
+def _describe(share: dict[str, Any]) -> str:
+    return f"{share['matrix']} {share['period']} (requester {share['requester']})"
 
 
 def _differencing_check(
@@ -260,9 +281,19 @@ def get_sum(
 ) -> secretariat_pb2.GetSumResponse:
     """Helper side: the sum of the shares of the asked members that it holds, or a refusal."""
     round_id = _round_id(request.round_id)
+    every = ctx.runtime.store.secretariat.helper_shares_of(round_id)
+    bindings = {_share_binding(s) for s in every}
+    if len(bindings) > 1:
+        raise FailedPreconditionError(
+            f"round {round_id} mixes shares made for different tables or periods: "
+            + "; ".join(sorted(f"{m} {p}" for _r, m, p, _l in bindings))
+            + "; no sum is released for it",
+            hint="every member of a round must contribute the same table and period; "
+            "open a new round",
+        )
     held = [
         s
-        for s in ctx.runtime.store.secretariat.helper_shares_of(round_id)
+        for s in every
         if s["requester"] == ctx.peer.country and s["member"] in set(request.members)
     ]
     if not held:

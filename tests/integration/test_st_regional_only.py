@@ -12,7 +12,7 @@ from st_support import QUARTER, office, prepare
 
 from enlace.v1 import secretariat_pb2
 from node.errors import PeerError
-from node.secretariat.share_service import GET_SUM, SUBMIT, matrix_query
+from node.secretariat.share_service import CONTRIBUTE, GET_SUM, SUBMIT, matrix_query
 from node.secretariat.shares import cell_layout, decode, to_vector
 from node.stats.compute import count_cells
 from node.store.secretariat_schema import (
@@ -152,3 +152,58 @@ def test_periods_spelt_otherwise_or_overlapping_cannot_isolate_a_member(
     with helper.store.engine.connect() as conn:
         periods = set(conn.execute(select(helper_sums.c.period)).scalars())
     assert periods == {"2024-04..2024-06", "2024-01..2024-12"}
+
+
+def contribute(
+    live: LiveFederation, member: str, round_id: str, matrix_id: str, period: str
+) -> secretariat_pb2.ContributeResponse:
+    query = matrix_query(matrix_id, period)
+    layout = cell_layout(query.dimensions, query.period)
+    with live.client("CRM", member) as client:
+        return client.call(
+            CONTRIBUTE,
+            secretariat_pb2.ContributeRequest(
+                round_id=round_id,
+                matrix=matrix_id,
+                period=period,
+                helper=HELPER,
+                layout_sha256=layout.sha256,
+                cells=layout.cells,
+            ),
+            secretariat_pb2.ContributeResponse,
+            purpose="quarterly_matrices",
+        ).message
+
+
+def test_a_round_is_one_table_and_one_period_for_every_share(shared_live: LiveFederation) -> None:
+    # M03 has no time dimension: every period has the same layout, so only the binding differs
+    round_id = "R-mixed-00000001"
+    contribute(shared_live, "MEX", round_id, "M03", QUARTER)
+    for member in ("PAN", "CRI"):
+        with pytest.raises(PeerError) as refused:
+            contribute(shared_live, member, round_id, "M03", "2035Q1")
+        assert "every share of a round must be for the same table" in refused.value.message
+    with pytest.raises(PeerError) as refused:  # the member keeps its round's parameters
+        contribute(shared_live, "MEX", round_id, "M03", "2035Q1")
+    assert refused.value.status_name == "INVALID_ARGUMENT" and "already contributed" in str(
+        refused.value
+    )
+    assert contribute(shared_live, "MEX", round_id, "M03", "2024-04..2024-06").st_share
+
+    # shares that reached the helper concurrently under one round id are never summed
+    helper = shared_live.runtimes[HELPER].store.secretariat
+    held = helper.helper_share(round_id, "MEX")
+    assert held is not None
+    for member in ("PAN", "CRI"):
+        helper.add_helper_share({**held, "member": member, "period": "2035-01..2035-03"})
+    layout = held["layout_sha256"]
+    with shared_live.client("CRM", HELPER) as client, pytest.raises(PeerError) as refused:
+        client.call(
+            GET_SUM,
+            secretariat_pb2.GetSumRequest(
+                round_id=round_id, members=["CRI", "MEX", "PAN"], layout_sha256=layout
+            ),
+            secretariat_pb2.GetSumResponse,
+        )
+    assert refused.value.status_name == "FAILED_PRECONDITION"
+    assert "mixes shares made for different tables or periods" in refused.value.message
