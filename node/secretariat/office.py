@@ -10,6 +10,9 @@ Invariants:
   node on one database only the elected one; the other methods can be used by tools
   (benchmarks, tests) on any runtime that holds the agreements.
 * Emergency pulls run in a small background pool, never on a gRPC worker thread.
+* The calendar collects each quarter once (:meth:`Secretariat.scheduled_pull`), even when
+  the quarterly job and the catch-up check both reach it; an interrupted or partial pull is
+  then completed by :meth:`Secretariat.retry`, not started again.
 * Nothing here swallows a failure silently: pull and round outcomes are stored and returned;
   reminders record each channel's result.
 """
@@ -43,18 +46,27 @@ from node.secretariat.pull import (
     PullReport,
     matrix_items,
     member_countries,
-    partial_pulls,
     retry_pull,
+    retryable_pulls,
     run_pull,
 )
 from node.secretariat.regional import PublicationRule
 from node.secretariat.rounds import RoundReport, run_round
-from node.secretariat.schedule import Calendar, register, unregister
+from node.secretariat.schedule import CATCH_UP, Calendar, edit_calendar, register, unregister
 from node.secretariat.settings import SecretariatSettings, load_settings
+from node.stats.query import parse_period
 
 log = logging.getLogger("node.secretariat")
 
 RETRY_MAX_AGE_DAYS = 90
+
+
+def _canonical(period: str) -> str:
+    """A stored pull's period as a date range ('' for a pull of several periods)."""
+    try:
+        return parse_period(period).canonical
+    except EnlaceError:
+        return ""
 
 
 @dataclass
@@ -97,6 +109,7 @@ class Secretariat:
         self._election: LeaderElection | None = None
         self._stopping = threading.Event()
         self._watching: threading.Thread | None = None
+        self._scheduled_lock = threading.Lock()
 
     # -- settings as domain values -------------------------------------------------------
     @property
@@ -171,7 +184,9 @@ class Secretariat:
     def run_scheduled(self, kind: str) -> None:
         now = self.runtime.clock.now()
         if kind == "quarterly-pull":
-            self.collect(last_closed_quarter(now), trigger="schedule")
+            self.scheduled_pull(last_closed_quarter(now))
+        elif kind == CATCH_UP:
+            self.catch_up()
         elif kind == "retry-partial":
             self.retry()
         elif kind == "freshness-check":
@@ -232,12 +247,56 @@ class Secretariat:
             report.rounds.append(done)
         return report
 
+    def scheduled_pull(self, period: str) -> CollectionReport | None:
+        """The calendar's collection of ``period``, once: None when one was already made.
+
+        The ``quarterly-pull`` job and :meth:`catch_up` may both reach a quarter (a misfire
+        run by APScheduler on restart, and the catch-up check at start); the lock and the
+        stored pulls make the second one a no-op. A manual ``enlace st pull`` never counts.
+        """
+        with self._scheduled_lock:
+            if self.scheduled_for(period):
+                log.info("scheduled collection of %s already made; not repeated", period)
+                return None
+            return self.collect(period, trigger="schedule")
+
+    def scheduled_for(self, period: str) -> bool:
+        """Whether the calendar already collected ``period`` (finished or still running: an
+        interrupted pull is completed by :meth:`retry`, never started again)."""
+        canonical = parse_period(period).canonical
+        store = self.runtime.store.secretariat
+        if any(m not in self.settings.regional_only for m in self.settings.matrices):
+            return any(
+                p.trigger == "schedule" and _canonical(p.period) == canonical
+                for p in store.pulls(limit=200)
+            )
+        return bool(store.rounds(period=canonical, limit=1))
+
+    def catch_up(self) -> CollectionReport | None:
+        """Collect the quarter of the latest due time of ``quarterly-pull`` if it never was.
+
+        Why: a calendar that was down when the pull fell due skips misfires older than six
+        hours, and ``retry-partial`` only completes pulls that exist. Paused, the job is left
+        alone. Time comes from the node's clock.
+        """
+        now = self.runtime.clock.now()
+        if self.calendar is not None:
+            due = self.calendar.last_due("quarterly-pull", now)
+        else:
+            found: list[dt.datetime | None] = []
+            edit_calendar(self.runtime, lambda c: found.append(c.last_due("quarterly-pull", now)))
+            due = found[0]
+        if due is None:
+            return None
+        return self.scheduled_pull(last_closed_quarter(due))
+
     def retry(self, pull_id: str | None = None) -> list[PullReport]:
-        """Complete one partial pull, or every partial pull of the last 90 days."""
+        """Complete one pull, or every partial or interrupted pull of the last 90 days."""
         if pull_id is not None:
             return [retry_pull(self.runtime, pull_id, policy=self.policy, sleep=self.sleep)]
         now = self.runtime.clock.now()
-        ids = partial_pulls(self.runtime, now, dt.timedelta(days=RETRY_MAX_AGE_DAYS))
+        max_age = dt.timedelta(days=RETRY_MAX_AGE_DAYS)
+        ids = retryable_pulls(self.runtime, now, max_age, self.policy)
         return [retry_pull(self.runtime, p, policy=self.policy, sleep=self.sleep) for p in ids]
 
     # -- freshness and reminders -----------------------------------------------------------

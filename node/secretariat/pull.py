@@ -16,12 +16,16 @@ Invariants:
 * Only transient failures (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, INTERNAL) are
   retried; a refusal (PERMISSION_DENIED, INVALID_ARGUMENT…) is final for that pull. After a
   node is found unreachable, its remaining tables are not tried in the same pull.
+* A pull stays ``running`` only while its process works on it; one still ``running`` after
+  :func:`stalled_after` was interrupted, and :func:`retryable_pulls` offers it for retry
+  with the partial ones, so no pull is left unfinished.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -50,12 +54,14 @@ from node.secretariat.pull_types import (
 from node.store.secretariat_store import PullRow, ResultRow
 
 __all__ = [
-    "COMPLETE", "MISSING", "PARTIAL", "MemberOutcome", "PullItem", "PullPolicy", "PullReport",
-    "Retrier", "matrix_items", "member_countries", "parse_as_of", "partial_pulls", "retry_pull",
-    "run_pull",
+    "COMPLETE", "MISSING", "PARTIAL", "RUNNING", "MemberOutcome", "PullItem", "PullPolicy",
+    "PullReport", "Retrier", "matrix_items", "member_countries", "parse_as_of", "retry_pull",
+    "retryable_pulls", "run_pull", "stalled_after",
 ]  # fmt: skip
 
 log = logging.getLogger("node.secretariat")
+
+RUNNING = "running"  # a pull whose process has not finished it (yet, or ever)
 
 
 def member_countries(runtime: NodeRuntime) -> list[str]:
@@ -247,7 +253,7 @@ def run_pull(
             period=period,
             items=[i.to_dict() for i in items],
             members=countries,
-            status="running",
+            status=RUNNING,
             summary={},
         )
     )
@@ -352,7 +358,28 @@ def interrupted_summary(results: Sequence[ResultRow], row: PullRow) -> dict[str,
     return summary
 
 
-def partial_pulls(runtime: NodeRuntime, now: dt.datetime, max_age: dt.timedelta) -> list[str]:
-    """Partial pulls young enough to be retried, oldest first."""
-    rows = runtime.store.secretariat.pulls(status=PARTIAL, limit=200)
-    return [r.pull_id for r in reversed(rows) if now - r.created_at <= max_age]
+def stalled_after(row: PullRow, policy: PullPolicy) -> dt.timedelta:
+    """How long a pull can run at most: each wave of ``max_workers`` members has the node
+    deadline, and every call of a member stops at it. A pull still ``running`` after that
+    has lost its process (stopped, killed, crashed) and will never finish by itself."""
+    waves = max(1, math.ceil(len(row.members) / max(1, policy.max_workers)))
+    return dt.timedelta(seconds=policy.node_deadline * waves)
+
+
+def retryable_pulls(
+    runtime: NodeRuntime, now: dt.datetime, max_age: dt.timedelta, policy: PullPolicy
+) -> list[str]:
+    """Pulls young enough to be retried, oldest first: the partial ones, and the ones left
+    ``running`` past :func:`stalled_after` (interrupted; the retry completes them from the
+    answers they stored)."""
+    store = runtime.store.secretariat
+    rows = [
+        *store.pulls(status=PARTIAL, limit=200),
+        *(
+            r
+            for r in store.pulls(status=RUNNING, limit=200)
+            if now - r.created_at > stalled_after(r, policy)
+        ),
+    ]
+    rows.sort(key=lambda r: r.created_at)
+    return [r.pull_id for r in rows if now - r.created_at <= max_age]

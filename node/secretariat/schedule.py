@@ -15,6 +15,10 @@ Invariants:
   made by the CLI in another process takes effect within that time.
 * A job never raises into the scheduler: failures are logged (each job body also records
   its own outcome in the store).
+* A quarterly pull is never lost to downtime: APScheduler runs a job missed by at most six
+  hours and skips older misfires, so a running calendar also runs :data:`CATCH_UP` at start
+  and every :data:`CATCH_UP_SECONDS`; it asks the Secretariat to pull the quarter of the
+  latest due time of ``quarterly-pull`` when no scheduled pull of that quarter exists.
 """
 
 from __future__ import annotations
@@ -97,6 +101,10 @@ DEFAULT_JOBS = (
     ),
 )
 KINDS = frozenset(j.id for j in DEFAULT_JOBS)
+# Not a calendar job: the check, at start and then every CATCH_UP_SECONDS, that the scheduled
+# quarterly pull whose time has passed did run (the node may have been down when it fell due).
+CATCH_UP = "catch-up"
+CATCH_UP_SECONDS = 900
 
 _ACTIVE: dict[str, JobRunner] = {}
 _ACTIVE_LOCK = threading.Lock()
@@ -185,6 +193,15 @@ class Calendar:
         self.scheduler.add_job(
             _sync, "interval", seconds=SYNC_SECONDS, id="calendar-sync", jobstore="default"
         )
+        self.scheduler.add_job(
+            run_job,
+            trigger=IntervalTrigger(seconds=CATCH_UP_SECONDS, timezone=dt.UTC),
+            id=CATCH_UP,
+            name="Run a scheduled quarterly pull that did not run",
+            kwargs={"kind": CATCH_UP, "home": self.home},
+            jobstore="default",
+            next_run_time=dt.datetime.now(dt.UTC),  # at once: the scheduler's own clock
+        )
 
     def open_for_edit(self) -> None:
         """Start paused: the store is readable and editable, nothing runs."""
@@ -269,6 +286,13 @@ class Calendar:
         self._require(job_id)
         self.scheduler.resume_job(job_id, jobstore=STORE)
 
+    def last_due(self, job_id: str, now: dt.datetime) -> dt.datetime | None:
+        """When the job last fell due at or before ``now`` (None: paused, missing, or never)."""
+        job = self.scheduler.get_job(job_id, jobstore=STORE)
+        if job is None or job.next_run_time is None:
+            return None
+        return last_fire(job.trigger, now)
+
     def run_soon(self, job_id: str, at: dt.datetime) -> None:
         """Make the job due at ``at`` (e.g. now): a running node picks it up at its next sync."""
         self._require(job_id)
@@ -276,6 +300,33 @@ class Calendar:
             self.scheduler.modify_job(job_id, jobstore=STORE, next_run_time=at)
         except JobLookupError:
             raise NotFoundError(f"no calendar job {job_id!r}") from None
+
+
+_WINDOWS = (
+    dt.timedelta(hours=1),
+    dt.timedelta(days=1),
+    dt.timedelta(days=32),
+    dt.timedelta(days=400),
+)
+
+
+def last_fire(trigger: Any, now: dt.datetime, *, limit: int = 10_000) -> dt.datetime | None:
+    """The latest time at or before ``now`` that ``trigger`` fires (None: none in 400 days).
+
+    APScheduler only looks forward, so this looks forward from growing windows before ``now``
+    (an hour first, so a frequent trigger costs few steps) and keeps the last fire time found.
+    """
+    for window in _WINDOWS:
+        found = None
+        moment = trigger.get_next_fire_time(None, now - window)
+        for _ in range(limit):
+            if moment is None or moment > now:
+                break
+            found = moment
+            moment = trigger.get_next_fire_time(moment, moment + dt.timedelta(seconds=1))
+        if found is not None:
+            return found.astimezone(dt.UTC)  # type: ignore[no-any-return]
+    return None
 
 
 def describe_trigger(trigger: Any) -> str:
