@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from node.errors import EnlaceError
 from node.runtime import NodeRuntime
 from node.secretariat import consular
 from node.secretariat.pull import member_countries
@@ -102,12 +103,23 @@ def _notes(table: RegionalTable) -> list[str]:
     return notes
 
 
+def _canonical(period: str) -> str:
+    try:
+        return parse_period(period).canonical
+    except EnlaceError:
+        return ""
+
+
 def from_rounds(
     runtime: NodeRuntime, table_id: str, period: str, rule: PublicationRule
 ) -> RegionalResult | None:
     """The latest summed round of a regional-only table, if any."""
-    canonical = parse_period(period).canonical  # rounds are stored under it
-    for row in runtime.store.secretariat.rounds(matrix=table_id, period=canonical):
+    # Rounds are stored under the canonical period; rows written before that under the
+    # text asked for. Compare date ranges, so either spelling finds them.
+    canonical = parse_period(period).canonical
+    for row in runtime.store.secretariat.rounds(matrix=table_id, limit=500):
+        if _canonical(row["period"]) != canonical:
+            continue
         result = row["result"]
         if row["status"] != "summed" or not result:
             continue

@@ -12,6 +12,7 @@ from st_support import QUARTER, office, prepare
 
 from enlace.v1 import secretariat_pb2
 from node.errors import PeerError
+from node.secretariat.outputs import from_rounds
 from node.secretariat.share_service import CONTRIBUTE, GET_SUM, SUBMIT, matrix_query
 from node.secretariat.shares import cell_layout, decode, to_vector
 from node.stats.compute import count_cells
@@ -148,6 +149,10 @@ def test_periods_spelt_otherwise_or_overlapping_cannot_isolate_a_member(
     # the same members over an overlapping period say nothing about any one of them
     assert round_of("2024", list(MEMBERS)).status == "summed"
     assert round_of("2024-04..2024-06", list(MEMBERS)).status == "summed"
+    crm = shared_live.runtimes["CRM"]
+    for spelling in ("2024Q2", "2024-04..2024-06"):  # outputs find the round either way
+        found = from_rounds(crm, "M01", spelling, st.rule)
+        assert found is not None and list(found.table.contributors) == sorted(MEMBERS)
     helper = shared_live.runtimes[HELPER]
     with helper.store.engine.connect() as conn:
         periods = set(conn.execute(select(helper_sums.c.period)).scalars())
