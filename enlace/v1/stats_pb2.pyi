@@ -50,9 +50,8 @@ class Cell(_message.Message):
     def __init__(self, key: _Optional[_Iterable[str]] = ..., value: _Optional[int] = ..., has_value: _Optional[bool] = ..., obs_status: _Optional[str] = ..., conf_status: _Optional[str] = ..., perturbed: _Optional[bool] = ...) -> None: ...
 
 class Coverage(_message.Message):
-    __slots__ = ("as_of", "records_considered", "cells", "suppressed_primary", "suppressed_secondary", "perturbed", "agreement_id", "agreement_hash", "disclosure_profile", "epsilon_spent", "period", "measure", "note", "emergency_update", "matrix_version")
+    __slots__ = ("as_of", "cells", "suppressed_primary", "suppressed_secondary", "perturbed", "agreement_id", "agreement_hash", "disclosure_profile", "epsilon_spent", "period", "measure", "note", "emergency_update", "matrix_version")
     AS_OF_FIELD_NUMBER: _ClassVar[int]
-    RECORDS_CONSIDERED_FIELD_NUMBER: _ClassVar[int]
     CELLS_FIELD_NUMBER: _ClassVar[int]
     SUPPRESSED_PRIMARY_FIELD_NUMBER: _ClassVar[int]
     SUPPRESSED_SECONDARY_FIELD_NUMBER: _ClassVar[int]
@@ -67,7 +66,6 @@ class Coverage(_message.Message):
     EMERGENCY_UPDATE_FIELD_NUMBER: _ClassVar[int]
     MATRIX_VERSION_FIELD_NUMBER: _ClassVar[int]
     as_of: str
-    records_considered: int
     cells: int
     suppressed_primary: int
     suppressed_secondary: int
@@ -81,7 +79,7 @@ class Coverage(_message.Message):
     note: str
     emergency_update: bool
     matrix_version: str
-    def __init__(self, as_of: _Optional[str] = ..., records_considered: _Optional[int] = ..., cells: _Optional[int] = ..., suppressed_primary: _Optional[int] = ..., suppressed_secondary: _Optional[int] = ..., perturbed: _Optional[int] = ..., agreement_id: _Optional[str] = ..., agreement_hash: _Optional[str] = ..., disclosure_profile: _Optional[str] = ..., epsilon_spent: _Optional[str] = ..., period: _Optional[str] = ..., measure: _Optional[str] = ..., note: _Optional[str] = ..., emergency_update: _Optional[bool] = ..., matrix_version: _Optional[str] = ...) -> None: ...
+    def __init__(self, as_of: _Optional[str] = ..., cells: _Optional[int] = ..., suppressed_primary: _Optional[int] = ..., suppressed_secondary: _Optional[int] = ..., perturbed: _Optional[int] = ..., agreement_id: _Optional[str] = ..., agreement_hash: _Optional[str] = ..., disclosure_profile: _Optional[str] = ..., epsilon_spent: _Optional[str] = ..., period: _Optional[str] = ..., measure: _Optional[str] = ..., note: _Optional[str] = ..., emergency_update: _Optional[bool] = ..., matrix_version: _Optional[str] = ...) -> None: ...
 
 class AggregateResponse(_message.Message):
     __slots__ = ("holder", "dimensions", "cells", "coverage")

@@ -57,7 +57,6 @@ def from_proto(response: stats_pb2.AggregateResponse) -> StatsAnswer:
             )
             for c in response.cells
         ],
-        records_considered=coverage.records_considered,
         as_of=as_of,
         profile=profile,
         method=method.rstrip(")"),
@@ -101,9 +100,11 @@ def _show(result: StatsAnswer, title: str) -> None:
         flags = f"{cell.obs_status}/{cell.conf_status}" + (" ~" if cell.perturbed else "")
         table.add_row(*cell.key, shown, flags)
     console.print(table)
+    read = (
+        "" if result.records_considered is None else f"{result.records_considered:,} records read; "
+    )
     console.print(
-        f"{result.records_considered:,} records considered; "
-        f"{result.suppressed_primary} primary and {result.suppressed_secondary} secondary "
+        f"{read}{result.suppressed_primary} primary and {result.suppressed_secondary} secondary "
         f"suppressions; {result.perturbed} perturbed; profile {result.profile} ({result.method}). "
         "— means confidential, not zero.",
         highlight=False,
@@ -124,7 +125,11 @@ def _as_json(result: StatsAnswer, **extra: Any) -> dict[str, Any]:
             }
             for c in result.cells
         ],
-        "records_considered": result.records_considered,
+        **(
+            {}
+            if result.records_considered is None
+            else {"records_considered": result.records_considered}
+        ),
         "suppressed_primary": result.suppressed_primary,
         "suppressed_secondary": result.suppressed_secondary,
         "perturbed": result.perturbed,

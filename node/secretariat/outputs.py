@@ -57,7 +57,6 @@ class RegionalResult:
     measure: str
     table: RegionalTable
     as_of: Any = None
-    records: int = 0
     source: str = "pull"  # or "shares"
     notes: list[str] = field(default_factory=list)
 
@@ -69,7 +68,6 @@ class RegionalResult:
         return StatsAnswer(
             dimensions=self.table.dimensions,
             cells=cells,
-            records_considered=self.records,
             as_of=self.as_of,
             profile="regional",
             method=self.table.rule.describe(),
@@ -154,14 +152,12 @@ def regional_result(
     expected = member_countries(runtime)
     tables: list[MemberTable] = []
     as_ofs = []
-    records = 0
     for row in runtime.store.secretariat.results(table_id=table_id, period=period):
         if row.cells is None or row.member not in expected:
             continue
         cells = {tuple(key): MemberCell(value, bool(perturbed)) for key, value, _o, _c, perturbed
                  in row.cells}  # fmt: skip
         tables.append(MemberTable(row.member, tuple(row.dimensions), cells, row.as_of))
-        records += int(row.coverage.get("records_considered", 0))
         if row.as_of is not None:
             as_ofs.append(row.as_of)
     table = regional_totals(tables, dimensions=tuple(dimensions), missing=expected, rule=rule)
@@ -171,7 +167,6 @@ def regional_result(
         measure or "persons",
         table,
         as_of=min(as_ofs) if as_ofs else None,
-        records=records,
         notes=_notes(table),
     )
 

@@ -81,7 +81,6 @@ def _stored_cells(response: stats_pb2.AggregateResponse) -> list[list[Any]]:
 def _coverage(response: stats_pb2.AggregateResponse, elapsed_ms: float) -> dict[str, Any]:
     cov = response.coverage
     return {
-        "records_considered": cov.records_considered,
         "suppressed_primary": cov.suppressed_primary,
         "suppressed_secondary": cov.suppressed_secondary,
         "perturbed": cov.perturbed,

@@ -5,6 +5,8 @@ applies :func:`policies.disclosure.protect` with the profile the agreement names
 default profile for the node's own exports), and returns flagged cells and coverage.
 
 Invariants:
+* ``records_considered`` (an exact count) stays with the holder: :class:`StatsAnswer` keeps
+  it for the operator and the audit; the wire answer and the exports never carry it.
 * Differential-privacy budget is charged atomically in the store *before* any noise is drawn
   (``quota_usage`` scope ``dp:…``, in nano-epsilon); a spent budget refuses the query.
 * The cell-key secret never leaves the node; it lives in ``HOME/keys/cellkey.key`` (0600),
@@ -48,7 +50,6 @@ class AnsweredCell:
 class StatsAnswer:
     dimensions: tuple[str, ...]
     cells: list[AnsweredCell]
-    records_considered: int
     as_of: dt.datetime | None
     profile: str
     method: str
@@ -58,6 +59,10 @@ class StatsAnswer:
     epsilon_spent: str
     period: str
     measure: str
+    #: Rows the period and filters selected: for the holder's operator and audit only. It is
+    #: an exact grand total outside disclosure control, so it is never sent to a peer nor
+    #: exported (``None`` on answers that came from elsewhere).
+    records_considered: int | None = None
 
 
 def cell_key_secret(runtime: NodeRuntime, secret_ref: str | None) -> bytes:
@@ -143,7 +148,6 @@ def answer(
     return StatsAnswer(
         dimensions=query.dimensions,
         cells=cells,
-        records_considered=raw.records_considered,
         as_of=runtime.store.records.data_as_of(),
         profile=coverage.profile,
         method=coverage.method,
@@ -153,4 +157,5 @@ def answer(
         epsilon_spent=str(coverage.epsilon_spent) if disclosure.dp is not None else "",
         period=query.period.text,
         measure=query.measure,
+        records_considered=raw.records_considered,
     )

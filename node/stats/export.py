@@ -81,7 +81,9 @@ _FLAG_HINT = "no value: Q with A or D; a value: A or E with F (docs/disclosure-c
 NContrib = Mapping[tuple[str, ...], int]
 _Value = str | int | bool | None
 _Items = list[tuple[str, str | int]]
-_COUNTS = ("records_considered", "suppressed_primary", "suppressed_secondary", "perturbed")
+#: Coverage counts written beside a table: about the protection only. The exact number of
+#: records read is an unprotected grand total and is never exported.
+_COUNTS = ("suppressed_primary", "suppressed_secondary", "perturbed")
 
 
 def _refuse(message: str, field: str, hint: str = "") -> InvalidArgumentError:

@@ -3,6 +3,10 @@
 The agreement rule has already checked, before :func:`aggregate` runs, that the dataset,
 purpose and every dimension used (as a breakdown *or* as a filter) are granted, and has
 counted the query against the quota. The handler applies the grant's disclosure profile.
+
+Invariant: the response carries only protected cells and counts *about the protection*
+(cells, suppressions, perturbed cells); the exact number of records read goes to the
+holder's audit record only (``Coverage`` field 2 is reserved).
 """
 
 from __future__ import annotations
@@ -68,7 +72,6 @@ def to_proto(
         )
     coverage = response.coverage
     coverage.as_of = format_time(result.as_of) if result.as_of else ""
-    coverage.records_considered = result.records_considered
     coverage.cells = len(result.cells)
     coverage.suppressed_primary = result.suppressed_primary
     coverage.suppressed_secondary = result.suppressed_secondary
@@ -104,6 +107,8 @@ def aggregate(ctx: CallContext, request: stats_pb2.AggregateRequest) -> stats_pb
         suppressed=result.suppressed_primary + result.suppressed_secondary,
         dimensions=",".join(query.dimensions),
         period=query.period.text,
+        # The holder's own record of what was read; the answer itself never carries it.
+        records_considered=result.records_considered or 0,
     )
     return to_proto(ctx.runtime.config.country, result, ctx)
 

@@ -168,7 +168,8 @@ def test_xlsx_round_trip_marks_suppressed_cells_and_carries_coverage() -> None:
         else:
             assert value_cell.comment is None and value_cell.fill.fill_type is None
     coverage = {r[0].value: r[1].value for r in book["coverage"].iter_rows(min_row=2)}
-    assert coverage["records_considered"] == 1234
+    # The holder's exact count of records read is an unprotected grand total: never exported.
+    assert "records_considered" not in coverage and 1234 not in coverage.values()
     assert coverage["suppressed_primary"] == 2 and coverage["suppressed_secondary"] == 2
     assert coverage["agreement"] == "PAN-CRM-2026-01"
     assert coverage["disclosure_profile"] == "standard"
