@@ -5,6 +5,11 @@ applies :func:`policies.disclosure.protect` with the profile the agreement names
 default profile for the node's own exports), and returns flagged cells and coverage.
 
 Invariants:
+* Every table is protected *with all its margins*, whether or not the query asks for them,
+  and the same cells are suppressed either way (margins not asked for are left out of the
+  answer). Asking for the same table twice, with and without ``margins``, therefore reveals
+  nothing that one answer with margins does not. Tables cut by filters are other tables,
+  protected on their own (docs/disclosure-control.md, "Linked tables").
 * ``records_considered`` (an exact count) stays with the holder: :class:`StatsAnswer` keeps
   it for the operator and the audit; the wire answer and the exports never carry it.
 * Differential-privacy budget is charged atomically in the store *before* any noise is drawn
@@ -30,7 +35,16 @@ from node.runtime import NodeRuntime
 from node.stats.compute import RawTable, cell_members, count_cells
 from node.stats.query import StatsQuery
 from policies.agreement import Disclosure
-from policies.disclosure import BudgetLedger, Dimension, Table, charge, protect
+from policies.disclosure import (
+    CONF_PRIMARY,
+    CONF_SECONDARY,
+    TOTAL,
+    BudgetLedger,
+    Dimension,
+    Table,
+    charge,
+    protect,
+)
 from policies.quota import quota_windows
 
 DEFAULT_PROFILE = Disclosure(profile="standard", min_cell=5, secondary=True)
@@ -80,7 +94,13 @@ def cell_key_secret(runtime: NodeRuntime, secret_ref: str | None) -> bytes:
     ).digest()
 
 
-def _table(raw: RawTable, margins: bool) -> Table:
+def _table(raw: RawTable) -> Table:
+    """The raw counts as a table *with every margin*, whatever the query asked to see.
+
+    Why: secondary suppression only protects against the margins it knows of. A pattern chosen
+    for the interior alone would publish cells that the margins of another answer (the same
+    table with ``margins``, or its one-dimensional marginal) turn into the suppressed ones.
+    """
     codes: list[set[str]] = [set() for _ in raw.dimensions]
     for key in raw.cells:
         for i, code in enumerate(key):
@@ -89,7 +109,7 @@ def _table(raw: RawTable, margins: bool) -> Table:
         Dimension(name, tuple(sorted(found)) or ("_Z",))
         for name, found in zip(raw.dimensions, codes, strict=True)
     ]
-    return Table.from_counts(dimensions, raw.cells, margins=margins)
+    return Table.from_counts(dimensions, raw.cells, margins=True)
 
 
 def _charge_budget(
@@ -124,7 +144,7 @@ def answer(
     disclosure = profile or DEFAULT_PROFILE
     engine = runtime.store.engine
     raw = count_cells(engine, query)
-    table = _table(raw, query.margins)
+    table = _table(raw)
     ledger, period, members, secret = None, None, None, None
     if disclosure.dp is not None:
         ledger, period = _charge_budget(runtime, disclosure, peer, agreement_id, now)
@@ -140,9 +160,11 @@ def answer(
         peer=peer or None,
         period=period,
     )
+    # The pattern is the full table's; without ``margins`` the margins are only left out.
     cells = [
         AnsweredCell(coord, c.value, c.obs_status, c.conf_status, c.perturbed)
         for coord, c in protected.cells.items()
+        if query.margins or TOTAL not in coord
     ]
     coverage = protected.coverage
     return StatsAnswer(
@@ -151,9 +173,9 @@ def answer(
         as_of=runtime.store.records.data_as_of(),
         profile=coverage.profile,
         method=coverage.method,
-        suppressed_primary=coverage.suppressed_primary,
-        suppressed_secondary=coverage.suppressed_secondary,
-        perturbed=coverage.perturbed,
+        suppressed_primary=sum(1 for c in cells if c.conf_status == CONF_PRIMARY),
+        suppressed_secondary=sum(1 for c in cells if c.conf_status == CONF_SECONDARY),
+        perturbed=sum(1 for c in cells if c.perturbed),
         epsilon_spent=str(coverage.epsilon_spent) if disclosure.dp is not None else "",
         period=query.period.text,
         measure=query.measure,

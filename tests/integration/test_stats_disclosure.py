@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from enlace.v1 import stats_pb2
 from node.stats.answer import StatsAnswer, answer
 from node.stats.export import export_table
 from node.stats.service import to_proto
+from policies.disclosure import TOTAL, Dimension, Table, ThresholdRule, attack
 from tests.integration.stats_support import NOW, Holder, query
 
 
@@ -48,3 +50,40 @@ def test_no_exact_record_count_reaches_a_peer(holder: Holder) -> None:
         exported = json.loads(export_table(result, "json", holder="PAN"))
         assert "records_considered" not in json.dumps(exported)
         assert ("AGO",) not in _published(result)
+
+
+def test_asking_without_margins_does_not_undo_secondary_suppression(holder: Holder) -> None:
+    """Attack: margins from the table asked with ``margins``, the interior from the same table
+    asked without (where nothing needed hiding for lack of margins), subtract."""
+    holder.add(3, nationality="HTI", sex="F")
+    holder.add(20, nationality="HTI", sex="M")
+    holder.add(10, nationality="CUB", sex="F")
+    holder.add(12, nationality="CUB", sex="M")
+    dims = ["nationality", "sex"]
+    with_margins = answer(holder.runtime, query(dims, margins=True), None, now=NOW)
+    without = answer(holder.runtime, query(dims), None, now=NOW)
+    marginal = answer(holder.runtime, query(["nationality"]), None, now=NOW)
+
+    assert all(TOTAL not in c.key for c in without.cells)
+    interior = {c.key: c for c in with_margins.cells if TOTAL not in c.key}
+    assert {c.key: c for c in without.cells} == interior  # one pattern, whatever is asked
+    assert without.suppressed_primary == 1 and without.suppressed_secondary == 3
+
+    # Everything the peer holds, as one table with margins: no hidden cell may be narrowed.
+    table = Table.from_counts(
+        [Dimension("nationality", ("CUB", "HTI")), Dimension("sex", ("F", "M"))], {}
+    )
+    released: dict[tuple[str, ...], int | None] = dict.fromkeys(table.coords())
+    flags = dict.fromkeys(table.coords(), "D")
+    known = [*with_margins.cells, *without.cells]
+    known += [replace(c, key=(c.key[0], TOTAL)) for c in marginal.cells]
+    for cell in known:
+        if cell.value is not None:
+            assert released[cell.key] in (None, cell.value)
+            released[cell.key], flags[cell.key] = cell.value, "F"
+        elif flags[cell.key] != "F":
+            flags[cell.key] = cell.conf_status
+    rule = ThresholdRule(min_cell=5)
+    intervals = attack(table.dimensions, released, flags, rule)
+    assert intervals[("HTI", "F")].high - intervals[("HTI", "F")].low >= 2
+    assert all(i.high is None or i.high > i.low for i in intervals.values())
