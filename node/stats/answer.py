@@ -14,9 +14,11 @@ Invariants:
   it for the operator and the audit; the wire answer and the exports never carry it.
 * Differential-privacy budget is charged atomically in the store *before* any noise is drawn
   (``quota_usage`` scope ``dp:…``, in nano-epsilon); a spent budget refuses the query.
-* The cell-key secret never leaves the node; it lives in ``HOME/keys/cellkey.key`` (0600),
-  and each agreement's ``secret_ref`` selects an HMAC-derived sub-secret, so rotating a
-  reference changes the noise for that agreement only.
+* The cell-key secret never leaves the node; it lives in ``HOME/keys/cellkey.key`` (0600).
+  There is one perturbation secret per node, the same for every agreement and every peer:
+  a cell gets the same noisy value whoever asks, so colluding peers (or a peer holding
+  several agreements) cannot intersect independent noises. An agreement's ``secret_ref``
+  only names that secret; it does not select another one.
 """
 
 from __future__ import annotations
@@ -79,8 +81,8 @@ class StatsAnswer:
     records_considered: int | None = None
 
 
-def cell_key_secret(runtime: NodeRuntime, secret_ref: str | None) -> bytes:
-    """The perturbation secret for ``secret_ref`` (created on first use)."""
+def cell_key_secret(runtime: NodeRuntime) -> bytes:
+    """The node's one perturbation secret (created on first use), for every agreement."""
     path = runtime.home.root / "keys" / "cellkey.key"
     try:
         master = read_hex_key(path)
@@ -89,9 +91,9 @@ def cell_key_secret(runtime: NodeRuntime, secret_ref: str | None) -> bytes:
             raise
         write_private(path, os.urandom(32).hex().encode() + b"\n")
         master = read_hex_key(path)
-    return hmac.new(
-        master, f"enlace/1 cell-key|{secret_ref or ''}".encode(), hashlib.sha256
-    ).digest()
+    # The derivation context is the one an agreement without ``secret_ref`` always used, so
+    # the values released under such agreements do not change.
+    return hmac.new(master, b"enlace/1 cell-key|", hashlib.sha256).digest()
 
 
 def _table(raw: RawTable) -> Table:
@@ -150,7 +152,7 @@ def answer(
         ledger, period = _charge_budget(runtime, disclosure, peer, agreement_id, now)
     elif disclosure.perturbation is not None:
         members = cell_members(engine, query)
-        secret = cell_key_secret(runtime, disclosure.perturbation.secret_ref)
+        secret = cell_key_secret(runtime)
     protected = protect(
         table,
         disclosure,

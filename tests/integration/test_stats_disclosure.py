@@ -17,6 +17,7 @@ from enlace.v1 import stats_pb2
 from node.stats.answer import StatsAnswer, answer
 from node.stats.export import export_table
 from node.stats.service import to_proto
+from policies.agreement import Disclosure, Perturbation
 from policies.disclosure import TOTAL, Dimension, Table, ThresholdRule, attack
 from tests.integration.stats_support import NOW, Holder, query
 
@@ -87,3 +88,21 @@ def test_asking_without_margins_does_not_undo_secondary_suppression(holder: Hold
     intervals = attack(table.dimensions, released, flags, rule)
     assert intervals[("HTI", "F")].high - intervals[("HTI", "F")].low >= 2
     assert all(i.high is None or i.high > i.low for i in intervals.values())
+
+
+def test_cell_key_noise_is_the_same_for_every_agreement_and_peer(holder: Holder) -> None:
+    """Attack: peers under different agreements pool their answers; each released value is
+    within ±max_noise of the truth, so the intersection of the ranges would give it away."""
+    holder.add(17, nationality="HTI")
+    holder.add(40, nationality="CUB")
+    q = query(["nationality"])
+    values = set()
+    for i, peer in enumerate(("CRI", "HND", "GTM", "SLV", "MEX", "CRM") * 2):
+        profile = Disclosure(
+            profile="ck", perturbation=Perturbation(max_noise=2, secret_ref=f"agreement-{i}")
+        )
+        result = answer(holder.runtime, q, profile, peer=peer, agreement_id=f"A{i}", now=NOW)
+        values.add(_published(result)[("HTI",)])
+    assert len(values) == 1  # pooled answers intersect to one answer's range: nothing gained
+    without_ref = Disclosure(profile="ck", perturbation=Perturbation(max_noise=2))
+    assert _published(answer(holder.runtime, q, without_ref, now=NOW))[("HTI",)] in values
