@@ -13,7 +13,11 @@ Invariants:
 * ``records_considered`` (an exact count) stays with the holder: :class:`StatsAnswer` keeps
   it for the operator and the audit; the wire answer and the exports never carry it.
 * Differential-privacy budget is charged atomically in the store *before* any noise is drawn
-  (``quota_usage`` scope ``dp:…``, in nano-epsilon); a spent budget refuses the query.
+  (``quota_usage`` scope ``dp:{peer}``, window the calendar quarter of the time of asking, in
+  nano-epsilon); a spent budget refuses the query. The budget is the *peer's*: every
+  agreement under which a peer asks draws on the one counter (each answer is checked against
+  the budget of the agreement it is asked under), so holding several agreements does not
+  multiply what a peer may learn.
 * The cell-key secret never leaves the node; it lives in ``HOME/keys/cellkey.key`` (0600).
   There is one perturbation secret per node, the same for every agreement and every peer:
   a cell gets the same noisy value whoever asks, so colluding peers (or a peer holding
@@ -114,10 +118,25 @@ def _table(raw: RawTable) -> Table:
     return Table.from_counts(dimensions, raw.cells, margins=True)
 
 
+def budget_scope(peer: str) -> str:
+    """The ``quota_usage`` scope of ``peer``'s privacy budget: one per peer, not per agreement.
+
+    Agreement quota scopes contain ``>`` (:func:`policies.quota.quota_scope`), a country code
+    never does, so the two cannot collide.
+    """
+    if not peer:
+        raise ValueError("a differential-privacy budget needs the peer it is charged to")
+    return f"dp:{peer}"
+
+
 def _charge_budget(
-    runtime: NodeRuntime, profile: Disclosure, peer: str, agreement_id: str, now: dt.datetime
+    runtime: NodeRuntime, profile: Disclosure, peer: str, now: dt.datetime
 ) -> tuple[BudgetLedger, str]:
-    """Reserve one query's epsilon for ``peer`` in the current quarter; return the prior ledger."""
+    """Reserve one query's epsilon for ``peer`` in the current quarter; return the prior ledger.
+
+    The counter is the peer's whatever agreement the query comes under; the limit is the
+    budget of that agreement's grant.
+    """
     dp = profile.dp
     assert dp is not None
     period = quota_windows(now)["quarter"].key
@@ -130,7 +149,7 @@ def _charge_budget(
         ledger = BudgetLedger({(peer, period): Fraction(used.get(period, 0), NANO)})
         charge(ledger, peer, period, dp.epsilon_per_query, dp.budget_per_period)
 
-    runtime.store.policies.consume_quota(f"dp:{agreement_id}:{peer}", [period], cost, check)
+    runtime.store.policies.consume_quota(budget_scope(peer), [period], cost, check)
     return BudgetLedger({(peer, period): Fraction(used_before.get(period, 0), NANO)}), period
 
 
@@ -140,7 +159,6 @@ def answer(
     profile: Disclosure | None,
     *,
     peer: str = "",
-    agreement_id: str = "",
     now: dt.datetime,
 ) -> StatsAnswer:
     disclosure = profile or DEFAULT_PROFILE
@@ -149,7 +167,7 @@ def answer(
     table = _table(raw)
     ledger, period, members, secret = None, None, None, None
     if disclosure.dp is not None:
-        ledger, period = _charge_budget(runtime, disclosure, peer, agreement_id, now)
+        ledger, period = _charge_budget(runtime, disclosure, peer, now)
     elif disclosure.perturbation is not None:
         members = cell_members(engine, query)
         secret = cell_key_secret(runtime)

@@ -99,7 +99,6 @@ def aggregate(ctx: CallContext, request: stats_pb2.AggregateRequest) -> stats_pb
         query,
         profile,
         peer=ctx.peer.country,
-        agreement_id=ctx.permit.agreement_id,
         now=ctx.now,
     )
     ctx.audit_extra.update(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,8 @@ from enlace.v1 import stats_pb2
 from node.stats.answer import StatsAnswer, answer
 from node.stats.export import export_table
 from node.stats.service import to_proto
-from policies.agreement import Disclosure, Perturbation
-from policies.disclosure import TOTAL, Dimension, Table, ThresholdRule, attack
+from policies.agreement import DifferentialPrivacy, Disclosure, Perturbation
+from policies.disclosure import TOTAL, BudgetExhausted, Dimension, Table, ThresholdRule, attack
 from tests.integration.stats_support import NOW, Holder, query
 
 
@@ -101,8 +102,36 @@ def test_cell_key_noise_is_the_same_for_every_agreement_and_peer(holder: Holder)
         profile = Disclosure(
             profile="ck", perturbation=Perturbation(max_noise=2, secret_ref=f"agreement-{i}")
         )
-        result = answer(holder.runtime, q, profile, peer=peer, agreement_id=f"A{i}", now=NOW)
+        result = answer(holder.runtime, q, profile, peer=peer, now=NOW)
         values.add(_published(result)[("HTI",)])
     assert len(values) == 1  # pooled answers intersect to one answer's range: nothing gained
     without_ref = Disclosure(profile="ck", perturbation=Perturbation(max_noise=2))
     assert _published(answer(holder.runtime, q, without_ref, now=NOW))[("HTI",)] in values
+
+
+def _dp(epsilon: str = "0.5", budget: str = "1", **extra: object) -> Disclosure:
+    mechanism = DifferentialPrivacy(
+        mechanism="discrete_laplace", epsilon_per_query=Decimal(epsilon),
+        budget_per_period=Decimal(budget),
+    )  # fmt: skip
+    return Disclosure(profile="dp", dp=mechanism, **extra)  # type: ignore[arg-type]
+
+
+def test_the_privacy_budget_is_the_peers_for_the_quarter_of_asking(holder: Holder) -> None:
+    """One counter per peer (not per agreement), reset at the start of each calendar quarter."""
+    holder.add(20, nationality="AGO")
+    q = query(["nationality"], measure="persons")
+    for _ in range(2):
+        assert answer(holder.runtime, q, _dp(), peer="CRI", now=NOW).epsilon_spent == "0.5"
+    with pytest.raises(BudgetExhausted):
+        answer(holder.runtime, q, _dp(), peer="CRI", now=NOW)
+    # A grant with a larger budget lets the same peer spend up to that budget, no more.
+    assert answer(holder.runtime, q, _dp(budget="1.5"), peer="CRI", now=NOW).epsilon_spent
+    with pytest.raises(BudgetExhausted):
+        answer(holder.runtime, q, _dp(budget="1.5"), peer="CRI", now=NOW)
+    assert holder.runtime.store.policies.quota_usage("dp:CRI", ["2024-Q1"]) == {
+        "2024-Q1": 3 * 10**9 // 2
+    }
+    assert answer(holder.runtime, q, _dp(), peer="HND", now=NOW).epsilon_spent == "0.5"
+    next_quarter = NOW.replace(month=4)
+    assert answer(holder.runtime, q, _dp(), peer="CRI", now=next_quarter).epsilon_spent == "0.5"

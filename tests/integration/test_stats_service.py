@@ -261,6 +261,39 @@ def test_differential_privacy_budget_refuses_once_spent(stats_live) -> None:  # 
     assert "budget" in caught.value.message.lower()
 
 
+def test_a_second_agreement_does_not_give_a_second_privacy_budget(stats_live) -> None:  # type: ignore[no-untyped-def]
+    """Attack: a peer with two DP agreements names one, then the other, in its requests."""
+    now = stats_live.runtimes["PAN"].clock.now()
+    dp = Disclosure(
+        profile="dp",
+        dp=DifferentialPrivacy(
+            mechanism="discrete_laplace", epsilon_per_query="0.5", budget_per_period="1"
+        ),
+    )
+    install(
+        stats_live,
+        Agreement(
+            id="PAN-HND-DP-2", version=1, parties=("PAN", "HND"), title="t",
+            valid_from=now - dt.timedelta(days=1), valid_until=now + dt.timedelta(days=365),
+            grants=(grant("PAN", "HND", disclosure=dp),),
+        ),
+    )  # fmt: skip
+    answered = []
+    for agreement in ("PAN-HND-DP", "PAN-HND-DP-2") * 2:
+        with stats_live.client("HND", "PAN") as client:
+            try:
+                reply = client.call(
+                    AGGREGATE, by_nationality(), stats_pb2.AggregateResponse,
+                    purpose="quarterly_matrices", agreement=agreement,
+                )  # fmt: skip
+            except PeerError as refused:
+                assert refused.status_name == "RESOURCE_EXHAUSTED"
+                continue
+        assert reply.header.agreement == agreement
+        answered.append(reply.message.coverage.epsilon_spent)
+    assert answered == ["0.5", "0.5"]  # the peer's budget of 1, whichever agreement it names
+
+
 def test_named_matrix(stats_live) -> None:  # type: ignore[no-untyped-def]
     request = stats_pb2.AggregateRequest(matrix="M01", period="2023Q3", margins=True)
     response = ask(stats_live, "CRI", request).message
