@@ -5,6 +5,9 @@ applies :func:`policies.disclosure.protect` with the profile the agreement names
 default profile for the node's own exports), and returns flagged cells and coverage.
 
 Invariants:
+* A differentially private answer is drawn from counts in which each person contributes at
+  most :data:`DP_CONTRIBUTION_CAP` (:func:`dp_counts`), and that cap is the sensitivity the
+  noise is scaled to.
 * Every table is protected *with all its margins*, whether or not the query asks for them,
   and the same cells are suppressed either way (margins not asked for are left out of the
   answer). Asking for the same table twice, with and without ``margins``, therefore reveals
@@ -31,9 +34,12 @@ import datetime as dt
 import hashlib
 import hmac
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+
+from sqlalchemy.engine import Engine
 
 from crypto.errors import CryptoError
 from crypto.keys import read_hex_key, write_private
@@ -51,10 +57,28 @@ from policies.disclosure import (
     charge,
     protect,
 )
+from policies.disclosure.dp import RandBelow
 from policies.quota import quota_windows
 
 DEFAULT_PROFILE = Disclosure(profile="standard", min_cell=5, secondary=True)
 NANO = 10**9
+#: Under differential privacy, the most one person may add to a table (the mechanism's L1
+#: sensitivity): a ``persons`` table counts each person in one cell (the cell of the person's
+#: earliest event in the period), an ``events`` table counts at most four of a person's rows
+#: (the earliest). Without the cap one person's events, months or codes would move several
+#: cells and the noise would not cover them.
+DP_CONTRIBUTION_CAP = {"persons": 1, "events": 4}
+
+
+def dp_counts(engine: Engine, query: StatsQuery) -> tuple[RawTable, int]:
+    """The cells a differentially private answer is drawn from, and their sensitivity.
+
+    The guarantee's precondition: adding or removing one person (all their records) changes
+    these interior counts by at most the returned sensitivity in L1 norm, whatever the
+    measure, time breakdown or code dimension, because each person's contribution is capped.
+    """
+    cap = DP_CONTRIBUTION_CAP[query.measure]
+    return count_cells(engine, query, per_person_cap=cap), cap
 
 
 @dataclass(frozen=True)
@@ -160,10 +184,16 @@ def answer(
     *,
     peer: str = "",
     now: dt.datetime,
+    rng: RandBelow = secrets.randbelow,
 ) -> StatsAnswer:
+    """Count, protect and flag ``query`` under ``profile`` (``rng``: DP noise, injected)."""
     disclosure = profile or DEFAULT_PROFILE
     engine = runtime.store.engine
-    raw = count_cells(engine, query)
+    sensitivity = 1
+    if disclosure.dp is not None:
+        raw, sensitivity = dp_counts(engine, query)
+    else:
+        raw = count_cells(engine, query)
     table = _table(raw)
     ledger, period, members, secret = None, None, None, None
     if disclosure.dp is not None:
@@ -179,6 +209,8 @@ def answer(
         budget_state=ledger,
         peer=peer or None,
         period=period,
+        sensitivity=sensitivity,
+        rng=rng,
     )
     # The pattern is the full table's; without ``margins`` the margins are only left out.
     cells = [

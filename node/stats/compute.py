@@ -36,6 +36,7 @@ from typing import Any
 
 from sqlalchemy import Integer, and_, cast, distinct, extract, func, literal, select, true
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 
@@ -165,9 +166,60 @@ def _reading(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
-def count_cells(engine: Engine, query: StatsQuery) -> RawTable:
-    """Run the query's ``GROUP BY`` and return the raw (unprotected) cells."""
+def _capped_statement(query: StatsQuery, dialect: str, cap: int) -> Select[Any]:
+    """Cells in which each person contributes at most ``cap`` (see :func:`count_cells`).
+
+    ``persons``: the person's distinct cells, earliest first (by the person's first event in
+    the cell, then by the cell), the first ``cap`` kept. ``events``: the person's rows, earliest
+    first (date, record id, code), the first ``cap`` kept. Window functions, the same SQL on
+    SQLite (3.25+) and PostgreSQL.
+    """
+    source, where, code = _source_and_where(query, dialect)
+    exprs = [
+        _dimension_expr(d, dialect, code).label(f"d{i}") for i, d in enumerate(query.dimensions)
+    ]
+    names = [e.name for e in exprs]
+    person = encounters.c.person_id
+    if query.measure == "persons":
+        per_cell = (
+            select(*exprs, person.label("person"), func.min(encounters.c.event_date).label("first"))
+            .select_from(source)
+            .where(where)
+            .group_by(*names, person)
+            .subquery("per_cell")
+        )
+        order: list[ColumnElement[Any]] = [per_cell.c.first, *(per_cell.c[n] for n in names)]
+        rank = func.row_number().over(partition_by=per_cell.c.person, order_by=order)
+        rows = select(*(per_cell.c[n] for n in names), rank.label("rank"))
+    else:
+        order = [encounters.c.event_date, encounters.c.record_id]
+        if code is not None:
+            order.append(code)
+        rank = func.row_number().over(partition_by=person, order_by=order)
+        rows = select(*exprs, rank.label("rank")).select_from(source).where(where)
+    ranked = rows.subquery("ranked")
+    columns = [ranked.c[n] for n in names]
+    statement = (
+        select(*columns, func.count(), func.count()).where(ranked.c.rank <= cap).group_by(*columns)
+    )
+    return statement
+
+
+def count_cells(
+    engine: Engine, query: StatsQuery, *, per_person_cap: int | None = None
+) -> RawTable:
+    """Run the query's ``GROUP BY`` and return the raw (unprotected) cells.
+
+    With ``per_person_cap``, each person adds at most that much to the whole table (differential
+    privacy needs this bound: one person's events, months or codes would otherwise move many
+    cells): a ``persons`` table keeps each person in at most ``cap`` cells, an ``events`` table
+    at most ``cap`` of the person's rows, the earliest.
+    """
     dialect = engine.dialect.name
+    if per_person_cap is not None:
+        if per_person_cap < 1:
+            raise ValueError(f"a contribution cap must be at least 1, not {per_person_cap}")
+        return _run(engine, query, _capped_statement(query, dialect, per_person_cap))
     source, where, code = _source_and_where(query, dialect)
     exprs = [
         _dimension_expr(d, dialect, code).label(f"d{i}") for i, d in enumerate(query.dimensions)
@@ -182,6 +234,11 @@ def count_cells(engine: Engine, query: StatsQuery) -> RawTable:
         .where(where)
         .group_by(*[e.name for e in exprs])
     )
+    return _run(engine, query, statement)
+
+
+def _run(engine: Engine, query: StatsQuery, statement: Select[Any]) -> RawTable:
+    """Execute a counting statement (dimension columns, the measure, the rows) into cells."""
     cells: dict[CellKey, int] = {}
     total = 0
     width = len(query.dimensions)

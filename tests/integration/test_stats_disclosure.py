@@ -6,20 +6,32 @@ for, and checks that what the node releases defeats it.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
+from random import Random
 
 import pytest
 
 from enlace.v1 import stats_pb2
-from node.stats.answer import StatsAnswer, answer
+from node.stats.answer import DP_CONTRIBUTION_CAP, StatsAnswer, answer, dp_counts
+from node.stats.compute import count_cells
 from node.stats.export import export_table
 from node.stats.service import to_proto
 from policies.agreement import DifferentialPrivacy, Disclosure, Perturbation
-from policies.disclosure import TOTAL, BudgetExhausted, Dimension, Table, ThresholdRule, attack
+from policies.disclosure import (
+    TOTAL,
+    BudgetExhausted,
+    BudgetLedger,
+    Dimension,
+    Table,
+    ThresholdRule,
+    attack,
+    protect,
+)
 from tests.integration.stats_support import NOW, Holder, query
 
 
@@ -135,3 +147,68 @@ def test_the_privacy_budget_is_the_peers_for_the_quarter_of_asking(holder: Holde
     assert answer(holder.runtime, q, _dp(), peer="HND", now=NOW).epsilon_spent == "0.5"
     next_quarter = NOW.replace(month=4)
     assert answer(holder.runtime, q, _dp(), peer="CRI", now=next_quarter).epsilon_spent == "0.5"
+
+
+def _population(holder: Holder) -> None:
+    holder.add(20, nationality="AGO", care="food")
+    holder.add(6, nationality="HTI", care="food;health", vuln="pregnant")
+    holder.add(3, nationality="CUB", date=dt.date(2023, 9, 2), vuln="elderly;disability")
+
+
+def test_one_person_moves_a_dp_table_by_at_most_its_sensitivity(
+    tmp_path: Path, database_url_factory: Callable[[], str]
+) -> None:
+    """Attack: one person with 30 events, in three months, under two nationalities and with
+    several codes, against noise scaled for a person who adds 1 to one cell."""
+    without, with_person = (Holder(tmp_path / n, database_url_factory) for n in ("a", "b"))
+    try:
+        for holder in (without, with_person):
+            _population(holder)
+        for month, nationality in ((7, "AGO"), (8, "HTI"), (9, "HTI")):
+            with_person.add(
+                10, person="the-one", nationality=nationality, date=dt.date(2023, month, 3),
+                care="food;health;shelter", vuln="pregnant;disability",
+            )  # fmt: skip
+        for q in (
+            query(["nationality"], measure="events"),
+            query(["month"], measure="events"),
+            query(["month", "nationality"]),
+            query(["care_provided"]),
+            query(["vulnerability", "month"], measure="events"),
+            query(["nationality"], filters={"care_provided": ["food", "health"]}),
+        ):
+            before, sensitivity = dp_counts(without.runtime.store.engine, q)
+            after, same = dp_counts(with_person.runtime.store.engine, q)
+            assert same == sensitivity == DP_CONTRIBUTION_CAP[q.measure]
+            keys = set(before.cells) | set(after.cells)
+            moved = sum(abs(after.cells.get(k, 0) - before.cells.get(k, 0)) for k in keys)
+            assert 1 <= moved <= sensitivity, (q.dimensions, q.measure, moved)
+            # Uncapped counts are what the noise must not be scaled to.
+            raw = count_cells(with_person.runtime.store.engine, q).cells
+            assert sum(raw.values()) >= sum(after.cells.values())
+    finally:
+        without.close()
+        with_person.close()
+
+
+def test_a_dp_answer_is_the_capped_table_noised_for_its_sensitivity(holder: Holder) -> None:
+    """Same random source, same answer as protecting the capped counts with their cap."""
+    _population(holder)
+    holder.add(30, person="the-one", nationality="CUB")
+    q = query(["nationality"], measure="events", margins=True)
+    profile = _dp("1", "10", min_cell=1)
+    result = answer(holder.runtime, q, profile, peer="CRI", now=NOW, rng=Random(7).randrange)
+    capped, sensitivity = dp_counts(holder.runtime.store.engine, q)
+    assert capped.cells[("CUB",)] == 3 + sensitivity
+    expected = protect(
+        Table.from_counts(
+            [Dimension("nationality", tuple(sorted(k[0] for k in capped.cells)))], capped.cells
+        ),
+        profile,
+        budget_state=BudgetLedger({}),
+        peer="CRI",
+        period="2024-Q1",
+        rng=Random(7).randrange,
+        sensitivity=sensitivity,
+    )
+    assert {c.key: c.value for c in result.cells} == dict(expected.values())
