@@ -10,11 +10,15 @@ Invariants:
 * ``persons`` counts each local ``person_id`` once per cell; ``events`` counts records.
 * ``records_considered`` is the number of rows (encounters, or encounter × code rows for a
   code dimension) the period and filters select, counted by the same ``GROUP BY`` as the
-  cells, so the rows are read once.
-* A code dimension (or filter) counts each encounter once per code of its list. The codes are
-  split out of the encounter's own ``;``-joined column (:data:`CODE_COLUMNS`) rather than
-  read from the view ``encounter_codes`` (which splits the same column): the rows of the
-  period are split where they are read, without a join on ``record_id``.
+  cells, so the rows are read once. It stays at the holder (never sent nor exported).
+* A code dimension counts each encounter once per code of its list. A code *filter* selects
+  encounters (``EXISTS`` a matching code in that list, :func:`_has_code`): it never
+  multiplies rows, and it applies to its own list whatever the breakdown. The codes are split
+  out of the encounter's own ``;``-joined column (:data:`CODE_COLUMNS`) rather than read from
+  the view ``encounter_codes`` (which splits the same column): the rows of the period are
+  split where they are read, without a join on ``record_id``.
+* Under differential privacy, :func:`count_cells` caps each person's contribution
+  (``per_person_cap``) so that the noise's sensitivity holds.
 * Cell-key perturbation needs to know *who* is in each cell (:func:`cell_members`); the
   identifiers stay inside the node and only the derived noise affects the answer.
 * Nothing here knows about peers or agreements: protection is applied afterwards.
@@ -34,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, and_, cast, distinct, extract, func, literal, select, true
+from sqlalchemy import Integer, and_, cast, distinct, exists, extract, func, literal, select, true
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
@@ -142,13 +146,30 @@ def _source_and_where(
     code_dim = query.code_dimension
     source: FromClause = encounters
     code: ColumnElement[Any] | None = None
-    if code_dim is not None or any(f in CODE_DIMENSIONS for f in query.filters):
-        listed = code_dim or next(f for f in query.filters if f in CODE_DIMENSIONS)
-        source, code = _codes_of_rows(listed, dialect)
+    if code_dim is not None:
+        source, code = _codes_of_rows(code_dim, dialect)
     for name, values in query.filters.items():
-        expr = _dimension_expr(name, dialect, code)
-        conditions.append(expr.in_(_filter_values(name, values)))
+        wanted = _filter_values(name, values)
+        if name in CODE_DIMENSIONS:
+            # Selects encounters; on the breakdown's own list it also keeps only those cells.
+            conditions.append(_has_code(name, wanted, dialect))
+            if name != code_dim:
+                continue
+        conditions.append(_dimension_expr(name, dialect, code).in_(wanted))
     return source, and_(*conditions), code
+
+
+def _has_code(listed: str, wanted: list[Any], dialect: str) -> ColumnElement[bool]:
+    """The encounter holds one of ``wanted`` in its list ``listed`` (an ``EXISTS``: one row
+    per encounter, whatever the number of codes that match)."""
+    column = encounters.c[CODE_COLUMNS[listed]]
+    if dialect == "postgresql":
+        codes = func.unnest(func.string_to_array(column, ";")).table_valued("code")
+        split = codes.render_derived().alias(f"has_{listed}")
+        return exists(select(literal(1)).select_from(split).where(split.c.code.in_(wanted)))
+    array = literal('["') + func.replace(column, ";", '","') + literal('"]')
+    items = func.json_each(array).table_valued("value").alias(f"has_{listed}")
+    return exists(select(literal(1)).select_from(items).where(items.c.value.in_(wanted)))
 
 
 @contextmanager
