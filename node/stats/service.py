@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from crypto.envelope import format_time
 from enlace.v1 import stats_pb2
+from node.errors import InvalidArgumentError
 from node.server.pipeline import Ask, CallContext, MethodSpec
 from node.stats.answer import StatsAnswer, answer
 from node.stats.matrices import MATRICES_VERSION, matrix
@@ -22,10 +23,22 @@ SERVICE = "enlace.v1.StatsService"
 
 
 def query_from_request(request: stats_pb2.AggregateRequest) -> StatsQuery:
-    """Validate a request; a named matrix fixes dataset, measure, dimensions and filters."""
+    """Validate a request; a named matrix fixes dataset, measure, dimensions and filters.
+
+    The request's filters are added to a matrix's; a filter on a dimension the matrix itself
+    filters is refused, since replacing the matrix's filter would count something else under
+    the matrix's name (M05 with ``event_type=detention`` is not stranded persons).
+    """
     filters = {f.dimension: list(f.values) for f in request.filters}
     if request.matrix:
         definition = matrix(request.matrix)
+        fixed = sorted(set(filters) & set(definition.filters))
+        if fixed:
+            raise InvalidArgumentError(
+                f"matrix {definition.id} already filters on {', '.join(fixed)}",
+                field="filters",
+                hint=f"drop the filter on {', '.join(fixed)}, or ask without the matrix",
+            )
         merged = {k: list(v) for k, v in definition.filters.items()}
         merged.update(filters)
         return build_query(

@@ -300,3 +300,15 @@ def test_named_matrix(stats_live) -> None:  # type: ignore[no-untyped-def]
     assert list(response.dimensions) == ["nationality", "quarter"]
     assert response.coverage.matrix_version.startswith("crm-matrices")
     assert {c.key[1] for c in response.cells} <= {"2023-Q3", "_T"}
+
+
+def test_a_named_matrix_keeps_its_own_filters(stats_live) -> None:  # type: ignore[no-untyped-def]
+    request = stats_pb2.AggregateRequest(
+        matrix="M05",
+        period="2023Q3",
+        filters=[stats_pb2.Filter(dimension="event_type", values=["detention"])],
+    )
+    with pytest.raises(PeerError) as caught:
+        ask(stats_live, "CRI", request)
+    assert caught.value.status_name == "INVALID_ARGUMENT"
+    assert "M05 already filters on event_type" in caught.value.message
