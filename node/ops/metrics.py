@@ -210,14 +210,15 @@ class _StateCollector(Collector):
         )
         budget = _gauge(
             "enlace_privacy_budget_used",
-            "Differential-privacy epsilon spent this quarter, per agreement and peer.",
-            ["agreement", "peer", "period"],
+            "Differential-privacy epsilon spent this quarter, per peer (whatever agreement).",
+            ["peer", "period"],
         )
         for row in rows:
             scope = str(row.scope)
             if scope.startswith("dp:"):
-                agreement, _, peer = scope[3:].rpartition(":")
-                budget.add_metric([agreement, peer, str(row.window_key)], int(row.used) / NANO)
+                peer = scope[3:]
+                if ":" not in peer:  # "dp:AGREEMENT:PEER" rows predate per-peer budgets
+                    budget.add_metric([peer, str(row.window_key)], int(row.used) / NANO)
             else:
                 quota.add_metric([scope, windows[str(row.window_key)]], float(row.used))
         return [quota, budget]

@@ -15,6 +15,7 @@ from node.errors import PeerError
 from node.ops.logging_json import ACCESS_LOGGER, AccessLog, JsonFormatter
 from node.ops.metrics import NodeMetrics
 from node.server.jobs import NodeJobs
+from node.stats.answer import budget_scope
 
 PING = "/enlace.v1.NodeService/Ping"
 AGGREGATE = "/enlace.v1.StatsService/Aggregate"
@@ -101,14 +102,14 @@ def test_quota_budget_and_scheduler_runs(watched) -> None:  # type: ignore[no-un
     day = now.strftime("%Y-%m-%d")
     store = pan.store.policies
     store.consume_quota("PAN-CRI:PAN>CRI:stats", [day, quarter], 7, lambda used: None)
-    store.consume_quota("dp:PAN-CRI:CRI", [quarter], 250_000_000, lambda used: None)
+    store.consume_quota(budget_scope("CRI"), [quarter], 250_000_000, lambda used: None)
     jobs._safe(lambda rt: None, "nonce-purge")()  # type: ignore[operator]
     jobs._safe(lambda rt: 1 / 0, "audit-checkpoint")()  # type: ignore[operator]
     samples = scrape(address)
     scope = ("scope", "PAN-CRI:PAN>CRI:stats")
     assert samples[("enlace_quota_used", (scope, ("window", "day")))] == 7
     assert samples[("enlace_quota_used", (scope, ("window", "quarter")))] == 7
-    budget = (("agreement", "PAN-CRI"), ("peer", "CRI"), ("period", quarter))
+    budget = (("peer", "CRI"), ("period", quarter))
     assert samples[("enlace_privacy_budget_used", budget)] == pytest.approx(0.25)
     runs = "enlace_scheduler_job_runs_total"
     assert samples[(runs, (("job", "nonce-purge"), ("outcome", "ok")))] == 1
