@@ -25,7 +25,7 @@ from node.cli.common import HomeOption, JsonOption, cli_errors, console, err_con
 from node.cli.match_cmd import PeerOption, PurposeOption, TimeoutOption, _runtime
 from node.errors import InvalidArgumentError
 from node.manifests.csv_manifest import read_csv_manifest, write_csv_manifest
-from node.manifests.model import Manifest
+from node.manifests.model import Manifest, ManifestError
 from node.manifests.paxlst import read_paxlst, write_paxlst
 from node.manifests.retention import expiry, purge_expired, set_retention_days
 from node.manifests.sample import sample_manifest, write_truth
@@ -54,10 +54,13 @@ def read_manifest(path: Path, fmt: str, today: dt.date) -> Manifest:
     if fmt == "auto":
         head = data.lstrip(b"\xef\xbb\xbf\r\n\t ")[:3]
         fmt = "paxlst" if head in (b"UNA", b"UNB") else "csv"
-    if fmt == "paxlst":
-        return read_paxlst(data, today=today)
-    if fmt == "csv":
-        return read_csv_manifest(data, today=today)
+    try:
+        if fmt == "paxlst":
+            return read_paxlst(data, today=today)
+        if fmt == "csv":
+            return read_csv_manifest(data, today=today)
+    except ManifestError as exc:  # the operator may be screening several files: name this one
+        raise ManifestError(f"{path}: {exc.message}", hint=exc.hint) from None
     raise InvalidArgumentError("must be auto, paxlst or csv", field="--format")
 
 

@@ -15,9 +15,16 @@ Invariants:
 * Structurally broken input raises :class:`ManifestError` and nothing is screened: not an
   interchange (no UNB), no PAXLST message, a terminator that does not end the segments, a
   message without UNT or an interchange without UNZ (truncated). The error names the position.
+* Declared counts that disagree with what was read (``UNT`` segments, ``CNT`` travellers,
+  ``UNZ`` messages) raise :class:`ManifestError` too. A lost segment terminator merges two
+  segments, which can move one traveller's date of birth or passport onto another or drop a
+  traveller; the segment count is the only reliable witness when the file has no line breaks,
+  and which travellers were merged cannot be known, so the whole manifest is refused.
 * Anything else wrong is local: a malformed or unknown segment, or an unknown qualifier, is a
-  :class:`Problem` with its position; inside a traveller's group an error on a matching field
-  rejects that traveller only (listed in ``Manifest.rejected``); the rest is still read.
+  :class:`Problem` with its position; inside a traveller's group an error on a matching field,
+  or a segment whose elements are missing, shifted or too many (a lost ``+`` or ``:``; see
+  :func:`_shape_problem`), rejects that traveller only (listed in ``Manifest.rejected``); the
+  rest is still read.
 * Two-digit years follow the century rule of :mod:`node.manifests.model`; the reference date is
   the departure (else arrival) date of the message, else ``today`` (injected).
 """
@@ -75,8 +82,13 @@ def _decode(data: bytes) -> str:
         return data.decode("latin-1")
 
 
+def _element(segment: Segment, index: int) -> Any:
+    """Element ``index`` or None when the segment is shorter (a missing element is empty)."""
+    return segment.elements[index] if index < len(segment.elements) else None
+
+
 def _component(segment: Segment, index: int, part: int = 0) -> str:
-    value = segment[index]
+    value = _element(segment, index)
     if value is None:
         return ""
     if isinstance(value, list):
@@ -85,7 +97,7 @@ def _component(segment: Segment, index: int, part: int = 0) -> str:
 
 
 def _components(segment: Segment, index: int) -> list[str]:
-    value = segment[index]
+    value = _element(segment, index)
     if value is None:
         return []
     return [str(v or "") for v in value] if isinstance(value, list) else [str(value)]
@@ -104,6 +116,38 @@ def _timestamp(value: str, fmt: str, today: dt.date) -> dt.datetime:
     rest = value[width:]
     hour, minute = (int(rest[4:6]), int(rest[6:8])) if len(rest) == 8 else (0, 0)
     return dt.datetime(year, int(rest[0:2]), int(rest[2:4]), hour, minute, tzinfo=dt.UTC)
+
+
+#: Most elements a traveller segment has (UN/EDIFACT D.05B segment directory).
+_MAX_ELEMENTS = {"NAD": 9, "ATT": 3, "DTM": 1, "LOC": 5, "NAT": 2, "DOC": 5}
+
+
+def _shape_problem(s: Segment) -> str:
+    """Why a traveller segment's elements cannot be trusted, or "".
+
+    Why: a lost ``+`` or ``:`` keeps the segment count right but shifts a value into the wrong
+    element (``DOC+P:110:111AB1234567`` has no document number, ``NAD+FL++DOE:JOHN`` no name),
+    and a lost ``'`` glues the next segment on as extra elements. Read literally, the traveller
+    would be screened without the value, or with a wrong one, and look clear.
+    """
+    tag, count = s.tag, len(s.elements)
+    if count > _MAX_ELEMENTS.get(tag, count):
+        return f"{tag} has {count} elements, at most {_MAX_ELEMENTS[tag]} expected"
+    if tag == "NAD":
+        if not _component(s, 3):
+            shifted = _component(s, 1) or _component(s, 2)
+            return "NAD has no surname in element 4" + (" (its value is shifted)" * bool(shifted))
+        if _component(s, 1) or _component(s, 2):
+            return "NAD elements 2 and 3 must be empty (NAD+FL+++SURNAME:GIVEN NAMES)"
+    elif tag == "DTM" and (len(_components(s, 0)) < 2 or not _component(s, 0, 1)):
+        return "DTM has no value after its qualifier (DTM+329:YYMMDD)"
+    elif tag in ("LOC", "NAT") and not _component(s, 1):
+        return f"{tag} has no value in element 2 ({tag}+qualifier+code)"
+    elif tag == "DOC" and not _component(s, 1):
+        return "DOC has no document number in element 2 (DOC+P:110:111+NUMBER)"
+    elif tag == "ATT" and _component(s, 1):
+        return "ATT element 2 must be empty (ATT+2++F)"
+    return ""
 
 
 def _segments(text: str) -> list[Segment]:
@@ -159,6 +203,9 @@ class _Reader:
         self.message_ref = ""
         self.interchange_ref = ""
         self.closed = False
+        self.message_travellers = 0
+        self.declared: tuple[int, str] | None = None  # this message's CNT and its position
+        self.suspect = ""  # the first segment that seems to have lost its terminator
 
     def problem(self, where: str, message: str, traveller: RawTraveller | None = None) -> None:
         if traveller is not None:
@@ -184,6 +231,7 @@ class _Reader:
                 continue
             if any("\n" in part or "\r" in part for i in range(len(segment.elements))
                    for part in _components(segment, i)):  # fmt: skip
+                self.suspect = self.suspect or f"{where} contains a line break"
                 self.problem(
                     where,
                     f"{where} contains a line break: its terminator is probably missing",
@@ -225,6 +273,7 @@ class _Reader:
             if kind != "PAXLST":
                 raise ManifestError(f"message type {kind!r} is not PAXLST", position=where)
             self.in_message, self.message_start = True, number
+            self.message_travellers, self.declared = 0, None
             self.message_ref = _component(s, 0)
             self.m.reference = self.m.reference or f"{self.interchange_ref}/{self.message_ref}"
         elif tag == "UNT":
@@ -233,7 +282,14 @@ class _Reader:
                 raise ManifestError("UNT without UNH", position=where)
             declared, actual = _component(s, 0), number - self.message_start + 1
             if declared != str(actual):
-                self.problem(where, f"UNT counts {declared} segments, the message has {actual}")
+                lost = f" ({self.suspect})" if self.suspect else ""
+                raise ManifestError(
+                    f"UNT counts {declared or '?'} segments, the message has {actual}: a segment "
+                    f"terminator or a segment was probably lost{lost}; travellers may be merged",
+                    position=where,
+                    hint="nothing was screened; ask the carrier to resend the manifest",
+                )
+            self.check_travellers(where)
             self.in_message = False
             self.messages += 1
         elif tag == "UNZ":
@@ -243,8 +299,12 @@ class _Reader:
                 )
             self.closed = True
             if _component(s, 0) not in (str(self.messages), ""):
-                self.problem(where, f"UNZ counts {_component(s, 0)} messages, found "
-                             f"{self.messages}")  # fmt: skip
+                raise ManifestError(
+                    f"UNZ counts {_component(s, 0)} messages, the interchange has "
+                    f"{self.messages}: a message was probably lost",
+                    position=where,
+                    hint="nothing was screened; ask the carrier to resend the manifest",
+                )
         elif not self.in_message:
             if tag not in IGNORED:
                 self.problem(where, f"{tag} outside a message ignored")
@@ -285,15 +345,35 @@ class _Reader:
                 self.problem(where, f"unknown date qualifier DTM+{code}")
         elif tag == "CNT":
             if _component(s, 0, 0) in ("41", "42"):
-                self.m.declared_count = int(_component(s, 0, 1))
+                value = _component(s, 0, 1)
+                if not value.isdigit():
+                    raise ManifestError(
+                        f"CNT declares {value!r} travellers, not a number",
+                        position=where,
+                        hint="nothing was screened; ask the carrier to resend the manifest",
+                    )
+                self.declared = (int(value), where)
+                self.m.declared_count = (self.m.declared_count or 0) + int(value)
         elif tag not in IGNORED:
             self.problem(where, f"unknown segment {tag} ignored")
+
+    def check_travellers(self, where: str) -> None:
+        """The message's CNT must count the traveller groups read (a lost group is refused)."""
+        if self.declared is not None and self.declared[0] != self.message_travellers:
+            raise ManifestError(
+                f"CNT declares {self.declared[0]} travellers, the message lists "
+                f"{self.message_travellers}: a traveller was probably lost or merged into "
+                f"another" + (f" ({self.suspect})" if self.suspect else ""),
+                position=self.declared[1],
+                hint="nothing was screened; ask the carrier to resend the manifest",
+            )
 
     def nad(self, s: Segment, number: int, where: str) -> None:
         qualifier = _component(s, 0)
         if qualifier == "MS" and self.current is None and not self.pending:
             return  # the reporting party
         self.finish_traveller()
+        self.message_travellers += 1
         names = _components(s, 3)
         raw = RawTraveller(
             position=len(self.pending) + 1,
@@ -304,10 +384,18 @@ class _Reader:
         )
         if qualifier not in ROLES:
             raw.errors.append(f"unknown party qualifier NAD+{qualifier} at {where}")
+        shape = _shape_problem(s)
+        if shape:
+            raw.errors.append(f"{where}: {shape}; a + or : was probably lost")
         self.current, self.doc_primary, self.doc_seen = raw, False, False
 
     def traveller_segment(self, s: Segment, where: str, t: RawTraveller) -> None:
         tag, qualifier = s.tag, _component(s, 0)
+        shape = _shape_problem(s)
+        if shape:
+            t.errors.append(f"{where}: {shape}; a service character was probably lost")
+            self.suspect = self.suspect or f"{where}: {shape}"
+            return
         if tag == "ATT":
             if qualifier == "2":
                 t.sex = _component(s, 2)
@@ -365,11 +453,6 @@ def read_paxlst(data: bytes, *, today: dt.date) -> Manifest:
     reference = reference_date(manifest, today)
     for raw in reader.pending:
         add_traveller(manifest, raw, reference)
-    total = len(manifest.travellers) + len(manifest.rejected)
-    if manifest.declared_count is not None and manifest.declared_count != total:
-        manifest.problems.append(
-            Problem("CNT", f"CNT declares {manifest.declared_count} travellers, {total} listed")
-        )
     return manifest
 
 

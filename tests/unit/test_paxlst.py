@@ -176,10 +176,84 @@ def test_duplicate_travellers_are_flagged_and_screened_once() -> None:
     assert any("repeats traveller 1" in p.message for p in m.problems)
 
 
-def test_segment_and_traveller_counts_are_checked() -> None:
+def test_segment_and_traveller_counts_that_disagree_refuse_the_manifest() -> None:
     data = interchange(traveller("DOE", "JANE", "800101", "X1234567"), count=5)
-    m = read_paxlst(data, today=TODAY)
-    assert any("CNT declares 5" in p.message for p in m.problems)
-    bad_unt = data.replace(b"UNT+", b"UNT+9")
-    m = read_paxlst(bad_unt, today=TODAY)
-    assert any(p.message.startswith("UNT counts") for p in m.problems)
+    with pytest.raises(ManifestError, match=r"segment 19 \(CNT\): CNT declares 5 travellers"):
+        read_paxlst(data, today=TODAY)
+    bad_unt = interchange(traveller("DOE", "JANE", "800101", "X1234567")).replace(b"UNT+", b"UNT+9")
+    with pytest.raises(ManifestError, match=r"segment 20 \(UNT\): UNT counts 919 segments"):
+        read_paxlst(bad_unt, today=TODAY)
+    two = interchange(traveller("DOE", "JANE", "800101", "X1234567")).replace(b"UNZ+1", b"UNZ+2")
+    with pytest.raises(ManifestError, match="UNZ counts 2 messages"):
+        read_paxlst(two, today=TODAY)
+
+
+def one_line(*groups: str) -> str:
+    """An interchange without line breaks, as many carriers send it."""
+    return interchange(*groups).decode().replace("'\n", "'")
+
+
+THREE = (traveller("JEAN BAPTISTE", "MARIE", "850412", "HG1234567"),
+         traveller("DOE", "JOHN", "011130", "AB1234567", "CRI"),
+         traveller("ROE", "ANN", "900101", "CD7654321", "CRI"))  # fmt: skip
+
+
+def test_a_lost_terminator_on_one_line_refuses_the_manifest_instead_of_merging() -> None:
+    text = one_line(*THREE)
+    lost = text.replace("NAT+2+HTI'DOC", "NAT+2+HTIDOC", 1)  # traveller 1's NAT runs into DOC
+    with pytest.raises(ManifestError, match=r"segment 37 \(UNT\).*terminator") as info:
+        read_paxlst(lost.encode(), today=TODAY)
+    assert "segment 15 (NAT)" in str(info.value)  # the segment that swallowed the next one
+    chimera = text.replace("LOC+91+HTI'NAD", "LOC+91+HTINAD", 1)  # traveller 2 swallowed
+    assert chimera != text
+    with pytest.raises(ManifestError, match="UNT counts"):
+        read_paxlst(chimera.encode(), today=TODAY)
+    number = text.replace("+AB1234567'DTM", "+AB1234567DTM", 1)
+    with pytest.raises(ManifestError, match="UNT counts"):
+        read_paxlst(number.encode(), today=TODAY)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        ("DOC+P:110:111+AB1234567", "DOC+P:110:111AB1234567", "no document number"),
+        ("NAD+FL+++DOE:JOHN", "NAD+FL++DOE:JOHN", "no surname"),
+        ("NAD+FL+++DOE:JOHN", "NAD+FL", "no surname"),
+        ("DTM+329:011130", "DTM+329011130", "DTM has no value"),
+        ("LOC+91+CRI", "LOC+91CRI", "LOC has no value"),
+        ("ATT+2++F'DTM+329:011130", "ATT+2+F'DTM+329:011130", "ATT element 2"),
+    ],
+)
+def test_a_lost_separator_rejects_that_traveller_by_position(
+    old: str, new: str, reason: str
+) -> None:
+    text = one_line(*THREE)
+    start = text.index("NAD+FL+++DOE")
+    broken = text[:start] + text[start:].replace(old, new, 1)
+    m = read_paxlst(broken.encode(), today=TODAY)
+    assert [t.surname for t in m.travellers] == ["JEAN BAPTISTE", "ROE"]
+    (rejected,) = m.rejected
+    assert rejected.position == 2 and reason in rejected.reasons[0], rejected.reasons
+    assert "segment " in rejected.reasons[0]
+
+
+def _matched(m: Manifest) -> list[tuple[object, ...]]:
+    """What screening uses of each traveller."""
+    return [(t.surname, t.given_names, t.birth_date, t.document_number, t.issuing_state)
+            for t in m.travellers]  # fmt: skip
+
+
+def test_no_lost_service_character_yields_a_silently_altered_manifest() -> None:
+    text = one_line(*THREE)
+    intact = _matched(read_paxlst(text.encode(), today=TODAY))
+    name_colons = {
+        text.index(f"{surname}:") + len(surname) for surname in ("BAPTISTE", "DOE", "ROE")
+    }
+    for i, char in enumerate(text):
+        if char not in "'+:" or i in name_colons or i < text.index("UNH"):
+            continue  # a lost ':' between surname and given names reads as a one-part name
+        try:
+            m = read_paxlst((text[:i] + text[i + 1 :]).encode(), today=TODAY)
+        except ManifestError:
+            continue
+        assert m.rejected or _matched(m) == intact, (i, text[i - 10 : i + 10])
