@@ -13,8 +13,12 @@ plus optional trip columns, read from the first row that has them: ``operator``,
 :mod:`node.manifests.model`). ``role`` is ``passenger`` (default) or ``crew``.
 
 Invariants: a file without the identity columns (``surname`` and ``document_number``) or
-without any data row raises :class:`ManifestError`; a bad row is a rejected traveller or a
-warning with its line number, never the end of the file. Pure apart from decoding the bytes.
+without any data row raises :class:`ManifestError`, and so does a line too long for any row
+(over :data:`MAX_LINE` characters: a pasted blob, not a traveller); a bad row is a rejected
+traveller or a warning with its line number, never the end of the file. A record is one
+physical line: each line is parsed on its own, so a stray or unclosed quote rejects its own row
+instead of merging the rows after it into one traveller (the CSV dialect would let a quoted
+field run on for the rest of the file). Pure apart from decoding the bytes.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
+from collections.abc import Iterator
 from typing import cast
 
 from node.manifests.model import (
@@ -43,6 +49,43 @@ TRIP_COLUMNS = ("operator", "trip", "departure_port", "departure_date", "arrival
 REQUIRED = ("surname", "document_number")
 ROLES: dict[str, Role] = {"": "passenger", "passenger": "passenger", "crew": "crew",
                           "pasajero": "passenger", "tripulante": "crew"}  # fmt: skip
+#: Longest line read (the csv module's field limit): no traveller row comes near it.
+MAX_LINE = 131_072
+_EOL = re.compile(r"\r\n|\r|\n")
+
+
+def _lines(text: str, delimiter: str) -> Iterator[tuple[int, list[str], str]]:
+    """Each non-blank physical line: its number, its fields, and why they are wrong ("" if not).
+
+    Why one line at a time: a manifest row never spans lines, and parsing the file as one
+    stream lets a single stray quote swallow every later row into one field.
+    """
+    for number, line in enumerate(_EOL.split(text), start=1):
+        if not line.strip():
+            continue
+        if len(line) > MAX_LINE:
+            raise ManifestError(
+                f"the line is {len(line):,} characters long, more than any traveller row "
+                f"({MAX_LINE:,})",
+                position=f"line {number}",
+                hint="remove the pasted text from that row and export the CSV again",
+            )
+        try:
+            fields = next(csv.reader([line], delimiter=delimiter, strict=True))
+        except csv.Error as exc:
+            fields = [f.strip().strip('"') for f in line.split(delimiter)]
+            reason = (
+                "a quoted field starts on this line and is not closed on it (a record must fit "
+                "on one line: check the quotes)"
+                if "end of data" in str(exc)
+                else f"misplaced quote: {exc}"
+            )
+            yield number, fields, reason
+            continue
+        stray = [n for n, f in enumerate(fields, start=1) if '"' in f]
+        # No manifest value holds a quote: one left in a field is half of a broken pair.
+        reason = f'a stray quote (") in field {stray[0]}: check the quotes' if stray else ""
+        yield number, fields, reason
 
 
 def _key(name: str) -> str:
@@ -70,10 +113,12 @@ def read_csv_manifest(data: bytes, *, today: dt.date) -> Manifest:
         ) from None
     first = text.split("\n", 1)[0]
     delimiter = ";" if first.count(";") > first.count(",") else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = next(reader, None)
+    lines = _lines(text, delimiter)
+    line, header, broken = next(lines, (1, [], ""))
     if not header:
         raise ManifestError("the file is empty", position="line 1")
+    if broken:
+        raise ManifestError(f"header: {broken}", position=f"line {line}")
     names = [_key(h) for h in header]
     missing = [c for c in REQUIRED if c not in names]
     if missing:
@@ -87,8 +132,7 @@ def read_csv_manifest(data: bytes, *, today: dt.date) -> Manifest:
     if unknown:
         manifest.problems.append(Problem("line 1", f"unknown column(s) ignored: {unknown}"))
     raws: list[RawTraveller] = []
-    for row in reader:
-        line = reader.line_num
+    for line, row, broken in lines:
         if not any(cell.strip() for cell in row):
             continue
         values = dict(zip(names, (cell.strip() for cell in row), strict=False))
@@ -102,7 +146,9 @@ def read_csv_manifest(data: bytes, *, today: dt.date) -> Manifest:
                 setattr(raw, column, values.get(column, ""))
         if role is None:
             raw.errors.append(f"role {values.get('role')!r} is not passenger or crew")
-        if len(row) != len(names):
+        if broken:
+            raw.errors.append(f"line {line}: {broken}")
+        elif len(row) != len(names):
             raw.errors.append(f"{len(row)} fields where the header has {len(names)}")
         raws.append(raw)
     if not raws:

@@ -96,3 +96,42 @@ def test_round_trip() -> None:
     assert [t.to_dict() | {"location": ""} for t in again.travellers] == [
         t.to_dict() | {"location": ""} for t in m.travellers
     ]
+
+
+SHORT = "surname,given_names,birth_date,document_number,issuing_state\n"
+
+
+def test_a_stray_quote_rejects_its_own_row_and_never_merges_the_next_ones() -> None:
+    data = (SHORT + "DOE,JOHN,1970-01-01,AB1234567,CRI\n"
+            'ROE,"ANN,1980-01-01,CD7654321,CRI\n'
+            "POE,EVE,1990-01-01,EF1111111,CRI\n"
+            'LOE,MAX",1991-02-02,GH2222222,CRI\n'
+            "KOE,KAI,1992-03-03,IJ3333333,CRI\n").encode()  # fmt: skip
+    m = read_csv_manifest(data, today=TODAY)
+    assert [(t.surname, t.location) for t in m.travellers] == [
+        ("DOE", "line 2"), ("POE", "line 4"), ("KOE", "line 6"),
+    ]  # fmt: skip
+    first, second = m.rejected
+    assert (first.position, first.location) == (2, "line 3")
+    assert "line 3" in first.reasons[0] and "not closed" in first.reasons[0]
+    assert (second.location, second.name) == ("line 5", 'LOE, MAX"')
+    assert "stray quote" in second.reasons[0]
+
+
+def test_an_unclosed_quote_does_not_swallow_the_rest_of_the_file() -> None:
+    rows = [f"P{i},N,1990-01-01,X{i:07d},CRI" for i in range(50)]
+    rows[3] = rows[3].replace(",N,", ',"N,')
+    m = read_csv_manifest((SHORT + "\r\n".join(rows) + "\r\n").encode(), today=TODAY)
+    assert len(m.travellers) == 49 and [r.location for r in m.rejected] == ["line 5"]
+    quoted = SHORT + '"DOE, JR",JOHN,1970-01-01,AB1234567,CRI\n'  # a quoted comma is fine
+    (t,) = read_csv_manifest(quoted.encode(), today=TODAY).travellers
+    assert t.surname == "DOE, JR"
+    with pytest.raises(ManifestError, match="line 1: header"):
+        read_csv_manifest(('surname,"given_names\n' + "DOE,JOHN\n").encode(), today=TODAY)
+
+
+def test_an_overlong_line_is_a_manifest_error_with_its_line_number() -> None:
+    data = (SHORT + "DOE,JOHN,1970-01-01,AB1234567,CRI\n"
+            "ROE,ANN,1980-01-01,CD7654321,CRI," + "x" * 140_000 + "\n").encode()  # fmt: skip
+    with pytest.raises(ManifestError, match=r"line 3: the line is 140,033 characters long"):
+        read_csv_manifest(data, today=TODAY)
