@@ -26,7 +26,15 @@ from node.agreements import AgreementBook
 from node.biometrics.client import BiometricClient, BiometricReport
 from node.biometrics.holder import GalleryHolder
 from node.biometrics.templates import read_templates
-from node.cli.common import HomeOption, JsonOption, cli_errors, console, err_console, print_json
+from node.cli.common import (
+    HomeOption,
+    JsonOption,
+    check_writable,
+    cli_errors,
+    console,
+    err_console,
+    print_json,
+)
 from node.errors import InvalidArgumentError
 from node.home import NodeHome
 from node.runtime import NodeRuntime, open_runtime
@@ -133,6 +141,10 @@ def search(
             )
         path = template or batch
         assert path is not None
+        results = None
+        if batch is not None:
+            results = out or batch.with_name(batch.stem + ".results.csv")
+            check_writable((results,), "--out")
         probes = read_templates(path)
         if template is not None and len(probes) != 1:
             raise InvalidArgumentError(
@@ -161,10 +173,12 @@ def search(
                 progress=progress,
             )
             followups = _follow_ups(client, report, case, purpose) if case else []
-        results = None
-        if batch is not None:
-            results = out or batch.with_name(batch.stem + ".results.csv")
+    failed = ""
+    if results is not None:
+        try:  # hit references are single-use: if the file fails they must still be shown
             _write_results(results, report)
+        except OSError as exc:
+            failed = f"results not written to {results}: {exc.strerror}"
     hits = len(report.hits())
     if as_json:
         data = report.to_dict() | {
@@ -173,8 +187,10 @@ def search(
             "followups": [f.to_dict() for f in followups],
         }
         if results is not None:
-            data["results_file"] = str(results)
+            data["results_file" if not failed else "results_error"] = failed or str(results)
         print_json(data)
+        if failed:
+            raise typer.Exit(1)
         return
     if batch is None:
         console.print(_table(report, f"biometric probe {probes.labels[0]} ({purpose})"))
@@ -186,9 +202,15 @@ def search(
         for (p, s), n in sorted(summary.items()):
             table.add_row(p, s, f"{n:,}")
         console.print(table)
+        if failed:
+            hits_only = BiometricReport(report.labels, report.hits(), report.seconds)
+            console.print(_table(hits_only, "hits (references are single-use)"))
     _print_followups(followups)
-    tail = f"; results written to {results}" if results is not None else ""
+    tail = f"; results written to {results}" if results is not None and not failed else ""
     console.print(f"{hits} hit(s) in {report.seconds * 1000:.0f} ms{tail}", highlight=False)
+    if failed:
+        err_console.print(f"[bold red]error:[/] {failed}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 def _write_results(path: Path, report: BiometricReport) -> None:

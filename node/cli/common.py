@@ -7,6 +7,7 @@ or JSON. Every error becomes one line on stderr and a non-zero exit code.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ import typer
 from rich.console import Console
 
 from crypto.errors import CryptoError
-from node.errors import EnlaceError, from_policy
+from node.errors import EnlaceError, InvalidArgumentError, from_policy
 from policies.errors import PolicyError
 
 console = Console()
@@ -66,3 +67,22 @@ def guarded(fn: Callable[..., T]) -> Callable[..., T]:
             return fn(*args, **kwargs)
 
     return wrapper
+
+
+def check_writable(paths: tuple[Path, ...], option: str) -> None:
+    """Refuse output files that cannot be written, before any work is done.
+
+    Why: a screening or a biometric search costs quota at the peers and its hit references are
+    single-use; finding out afterwards that the report cannot be written would lose them.
+    """
+    for path in paths:
+        parent = path.parent
+        fix = f"give {option} a path in an existing, writable directory"
+        if path.is_dir():
+            raise InvalidArgumentError(f"{path} is a directory", field=option, hint=fix)
+        if not parent.is_dir():
+            raise InvalidArgumentError(f"directory {parent} does not exist", field=option, hint=fix)
+        target = path if path.exists() else parent
+        too_long = len(path.name.encode()) > os.pathconf(parent, "PC_NAME_MAX")
+        if too_long or not os.access(target, os.W_OK):
+            raise InvalidArgumentError(f"{path} cannot be written", field=option, hint=fix)

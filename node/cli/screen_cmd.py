@@ -21,7 +21,15 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from node.cli.common import HomeOption, JsonOption, cli_errors, console, err_console, print_json
+from node.cli.common import (
+    HomeOption,
+    JsonOption,
+    check_writable,
+    cli_errors,
+    console,
+    err_console,
+    print_json,
+)
 from node.cli.match_cmd import PeerOption, PurposeOption, TimeoutOption, _runtime
 from node.errors import InvalidArgumentError
 from node.manifests.csv_manifest import read_csv_manifest, write_csv_manifest
@@ -64,10 +72,16 @@ def read_manifest(path: Path, fmt: str, today: dt.date) -> Manifest:
     raise InvalidArgumentError("must be auto, paxlst or csv", field="--format")
 
 
-def write_reports(screening: Screening, stem: Path) -> tuple[Path, Path]:
+def report_paths(stem: Path) -> tuple[Path, Path]:
     """``<stem>.screening.csv`` and ``<stem>.screening.json``."""
-    csv_path = stem.with_name(stem.name + ".screening.csv")
-    json_path = stem.with_name(stem.name + ".screening.json")
+    return stem.with_name(stem.name + ".screening.csv"), stem.with_name(
+        stem.name + ".screening.json"
+    )
+
+
+def write_reports(screening: Screening, stem: Path) -> tuple[Path, Path]:
+    """Write both reports (see :func:`report_paths`); raises OSError."""
+    csv_path, json_path = report_paths(stem)
     with csv_path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()
@@ -137,6 +151,7 @@ def manifest_command(
             raise InvalidArgumentError(
                 f"unknown --dates {dates!r}", hint=f"use one of {', '.join(DATE_POLICIES)}"
             )
+        check_writable(report_paths(out or file), "--out")
     with cli_errors(as_json), _runtime(home) as runtime:
         now = runtime.clock.now()
         manifest = read_manifest(file, fmt, now.date())
@@ -172,10 +187,17 @@ def manifest_command(
                         {"position": traveller.position, "peer": hit.peer,
                          "dataset": hit.dataset, "followup_id": record.followup_id,
                          "status": record.status})  # fmt: skip
+    written = failed = ""
+    try:  # the screening is kept and its hits shown even when the reports cannot be written
         csv_path, json_path = write_reports(screening, out or file)
+        written = f"reports {csv_path}, {json_path}"
+    except OSError as exc:
+        failed = (f"reports not written to {exc.filename or out or file}: {exc.strerror}; the "
+                  f"results are kept: `enlace screen show {manifest_id}`")  # fmt: skip
     if as_json:
         print_json(screening.to_dict() | {"manifest_id": manifest_id, "followups": followups,
-                   "reports": [str(csv_path), str(json_path)]})  # fmt: skip
+                   "reports": [str(p) for p in report_paths(out or file)] if written else [],
+                   **({} if written else {"reports_error": failed})})  # fmt: skip
     else:
         console.print(_table(screening))
         for problem in screening.manifest.problems:
@@ -190,9 +212,11 @@ def manifest_command(
             f"{screening.status.upper()}: {len(screening.hits())} hit(s) on "
             f"{sum(1 for r in screening.travellers if r.hits())} traveller(s), "
             f"{len(screening.rejected)} not screened; {screening.elements:,} elements in "
-            f"{screening.seconds:.2f} s; kept as {manifest_id}; reports {csv_path}, {json_path}",
+            f"{screening.seconds:.2f} s; kept as {manifest_id}" + (f"; {written}" * bool(written)),
             highlight=False,
         )
+        if not written:
+            err_console.print(f"[bold red]error:[/] {failed}", highlight=False, soft_wrap=True)
     raise typer.Exit(screening.exit_code)
 
 

@@ -83,3 +83,18 @@ def test_an_officer_probes_one_template_then_a_batch_and_the_operator_rotates(
     refused = CliRunner().invoke(app, ["match", "biometric", "--home", cri, "--json"])
     assert refused.exit_code == 1
     assert "exactly one of --template FILE and --batch FILE" in refused.stdout
+
+
+def test_a_batch_whose_results_cannot_be_written_is_refused_before_probing(
+    live_federation_factory: Callable[..., Any], tmp_path: Path
+) -> None:
+    live = live_federation_factory()
+    cri = str(live.federation.homes["CRI"].root)
+    np.save(tmp_path / "batch.npy", strangers(2, seed=4))
+    out = tmp_path / "missing" / "results.csv"
+    args = ["match", "biometric", "--home", cri, "--batch", str(tmp_path / "batch.npy")]
+    refused = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert "--out" in refused.output and "does not exist" in refused.output
+    as_dir = CliRunner().invoke(app, [*args, "--out", str(tmp_path), "--json"])
+    assert as_dir.exit_code == 1 and "is a directory" in as_dir.stdout

@@ -101,3 +101,35 @@ def test_an_overlong_csv_cell_is_an_error_with_its_line_not_a_crash(
     result = screen(federation["home"], str(bus))
     assert result.exit_code == EXIT_ERROR
     assert "bus_long.csv" in result.output and "line 5" in result.output
+
+
+def test_an_unwritable_report_path_is_refused_before_anything_is_sent(
+    federation: dict[str, Any], tmp_path: Path
+) -> None:
+    flight = tmp_path / "flight.edi"
+    flight.write_text(one_line_paxlst(federation), encoding="utf-8")
+    out = tmp_path / "no" / "such" / "dir" / "rep"
+    result = screen(federation["home"], str(flight), "--out", str(out))
+    assert result.exit_code == EXIT_ERROR
+    assert "--out" in result.output and "does not exist" in result.output
+    from node.cli.main import app
+
+    kept = CliRunner().invoke(app, ["screen", "list", "--home", str(federation["home"]), "--json"])
+    assert json.loads(kept.stdout) == []  # nothing was screened
+
+
+def test_reports_that_fail_after_screening_still_show_the_hits_and_exit_3(
+    federation: dict[str, Any], tmp_path: Path
+) -> None:
+    flight = tmp_path / "flight.edi"
+    flight.write_text(one_line_paxlst(federation), encoding="utf-8")
+    # Passes the check (the name is free in a writable directory) but cannot be created.
+    (tmp_path / "rep.screening.csv").symlink_to(tmp_path / "gone" / "rep.csv")
+    result = screen(federation["home"], str(flight), "--out", str(tmp_path / "rep"))
+    assert result.exit_code == EXIT_HIT, result.output
+    assert "HIT:" in result.output and "reports not written" in result.output
+    assert "enlace screen show M" in result.output
+    as_json = screen(federation["home"], str(flight), "--out", str(tmp_path / "rep"), "--json")
+    assert as_json.exit_code == EXIT_HIT
+    report = json.loads(as_json.stdout)
+    assert report["hits"] > 0 and "reports not written" in report["reports_error"]
