@@ -15,8 +15,9 @@ Invariants:
   code is made under one peer's key only, so codes sent to different peers are unlinkable.
 * A peer our own copy of the agreements does not allow is shown as "not granted" and not
   called (``ask_all`` calls it anyway, to see its refusal).
-* A peer's failure (unreachable, refused, quota spent) becomes an "error" row for that peer;
-  it never stops the other peers' answers.
+* A peer's failure (unreachable, refused, quota spent, or an answer this node cannot use: a
+  code length or template dimension it does not support, a key that cannot be derived) becomes
+  an "error" row for that peer; it never stops the other peers' answers.
 * Every call carries the purpose and is audited on both sides (by :class:`PeerClient`).
 """
 
@@ -33,7 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from crypto.biohash import ProjectionKey, normalise, pairwise_secret, protect
+from crypto.biohash import SUPPORTED_BITS, ProjectionKey, normalise, pairwise_secret, protect
 from crypto.errors import CryptoError
 from enlace.v1 import biometric_pb2, match_pb2
 from node.agreements import AgreementBook
@@ -194,6 +195,15 @@ class BiometricClient:
             purpose=purpose,
         )
         answer = reply.message
+        if answer.dimension != TEMPLATE_DIMENSION or answer.bits not in SUPPORTED_BITS:
+            raise PeerError(
+                f"{peer} announces {answer.bits}-bit codes of {answer.dimension}-value templates; "
+                f"this node probes with {TEMPLATE_DIMENSION} values and "
+                f"{'/'.join(map(str, SUPPORTED_BITS))} bits",
+                peer=peer,
+                status_name="FAILED_PRECONDITION",
+                hint=f"{peer}'s operator must fix its biometric settings",
+            )
         now = self.runtime.clock.now()
         public = self.runtime.directory.current(now).member(peer).x25519_public_key
         try:
@@ -274,6 +284,11 @@ class BiometricClient:
                     out += self._probe(target, rows, start, purpose)
                 except EnlaceError as exc:
                     out += self._errors(target.peer, exc, range(start, start + len(rows)))
+                except (CryptoError, ValueError) as exc:  # e.g. a TemplateError from protect()
+                    failed = PeerError(
+                        f"{target.peer}: {exc}", peer=target.peer, status_name="INTERNAL"
+                    )
+                    out += self._errors(target.peer, failed, range(start, start + len(rows)))
                 step(len(rows))
             return out
 

@@ -28,7 +28,7 @@ from bio_support import (
     vectors,
 )
 
-from crypto.biohash import DEFAULT_BITS, paired_hamming, protect
+from crypto.biohash import DEFAULT_BITS, ProjectionKey, paired_hamming, pairwise_secret, protect
 from enlace.v1 import biometric_pb2
 from node.biometrics.client import BiometricClient
 from node.biometrics.holder import GalleryHolder
@@ -223,3 +223,44 @@ def test_probes_are_metered_by_the_agreement_quota(
     assert all(o.hit for o in first)
     assert {(o.status, o.code) for o in second} == {("error", "RESOURCE_EXHAUSTED")}
     assert last[0].hit
+
+
+def test_a_holder_announcing_an_unusable_epoch_is_one_error_row_not_an_aborted_search(
+    fed: Any,
+) -> None:
+    """HND answers GetEpoch with 64-value templates under a key id it derived consistently (a
+    faulty or hostile implementation); PAN's answers must survive and HND's be an error."""
+    install(fed.runtimes, biometric_agreement("HND", "CRI", fed.clocks["HND"].now()),
+            fed.clocks["HND"].now())  # fmt: skip
+    fed.serve("HND")
+    hnd_key = fed.federation.homes["HND"].keys.load_x25519_private()
+    cri_public = fed.federation.homes["CRI"].keys.x25519_public()
+
+    class Faulty:
+        """HND's real client, whose GetEpoch answer is rewritten on the way in."""
+
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        def call(self, method: str, request: Any, response: Any, purpose: str = "") -> Any:
+            reply = self.real.call(method, request, response, purpose=purpose)
+            if method == GET_EPOCH:
+                answer = reply.message
+                secret = pairwise_secret(hnd_key, cri_public, me="HND", peer="CRI",
+                                         epoch=answer.epoch)  # fmt: skip
+                answer.dimension = 64
+                answer.key_id = ProjectionKey.from_secret(secret, 64, answer.bits).key_id
+            return reply
+
+        def close(self) -> None:
+            self.real.close()
+
+    rows = read_rows(fed.files / "biometric_templates.csv")[:2]
+    with BiometricClient(fed.runtimes["CRI"]) as client:
+        real = client.client("HND")
+        client._clients["HND"] = Faulty(real)  # type: ignore[assignment]
+        report = client.search(recapture(vectors(rows), seed=3), PURPOSE)
+    by_peer = {p: [o for o in report.outcomes if o.peer == p] for p in ("PAN", "HND")}
+    assert all(o.hit for o in by_peer["PAN"]) and len(by_peer["PAN"]) == 2
+    assert [o.status for o in by_peer["HND"]] == ["error", "error"]
+    assert "64-value templates" in by_peer["HND"][0].detail
