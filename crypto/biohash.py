@@ -248,9 +248,12 @@ def normalise(embeddings: npt.ArrayLike, dim: int) -> Floats:
     values = array.astype(np.float64)
     if not np.isfinite(values).all():
         raise TemplateError("embeddings contain NaN or infinite values")
-    norms = np.linalg.norm(values, axis=1, keepdims=True)
+    with np.errstate(over="ignore"):
+        norms = np.linalg.norm(values, axis=1, keepdims=True)
     if (norms == 0.0).any():
         raise TemplateError("an embedding is the zero vector")
+    if not np.isfinite(norms).all():  # values near 1e200: the unit row would be all zeros
+        raise TemplateError("an embedding's values are too large (its norm overflows)")
     normalised: Floats = values / norms
     return normalised
 

@@ -14,8 +14,11 @@ tool. ``enlace match biometric`` accepts all of them (``docs/biometrics.md``):
 
 Invariants:
 * Every template read has dimension :data:`~node.records.datasets.TEMPLATE_DIMENSION`, finite
-  values and a non-zero norm; anything else raises :class:`InvalidArgumentError` naming the
-  file and line (or row).
+  values and a finite, non-zero norm (values near 1e200 overflow the norm, and the unit vector
+  would then be all zeros: a code that matches nothing); anything else raises
+  :class:`InvalidArgumentError` naming the file and line (or row). No parser error of numpy,
+  csv or json escapes: an empty or truncated ``.npy``, a number too large for a float or an
+  over-long CSV field is that error too.
 * Reading never modifies the file and never keeps more than the parsed vectors.
 """
 
@@ -74,7 +77,10 @@ def _vector(value: Any, path: Path, where: str) -> npt.NDArray[np.float64]:
     ):
         if len(value) != TEMPLATE_DIMENSION:
             raise _bad(path, where, f"the vector has {len(value)} values, not {TEMPLATE_DIMENSION}")
-        return np.asarray(value, dtype=np.float64)
+        try:
+            return np.asarray(value, dtype=np.float64)
+        except OverflowError:
+            raise _bad(path, where, "a value is too large for a float") from None
     raise _bad(path, where, "vector must be base64 text or a list of numbers")
 
 
@@ -97,14 +103,19 @@ def _check(labels: list[str], rows: list[npt.NDArray[np.float64]], path: Path) -
             raise _bad(path, labels[index], "the vector has NaN or infinite values")
         if not np.any(row):
             raise _bad(path, labels[index], "the vector is all zeros")
+        with np.errstate(over="ignore"):
+            norm = np.linalg.norm(row)
+        if not np.isfinite(norm):
+            raise _bad(path, labels[index], "the values are too large (their norm overflows)")
     return Templates(labels, vectors)
 
 
 def _read_npy(path: Path) -> Templates:
     try:
         array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise _bad(path, "-", f"not a numpy .npy array ({exc})") from None
+    except Exception as exc:  # numpy's header parser raises EOFError, TokenError…
+        reason = str(exc) or type(exc).__name__
+        raise _bad(path, "-", f"not a numpy .npy array ({reason})") from None
     if array.ndim == 1:
         array = array[None, :]
     if array.ndim != 2 or array.shape[1] != TEMPLATE_DIMENSION:
@@ -122,10 +133,13 @@ def _read_csv(path: Path) -> Templates:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or "vector" not in reader.fieldnames:
             raise _bad(path, "1", "the header has no 'vector' column")
-        for row in reader:
-            where = str(reader.line_num)
-            rows.append(_decode(row.get("vector") or "", path, where))
-            labels.append(_label(row, f"row {reader.line_num}"))
+        try:
+            for row in reader:
+                where = str(reader.line_num)
+                rows.append(_decode(row.get("vector") or "", path, where))
+                labels.append(_label(row, f"row {reader.line_num}"))
+        except csv.Error as exc:  # e.g. a field over the csv module's limit of 131,072 chars
+            raise _bad(path, str(reader.line_num + 1), f"not readable as CSV ({exc})") from None
     return _check(labels, rows, path)
 
 
@@ -140,6 +154,8 @@ def _read_jsonl(path: Path) -> Templates:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise _bad(path, str(number), f"not JSON ({exc.msg})") from None
+            except (ValueError, RecursionError) as exc:  # an integer of thousands of digits…
+                raise _bad(path, str(number), f"not usable JSON ({exc})") from None
             if not isinstance(row, dict) or "vector" not in row:
                 raise _bad(path, str(number), "expected an object with a 'vector'")
             rows.append(_vector(row["vector"], path, str(number)))

@@ -190,8 +190,9 @@ def test_protect_shapes_and_normalisation(faces: np.ndarray) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [np.zeros((2, 128)), np.ones((2, 127)), np.full((1, 128), np.nan), np.ones((2, 2, 128))],
-)
+    [np.zeros((2, 128)), np.ones((2, 127)), np.full((1, 128), np.nan), np.ones((2, 2, 128)),
+     np.full((1, 128), 1e200)],  # the last one's norm overflows: its unit row would be zeros
+)  # fmt: skip
 def test_protect_refuses_unusable_embeddings(bad: np.ndarray) -> None:
     key = ProjectionKey.from_secret(bytes(32), 128, 2048)
     with pytest.raises(TemplateError):

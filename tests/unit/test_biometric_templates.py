@@ -78,3 +78,35 @@ def test_a_numpy_array_of_the_wrong_shape_is_refused(tmp_path: Path) -> None:
         read_templates(tmp_path / "wide.npy")
     with pytest.raises(InvalidArgumentError, match="is not a file"):
         read_templates(tmp_path / "missing.npy")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("bigint.jsonl", json.dumps({"vector": [10**400] + [1] * 127}), "bigint.jsonl:1: a value "
+         "is too large"),
+        ("huge.jsonl", json.dumps({"vector": [1e300] * 128}), "huge.jsonl:line 1: the values are "
+         "too large"),
+        ("digits.jsonl", '{"vector": [' + "9" * 5000 + "]}", "digits.jsonl:1: not usable JSON"),
+        ("long.csv", f"vector,label\n{_b64(FACES[0])},{'x' * 140_000}\n", "long.csv:2: not "
+         "readable as CSV"),
+    ],
+)  # fmt: skip
+def test_values_and_fields_beyond_the_parsers_limits_are_named_not_crashes(
+    tmp_path: Path, name: str, content: str, problem: str
+) -> None:
+    (tmp_path / name).write_text(content, encoding="utf-8")
+    with pytest.raises(InvalidArgumentError) as refused:
+        read_templates(tmp_path / name)
+    assert problem in str(refused.value)
+
+
+def test_broken_npy_files_and_overflowing_norms_are_refused_by_name(tmp_path: Path) -> None:
+    (tmp_path / "empty.npy").write_bytes(b"")
+    (tmp_path / "trunc.npy").write_bytes(np.lib.format.magic(1, 0) + b"\x10\x00{'descr': '<f4', ")
+    np.save(tmp_path / "big.npy", np.full((1, 128), 1e200))
+    for name in ("empty.npy", "trunc.npy"):
+        with pytest.raises(InvalidArgumentError, match=f"{name}:-: not a numpy .npy array"):
+            read_templates(tmp_path / name)
+    with pytest.raises(InvalidArgumentError, match=r"big.npy:big#1: the values are too large"):
+        read_templates(tmp_path / "big.npy")
