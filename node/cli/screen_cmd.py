@@ -104,7 +104,8 @@ def _table(screening: Screening) -> Table:
     for r in screening.travellers:
         t = r.traveller
         summary = r.summary()
-        style = "bold red" if r.hits() else ("yellow" if summary == "incomplete" else "")
+        style = "bold red" if r.hits() else ("" if r.answered and summary != "incomplete"
+                                              else "yellow")  # fmt: skip
         if t.duplicate_of is not None:
             summary += f" (same as #{t.duplicate_of})"
         table.add_row(
@@ -211,7 +212,8 @@ def manifest_command(
         console.print(
             f"{screening.status.upper()}: {len(screening.hits())} hit(s) on "
             f"{sum(1 for r in screening.travellers if r.hits())} traveller(s), "
-            f"{len(screening.rejected)} not screened; {screening.elements:,} elements in "
+            f"{len(screening.rejected) + len(screening.unanswered())} not screened; "
+            f"{screening.elements:,} elements in "
             f"{screening.seconds:.2f} s; kept as {manifest_id}" + (f"; {written}" * bool(written)),
             highlight=False,
         )

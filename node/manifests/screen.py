@@ -25,7 +25,9 @@ Invariants:
 * Every query sent is the first of its keys; its answers are given to every traveller that
   built the same keys, so removing repeats changes no result.
 * ``Screening.status`` is ``hit`` when any traveller hit anywhere, else ``incomplete`` when a
-  peer failed, a traveller was rejected or could not be queried, else ``clear``.
+  peer failed, a traveller was rejected or could not be queried, or a traveller got no answer
+  from anyone (every peer "not granted": nothing was sent), else ``clear``. ``clear`` means
+  every traveller was looked at by at least one peer.
 * A stored screening (:func:`save_screening`) has one row per traveller and one ``screened``
   event; the trail holds counts, never names or document numbers.
 """
@@ -67,12 +69,19 @@ class TravellerResult:
     def hits(self) -> list[Outcome]:
         return [o for o in self.results.values() if o.status == "hit"]
 
+    @property
+    def answered(self) -> bool:
+        """Whether some peer actually looked (hit or no hit); "not granted" rows sent nothing."""
+        return any(o.status in ("hit", "no hit") for o in self.results.values())
+
     def summary(self) -> str:
         hits = self.hits()
         if hits:
             return "; ".join(f"{o.peer} {o.dataset} ({o.strength})" for o in hits)
         if any(o.status == "error" for o in self.results.values()):
             return "incomplete"
+        if not self.answered:
+            return "NOT SCREENED: no peer is granted"
         return "no hit"
 
     def rows(self) -> list[dict[str, Any]]:
@@ -100,7 +109,11 @@ class Screening:
         if self.hits():
             return "hit"
         errors = any(o.status == "error" for r in self.travellers for o in r.results.values())
-        return "incomplete" if errors or self.rejected else "clear"
+        return "incomplete" if errors or self.rejected or self.unanswered() else "clear"
+
+    def unanswered(self) -> list[Traveller]:
+        """Travellers no peer looked at (every peer and dataset "not granted")."""
+        return [r.traveller for r in self.travellers if not r.answered and not r.hits()]
 
     @property
     def exit_code(self) -> int:
@@ -113,6 +126,7 @@ class Screening:
             "status": self.status,
             "hits": len(self.hits()),
             "travellers_hit": sum(1 for r in self.travellers if r.hits()),
+            "not_answered": len(self.unanswered()),
             "elements": self.elements,
             "seconds": round(self.seconds, 3),
             "travellers": [

@@ -133,3 +133,18 @@ def test_reports_that_fail_after_screening_still_show_the_hits_and_exit_3(
     assert as_json.exit_code == EXIT_HIT
     report = json.loads(as_json.stdout)
     assert report["hits"] > 0 and "reports not written" in report["reports_error"]
+
+
+def test_a_screening_no_peer_is_granted_for_is_not_clear(
+    federation: dict[str, Any], tmp_path: Path
+) -> None:
+    flight = tmp_path / "flight.edi"
+    flight.write_text(one_line_paxlst(federation), encoding="utf-8")
+    result = screen(federation["hnd"], str(flight), "--json")  # HND has no agreement at all
+    assert result.exit_code == EXIT_INCOMPLETE, result.output
+    report = json.loads(result.stdout)
+    assert report["elements"] == 0 and report["status"] == "incomplete"
+    assert report["not_answered"] == len(report["travellers"]) > 0
+    assert {t["summary"] for t in report["travellers"]} == {"NOT SCREENED: no peer is granted"}
+    text = screen(federation["hnd"], str(flight))
+    assert text.exit_code == EXIT_INCOMPLETE and "INCOMPLETE" in text.output
