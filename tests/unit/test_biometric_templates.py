@@ -88,7 +88,7 @@ def test_a_numpy_array_of_the_wrong_shape_is_refused(tmp_path: Path) -> None:
         ("huge.jsonl", json.dumps({"vector": [1e300] * 128}), "huge.jsonl:line 1: the values are "
          "too large"),
         ("digits.jsonl", '{"vector": [' + "9" * 5000 + "]}", "digits.jsonl:1: not usable JSON"),
-        ("long.csv", f"vector,label\n{_b64(FACES[0])},{'x' * 140_000}\n", "long.csv:2: not "
+        ("long.csv", f"vector,label\n{_b64(FACES[0])},{'x' * 2_000_000}\n", "long.csv:2: not "
          "readable as CSV"),
     ],
 )  # fmt: skip
