@@ -243,6 +243,9 @@ def _matched(m: Manifest) -> list[tuple[object, ...]]:
             for t in m.travellers]  # fmt: skip
 
 
+# Some deletions leave an empty segment, which the EDIFACT parser warns about; what this test
+# checks is the outcome: the manifest is refused, a traveller rejected, or nothing changed.
+@pytest.mark.filterwarnings("ignore:Segment .* is empty:SyntaxWarning")
 def test_no_lost_service_character_yields_a_silently_altered_manifest() -> None:
     text = one_line(*THREE)
     intact = _matched(read_paxlst(text.encode(), today=TODAY))
