@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from node.agreements import AgreementBook
 from node.ingest.pipeline import ingest
@@ -98,6 +99,33 @@ def load_records(runtime: NodeRuntime, files: Path, now: dt.datetime) -> None:
 
 def holder(runtime: NodeRuntime) -> Holder:
     return Holder(runtime.store, runtime.home, runtime.config.country, runtime.signing_key)
+
+
+def serving_holder(
+    live: Any,
+    root: Path,
+    encounters: int,
+    seed: int,
+    *,
+    publish: Sequence[str] = MATCH_DATASETS,
+    incremental: bool = False,
+    **agreement: Any,
+) -> Any:
+    """PAN of ``live`` holding ``encounters`` synthetic records with the filters of ``publish``
+    rebuilt (or all brought up to date incrementally), an agreement with CRI installed on both
+    sides (``agreement`` goes to :func:`match_agreement`), and PAN serving. The generated files'
+    directory is ``live.files``."""
+    now = live.clocks["PAN"].now()
+    files = synthetic(root, "PAN", encounters, seed)
+    load_records(live.runtimes["PAN"], files, now)
+    if incremental:
+        holder(live.runtimes["PAN"]).update(now)
+    else:
+        holder(live.runtimes["PAN"]).rebuild(now, publish)
+    install(live.runtimes, match_agreement("PAN", "CRI", now, **agreement), now)
+    live.serve("PAN")
+    live.files = files
+    return live
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

@@ -14,13 +14,9 @@ from typing import Any
 
 import pytest
 from match_support import (
-    holder,
-    install,
-    load_records,
-    match_agreement,
     outbound,
     read_csv,
-    synthetic,
+    serving_holder,
 )
 
 from enlace.v1 import match_pb2
@@ -38,16 +34,15 @@ GRANTED = ("first_seen_quarter",)
 def fed(
     live_federation_factory: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Any:
-    live = live_federation_factory()
-    now = live.clocks["PAN"].now()
-    files = synthetic(tmp_path_factory.getbasetemp(), "PAN", 400, 11)
-    load_records(live.runtimes["PAN"], files, now)
-    holder(live.runtimes["PAN"]).rebuild(now, ["identities"])
-    agreement = match_agreement("PAN", "CRI", now, approval=True, attributes=GRANTED)
-    install(live.runtimes, agreement, now)
-    live.serve("PAN")
-    live.files = files
-    return live
+    return serving_holder(
+        live_federation_factory(),
+        tmp_path_factory.getbasetemp(),
+        400,
+        11,
+        publish=["identities"],
+        approval=True,
+        attributes=GRANTED,
+    )
 
 
 def _hit_on_a_person_with_many_records(fed: Any, client: MatchClient) -> Outcome:

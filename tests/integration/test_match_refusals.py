@@ -17,7 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from match_support import holder, install, load_records, match_agreement, read_csv, synthetic
+from match_support import (
+    holder,
+    read_csv,
+    serving_holder,
+)
 
 from crypto.errors import VerificationError
 from crypto.match_keys import SignedManifest, oprf_key_for, sign_manifest
@@ -39,19 +43,14 @@ PURPOSE = "identity_verification"
 def fed(
     live_federation_factory: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Any:
-    live = live_federation_factory()
-    now = live.clocks["PAN"].now()
-    files = synthetic(tmp_path_factory.getbasetemp(), "PAN", 300, 12)
-    load_records(live.runtimes["PAN"], files, now)
-    holder(live.runtimes["PAN"]).rebuild(now)
-    install(
-        live.runtimes,
-        match_agreement("PAN", "CRI", now, datasets=("travel_documents", "identities"), per_day=60),
-        now,
+    return serving_holder(
+        live_federation_factory(),
+        tmp_path_factory.getbasetemp(),
+        300,
+        12,
+        datasets=("travel_documents", "identities"),
+        per_day=60,
     )
-    live.serve("PAN")
-    live.files = files
-    return live
 
 
 def _document(fed: Any, row: int = 0) -> dict[str, str]:

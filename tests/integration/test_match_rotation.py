@@ -15,7 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from match_support import holder, install, load_records, match_agreement, read_csv, synthetic
+from match_support import (
+    holder,
+    read_csv,
+    serving_holder,
+)
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
@@ -35,15 +39,7 @@ DATASET = "travel_documents"
 def fed(
     live_federation_factory: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Any:
-    live = live_federation_factory()
-    now = live.clocks["PAN"].now()
-    files = synthetic(tmp_path_factory.getbasetemp(), "PAN", 300, 12)
-    load_records(live.runtimes["PAN"], files, now)
-    holder(live.runtimes["PAN"]).rebuild(now)
-    install(live.runtimes, match_agreement("PAN", "CRI", now), now)
-    live.serve("PAN")
-    live.files = files
-    return live
+    return serving_holder(live_federation_factory(), tmp_path_factory.getbasetemp(), 300, 12)
 
 
 def _document(fed: Any) -> dict[str, str]:

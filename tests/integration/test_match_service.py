@@ -19,6 +19,7 @@ from match_support import (
     load_records,
     match_agreement,
     read_csv,
+    serving_holder,
     synthetic,
 )
 
@@ -37,15 +38,9 @@ PURPOSE = "identity_verification"
 def fed(
     live_federation_factory: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Any:
-    live = live_federation_factory()
-    now = live.clocks["PAN"].now()
-    files = synthetic(tmp_path_factory.getbasetemp(), "PAN", 400, 11)
-    load_records(live.runtimes["PAN"], files, now)
-    holder(live.runtimes["PAN"]).update(now)
-    install(live.runtimes, match_agreement("PAN", "CRI", now), now)
-    live.serve("PAN")
-    live.files = files  # type: ignore[attr-defined]
-    return live
+    return serving_holder(
+        live_federation_factory(), tmp_path_factory.getbasetemp(), 400, 11, incremental=True
+    )
 
 
 def _first(rows: list[dict[str, str]], **want: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from match_support import holder, install, load_records, match_agreement, synthetic
+from match_support import holder, serving_holder
 from sqlalchemy import delete
 
 import node.matching.peers as peers_mod
@@ -37,14 +37,9 @@ JUNK = os.urandom(64 * 1024)
 def fed(
     live_federation_factory: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Any:
-    live = live_federation_factory()
-    now = live.clocks["PAN"].now()
-    files = synthetic(tmp_path_factory.getbasetemp(), "PAN", 300, 12)
-    load_records(live.runtimes["PAN"], files, now)
-    holder(live.runtimes["PAN"]).rebuild(now, [DATASET])
-    install(live.runtimes, match_agreement("PAN", "CRI", now), now)
-    live.serve("PAN")
-    return live
+    return serving_holder(
+        live_federation_factory(), tmp_path_factory.getbasetemp(), 300, 12, publish=[DATASET]
+    )
 
 
 # -- the announced size ----------------------------------------------------------------------
