@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from node.agreements import AgreementBook
 from node.demo.agreements import stats_grant
@@ -94,6 +95,15 @@ def prepare(live: object, members: Iterable[str]) -> None:
     for member in members:
         load_member(runtimes[member])
         install(runtimes, st_agreement(member, runtimes[member].clock.now()))
+
+
+def serving_members(live: Any, members: Iterable[str]) -> Any:
+    """``live`` with every member's records loaded and agreements installed, each serving."""
+    members = tuple(members)
+    prepare(live, members)
+    for member in members:
+        live.serve(member)
+    return live
 
 
 def office(runtime: NodeRuntime, **changes: object) -> Secretariat:

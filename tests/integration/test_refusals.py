@@ -28,7 +28,13 @@ from node.errors import PeerError
 from node.home import NodeHome
 from node.runtime import open_runtime
 from node.server.app import NodeServer
-from node.trust.directory import DirectorySignatureError, new_directory, sign_directory
+from node.trust.directory import (
+    Directory,
+    DirectorySignatureError,
+    new_directory,
+    sign_directory,
+)
+from node.trust.member import MemberDescriptor
 
 PING = "/enlace.v1.NodeService/Ping"
 GET_INFO = "/enlace.v1.NodeService/GetInfo"
@@ -177,14 +183,9 @@ def test_window_widened_after_a_purge_does_not_readmit_a_replay(live) -> None:  
     assert "replayed" in error.message
 
 
-def _retire_signing_key(live, country: str, at: dt.datetime) -> None:  # type: ignore[no-untyped-def]
-    """Every node adopts a directory in which ``country``'s key stops being valid ``at``."""
-    current = live.federation.directory
-    member = current.member(country)
-    (key,) = member.signing_keys
-    retired = dataclasses.replace(member, signing_keys=(dataclasses.replace(key, not_after=at),))
-    members = tuple(retired if m.country == country else m for m in current.members)
-    candidate = new_directory(
+def _successor(current: Directory, members: tuple[MemberDescriptor, ...]) -> Directory:
+    """The next version of ``current`` with ``members``, not yet signed."""
+    return new_directory(
         version=current.version + 1,
         issued_at=current.issued_at,
         expires_at=current.expires_at,
@@ -192,6 +193,16 @@ def _retire_signing_key(live, country: str, at: dt.datetime) -> None:  # type: i
         directory_keys=current.directory_keys,
         members=members,
     )
+
+
+def _retire_signing_key(live, country: str, at: dt.datetime) -> None:  # type: ignore[no-untyped-def]
+    """Every node adopts a directory in which ``country``'s key stops being valid ``at``."""
+    current = live.federation.directory
+    member = current.member(country)
+    (key,) = member.signing_keys
+    retired = dataclasses.replace(member, signing_keys=(dataclasses.replace(key, not_after=at),))
+    members = tuple(retired if m.country == country else m for m in current.members)
+    candidate = _successor(current, members)
     for signer in live.federation.directory_keys[:2]:
         candidate = sign_directory(candidate, signer)
     for runtime in live.runtimes.values():
@@ -243,14 +254,7 @@ def test_expired_directory_fails_precondition_after_grace(live) -> None:  # type
 def test_directory_below_threshold_is_not_adopted(live) -> None:  # type: ignore[no-untyped-def]
     runtime = live.runtimes["PAN"]
     current = live.federation.directory
-    candidate = new_directory(
-        version=current.version + 1,
-        issued_at=current.issued_at,
-        expires_at=current.expires_at,
-        threshold=current.threshold,
-        directory_keys=current.directory_keys,
-        members=current.members,
-    )
+    candidate = _successor(current, current.members)
     candidate = sign_directory(candidate, live.federation.directory_keys[0])  # 1 of 2
     with pytest.raises(DirectorySignatureError):
         runtime.directory.offer(candidate, runtime.clock.now())

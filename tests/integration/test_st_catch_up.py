@@ -14,7 +14,11 @@ from typing import Any
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from st_support import QUARTER, office, prepare
+from st_support import (
+    QUARTER,
+    office,
+    serving_members,
+)
 
 import node.secretariat.pull as pull_module
 from node.secretariat.freshness import last_closed_quarter
@@ -27,11 +31,7 @@ QUARTERLY = CronTrigger.from_crontab("0 6 1 2,5,8,11 *", timezone=dt.UTC)
 
 @pytest.fixture
 def st_live(live_federation_factory: Callable[..., LiveFederation]) -> LiveFederation:
-    live = live_federation_factory(MEMBERS)
-    prepare(live, MEMBERS)
-    for member in MEMBERS:
-        live.serve(member)
-    return live
+    return serving_members(live_federation_factory(MEMBERS), MEMBERS)
 
 
 def advance(live: LiveFederation, delta: dt.timedelta) -> None:

@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from st_support import QUARTER, load_member, office, prepare, publish_focal_points
+from st_support import (
+    QUARTER,
+    load_member,
+    office,
+    prepare,
+    publish_focal_points,
+    serving_members,
+)
 
 from enlace.v1 import secretariat_pb2
 from node.cli.status_cmd import node_status
@@ -47,11 +54,7 @@ def smtp() -> Iterator[tuple[Sink, int]]:
 
 @pytest.fixture
 def st_live(live_federation_factory: Callable[..., LiveFederation]) -> LiveFederation:
-    live = live_federation_factory(MEMBERS, valid_days=200)
-    prepare(live, MEMBERS)
-    for member in MEMBERS:
-        live.serve(member)
-    return live
+    return serving_members(live_federation_factory(MEMBERS, valid_days=200), MEMBERS)
 
 
 def test_late_members_are_reminded_by_signed_notification_and_email(

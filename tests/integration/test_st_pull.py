@@ -11,7 +11,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from st_support import QUARTER, office, prepare
+from st_support import (
+    QUARTER,
+    office,
+    serving_members,
+)
 
 from node.secretariat import consular
 from node.secretariat.outputs import regional_matrix, write_regional
@@ -23,11 +27,7 @@ MEMBERS = ("PAN", "CRI", "HND")
 
 @pytest.fixture
 def st_live(live_federation_factory: Callable[..., LiveFederation]) -> LiveFederation:
-    live = live_federation_factory(MEMBERS)
-    prepare(live, MEMBERS)
-    for member in MEMBERS:
-        live.serve(member)
-    return live
+    return serving_members(live_federation_factory(MEMBERS), MEMBERS)
 
 
 def test_pull_from_every_member_then_regional_totals(st_live: LiveFederation) -> None:
