@@ -193,8 +193,9 @@ class PeerClient:
         directory = self.runtime.directory.current(self.runtime.clock.now())
         if claimed.sender != self.peer:
             raise PeerError(f"response signed by {claimed.sender}", peer=self.peer, status_name="")
-        public_key = directory.signing_key(self.peer, claimed.key_id, claimed.issued_at_time)
-        directory.signing_key(self.peer, claimed.key_id, self.runtime.clock.now())  # not retired
+        public_key = directory.live_signing_key(
+            self.peer, claimed.key_id, claimed.issued_at_time, self.runtime.clock.now()
+        )
         header = open_envelope(response, public_key, "response")
         if header.recipient != self.runtime.config.country:
             raise PeerError("response addressed to another node", peer=self.peer, status_name="")
@@ -216,10 +217,9 @@ class PeerClient:
                 sealed = Sealed(bytes(wire.header), bytes(wire.signature), bytes(wire.body))
                 claimed = decode_header(sealed.header)
                 directory = self.runtime.directory.current(self.runtime.clock.now())
-                public_key = directory.signing_key(
-                    self.peer, claimed.key_id, claimed.issued_at_time
+                public_key = directory.live_signing_key(
+                    self.peer, claimed.key_id, claimed.issued_at_time, self.runtime.clock.now()
                 )
-                directory.signing_key(self.peer, claimed.key_id, self.runtime.clock.now())
                 header = open_envelope(sealed, public_key, "response")
             except (EnlaceError, CryptoError, DecodeError):
                 return None

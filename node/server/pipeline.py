@@ -249,10 +249,9 @@ class Pipeline:
                 hint="address the request to the node you are calling",
             )
         directory = self.runtime.directory.current(now)
-        public_key = directory.signing_key(header.sender, header.key_id, header.issued_at_time)
-        # The signer chooses issued_at (within the window): a retired key must be refused
-        # from its not_after on, not for another window after it.
-        directory.signing_key(header.sender, header.key_id, now)
+        public_key = directory.live_signing_key(
+            header.sender, header.key_id, header.issued_at_time, now
+        )
         peer = directory.member(header.sender)
         open_envelope(sealed, public_key, "request")
         if self.require_tls:

@@ -265,6 +265,17 @@ class Directory:
             )
         return key.public_key
 
+    def live_signing_key(
+        self, country: str, key_id: str, signed_at: datetime, now: datetime
+    ) -> bytes:
+        """The public key to check a live message with: valid when it says it was signed and
+        still valid now. The signer chooses ``signed_at`` (within the skew window), so a
+        retired key is refused from its ``not_after`` on, not one window later. Stored
+        history (audit entries, checkpoints, evidence) is checked at ``signed_at`` alone."""
+        public_key = self.signing_key(country, key_id, signed_at)
+        self.signing_key(country, key_id, now)
+        return public_key
+
     def by_tls_fingerprint(self, fingerprint: str) -> MemberDescriptor:
         wanted = fingerprint.strip().lower()
         for m in self.members:
