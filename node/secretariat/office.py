@@ -54,19 +54,11 @@ from node.secretariat.regional import PublicationRule
 from node.secretariat.rounds import RoundReport, run_round
 from node.secretariat.schedule import CATCH_UP, Calendar, edit_calendar, register, unregister
 from node.secretariat.settings import SecretariatSettings, load_settings
-from node.stats.query import parse_period
+from node.stats.query import canonical_period, parse_period
 
 log = logging.getLogger("node.secretariat")
 
 RETRY_MAX_AGE_DAYS = 90
-
-
-def _canonical(period: str) -> str:
-    """A stored pull's period as a date range ('' for a pull of several periods)."""
-    try:
-        return parse_period(period).canonical
-    except EnlaceError:
-        return ""
 
 
 @dataclass
@@ -267,7 +259,7 @@ class Secretariat:
         store = self.runtime.store.secretariat
         if any(m not in self.settings.regional_only for m in self.settings.matrices):
             return any(
-                p.trigger == "schedule" and _canonical(p.period) == canonical
+                p.trigger == "schedule" and canonical_period(p.period) == canonical
                 for p in store.pulls(limit=200)
             )
         return bool(store.rounds(period=canonical, limit=1))

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from node.errors import EnlaceError
 from node.runtime import NodeRuntime
 from node.secretariat import consular
 from node.secretariat.pull import member_countries
@@ -39,7 +38,7 @@ from node.secretariat.regional import (
 from node.stats.answer import AnsweredCell, StatsAnswer
 from node.stats.export import export_answer_rows, export_table, write_sdmx_csv
 from node.stats.matrices import MATRICES, matrix
-from node.stats.query import parse_period
+from node.stats.query import canonical_period, parse_period
 
 if TYPE_CHECKING:
     from node.secretariat.office import Secretariat
@@ -101,13 +100,6 @@ def _notes(table: RegionalTable) -> list[str]:
     return notes
 
 
-def _canonical(period: str) -> str:
-    try:
-        return parse_period(period).canonical
-    except EnlaceError:
-        return ""
-
-
 def from_rounds(
     runtime: NodeRuntime, table_id: str, period: str, rule: PublicationRule
 ) -> RegionalResult | None:
@@ -116,7 +108,7 @@ def from_rounds(
     # text asked for. Compare date ranges, so either spelling finds them.
     canonical = parse_period(period).canonical
     for row in runtime.store.secretariat.rounds(matrix=table_id, limit=500):
-        if _canonical(row["period"]) != canonical:
+        if canonical_period(row["period"]) != canonical:
             continue
         result = row["result"]
         if row["status"] != "summed" or not result:

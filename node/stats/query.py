@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from node.errors import InvalidArgumentError
+from node.errors import EnlaceError, InvalidArgumentError
 
 FIRST_YEAR = 2014
 MEASURES = ("persons", "events")
@@ -124,6 +124,15 @@ class StatsQuery:
     def code_dimension(self) -> str | None:
         found = [d for d in self.dimensions if d in CODE_DIMENSIONS]
         return found[0] if found else None
+
+
+def canonical_period(text: str) -> str:
+    """``text``'s date range (:attr:`Period.canonical`), or '' if it is not one period (a stored
+    pull of several periods, or text from before periods were stored canonically)."""
+    try:
+        return parse_period(text).canonical
+    except EnlaceError:
+        return ""
 
 
 def build_query(
