@@ -161,7 +161,8 @@ def make_tls_certificate(
 
 
 @functools.lru_cache(maxsize=64)
-def _same_public_key(key_pem: bytes, cert_pem: bytes) -> bool:
+def tls_key_matches(key_pem: bytes, cert_pem: bytes) -> bool:
+    """Whether ``key_pem`` is the private key of ``cert_pem`` (EncodingError if unparsable)."""
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
@@ -170,11 +171,6 @@ def _same_public_key(key_pem: bytes, cert_pem: bytes) -> bool:
         raise EncodingError(f"TLS key or certificate is not valid PEM: {exc}") from exc
     mine = key.public_key().public_bytes(serialization.Encoding.DER, spki)
     return mine == cert.public_key().public_bytes(serialization.Encoding.DER, spki)
-
-
-def tls_key_matches(key_pem: bytes, cert_pem: bytes) -> bool:
-    """Whether ``key_pem`` is the private key of ``cert_pem`` (EncodingError if unparsable)."""
-    return _same_public_key(key_pem, cert_pem)
 
 
 @dataclass(frozen=True)
@@ -231,7 +227,7 @@ class KeyPaths:
                 cert_pem = self.tls_certificate.read_bytes()
             except FileNotFoundError as exc:
                 raise KeyError_(f"TLS key or certificate missing under {self.root}") from exc
-            if _same_public_key(key_pem, cert_pem):
+            if tls_key_matches(key_pem, cert_pem):
                 return key_pem, cert_pem
             time.sleep(0.05)
         raise KeyError_(f"{self.tls_key} is not the key of {self.tls_certificate}")

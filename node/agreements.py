@@ -33,11 +33,11 @@ import datetime as dt
 import logging
 import threading
 from dataclasses import dataclass, field, replace
-from typing import Protocol
 
 from node.errors import InvalidArgumentError, from_policy
 from node.runtime import NodeRuntime
 from node.store.policy_store import StoredRevocation
+from node.trust.directory import KeyResolver
 from policies.agreement import Agreement
 from policies.canonical import format_timestamp
 from policies.decision import (
@@ -315,12 +315,8 @@ class AgreementBook:
         return rows
 
 
-class _Resolver(Protocol):
-    def signing_key(self, country: str, key_id: str, at: dt.datetime) -> bytes: ...
-
-
 def _reverify(
-    stored: StoredRevocation, agreement: Agreement, directory: _Resolver, now: dt.datetime
+    stored: StoredRevocation, agreement: Agreement, directory: KeyResolver, now: dt.datetime
 ) -> VerifiedRevocation:
     """A stored revocation, checked against the key recorded when it was installed.
 

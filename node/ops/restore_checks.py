@@ -56,7 +56,7 @@ def check_target(root: Path, without_keys: bool, archive: Path) -> None:
     if without_keys:
         if present == [KEYS] and (root / KEYS).is_dir():
             return
-        if not present or KEYS not in present:
+        if KEYS not in present:
             raise ConfigError(
                 f"{archive} was made without keys and {root / KEYS} is missing",
                 hint=f"create {root} holding only the node's keys/ folder (mode 0600 files), "

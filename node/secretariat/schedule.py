@@ -302,6 +302,7 @@ class Calendar:
             raise NotFoundError(f"no calendar job {job_id!r}") from None
 
 
+_MAX_STEPS = 10_000  # fire times walked per window: bounded even for a per-second trigger
 _WINDOWS = (
     dt.timedelta(hours=1),
     dt.timedelta(days=1),
@@ -310,7 +311,7 @@ _WINDOWS = (
 )
 
 
-def last_fire(trigger: Any, now: dt.datetime, *, limit: int = 10_000) -> dt.datetime | None:
+def last_fire(trigger: Any, now: dt.datetime) -> dt.datetime | None:
     """The latest time at or before ``now`` that ``trigger`` fires (None: none in 400 days).
 
     APScheduler only looks forward, so this looks forward from growing windows before ``now``
@@ -319,7 +320,7 @@ def last_fire(trigger: Any, now: dt.datetime, *, limit: int = 10_000) -> dt.date
     for window in _WINDOWS:
         found = None
         moment = trigger.get_next_fire_time(None, now - window)
-        for _ in range(limit):
+        for _ in range(_MAX_STEPS):
             if moment is None or moment > now:
                 break
             found = moment

@@ -237,7 +237,8 @@ def submit_share(
 
 
 def _binding(made: dict[str, Any]) -> tuple[str, str, str, str]:
-    """What a member's contribution to a round is for (matrix, canonical period, helper)."""
+    """What a member's contribution to a round is for: matrix, canonical period, helper and
+    cell layout."""
     period = parse_period(made["period"]).canonical  # rows written before canonical keys
     return (made["matrix"], period, made["helper"], made["layout_sha256"])
 
