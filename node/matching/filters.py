@@ -326,7 +326,8 @@ class Holder:
         for (source, record_id, content_hash), count in zip(todo, counts, strict=True):
             for key_no in range(count):
                 chunk = evaluated[offset : offset + _EVALUATED]
-                rows.append((source, record_id, key_no, chunk[:16], chunk[16:], content_hash))
+                prefix, digest = chunk[:MAX_TRUNCATION], chunk[MAX_TRUNCATION:]
+                rows.append((source, record_id, key_no, prefix, digest, content_hash))
                 offset += _EVALUATED
         changed = bool(rows or removed or replace_all)
         if changed:
@@ -392,7 +393,11 @@ class Holder:
         self, now: dt.datetime, datasets: Sequence[str] = MATCH_DATASETS, *, workers: int = 0
     ) -> list[UpdateReport]:
         """Recompute every entry of ``datasets`` from scratch under the current key."""
-        state = self.state()
+        return self._rebuild(self.state(), now, datasets, workers)
+
+    def _rebuild(
+        self, state: KeyState, now: dt.datetime, datasets: Sequence[str], workers: int
+    ) -> list[UpdateReport]:
         return [
             self._update_one(check_dataset(d), state, now, workers, True, replace_all=True)
             for d in datasets
@@ -415,10 +420,7 @@ class Holder:
             raise InvalidArgumentError("mode must be 'oprf' or 'voprf'", field="mode")
         old = self.state()
         new = KeyState(old.epoch + 1, mode or old.mode)
-        reports = [
-            self._update_one(dataset, new, now, workers, True, replace_all=True)
-            for dataset in MATCH_DATASETS
-        ]
+        reports = self._rebuild(new, now, MATCH_DATASETS, workers)
         self.store.put_states({EPOCH_STATE: str(new.epoch), MODE_STATE: new.mode}, now)
         self.store.matching.drop_other_epochs(new.epoch)
         return reports
