@@ -250,8 +250,9 @@ def _disclosure_sentences(old: Grant | None, new: Grant) -> list[str]:
             )
         if p_old is not None and p_new is not None and p_old.secret_ref != p_new.secret_ref:
             out.append(
-                f"The cell-key secret for {subject} changes from {_ref(p_old.secret_ref)} "
-                f"to {_ref(p_new.secret_ref)}."
+                f"The cell-key secret named for {subject} changes from "
+                f"{_ref(p_old.secret_ref)} to {_ref(p_new.secret_ref)}; the node perturbs with "
+                "one secret for every agreement, so the released values do not change."
             )
     if d_old.dp != d_new.dp:
         if d_new.dp is None:

@@ -103,7 +103,8 @@ class StatsAnswer:
     epsilon_spent: str
     period: str
     measure: str
-    #: Rows the period and filters selected: for the holder's operator and audit only. It is
+    #: Rows the period and filters selected (after the per-person cap, under differential
+    #: privacy): for the holder's operator and audit only. It is
     #: an exact grand total outside disclosure control, so it is never sent to a peer nor
     #: exported (``None`` on answers that came from elsewhere).
     records_considered: int | None = None

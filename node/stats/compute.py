@@ -9,7 +9,8 @@ for every row, which was most of a quarterly matrix's time there).
 Invariants:
 * ``persons`` counts each local ``person_id`` once per cell; ``events`` counts records.
 * ``records_considered`` is the number of rows (encounters, or encounter × code rows for a
-  code dimension) the period and filters select, counted by the same ``GROUP BY`` as the
+  code dimension) the period and filters select (under differential privacy, those left after
+  the per-person cap), counted by the same ``GROUP BY`` as the
   cells, so the rows are read once. It stays at the holder (never sent nor exported).
 * A code dimension counts each encounter once per code of its list. A code *filter* selects
   encounters (``EXISTS`` a matching code in that list, :func:`_has_code`): it never

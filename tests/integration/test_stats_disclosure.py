@@ -17,7 +17,13 @@ from random import Random
 import pytest
 
 from enlace.v1 import stats_pb2
-from node.stats.answer import DP_CONTRIBUTION_CAP, StatsAnswer, answer, dp_counts
+from node.stats.answer import (
+    DP_CONTRIBUTION_CAP,
+    StatsAnswer,
+    answer,
+    budget_scope,
+    dp_counts,
+)
 from node.stats.compute import count_cells
 from node.stats.export import export_table
 from node.stats.service import to_proto
@@ -141,7 +147,7 @@ def test_the_privacy_budget_is_the_peers_for_the_quarter_of_asking(holder: Holde
     assert answer(holder.runtime, q, _dp(budget="1.5"), peer="CRI", now=NOW).epsilon_spent
     with pytest.raises(BudgetExhausted):
         answer(holder.runtime, q, _dp(budget="1.5"), peer="CRI", now=NOW)
-    assert holder.runtime.store.policies.quota_usage("dp:CRI", ["2024-Q1"]) == {
+    assert holder.runtime.store.policies.quota_usage(budget_scope("CRI"), ["2024-Q1"]) == {
         "2024-Q1": 3 * 10**9 // 2
     }
     assert answer(holder.runtime, q, _dp(), peer="HND", now=NOW).epsilon_spent == "0.5"
