@@ -45,7 +45,7 @@ import nacl.signing
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._util import ChildProcess, serve_until_stdin_closes
+from bench._util import ChildProcess, mtls_server_credentials, serve_until_stdin_closes
 from crypto.keys import tls_server_name
 from crypto.oprf import HashedInputs, Mode, OprfServerKey, blind, hash_inputs
 
@@ -124,11 +124,7 @@ def serve(args: argparse.Namespace) -> int:
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler("bench.Floor", {"Evaluate": handler}),)
     )
-    credentials = grpc.ssl_server_credentials(
-        [(Path(args.tls_key).read_bytes(), Path(args.tls_cert).read_bytes())],
-        root_certificates=Path(args.client_ca).read_bytes(),
-        require_client_auth=True,
-    )
+    credentials = mtls_server_credentials(args.tls_key, args.tls_cert, args.client_ca)
     server.add_secure_port(f"127.0.0.1:{args.port}", credentials)
     server.start()
     serve_until_stdin_closes()

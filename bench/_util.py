@@ -393,3 +393,15 @@ def serve_until_stdin_closes(ready_message: str = "ready") -> None:
             pass
     except (OSError, ValueError):
         pass
+
+
+def mtls_server_credentials(key: str, cert: str, client_ca: str) -> Any:
+    """gRPC server credentials from PEM files that admit only clients ``client_ca`` signed: a
+    benchmark server behind mutual TLS, as a node's is."""
+    import grpc
+
+    return grpc.ssl_server_credentials(
+        [(Path(key).read_bytes(), Path(cert).read_bytes())],
+        root_certificates=Path(client_ca).read_bytes(),
+        require_client_auth=True,
+    )

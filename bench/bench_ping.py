@@ -45,6 +45,7 @@ from _util import (
     Summary,
     anchor_ratios,
     machine,
+    mtls_server_credentials,
     print_json,
     print_layers,
     run_bounded,
@@ -114,11 +115,7 @@ def serve_anchor(args: argparse.Namespace) -> int:
     )
     server.add_insecure_port(f"127.0.0.1:{args.plain_port}")
     if args.tls_port:
-        credentials = grpc.ssl_server_credentials(
-            [(Path(args.tls_key).read_bytes(), Path(args.tls_cert).read_bytes())],
-            root_certificates=Path(args.client_ca).read_bytes(),
-            require_client_auth=True,
-        )
+        credentials = mtls_server_credentials(args.tls_key, args.tls_cert, args.client_ca)
         server.add_secure_port(f"127.0.0.1:{args.tls_port}", credentials)
     server.start()
     serve_until_stdin_closes()
