@@ -32,7 +32,7 @@ import bisect
 import datetime as dt
 import logging
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 
 from node.errors import InvalidArgumentError, from_policy
 from node.runtime import NodeRuntime
@@ -65,6 +65,9 @@ from policies.signatures import (
 log = logging.getLogger("node.agreements")
 REVERIFY_AFTER = dt.timedelta(seconds=60)
 MAX_CACHED_DECISIONS = 4096
+# Every field of a request but ``units`` (metered by the quota, not by the decision), so a
+# field added to Request later is part of the key without anyone remembering to.
+_DECISION_KEY = tuple(f.name for f in fields(Request) if f.name != "units")
 RESIGN_HINT = (
     "the party whose key is no longer listed signs this same version again with its current "
     "key (enlace policy sign), and both parties install the re-signed copy (enlace policy "
@@ -78,7 +81,7 @@ class _Decisions:
 
     view: AgreementSet
     boundaries: list[dt.datetime]
-    entries: dict[Request, tuple[int, Decision]] = field(default_factory=dict)
+    entries: dict[tuple[object, ...], tuple[int, Decision]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, view: AgreementSet) -> _Decisions:
@@ -237,17 +240,20 @@ class AgreementBook:
             self._cache = ((stamp, now), view)
             return view
 
-    def decide(self, request: Request, now: dt.datetime) -> Decision:
+    def decide(
+        self, request: Request, now: dt.datetime, view: AgreementSet | None = None
+    ) -> Decision:
         """``current(now).evaluate(request, now)``, remembering allowed decisions (see the
-        module's invariants); raises :class:`~policies.errors.Denied` like ``evaluate``."""
-        view = self.current(now)
+        module's invariants); raises :class:`~policies.errors.Denied` like ``evaluate``.
+
+        ``view``: a :meth:`current` view taken at ``now``, for a caller deciding many requests
+        at once (a fan-out asks for each peer and dataset) without re-reading the store."""
+        view = view if view is not None else self.current(now)
         with self._lock:
             cache = self._decisions
             if cache is None or cache.view is not view:
                 cache = self._decisions = _Decisions.of(view)
-        # Every field of the request but ``units`` (metered by the quota, not by the decision),
-        # so a field added to Request later is part of the key without anyone remembering to.
-        key = replace(request, units=1)
+        key = tuple(getattr(request, name) for name in _DECISION_KEY)
         stretch = cache.interval(now)
         hit = cache.entries.get(key)
         if hit is not None and hit[0] == stretch:

@@ -210,14 +210,15 @@ class MatchClient:
         """Each (peer, dataset) with what our copy of the agreements says about it."""
         now = self.runtime.clock.now()
         me = self.runtime.config.country
+        view = self.book.current(now)  # one read of the store for the whole fan-out
         out: list[Target] = []
         for peer in peers or self.peers():
             for dataset in datasets:
                 request = Request(me, peer, service, dataset, purpose)
                 try:  # the book remembers allowed decisions; a refusal is explained afresh
-                    decision = self.book.decide(request, now)
+                    decision = self.book.decide(request, now, view)
                 except Denied:
-                    explanation = self.book.current(now).explain(request, now)
+                    explanation = view.explain(request, now)
                     reason = explanation.reasons[0].message if explanation.reasons else "denied"
                     out.append(Target(peer, dataset, ask_all, reason))
                 else:

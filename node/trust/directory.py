@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -234,8 +235,9 @@ class Directory:
         """Human-readable JSON for files (the signed form is :attr:`body`, not this text)."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
-    @property
+    @functools.cached_property
     def hash(self) -> str:
+        """Kept once computed: every agreement decision compares it, and ``body`` is frozen."""
         return directory_hash(self)
 
     # --- lookups -------------------------------------------------------------------------
