@@ -72,7 +72,7 @@ _HOLDER_RE = re.compile(r"^[A-Z]{3}$")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 _LABEL_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _VALUE_RE = re.compile(r"^[\x21-\x7e]{1,64}$")
-_TIME_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{6})?Z$")
+_TIME_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{6})?Z$", re.ASCII)
 _FIELDS = frozenset(
     ("format", "holder", "dataset", "epoch", "version", "count", "truncation_bytes", "encoding",
      "size", "sha256", "created_at", "mode", "oprf_public_key", "normalisation")

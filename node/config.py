@@ -63,7 +63,11 @@ class NodeConfig:
             prefix = f"{origin}: " if origin else ""
             return ConfigError(f"{prefix}{name} {problem}", hint=hint)
 
-        if len(self.country) != 3 or not self.country.isalpha() or not self.country.isupper():
+        if (
+            len(self.country) != 3
+            or not (self.country.isascii() and self.country.isalpha())
+            or not self.country.isupper()
+        ):
             raise fail(
                 "country",
                 f"{self.country!r} is not an upper-case ISO 3166 alpha-3 code",
@@ -125,7 +129,13 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")
 
 def _is_host_port(value: str) -> bool:
     host, _, port = value.rpartition(":")
-    return bool(host) and " " not in host and port.isdigit() and 0 < int(port) < 65536
+    return (
+        bool(host)
+        and " " not in host
+        and port.isascii()
+        and port.isdigit()
+        and 0 < int(port) < 65536
+    )
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:

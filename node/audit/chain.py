@@ -49,7 +49,7 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _ISO3 = re.compile(r"[A-Z]{3}")
 _STATUS = re.compile(r"[A-Z][A-Z_]*")
 _METHOD = re.compile(r"/[^/\s]+/[^/\s]+")
-_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z", re.ASCII)
 
 _RECORD_FIELDS: Final = (
     "at",

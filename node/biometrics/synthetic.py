@@ -81,7 +81,7 @@ def federation_person(global_person_id: str) -> int | None:
     """The federation number ``g`` behind a generator ``global_person_id`` (``G`` + digits);
     ``None`` for a local person, who has no federation-wide face."""
     text = global_person_id.strip()
-    if text[:1] == "G" and text[1:].isdigit():
+    if text[:1] == "G" and text[1:].isascii() and text[1:].isdigit():
         return int(text[1:])
     return None
 

@@ -44,9 +44,9 @@ from node.records.names import name_variants
 Role = Literal["passenger", "crew", "transit_passenger", "transit_crew"]
 Severity = Literal["error", "warning"]
 SEXES = frozenset({"F", "M", "X", "U"})
-_YYMMDD = re.compile(r"^(\d{2})(\d{2}|00)(\d{2}|00)$")
-_CCYYMMDD = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
-_DMY = re.compile(r"^(\d{1,2})[/.](\d{1,2})[/.](\d{4})$")
+_YYMMDD = re.compile(r"^(\d{2})(\d{2}|00)(\d{2}|00)$", re.ASCII)
+_CCYYMMDD = re.compile(r"^(\d{4})(\d{2})(\d{2})$", re.ASCII)
+_DMY = re.compile(r"^(\d{1,2})[/.](\d{1,2})[/.](\d{4})$", re.ASCII)
 
 
 class ManifestError(InvalidArgumentError):

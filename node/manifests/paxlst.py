@@ -107,7 +107,11 @@ def _timestamp(value: str, fmt: str, today: dt.date) -> dt.datetime:
     """DTM values: 201 YYMMDDHHMM, 203 CCYYMMDDHHMM, 101 YYMMDD, 102 CCYYMMDD (UTC assumed)."""
     fmt = fmt or {10: "201", 12: "203", 6: "101", 8: "102"}.get(len(value), "")
     layouts = {"201": (2, 10), "203": (4, 12), "101": (2, 6), "102": (4, 8)}
-    if fmt not in layouts or len(value) != layouts[fmt][1] or not value.isdigit():
+    if (
+        fmt not in layouts
+        or len(value) != layouts[fmt][1]
+        or not (value.isascii() and value.isdigit())
+    ):
         raise ValueError(f"date/time {value!r} does not match format {fmt or '?'}")
     width = layouts[fmt][0]
     year = int(value[:width])
@@ -346,7 +350,7 @@ class _Reader:
         elif tag == "CNT":
             if _component(s, 0, 0) in ("41", "42"):
                 value = _component(s, 0, 1)
-                if not value.isdigit():
+                if not (value.isascii() and value.isdigit()):
                     raise ManifestError(
                         f"CNT declares {value!r} travellers, not a number",
                         position=where,

@@ -89,7 +89,7 @@ NORMALISATION_VERSIONS = MappingProxyType(
     {"keys": KEY_FORMAT, "documents": NORMALISATION_VERSION, "names": TRANSLITERATION_VERSION}
 )
 
-_DATE_RE = re.compile(r"^\d{4}(-\d{2}){0,2}$")
+_DATE_RE = re.compile(r"^\d{4}(-\d{2}){0,2}$", re.ASCII)
 _DIGRAPHS = ("AE", "OE", "UE", "AA")  # what Ä, Ö, Ü, Å become in the ICAO alternative spelling
 _EDITION: dict[Kind, str] = {"doc": NORMALISATION_VERSION, "person": TRANSLITERATION_VERSION}
 

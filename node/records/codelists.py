@@ -63,8 +63,8 @@ UNKNOWN_AGE_GROUP = "_U"
 
 Language = Literal["es", "en"]
 
-_AGE_RANGE_RE = re.compile(r"^Y(\d+)T(\d+)$")
-_AGE_OPEN_RE = re.compile(r"^Y_GE(\d+)$")
+_AGE_RANGE_RE = re.compile(r"^Y(\d+)T(\d+)$", re.ASCII)
+_AGE_OPEN_RE = re.compile(r"^Y_GE(\d+)$", re.ASCII)
 
 
 class UnknownCodeError(InvalidArgumentError, ValueError):

@@ -32,7 +32,7 @@ DateKind = Literal["birth", "expiry"]
 MIN_YEAR = 1800
 MAX_YEAR = 2199
 
-_ISO_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+_ISO_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$", re.ASCII)
 _MRZ_RE = re.compile(r"^[0-9<]{6}$")
 
 

@@ -38,7 +38,7 @@ MonthShare: TypeAlias = tuple[str, float | None]
 LANGUAGES: tuple[Language, ...] = ("es", "en")
 STATUSES: tuple[Status, ...] = ("complete", "partial", "missing")
 
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$", re.ASCII)
 _CODE = re.compile(r"^[A-Z]{3}$")
 
 

@@ -89,7 +89,7 @@ def list_consulates(
     ctx: CallContext, request: secretariat_pb2.ListConsulatesRequest
 ) -> secretariat_pb2.ListConsulatesResponse:
     origin = request.origin_country.strip().upper()
-    if origin and (len(origin) != 3 or not origin.isalpha()):
+    if origin and (len(origin) != 3 or not (origin.isascii() and origin.isalpha())):
         raise InvalidArgumentError("an ISO 3166 alpha-3 code", field="origin_country")
     response = secretariat_pb2.ListConsulatesResponse()
     for row in ctx.runtime.store.records.iter_rows(DATASET):

@@ -110,14 +110,15 @@ def _label(name: str, value: object) -> str:
 
 def _filter_values(name: str, values: frozenset[str]) -> list[Any]:
     if name == "year":
-        return [int(v) for v in values if v.isdigit()]
+        return [int(v) for v in values if v.isascii() and v.isdigit()]
     if name == "month":
-        return [int(v.replace("-", "")) for v in values if v.replace("-", "").isdigit()]
+        digits = (v.replace("-", "") for v in values)
+        return [int(d) for d in digits if d.isascii() and d.isdigit()]
     if name == "quarter":
         out: list[Any] = []
         for v in values:
             year, _, q = v.upper().replace("-", "").partition("Q")
-            if year.isdigit() and q.isdigit():
+            if year.isascii() and year.isdigit() and q.isascii() and q.isdigit():
                 out.append(int(year) * 10 + int(q))
         return out
     return sorted(values)

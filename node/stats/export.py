@@ -70,7 +70,7 @@ SDMX_COLUMNS = ("STRUCTURE", "STRUCTURE_ID", "ACTION", *(d[0] for d in SDMX_DIME
 SDMX_COLUMNS += ("OBS_VALUE", *SDMX_ATTRIBUTES)
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
-_TIME_CODE = re.compile(r"^\d{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?$")
+_TIME_CODE = re.compile(r"^\d{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?$", re.ASCII)
 _BORDER_POST = re.compile(r"^[A-Z]{3}-[A-Z0-9]{3}$")
 _HOLDER = re.compile(r"^[A-Z]{3}$")
 _SUPPRESSED_FLAGS = {("Q", "A"), ("Q", "D")}

@@ -35,9 +35,9 @@ DIMENSIONS = (*TIME_DIMENSIONS, *RECORD_DIMENSIONS, *CODE_DIMENSIONS)
 TOTAL = "_T"
 MAX_DIMENSIONS = 3
 
-_YEAR = re.compile(r"^(\d{4})$")
-_QUARTER = re.compile(r"^(\d{4})-?Q([1-4])$")
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_YEAR = re.compile(r"^(\d{4})$", re.ASCII)
+_QUARTER = re.compile(r"^(\d{4})-?Q([1-4])$", re.ASCII)
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$", re.ASCII)
 
 
 @dataclass(frozen=True)

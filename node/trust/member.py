@@ -282,7 +282,7 @@ def _rollover(obj: Mapping[str, Any], main_fingerprint: str) -> tuple[str, str]:
 def _endpoint(value: Any) -> str:
     endpoint = text(value, "endpoint")
     host, sep, port = endpoint.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise DirectoryFormatError(f"must be host:port, got {endpoint!r}", field="endpoint")
     if any(c.isspace() for c in endpoint):
         raise DirectoryFormatError("must not contain whitespace", field="endpoint")

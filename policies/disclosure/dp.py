@@ -60,7 +60,7 @@ RandBelow = Callable[[int], int]
 Number = Fraction | Decimal | int
 
 MECHANISMS = ("discrete_laplace", "discrete_gaussian")
-_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
+_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$", re.ASCII)
 
 
 # --- exact samplers --------------------------------------------------------------------------
