@@ -30,6 +30,8 @@ from node.errors import ConfigError
 from node.home import NodeHome
 from node.ingest import IngestError, node_equivalence
 from node.ingest import pipeline as ingest_pipeline
+from node.ingest.report import IngestReport
+from node.ingest.report import Progress as ImportProgress
 from node.records.datasets import DATASETS
 from node.records.equivalence import EquivalenceTable, load_equivalence
 from node.store import Store, open_store
@@ -87,7 +89,7 @@ class _View:
         if self.live:
             self.bar.stop()
 
-    def __call__(self, event: ingest_pipeline.Progress) -> None:
+    def __call__(self, event: ImportProgress) -> None:
         if not self.enabled:
             return
         elapsed = max(time.monotonic() - self.started, 1e-6)
@@ -105,7 +107,7 @@ class _View:
             sys.stderr.flush()
 
 
-def _summary(report: ingest_pipeline.IngestReport) -> Table:
+def _summary(report: IngestReport) -> Table:
     title = f"{report.dataset}: " + ("dry run, nothing written" if report.dry_run else "imported")
     table = Table(title=title)
     for column in ("file", "rows", "added", "unchanged", "replaced", "rejected"):

@@ -35,7 +35,7 @@ from node.records.equivalence import EquivalenceTable, load_equivalence
 
 if TYPE_CHECKING:
     from node.home import NodeHome
-    from node.ingest.pipeline import IngestReport
+    from node.ingest.report import IngestReport
     from node.runtime import NodeRuntime
 
 #: The node's equivalence table, looked for in the node home when ``--equivalence`` is not given.

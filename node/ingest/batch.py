@@ -87,6 +87,17 @@ class RowPlan:
         self.reference_year = now.year
         self.mrz = spec.name == "travel_documents"
 
+    @property
+    def key_column(self) -> str:
+        """The column an error about a row's key names ("-" for a key of several fields)."""
+        return self.spec.key_fields[0] if not self.composite else "-"
+
+    def describe_key(self, key: str) -> str:
+        """A key as an operator reads it in an error: the field and its value."""
+        if self.composite:
+            return f"the key ({', '.join(self.spec.key_fields)}) = {key}"
+        return f"{self.spec.key_fields[0]} {key!r}"
+
     def convert(
         self, cells: list[list[str]], import_id: str, numbers: list[int], imported_at: Any
     ) -> tuple[list[tuple[Any, ...]], list[str], dict[int, list[Problem]]]:

@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote as url_quote
 
 from sqlalchemy import create_engine, event
@@ -62,10 +62,13 @@ from sqlalchemy.schema import CreateTable
 
 from node.errors import StoreError
 from node.ingest import IngestError, RowError
-from node.ingest.readers import ByteRange, FileFacts
+from node.ingest.readers import ByteRange, FileFacts, Source
 from node.records.equivalence import EquivalenceTable
 from node.store.records_schema import DATASET_TABLES, key_column
 from node.store.records_store import RecordsWriter
+
+if TYPE_CHECKING:
+    from node.store.store import Store
 
 #: Files smaller than this are imported by one process: a helper takes about a second to start.
 PARALLEL_MIN_BYTES = 16 << 20
@@ -310,8 +313,9 @@ def _remove_part(part_path: str) -> None:
 
 def _convert_part(job: PartJob, rows: Any, position: Any) -> PartOutcome:
     from node.ingest.batch import RowPlan, columns_for
-    from node.ingest.pipeline import FileReport, IngestReport, Progress, _read_file, _Run
+    from node.ingest.pipeline import _read_file, _Run
     from node.ingest.readers import CsvSource
+    from node.ingest.report import FileReport, IngestReport, Progress
     from node.records.datasets import DATASETS
 
     spec = DATASETS[job.dataset]
@@ -418,3 +422,35 @@ def part_rejects(
         else:
             decoded.append((number, kept, problems, None))
     return decoded
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the system tells)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def database_path(store: Store) -> str:
+    """The SQLite file the helpers open by its path (:func:`parts_for` plans no parts for an
+    in-memory database)."""
+    database = store.engine.url.database
+    assert database is not None
+    return database
+
+
+def parts_for(store: Store, source: Source, workers: int, room: int) -> list[ByteRange]:
+    """The parts a file is read in: one, unless it is a large CSV file on an SQLite file
+    database and more than one process may convert it (``room``: part databases left)."""
+    facts = source.facts
+    whole = [ByteRange(0, None)]
+    if facts.format != "csv" or store.records.backend != "sqlite" or room < 1:
+        return whole
+    database = store.engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return whole  # helpers open the database by its path
+    if facts.size < PARALLEL_MIN_BYTES:
+        return whole
+    count = min(workers or _usable_cores(), room + 1)
+    count = min(count, max(1, 2 * facts.size // PARALLEL_MIN_BYTES))  # >= half each
+    return plan_parts(facts.path, facts.size, count)

@@ -30,7 +30,6 @@ fifth of the import's time).
 
 from __future__ import annotations
 
-import csv
 import gc
 import logging
 import os
@@ -39,10 +38,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -54,13 +52,11 @@ except ImportError:  # pragma: no cover - psycopg is a dependency; SQLite-only i
 from node.errors import InvalidArgumentError, StoreError
 from node.ingest import IngestError, RowError, parallel
 from node.ingest.batch import PROVENANCE, RowPlan, columns_for
-from node.ingest.cells import formula_problem
-from node.ingest.readers import ByteRange, CsvSource, Source, open_source, source_columns
-from node.records.codelists import CODELISTS_VERSION
+from node.ingest.readers import CsvSource, Source, open_source, source_columns
+from node.ingest.report import FileReport, IngestReport, Progress, RejectsFile, RejectSink
 from node.records.datasets import DATASETS, DatasetSpec
 from node.records.equivalence import EquivalenceTable
-from node.records.icao import NORMALISATION_VERSION
-from node.store.records_store import ImportRecord, RecordsWriter
+from node.store.records_store import RecordsWriter
 from node.store.store import Store
 
 #: Rows written by one import from which PostgreSQL's table is vacuumed and analysed at once.
@@ -74,113 +70,8 @@ BATCH_ROWS = 5000
 MAX_KEPT_ERRORS = 1000
 
 
-@dataclass(frozen=True)
-class Progress:
-    file: str
-    rows: int  # rows read so far in this file
-    position: int  # bytes read so far (0 when the format does not tell)
-    size: int
-
-
-@dataclass
-class FileReport:
-    path: str
-    format: str
-    sha256: str
-    bytes: int
-    import_id: str
-    rows_read: int = 0
-    added: int = 0
-    unchanged: int = 0
-    replaced: int = 0
-    rejected: int = 0
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class IngestReport:
-    dataset: str
-    dry_run: bool
-    skip_invalid: bool
-    replace: bool
-    files: list[FileReport] = field(default_factory=list)
-    committed: bool = False
-    rejects_path: str | None = None
-    errors: list[RowError] = field(default_factory=list)
-    error_count: int = 0
-    seconds: float = 0.0
-
-    def total(self, name: str) -> int:
-        return sum(int(getattr(f, name)) for f in self.files)
-
-    @property
-    def rows_per_second(self) -> float:
-        return self.total("rows_read") / self.seconds if self.seconds > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["errors"] = [e.to_dict() for e in self.errors]
-        names = ("rows_read", "added", "unchanged", "replaced", "rejected")
-        data["totals"] = {n: self.total(n) for n in names}
-        data["rows_per_second"] = round(self.rows_per_second, 1)
-        return data
-
-
 class _DryRunFinishedError(Exception):
     """Raised inside the transaction to roll a dry run back."""
-
-
-class _Rejects:
-    """The rejects file: the dataset's columns, then ``_error``, ``_source`` and ``_raw``.
-
-    A row read whole is written under the dataset's columns, each cell under its own name. A
-    misshapen row (a cell too many or too few, bad JSON) cannot be: which cell belongs to which
-    column is what is wrong with it. Its dataset columns stay empty and ``_raw`` holds the row
-    as read, in the file's order — so no cell is put under another column's name, none is cut
-    off, and re-importing the rejects file as it stands refuses the row again.
-    """
-
-    def __init__(self, path: Path, columns: Sequence[str]) -> None:
-        self.path = path
-        self.partial = path.with_name(path.name + ".partial")
-        self.handle: IO[str] = self.partial.open("w", encoding="utf-8", newline="")
-        self.writer = csv.writer(self.handle)
-        self.writer.writerow([*columns, "_error", "_source", "_raw"])
-        self.width = len(columns)
-
-    def write(self, cells: Sequence[str], errors: list[RowError], raw: str | None = None) -> None:
-        """Write a refused row: ``cells`` in the dataset's columns (at most as many), or, for a
-        misshapen row, ``raw`` (the row as read) and no cells."""
-        if raw is not None:
-            cells = ()
-        assert len(cells) <= self.width, "a row read whole has at most the dataset's columns"
-        padded = [_neutralised(c) for c in (*cells, *[""] * (self.width - len(cells)))]
-        reasons = "; ".join(f"{e.column}: {e.problem} — {e.fix}" for e in errors)
-        source = f"{errors[0].file}:{errors[0].row}"  # a file's name is chosen by its sender
-        row = [*padded, _neutralised(reasons), _neutralised(source), _neutralised(raw or "")]
-        self.writer.writerow(row)
-
-    def publish(self) -> None:
-        self.handle.close()
-        os.replace(self.partial, self.path)
-
-    def discard(self) -> None:
-        self.handle.close()
-        self.partial.unlink(missing_ok=True)
-
-
-def _neutralised(cell: str) -> str:
-    """A refused cell, made inert for spreadsheets by a leading apostrophe when needed."""
-    return "'" + cell if cell and formula_problem(cell) is not None else cell
-
-
-class RejectSink(Protocol):
-    """Where refused rows go: the rejects file, or a part's database (node.ingest.parallel).
-    ``raw`` is set for a misshapen row (see :class:`_Rejects`)."""
-
-    def write(
-        self, cells: Sequence[str], errors: list[RowError], raw: str | None = None
-    ) -> None: ...
 
 
 class _Run:
@@ -291,25 +182,15 @@ class _Run:
             else:
                 earlier = self.writer.import_file_name(stored.import_id)
                 problem = (
-                    f"{_key_text(plan, key)} is already stored with different content "
+                    f"{plan.describe_key(key)} is already stored with different content "
                     f"(from {earlier} row {stored.source_row})"
                 )
                 fix = "re-run with --replace to overwrite the stored record, or fix this row"
-                error = RowError(file.path, number, _key_name(plan), problem, fix)
+                error = RowError(file.path, number, plan.key_column, problem, fix)
                 self.fail(number, self.cells[index], [error])
         # Not written, so remembered: the same key later in the import is a repeat.
         self.writer.note_unchanged(unchanged)
         return new, changed
-
-
-def _key_name(plan: RowPlan) -> str:
-    return plan.spec.key_fields[0] if not plan.composite else "-"
-
-
-def _key_text(plan: RowPlan, key: str) -> str:
-    if plan.composite:
-        return f"the key ({', '.join(plan.spec.key_fields)}) = {key}"
-    return f"{plan.spec.key_fields[0]} {key!r}"
 
 
 def _duplicate(
@@ -319,8 +200,8 @@ def _duplicate(
     return RowError(
         source,
         number,
-        _key_name(plan),
-        f"{_key_text(plan, key)} repeats {where}",
+        plan.key_column,
+        f"{plan.describe_key(key)} repeats {where}",
         "keep one of the two rows (a record is imported once)",
     )
 
@@ -454,34 +335,6 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _import_record(
-    file: FileReport,
-    dataset: str,
-    started: datetime,
-    finished: datetime,
-    table: EquivalenceTable | None,
-) -> ImportRecord:
-    return ImportRecord(
-        import_id=file.import_id,
-        dataset=dataset,
-        file_name=file.path,
-        file_sha256=file.sha256,
-        file_bytes=file.bytes,
-        file_format=file.format,
-        rows_read=file.rows_read,
-        rows_added=file.added,
-        rows_unchanged=file.unchanged,
-        rows_replaced=file.replaced,
-        rows_rejected=file.rejected,
-        started_at=started,
-        finished_at=finished,
-        status="partial" if file.rejected else "complete",
-        equivalence_version=f"{table.node}:{table.version}" if table else None,
-        codelists_version=CODELISTS_VERSION,
-        normalisation_version=NORMALISATION_VERSION,
-    )
-
-
 def _check_arguments(
     dataset: str, paths: Sequence[Path], now: datetime, skip: bool, rejects: Path | None
 ) -> DatasetSpec:
@@ -550,7 +403,7 @@ def _ingest(
     spec = _check_arguments(dataset, files, now, skip_invalid, rejects_file)
     started, clock = now.astimezone(UTC), time.monotonic()
     report = IngestReport(dataset, dry_run, skip_invalid, replace)
-    rejects = _Rejects(rejects_file, source_columns(spec)) if rejects_file else None
+    rejects = RejectsFile(rejects_file, source_columns(spec)) if rejects_file else None
     report.rejects_path = str(rejects_file) if rejects_file else None
     scratches: list[Path] = []  # one per file in parts (its helpers remove it when done)
     try:
@@ -569,8 +422,8 @@ def _ingest(
                 report.files.append(file)
                 run.file = file
                 run.files_by_import[file.import_id] = str(path)
-                writer.begin_import(_import_record(file, dataset, started, started, equivalence))
-                parts = _plan_parts(store, source, workers, parallel.MAX_ATTACHED - attached)
+                writer.begin_import(file.import_record(dataset, started, started, equivalence))
+                parts = parallel.parts_for(store, source, workers, parallel.MAX_ATTACHED - attached)
                 if len(parts) < 2:
                     _read_file(run, source, progress)
                 else:
@@ -584,7 +437,7 @@ def _ingest(
                             attached += 1
                             job = parallel.PartJob(
                                 facts, part, dataset, file.import_id, started, equivalence,
-                                skip_invalid, replace, _database_path(store),
+                                skip_invalid, replace, parallel.database_path(store),
                                 str(scratch / f"part-{attached}.db"), os.getpid(),
                             )  # fmt: skip
                             helpers.append(parallel.Helper(job))
@@ -593,7 +446,7 @@ def _ingest(
                         for helper in helpers:
                             helper.close()
                 finished = started + timedelta(seconds=time.monotonic() - clock)
-                writer.finish_import(_import_record(file, dataset, started, finished, equivalence))
+                writer.finish_import(file.import_record(dataset, started, finished, equivalence))
             if report.error_count and not skip_invalid:
                 report.seconds = time.monotonic() - clock
                 raise IngestError(report.errors, error_count=report.error_count, report=report)
@@ -624,36 +477,6 @@ def _ingest(
         except DATABASE_ERRORS as exc:  # the import is committed; only its tidying failed
             log.warning("import committed; VACUUM (ANALYZE) of %s failed: %s", dataset, exc)
     return report
-
-
-def _database_path(store: Store) -> str:
-    database = store.engine.url.database
-    assert database is not None
-    return database
-
-
-def _usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the system tells)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
-
-
-def _plan_parts(store: Store, source: Source, workers: int, room: int) -> list[ByteRange]:
-    """The parts a file is read in: one, unless it is a large CSV file on an SQLite file
-    database and more than one process may convert it (``room``: part databases left)."""
-    facts = source.facts
-    whole = [ByteRange(0, None)]
-    if facts.format != "csv" or store.records.backend != "sqlite" or room < 1:
-        return whole
-    database = store.engine.url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return whole  # helpers open the database by its path
-    if facts.size < parallel.PARALLEL_MIN_BYTES:
-        return whole
-    count = min(workers or _usable_cores(), room + 1)
-    count = min(count, max(1, 2 * facts.size // parallel.PARALLEL_MIN_BYTES))  # >= half each
-    return parallel.plan_parts(facts.path, facts.size, count)
 
 
 def _store_refused(exc: Exception, files: Sequence[Path]) -> StoreError:

@@ -25,7 +25,6 @@ import codecs
 import csv
 import hashlib
 import io
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -44,7 +43,7 @@ FORMATS = {".csv": "csv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", 
 #: Optional columns the importer accepts beyond the spec: an MRZ to cross-check the row.
 EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {"travel_documents": ("mrz",)}
 
-_CHUNK = 1 << 20
+READ_CHUNK = 1 << 20
 _CONVERT = (
     "convert it to UTF-8, e.g. `iconv -f WINDOWS-1252 -t UTF-8 {name} > utf8-{name}`, or in "
     "Excel use Save As › 'CSV UTF-8 (delimitado por comas)'"
@@ -160,7 +159,7 @@ def inspect_file(path: Path) -> FileFacts:
     except OSError as exc:
         raise file_error(path, 0, "-", f"cannot be read: {exc.strerror}", "check the path") from exc
     with handle:
-        while chunk := handle.read(_CHUNK):
+        while chunk := handle.read(READ_CHUNK):
             if size == 0 and fmt != "xlsx":
                 _check_start(path, chunk)
             digest.update(chunk)
@@ -493,125 +492,6 @@ def cell_text(value: Any) -> str | None:
     return None
 
 
-class JsonLinesSource(Source):
-    def raw_text(self, cells: Sequence[str]) -> str:
-        """A refused line as read (its cells are the line itself)."""
-        return "".join(cells)
-
-    def rows(self) -> Iterator[SourceRow]:
-        columns = source_columns(self.spec)
-        index = {c: i for i, c in enumerate(columns)}
-        codes = {f.name for f in self.spec.fields if f.type == "codes"}
-        self.extras_present = EXTRA_COLUMNS.get(self.spec.name, ())
-        with self.facts.path.open("rb") as handle:
-            self.handle = handle
-            number = 0
-            while True:
-                raw = handle.readline(MAX_LINE_BYTES + 1)
-                if not raw:
-                    return
-                number += 1
-                if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                    while (rest := handle.readline(_CHUNK)) and not rest.endswith(b"\n"):
-                        pass
-                    yield source_row(
-                        number,
-                        [],
-                        RowProblem(
-                            "-",
-                            f"the line is longer than {MAX_LINE_BYTES} bytes",
-                            "one line holds one record",
-                        ),
-                    )
-                    continue
-                line = raw.decode("utf-8")
-                if number == 1:
-                    line = line.removeprefix("\ufeff")
-                if line.strip():
-                    yield self._parse(number, line, columns, index, codes)
-
-    def _parse(
-        self,
-        number: int,
-        line: str,
-        columns: tuple[str, ...],
-        index: dict[str, int],
-        codes: set[str],
-    ) -> SourceRow:
-        raw = [line.rstrip("\r\n")]  # the cells of a refused line: the line itself
-        try:
-            record = json.loads(line, object_pairs_hook=_object_once)
-        except _RepeatedKeyError as exc:
-            return source_row(
-                number,
-                raw,
-                RowProblem(
-                    exc.key,
-                    f"the field {exc.key!r} appears twice in the line",
-                    "keep one: a record has one value per field",
-                ),
-            )
-        except json.JSONDecodeError as exc:
-            return source_row(
-                number,
-                raw,
-                RowProblem(
-                    "-",
-                    f"not valid JSON ({exc.msg} at character {exc.pos + 1})",
-                    "one JSON object per line",
-                ),
-            )
-        if not isinstance(record, dict):
-            return source_row(
-                number,
-                raw,
-                RowProblem("-", "the line is not a JSON object", 'write {"column": "value", ...}'),
-            )
-        cells = [""] * len(columns)
-        for key, value in record.items():
-            position = index.get(key)
-            if position is None:
-                close = suggest_codes(str(key), columns)
-                fix = f"did you mean {close[0]!r}?" if close else "remove it"
-                return source_row(number, raw, RowProblem(str(key), "unknown field", fix))
-            if isinstance(value, list) and key in codes:
-                texts = [cell_text(v) for v in value]
-                text = None if any(t is None for t in texts) else ";".join(map(str, texts))
-            else:
-                text = cell_text(value)
-            if text is None:
-                return source_row(
-                    number,
-                    raw,
-                    RowProblem(
-                        key,
-                        f"a {type(value).__name__} is not a value",
-                        "write a string or a number",
-                    ),
-                )
-            cells[position] = text
-        return source_row(number, cells)
-
-
-class _RepeatedKeyError(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _object_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object whose keys are all different: of a key written twice, ``json`` would
-    keep the last value silently (and the record be imported with it)."""
-    record = dict(pairs)
-    if len(record) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _RepeatedKeyError(key)
-            seen.add(key)
-    return record
-
-
 def open_source(path: Path, spec: DatasetSpec) -> Source:
     """Inspect ``path`` (hash, encoding) and return the reader for its format."""
     facts = inspect_file(path)
@@ -619,5 +499,8 @@ def open_source(path: Path, spec: DatasetSpec) -> Source:
         from node.ingest.xlsx import XlsxSource
 
         return XlsxSource(facts, spec)
-    kind = {"csv": CsvSource, "jsonl": JsonLinesSource}[facts.format]
-    return kind(facts, spec)
+    if facts.format == "jsonl":
+        from node.ingest.jsonl import JsonLinesSource
+
+        return JsonLinesSource(facts, spec)
+    return CsvSource(facts, spec)

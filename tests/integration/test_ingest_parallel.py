@@ -21,8 +21,9 @@ from sqlalchemy import select, text
 from test_ingest import encounter
 
 from node.ingest import IngestError, parallel
-from node.ingest.pipeline import IngestReport, ingest
+from node.ingest.pipeline import ingest
 from node.ingest.readers import ByteRange
+from node.ingest.report import IngestReport
 from node.records.datasets import ENCOUNTERS
 from node.store import Store, open_store
 from node.store.records_schema import DATASET_TABLES, imports
@@ -379,7 +380,7 @@ def test_a_helper_that_dies_refuses_the_import_and_leaves_the_store(tmp_path: Pa
     import signal
 
     from node.errors import StoreError
-    from node.ingest.pipeline import Progress
+    from node.ingest.report import Progress
 
     path = write(tmp_path / "e.csv", [row(i) for i in range(12_000)])
     store = fresh(tmp_path, "s")

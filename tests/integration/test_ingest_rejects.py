@@ -21,7 +21,8 @@ import openpyxl
 import pytest
 
 from node.ingest import IngestError
-from node.ingest.pipeline import IngestReport, ingest
+from node.ingest.pipeline import ingest
+from node.ingest.report import IngestReport
 from node.records.datasets import ENCOUNTERS
 from node.store import Store, open_store
 
