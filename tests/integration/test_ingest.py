@@ -149,7 +149,10 @@ def test_a_document_lookup_uses_the_index_of_documented_encounters(
         definition = conn.execute(
             text("SELECT sql FROM sqlite_schema WHERE name = 'ix_encounters_document'")
             if store.backend == "sqlite"
-            else text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_encounters_document'")
+            else text(  # this test's schema: other tests' schemas have the same index
+                "SELECT indexdef FROM pg_indexes "
+                "WHERE indexname = 'ix_encounters_document' AND schemaname = current_schema()"
+            )
         ).scalar_one()
     assert "WHERE" in definition and "IS NOT NULL" in definition, definition
 
@@ -173,7 +176,8 @@ def test_a_large_import_leaves_postgres_statistics_ready(
             text(
                 "SELECT s.last_vacuum IS NOT NULL, "
                 "pg_get_indexdef('ix_encounters_stats'::regclass) "
-                "FROM pg_stat_user_tables s WHERE s.relname = 'encounters'"
+                "FROM pg_stat_user_tables s "
+                "WHERE s.relname = 'encounters' AND s.schemaname = current_schema()"
             )
         ).one()
     assert vacuumed
