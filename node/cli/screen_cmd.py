@@ -31,11 +31,11 @@ from node.cli.common import (
     print_json,
 )
 from node.cli.match_cmd import PeerOption, PurposeOption, TimeoutOption, _runtime
-from node.errors import InvalidArgumentError
+from node.errors import EnlaceError, InvalidArgumentError
 from node.manifests.csv_manifest import read_csv_manifest, write_csv_manifest
 from node.manifests.model import Manifest, ManifestError
 from node.manifests.paxlst import read_paxlst, write_paxlst
-from node.manifests.retention import expiry, purge_expired, set_retention_days
+from node.manifests.retention import expiry, purge_expired, record_reports, set_retention_days
 from node.manifests.sample import sample_manifest, write_truth
 from node.manifests.screen import (
     SCREEN_DATASETS,
@@ -188,13 +188,22 @@ def manifest_command(
                         {"position": traveller.position, "peer": hit.peer,
                          "dataset": hit.dataset, "followup_id": record.followup_id,
                          "status": record.status})  # fmt: skip
-    written = failed = ""
-    try:  # the screening is kept and its hits shown even when the reports cannot be written
-        csv_path, json_path = write_reports(screening, out or file)
-        written = f"reports {csv_path}, {json_path}"
-    except OSError as exc:
-        failed = (f"reports not written to {exc.filename or out or file}: {exc.strerror}; the "
-                  f"results are kept: `enlace screen show {manifest_id}`")  # fmt: skip
+        written = failed = ""
+        try:  # the screening is kept and its hits shown even when the reports cannot be written
+            csv_path, json_path = write_reports(screening, out or file)
+            written = f"reports {csv_path}, {json_path}"
+        except OSError as exc:
+            failed = (f"reports not written to {exc.filename or out or file}: {exc.strerror}; "
+                      f"the results are kept: `enlace screen show {manifest_id}`")  # fmt: skip
+        else:  # they list the travellers: they go when the manifest's retention ends
+            try:
+                record_reports(runtime.store, manifest_id, (csv_path, json_path), now)
+            except (EnlaceError, OSError) as exc:  # the screening stands; say what to do
+                err_console.print(
+                    f"[yellow]warning[/] the reports were written but not noted for deletion "
+                    f"when {manifest_id}'s retention ends ({exc}); delete them by hand then",
+                    highlight=False,
+                )
     if as_json:
         print_json(screening.to_dict() | {"manifest_id": manifest_id, "followups": followups,
                    "reports": [str(p) for p in report_paths(out or file)] if written else [],
@@ -282,14 +291,22 @@ def retention_command(
 
 @app.command("purge")
 def purge_command(home: HomeOption, as_json: JsonOption = False) -> None:
-    """Delete the manifests whose retention period has ended (logged in the trail)."""
+    """Delete the manifests whose retention period has ended, and the report files written
+    for them (logged in the trail)."""
     with cli_errors(as_json), _runtime(home) as runtime:
-        purged = purge_expired(runtime.store, runtime.clock.now())
+        purge = purge_expired(runtime.store, runtime.clock.now())
     if as_json:
-        print_json({"purged": purged})
-    else:
-        console.print(f"{len(purged)} manifest(s) purged" + (": " + ", ".join(purged) if purged
-                                                              else ""))  # fmt: skip
+        print_json(purge.to_dict())
+        return
+    purged = purge.manifests
+    console.print(f"{len(purged)} manifest(s) purged" + (": " + ", ".join(purged) if purged
+                                                          else ""))  # fmt: skip
+    if purge.reports_deleted:
+        console.print(f"{len(purge.reports_deleted)} report file(s) deleted: "
+                      + ", ".join(purge.reports_deleted), highlight=False)  # fmt: skip
+    for path, reason in purge.reports_kept:
+        err_console.print(f"[yellow]left in place[/] {path}: {reason}; it may list travellers "
+                          "whose retention has ended", highlight=False)  # fmt: skip
 
 
 @app.command("manifest-sample")

@@ -14,14 +14,22 @@ Invariants:
 * :func:`purge_expired` deletes every manifest expired at ``now`` with its travellers, appends a
   ``purged`` event per manifest to the trail, and logs one line per manifest; ``now`` is passed
   in (time is injected).
+* The report files a screening wrote (:func:`record_reports`: path and SHA-256 in the trail)
+  are deleted with their manifest — they list the same travellers — unless they changed since
+  they were written: a file the operator edited or replaced is theirs, and is named in the
+  purge's result as left in place. Files the node did not write (the manifest itself) are
+  never touched.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from node.errors import ConfigError
 from node.store import Store
@@ -29,6 +37,8 @@ from node.store import Store
 DEFAULT_RETENTION_DAYS = 30
 MAX_RETENTION_DAYS = 3650
 STATE_KEY = "manifests.retention_days"
+REPORTS_EVENT = "reports"
+REPORTS_DELETED_EVENT = "reports_deleted"
 ENV_VAR = "ENLACE_MANIFEST_RETENTION_DAYS"
 
 log = logging.getLogger("enlace.manifests")
@@ -72,9 +82,77 @@ def expiry(store: Store, now: dt.datetime, environ: Mapping[str, str] | None = N
     return now + dt.timedelta(days=retention_days(store, environ))
 
 
-def purge_expired(store: Store, now: dt.datetime) -> list[str]:
-    """Delete the manifests expired at ``now``; their ids, each logged and in the trail."""
-    purged = store.manifests.purge(now)
-    for manifest_id in purged:
+@dataclass
+class Purge:
+    """What a purge removed: the manifests, the report files deleted with them, and the report
+    files left in place with why (``(path, reason)``)."""
+
+    manifests: list[str] = field(default_factory=list)
+    reports_deleted: list[str] = field(default_factory=list)
+    reports_kept: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "purged": self.manifests,
+            "reports_deleted": self.reports_deleted,
+            "reports_kept": [{"path": p, "reason": r} for p, r in self.reports_kept],
+        }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def record_reports(store: Store, manifest_id: str, paths: Sequence[Path], now: dt.datetime) -> None:
+    """Note in the trail which report files this screening wrote, so that they are deleted
+    with it (see the module's invariants)."""
+    files = [{"path": str(p.resolve()), "sha256": _sha256(p)} for p in paths]
+    store.manifests.record(manifest_id, now, REPORTS_EVENT, {"files": files})
+
+
+def _delete_reports(store: Store, manifest_id: str, now: dt.datetime, purge: Purge) -> None:
+    deleted: list[str] = []
+    kept: list[tuple[str, str]] = []
+    for event in store.manifests.events(manifest_id):
+        if event.action != REPORTS_EVENT:
+            continue
+        for entry in event.detail.get("files", []):
+            path = Path(str(entry["path"]))
+            try:
+                if _sha256(path) != entry["sha256"]:
+                    kept.append((str(path), "changed since the screening wrote it"))
+                    continue
+                path.unlink()
+            except FileNotFoundError:
+                continue  # already gone: nothing left to delete
+            except OSError as exc:
+                kept.append((str(path), f"could not be deleted: {exc.strerror}"))
+                continue
+            log.info("report %s of manifest %s deleted: retention period ended", path, manifest_id)
+            deleted.append(str(path))
+    for name, reason in kept:
+        log.warning("report %s of manifest %s left in place: %s", name, manifest_id, reason)
+    if deleted or kept:
+        detail = {"deleted": deleted, "kept": [{"path": p, "reason": r} for p, r in kept]}
+        store.manifests.record(manifest_id, now, REPORTS_DELETED_EVENT, detail)
+    purge.reports_deleted += deleted
+    purge.reports_kept += kept
+
+
+def purge_expired(store: Store, now: dt.datetime) -> Purge:
+    """Delete the manifests expired at ``now`` and the report files written for them; each
+    deletion is logged and in the trail."""
+    purge = Purge()
+    # Reports first: if the process dies in between, the manifest is still there to find them
+    # next time (a report already deleted is simply not found again).
+    for stored in store.manifests.stored():
+        if stored.expires_at < now:
+            _delete_reports(store, stored.manifest_id, now, purge)
+    purge.manifests = store.manifests.purge(now)
+    for manifest_id in purge.manifests:
         log.info("manifest %s purged: retention period ended", manifest_id)
-    return purged
+    return purge

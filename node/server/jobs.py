@@ -1,5 +1,5 @@
 """Background upkeep of a serving node: directory refresh, replay-cache purge, checkpoints,
-key rollover and expiry alarms.
+key rollover, expiry alarms and the purge of screened manifests past their retention.
 
 APScheduler runs the jobs in its own threads; each job takes ``now`` from the runtime clock and
 logs (never raises) so one failing job never stops the others or the server. Among replicas
@@ -19,6 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from enlace.v1 import node_pb2
 from node.audit import checkpoint_due, make_checkpoint
 from node.errors import EnlaceError
+from node.manifests.retention import purge_expired
 from node.ops.leader import CHECK_SECONDS as LEADER_CHECK_SECONDS
 from node.ops.leader import LeaderElection
 from node.ops.rotation import apply_due_rotations, log_expiry_alarms
@@ -131,6 +132,12 @@ class NodeJobs:
         )
         self.scheduler.add_job(
             self._safe(log_expiry_alarms, "expiry-alarms"), "interval", hours=6, id="expiry-alarms"
+        )
+        self.scheduler.add_job(  # passenger data: kept no longer than the retention says
+            self._safe(lambda rt: purge_expired(rt.store, rt.clock.now()), "manifest-purge"),
+            "interval",
+            hours=1,
+            id="manifest-purge",
         )
 
     def _safe(self, job: object, name: str = "job", *, every_replica: bool = False) -> object:

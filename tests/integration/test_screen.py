@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,14 @@ from match_support import holder, install, load_records, match_agreement, synthe
 
 from node.errors import ConfigError
 from node.manifests.paxlst import read_paxlst, write_paxlst
-from node.manifests.retention import expiry, purge_expired, retention_days, set_retention_days
+from node.manifests.retention import (
+    Purge,
+    expiry,
+    purge_expired,
+    record_reports,
+    retention_days,
+    set_retention_days,
+)
 from node.manifests.sample import expected_hits, sample_manifest
 from node.manifests.screen import EXIT_HIT, save_screening, screen_manifest
 from node.matching.client import MatchClient
@@ -87,14 +95,46 @@ def test_results_are_kept_and_purged_after_the_retention(screened: dict[str, Any
     assert len(travellers) == 60
     hit_rows = sum(1 for _, results in travellers if any(x["result"] == "hit" for x in results))
     assert hit_rows == sum(1 for r in screened["screening"].travellers if r.hits()) > 0
-    assert purge_expired(store, now + dt.timedelta(days=6)) == []
-    assert purge_expired(store, now + dt.timedelta(days=8)) == [manifest_id]
+    assert purge_expired(store, now + dt.timedelta(days=6)).manifests == []
+    assert purge_expired(store, now + dt.timedelta(days=8)).manifests == [manifest_id]
     assert store.manifests.travellers(manifest_id) == []
     actions = [e.action for e in store.manifests.events(manifest_id)]
     assert actions == ["screened", "purged"]
     trail = " ".join(str(e.detail) for e in store.manifests.events(manifest_id))
     for traveller in screened["manifest"].travellers[:10]:
         assert traveller.document_number not in trail
+
+
+def test_report_files_go_with_their_manifest_unless_someone_changed_them(
+    screened: dict[str, Any], tmp_path: Path
+) -> None:
+    store = screened["live"].runtimes["CRI"].store
+    now: dt.datetime = screened["now"]
+    manifest_id = save_screening(
+        store, screened["screening"], now=now, expires_at=now + dt.timedelta(days=7)
+    )
+    written = tmp_path / "flight.screening.csv", tmp_path / "flight.screening.json"
+    for path in written:
+        path.write_text(f"{path.name}: the travellers of {manifest_id}\n", encoding="utf-8")
+    record_reports(store, manifest_id, written, now)
+    manifest_file = tmp_path / "flight.edi"  # the node did not write it: never touched
+    manifest_file.write_text("UNA:+.? '\n", encoding="utf-8")
+
+    assert purge_expired(store, now + dt.timedelta(days=6)) == Purge()
+    assert all(p.exists() for p in written)
+    written[1].write_text("the operator's own notes\n", encoding="utf-8")  # changed since
+    purge = purge_expired(store, now + dt.timedelta(days=8))
+    assert purge.manifests == [manifest_id]
+    assert purge.reports_deleted == [str(written[0].resolve())]
+    assert purge.reports_kept == [
+        (str(written[1].resolve()), "changed since the screening wrote it")
+    ]
+    assert not written[0].exists() and written[1].exists() and manifest_file.exists()
+    events = {e.action: e.detail for e in store.manifests.events(manifest_id)}
+    assert [f["path"] for f in events["reports"]["files"]] == [str(p.resolve()) for p in written]
+    assert events["reports_deleted"]["deleted"] == [str(written[0].resolve())]
+    assert "purged" in events
+    assert purge_expired(store, now + dt.timedelta(days=9)) == Purge()  # nothing twice
 
 
 def test_the_cli_refuses_an_unknown_date_policy_before_anything_is_sent(tmp_path: Any) -> None:

@@ -148,3 +148,35 @@ def test_a_screening_no_peer_is_granted_for_is_not_clear(
     assert {t["summary"] for t in report["travellers"]} == {"NOT SCREENED: no peer is granted"}
     text = screen(federation["hnd"], str(flight))
     assert text.exit_code == EXIT_INCOMPLETE and "INCOMPLETE" in text.output
+
+
+def test_the_reports_a_screening_writes_are_noted_for_deletion_with_it(
+    federation: dict[str, Any], tmp_path: Path
+) -> None:
+    from node.cli.main import app
+    from node.clock import ManualClock
+    from node.runtime import open_runtime
+    from node.server.jobs import NodeJobs
+
+    flight = tmp_path / "flight.edi"
+    flight.write_text(one_line_paxlst(federation), encoding="utf-8")
+    result = screen(federation["home"], str(flight), "--out", str(tmp_path / "rep"), "--json")
+    assert result.exit_code == EXIT_HIT, result.output
+    reports = [Path(p) for p in json.loads(result.stdout)["reports"]]
+    assert len(reports) == 2 and all(p.exists() for p in reports)
+    nothing = CliRunner().invoke(app, ["screen", "purge", "--home", str(federation["home"]),
+                                       "--json"])  # fmt: skip
+    assert json.loads(nothing.stdout) == {"purged": [], "reports_deleted": [], "reports_kept": []}
+    # The retention (30 days) ends: the serving node's hourly job deletes the manifest and the
+    # reports; the input file, which the node did not write, stays.
+    later = ManualClock(dt.datetime.now(dt.UTC) + dt.timedelta(days=31))
+    runtime = open_runtime(federation["live"].federation.homes["CRI"], later)
+    try:
+        jobs = NodeJobs(runtime)
+        jobs.leader.check()
+        jobs.scheduler.get_job("manifest-purge").func()
+        assert runtime.store.manifests.stored() == []
+    finally:
+        jobs.leader.release()
+        runtime.close()
+    assert not any(p.exists() for p in reports) and flight.exists()
