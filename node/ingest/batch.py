@@ -35,7 +35,7 @@ from node.records.datasets import DatasetSpec
 from node.records.equivalence import EquivalenceTable
 from node.records.icao import nationality_code, parse_mrz
 from node.store.records_schema import COMPOSITE_KEY_DATASETS
-from node.store.records_store import RecordsWriter
+from node.store.records_writer import RecordsWriter
 
 PROVENANCE = ("content_hash", "import_id", "source_row", "imported_at")
 

@@ -65,7 +65,7 @@ from node.ingest import IngestError, RowError
 from node.ingest.readers import ByteRange, FileFacts, Source
 from node.records.equivalence import EquivalenceTable
 from node.store.records_schema import DATASET_TABLES, key_column
-from node.store.records_store import RecordsWriter
+from node.store.records_writer import RecordsWriter
 
 if TYPE_CHECKING:
     from node.store.store import Store

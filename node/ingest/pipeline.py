@@ -56,7 +56,7 @@ from node.ingest.readers import CsvSource, Source, open_source, source_columns
 from node.ingest.report import FileReport, IngestReport, Progress, RejectsFile, RejectSink
 from node.records.datasets import DATASETS, DatasetSpec
 from node.records.equivalence import EquivalenceTable
-from node.store.records_store import RecordsWriter
+from node.store.records_writer import RecordsWriter
 from node.store.store import Store
 
 #: Rows written by one import from which PostgreSQL's table is vacuumed and analysed at once.

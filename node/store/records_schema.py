@@ -44,6 +44,7 @@ from sqlalchemy import (
     text,
 )
 
+from node.errors import StoreError
 from node.store.schema import UtcDateTime, metadata
 
 #: Columns ``ix_encounters_stats`` carries on PostgreSQL besides its key (see migration 0009).
@@ -274,3 +275,14 @@ COMPOSITE_KEY_DATASETS = frozenset({"matrices", "consular_directory"})
 def key_column(dataset: str) -> str:
     """The column that holds a dataset's natural key (unique on its own)."""
     return "natural_key" if dataset in COMPOSITE_KEY_DATASETS else "record_id"
+
+
+def dataset_table(dataset: str) -> Table:
+    """The table of ``dataset``; :class:`~node.errors.StoreError` naming the known ones."""
+    try:
+        return DATASET_TABLES[dataset]
+    except KeyError:
+        raise StoreError(
+            f"no table for dataset {dataset!r}",
+            hint="datasets are: " + ", ".join(DATASET_TABLES),
+        ) from None
