@@ -305,8 +305,7 @@ def purge_command(home: HomeOption, as_json: JsonOption = False) -> None:
         console.print(f"{len(purge.reports_deleted)} report file(s) deleted: "
                       + ", ".join(purge.reports_deleted), highlight=False)  # fmt: skip
     for path, reason in purge.reports_kept:
-        err_console.print(f"[yellow]left in place[/] {path}: {reason}; it may list travellers "
-                          "whose retention has ended", highlight=False)  # fmt: skip
+        err_console.print(f"[yellow]left in place[/] {path}: {reason}", highlight=False)
 
 
 @app.command("manifest-sample")

@@ -114,26 +114,49 @@ def record_reports(store: Store, manifest_id: str, paths: Sequence[Path], now: d
     store.manifests.record(manifest_id, now, REPORTS_EVENT, {"files": files})
 
 
-def _delete_reports(store: Store, manifest_id: str, now: dt.datetime, purge: Purge) -> None:
+def _reports(store: Store, manifest_id: str) -> list[tuple[Path, str]]:
+    """The report files the screening ``manifest_id`` wrote: (path, SHA-256 when written)."""
+    return [
+        (Path(str(entry["path"])), str(entry["sha256"]))
+        for event in store.manifests.events(manifest_id)
+        if event.action == REPORTS_EVENT
+        for entry in event.detail.get("files", [])
+    ]
+
+
+def _delete_reports(
+    store: Store,
+    manifest_id: str,
+    now: dt.datetime,
+    purge: Purge,
+    kept_by_others: dict[tuple[str, str], str],
+) -> None:
+    """Delete what ``manifest_id``'s screening wrote and nobody changed since.
+
+    ``kept_by_others`` maps (path, SHA-256) to the manifest, not expired, whose screening
+    wrote those very bytes there later (the same ``--out`` used again): that file is left
+    for that manifest's own purge.
+    """
     deleted: list[str] = []
     kept: list[tuple[str, str]] = []
-    for event in store.manifests.events(manifest_id):
-        if event.action != REPORTS_EVENT:
-            continue
-        for entry in event.detail.get("files", []):
-            path = Path(str(entry["path"]))
-            try:
-                if _sha256(path) != entry["sha256"]:
-                    kept.append((str(path), "changed since the screening wrote it"))
-                    continue
-                path.unlink()
-            except FileNotFoundError:
-                continue  # already gone: nothing left to delete
-            except OSError as exc:
-                kept.append((str(path), f"could not be deleted: {exc.strerror}"))
+    for path, written in _reports(store, manifest_id):
+        try:
+            now_sha = _sha256(path)
+            if now_sha != written:
+                later = kept_by_others.get((str(path), now_sha))
+                kept.append((str(path), (
+                    f"rewritten by the screening kept as {later}; it goes with that one"
+                    if later else "changed since the screening wrote it"
+                )))  # fmt: skip
                 continue
-            log.info("report %s of manifest %s deleted: retention period ended", path, manifest_id)
-            deleted.append(str(path))
+            path.unlink()
+        except FileNotFoundError:
+            continue  # already gone: nothing left to delete
+        except OSError as exc:
+            kept.append((str(path), f"could not be deleted: {exc.strerror}"))
+            continue
+        log.info("report %s of manifest %s deleted: retention period ended", path, manifest_id)
+        deleted.append(str(path))
     for name, reason in kept:
         log.warning("report %s of manifest %s left in place: %s", name, manifest_id, reason)
     if deleted or kept:
@@ -147,11 +170,18 @@ def purge_expired(store: Store, now: dt.datetime) -> Purge:
     """Delete the manifests expired at ``now`` and the report files written for them; each
     deletion is logged and in the trail."""
     purge = Purge()
+    stored = store.manifests.stored()
+    expired = [m.manifest_id for m in stored if m.expires_at < now]
+    kept_by_others = {
+        (str(path), sha): m.manifest_id
+        for m in stored
+        if expired and m.expires_at >= now
+        for path, sha in _reports(store, m.manifest_id)
+    }
     # Reports first: if the process dies in between, the manifest is still there to find them
     # next time (a report already deleted is simply not found again).
-    for stored in store.manifests.stored():
-        if stored.expires_at < now:
-            _delete_reports(store, stored.manifest_id, now, purge)
+    for manifest_id in expired:
+        _delete_reports(store, manifest_id, now, purge, kept_by_others)
     purge.manifests = store.manifests.purge(now)
     for manifest_id in purge.manifests:
         log.info("manifest %s purged: retention period ended", manifest_id)

@@ -110,31 +110,46 @@ def test_report_files_go_with_their_manifest_unless_someone_changed_them(
 ) -> None:
     store = screened["live"].runtimes["CRI"].store
     now: dt.datetime = screened["now"]
-    manifest_id = save_screening(
-        store, screened["screening"], now=now, expires_at=now + dt.timedelta(days=7)
-    )
-    written = tmp_path / "flight.screening.csv", tmp_path / "flight.screening.json"
-    for path in written:
-        path.write_text(f"{path.name}: the travellers of {manifest_id}\n", encoding="utf-8")
-    record_reports(store, manifest_id, written, now)
+
+    def kept_until(days: int, text: str, *paths: Path) -> str:
+        manifest_id = save_screening(
+            store, screened["screening"], now=now, expires_at=now + dt.timedelta(days=days)
+        )
+        for path in paths:
+            path.write_text(f"{text}: the travellers of {manifest_id}\n", encoding="utf-8")
+        record_reports(store, manifest_id, paths, now)
+        return manifest_id
+
+    csv_file, json_file, reused = (tmp_path / n for n in ("a.csv", "a.json", "daily.csv"))
+    first = kept_until(7, "first", csv_file, json_file, reused)
+    second = kept_until(14, "second", reused)  # the same --out again: it rewrote daily.csv
     manifest_file = tmp_path / "flight.edi"  # the node did not write it: never touched
     manifest_file.write_text("UNA:+.? '\n", encoding="utf-8")
 
     assert purge_expired(store, now + dt.timedelta(days=6)) == Purge()
-    assert all(p.exists() for p in written)
-    written[1].write_text("the operator's own notes\n", encoding="utf-8")  # changed since
+    json_file.write_text("the operator's own notes\n", encoding="utf-8")  # changed since
     purge = purge_expired(store, now + dt.timedelta(days=8))
-    assert purge.manifests == [manifest_id]
-    assert purge.reports_deleted == [str(written[0].resolve())]
+    assert purge.manifests == [first]
+    assert purge.reports_deleted == [str(csv_file.resolve())]
     assert purge.reports_kept == [
-        (str(written[1].resolve()), "changed since the screening wrote it")
+        (str(json_file.resolve()), "changed since the screening wrote it"),
+        (
+            str(reused.resolve()),
+            f"rewritten by the screening kept as {second}; it goes with that one",
+        ),
     ]
-    assert not written[0].exists() and written[1].exists() and manifest_file.exists()
-    events = {e.action: e.detail for e in store.manifests.events(manifest_id)}
-    assert [f["path"] for f in events["reports"]["files"]] == [str(p.resolve()) for p in written]
-    assert events["reports_deleted"]["deleted"] == [str(written[0].resolve())]
+    assert not csv_file.exists() and json_file.exists() and reused.exists()
+    assert manifest_file.exists()
+    events = {e.action: e.detail for e in store.manifests.events(first)}
+    assert [f["path"] for f in events["reports"]["files"]] == [
+        str(p.resolve()) for p in (csv_file, json_file, reused)
+    ]
+    assert events["reports_deleted"]["deleted"] == [str(csv_file.resolve())]
     assert "purged" in events
     assert purge_expired(store, now + dt.timedelta(days=9)) == Purge()  # nothing twice
+    later = purge_expired(store, now + dt.timedelta(days=15))
+    assert later.manifests == [second] and later.reports_deleted == [str(reused.resolve())]
+    assert not reused.exists() and json_file.exists()
 
 
 def test_the_cli_refuses_an_unknown_date_policy_before_anything_is_sent(tmp_path: Any) -> None:
