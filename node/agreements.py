@@ -40,14 +40,9 @@ from node.store.policy_store import StoredRevocation
 from node.trust.directory import KeyResolver
 from policies.agreement import Agreement
 from policies.canonical import format_timestamp
-from policies.decision import (
-    AgreementSet,
-    Decision,
-    Request,
-    UnusableAgreement,
-    agreement_status,
-)
+from policies.decision import AgreementSet, Decision, Request, UnusableAgreement
 from policies.errors import PolicyError
+from policies.in_force import agreement_status
 from policies.signatures import (
     SignedAgreement,
     SignedRevocation,

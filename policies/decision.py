@@ -36,9 +36,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from policies.agreement import Agreement, Disclosure, Grant, Quotas
-from policies.canonical import format_timestamp, require_utc
+from policies.canonical import require_utc
 from policies.diff import service_name, who
-from policies.errors import AgreementNotInForceError, DenialReason, Denied
+from policies.errors import DenialReason, Denied
+from policies.in_force import agreement_label, agreement_status
 from policies.signatures import VerifiedAgreement, VerifiedRevocation
 
 if TYPE_CHECKING:
@@ -108,107 +109,6 @@ class UnusableAgreement:
         return DenialReason("agreement", self.reason, self.hint, self.agreement.id)
 
 
-# --- in force -----------------------------------------------------------------------------
-
-
-def _label(agreement: Agreement) -> str:
-    return f"Agreement '{agreement.id}' (version {agreement.version})"
-
-
-def agreement_status(
-    verified: VerifiedAgreement,
-    revocations: Iterable[VerifiedRevocation],
-    now: datetime,
-    *,
-    others: Iterable[VerifiedAgreement] = (),
-) -> list[DenialReason]:
-    """Why ``verified`` is not in force at ``now`` (empty list: it is in force).
-
-    ``others`` are the other agreements known to the node; versions of the same id decide
-    supersession and conflicts.
-    """
-    now = require_utc(now)
-    agreement = verified.agreement
-    label, aid = _label(agreement), agreement.id
-    reasons: list[DenialReason] = []
-    if now < agreement.valid_from:
-        reasons.append(
-            DenialReason(
-                "validity",
-                f"{label} is not yet in force: it starts on "
-                f"{format_timestamp(agreement.valid_from)}.",
-                "wait until it starts, or use an agreement in force",
-                aid,
-            )
-        )
-    elif now >= agreement.valid_until:
-        reasons.append(
-            DenialReason(
-                "validity",
-                f"{label} expired on {format_timestamp(agreement.valid_until)}.",
-                "the parties must sign a new version",
-                aid,
-            )
-        )
-    for rev in sorted(revocations, key=lambda r: r.revocation.at):
-        r = rev.revocation
-        if r.agreement_hash == agreement.hash and r.at <= now:
-            reasons.append(
-                DenialReason(
-                    "agreement",
-                    f"{label} was revoked by {who(r.by)} on {format_timestamp(r.at)}: "
-                    f"{r.reason.rstrip('.')}.",
-                    "the parties must sign a new agreement",
-                    aid,
-                )
-            )
-            break
-    same_id = [
-        o
-        for o in others
-        if o.id == aid
-        and set(o.agreement.parties) == set(agreement.parties)
-        and o.hash != agreement.hash
-    ]
-    if any(o.version == agreement.version for o in same_id):
-        reasons.append(
-            DenialReason(
-                "agreement",
-                f"Two different signed documents claim to be {label}; neither is used.",
-                "the parties must settle on one text and sign it as a new version",
-                aid,
-            )
-        )
-    started = [
-        o for o in same_id if o.version > agreement.version and o.agreement.valid_from <= now
-    ]
-    if started:
-        newest = max(started, key=lambda o: o.version).agreement
-        reasons.append(
-            DenialReason(
-                "agreement",
-                f"{label} is superseded by version {newest.version}, which started on "
-                f"{format_timestamp(newest.valid_from)}.",
-                f"requests now fall under version {newest.version}",
-                aid,
-            )
-        )
-    return reasons
-
-
-def require_in_force(
-    verified: VerifiedAgreement,
-    revocations: Iterable[VerifiedRevocation],
-    now: datetime,
-    *,
-    others: Iterable[VerifiedAgreement] = (),
-) -> None:
-    """Raise :class:`AgreementNotInForceError` unless ``verified`` is in force at ``now``."""
-    reasons = agreement_status(verified, revocations, now, others=others)
-    if reasons:
-        raise AgreementNotInForceError(reasons)
-
-
 # --- grants -------------------------------------------------------------------------------
 
 
@@ -220,7 +120,7 @@ def _quoted(values: Iterable[str]) -> str:
 def _grant_misses(
     agreement: Agreement, index: int, grant: Grant, request: Request
 ) -> list[DenialReason]:
-    prefix = f"{_label(agreement)}, grant #{index + 1}:"
+    prefix = f"{agreement_label(agreement)}, grant #{index + 1}:"
     aid = agreement.id
     misses: list[DenialReason] = []
     singles = (
@@ -303,7 +203,7 @@ def _assess_one(
 ) -> AgreementAssessment:
     agreement = verified.agreement
     status = tuple(agreement_status(verified, revocations, now, others=between))
-    label, aid = _label(agreement), agreement.id
+    label, aid = agreement_label(agreement), agreement.id
     direction = [
         (i, g)
         for i, g in enumerate(agreement.grants)

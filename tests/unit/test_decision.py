@@ -20,10 +20,10 @@ from policies.decision import (
     UnsafeAllowAll,
     UnusableAgreement,
     evaluate,
-    require_in_force,
 )
 from policies.errors import AgreementNotInForceError, AgreementSignatureError, Denied
 from policies.explain import explain
+from policies.in_force import require_in_force
 from policies.signatures import (
     Revocation,
     SignedAgreement,
