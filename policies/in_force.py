@@ -1,8 +1,8 @@
 """Whether one agreement is in force at a moment, and every reason it is not.
 
-Why apart from :mod:`policies.decision`: the node asks this of a single agreement too (its
-status listing, an operator's ``policy show``), not only while deciding a request; the
-decision cites these reasons word for word.
+Why apart from :mod:`policies.decision`: the node asks this of a single agreement too (the
+status ``enlace policy list`` shows), not only while deciding a request; the decision cites
+these reasons word for word.
 
 An agreement is *in force* at ``now`` when its signatures verified (the caller passes only
 :class:`~policies.signatures.VerifiedAgreement`), ``valid_from <= now < valid_until``, no
