@@ -42,7 +42,7 @@ from policies.agreement import Agreement
 from policies.canonical import format_timestamp
 from policies.decision import AgreementSet, Decision, Request, UnusableAgreement
 from policies.errors import PolicyError
-from policies.in_force import agreement_status
+from policies.in_force import agreement_label, agreement_status
 from policies.signatures import (
     SignedAgreement,
     SignedRevocation,
@@ -271,8 +271,8 @@ class AgreementBook:
             except PolicyError as exc:
                 unusable[agreement.hash] = UnusableAgreement(
                     agreement,
-                    f"{_sentence(agreement)} is installed at this node, but its stored signatures "
-                    f"no longer verify against the federation directory: {exc.message}",
+                    f"{agreement_label(agreement)} is installed at this node, but its stored "
+                    f"signatures no longer verify against the federation directory: {exc.message}",
                     RESIGN_HINT,
                 )
         revocations: list[VerifiedRevocation] = []
@@ -337,8 +337,8 @@ def _unverifiable(
     the revocation was verified at install, so ignoring it would fail open."""
     installed = format_timestamp(stored.installed_at)
     reason = (
-        f"{_sentence(agreement)} refuses every request: a revocation of it installed at this node "
-        f"on {installed} cannot be checked any more ({exc.message})"
+        f"{agreement_label(agreement)} refuses every request: a revocation of it installed at "
+        f"this node on {installed} cannot be checked any more ({exc.message})"
     )
     if stored.public_key is None:
         hint = (
@@ -351,11 +351,6 @@ def _unverifiable(
             "so the database was altered; restore it from a backup and check the audit log"
         )
     return UnusableAgreement(agreement, reason, hint)
-
-
-def _sentence(agreement: Agreement) -> str:
-    """The agreement's label as the start of a sentence, as refusals print it."""
-    return f"Agreement '{agreement.id}' (version {agreement.version})"
 
 
 def _signature_changes(before: SignedAgreement | None, after: SignedAgreement) -> str:
