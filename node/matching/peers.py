@@ -68,29 +68,6 @@ MAX_STREAM_MESSAGES = MAX_SYNC_BYTES // (16 * 1024) + 1
 class StreamingPeerClient(PeerClient):
     """:class:`PeerClient` plus server-streaming calls, verified message by message."""
 
-    def stream(
-        self,
-        method: str,
-        request: Message,
-        response_type: type[M],
-        *,
-        agreement: str = "",
-        purpose: str = "",
-        timeout: float | None = None,
-    ) -> list[PeerReply[M]]:
-        """Every message of a server-streaming call, each verified (:meth:`receive`)."""
-        replies: list[PeerReply[M]] = []
-        self.receive(
-            method,
-            request,
-            response_type,
-            replies.append,
-            agreement=agreement,
-            purpose=purpose,
-            timeout=timeout,
-        )
-        return replies
-
     def receive(
         self,
         method: str,

@@ -91,7 +91,9 @@ def _denied_everywhere(
         _status(lambda: peer.call(EVALUATE, evaluate, match_pb2.EvaluateResponse, purpose=purpose))[
             0
         ],
-        _status(lambda: peer.stream(SYNC, sync, match_pb2.FilterChunk, purpose=purpose))[0],
+        _status(
+            lambda: peer.receive(SYNC, sync, match_pb2.FilterChunk, [].append, purpose=purpose)
+        )[0],
         _status(lambda: peer.call(FOLLOW_UP, follow, match_pb2.FollowUpResponse, purpose=purpose))[
             0
         ],
