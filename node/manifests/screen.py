@@ -113,7 +113,7 @@ class Screening:
 
     def unanswered(self) -> list[Traveller]:
         """Travellers no peer looked at (every peer and dataset "not granted")."""
-        return [r.traveller for r in self.travellers if not r.answered and not r.hits()]
+        return [r.traveller for r in self.travellers if not r.answered]
 
     @property
     def exit_code(self) -> int:
