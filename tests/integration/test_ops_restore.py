@@ -10,13 +10,12 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from test_ops_backup import serving_in_place_of_pan
 
 from enlace.v1 import node_pb2
 from node.errors import AuditIntegrityError, ConfigError
 from node.home import NodeHome
 from node.ops.backup import backup_node, restore_node
-from node.runtime import open_runtime
-from node.server.factory import build_server
 from node.server.jobs import write_checkpoint
 
 PING = "/enlace.v1.NodeService/Ping"
@@ -61,16 +60,8 @@ def test_backup_without_keys_restores_into_the_nodes_keys(live, tmp_path, restor
     assert not (target / "keys").is_symlink()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging
 
-    live.servers.pop("PAN").stop(grace=0.5)
-    restored = open_runtime(NodeHome(target), live.clocks["PAN"])
-    server = build_server(restored)
-    server.start()
-    try:
-        with live.client("CRI", "PAN") as client:
-            assert client.call(PING, node_pb2.PingRequest(), node_pb2.PingResponse).message
-    finally:
-        server.stop(grace=0.5)
-        restored.close()
+    with serving_in_place_of_pan(live, target):
+        pass  # it answered CRI's Ping
 
 
 def test_backup_without_keys_refuses_missing_or_foreign_keys_before_writing(
