@@ -22,7 +22,6 @@ Every loop is bounded by ``--seconds`` and ``--max-queries``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import shutil
 import subprocess
@@ -37,7 +36,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._util import machine, percentile, print_json, process_cpu_seconds  # noqa: E402
-from bench.bench_match import PURPOSE, STATES, _agree, _serve, number, write_documents  # noqa: E402
+from bench.bench_match import (  # noqa: E402
+    PURPOSE,
+    STATES,
+    document_holders,
+    number,
+    serve_nodes,
+    write_documents,
+)
 
 
 def export_revision(revision: str, into: Path) -> str:
@@ -69,24 +75,9 @@ def working_directory(path: Path) -> Any:
 def federation_side(root: Path, code: Path, holders: list[str], source: Path) -> tuple[Any, Any]:
     """A federation whose holders serve the code in ``code``; its querier's runtime (this
     tree's) and the holder processes."""
-    from node.demo.federation import create_federation
-    from node.ingest.pipeline import ingest
-    from node.matching.filters import Holder
-    from node.runtime import open_runtime
-
-    now = dt.datetime.now(dt.UTC)
-    federation = create_federation(root, (*holders, "CRI"), now)
-    runtimes = {c: open_runtime(federation.homes[c]) for c in (*holders, "CRI")}
-    for country in holders:
-        runtime = runtimes[country]
-        ingest(runtime.store, "travel_documents", [source], now=now)
-        Holder(runtime.store, runtime.home, country, runtime.signing_key).rebuild(
-            now, ["travel_documents"]
-        )
-        _agree(runtimes, country, "CRI", now)
-        runtime.close()
+    federation, runtimes = document_holders(root, holders, source)
     with working_directory(code):
-        nodes = _serve(federation, holders)
+        nodes = serve_nodes(federation, holders)
     return runtimes["CRI"], nodes
 
 

@@ -96,7 +96,7 @@ def _cpu_self_and_children() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _agree(runtimes: dict[str, Any], holder: str, requester: str, now: dt.datetime) -> None:
+def agree(runtimes: dict[str, Any], holder: str, requester: str, now: dt.datetime) -> None:
     from node.agreements import AgreementBook
     from policies.agreement import Agreement, Grant, Quotas
     from policies.signatures import SignedAgreement, dump_signed_agreement, sign_agreement
@@ -122,7 +122,7 @@ def _agree(runtimes: dict[str, Any], holder: str, requester: str, now: dt.dateti
         AgreementBook(runtimes[party]).install_text(dump_signed_agreement(signed), now)
 
 
-def _serve(federation: Any, countries: list[str]) -> list[Any]:
+def serve_nodes(federation: Any, countries: list[str]) -> list[Any]:
     from node.demo.processes import NodeProcess
 
     nodes = [NodeProcess(c, federation.homes[c], federation.endpoint(c)) for c in countries]
@@ -136,6 +136,27 @@ def _serve(federation: Any, countries: list[str]) -> list[Any]:
             sys.stderr.write(node.log_path.read_text(encoding="utf-8", errors="replace")[-3000:])
             raise
     return nodes
+
+
+def document_holders(root: Path, holders: list[str], source: Path) -> tuple[Any, dict[str, Any]]:
+    """A federation of ``holders`` and CRI: each holder imports ``source`` as travel documents,
+    publishes its filter and agrees with CRI. The holders' runtimes are closed (they are to
+    serve in processes of their own); CRI's stays open for the querier."""
+    from node.demo.federation import create_federation
+    from node.ingest.pipeline import ingest
+    from node.matching.filters import Holder
+    from node.runtime import open_runtime
+
+    now = dt.datetime.now(dt.UTC)
+    federation = create_federation(root, (*holders, "CRI"), now)
+    runtimes = {c: open_runtime(federation.homes[c]) for c in (*holders, "CRI")}
+    for country in holders:
+        rt = runtimes[country]
+        ingest(rt.store, "travel_documents", [source], now=now)
+        Holder(rt.store, rt.home, country, rt.signing_key).rebuild(now, ["travel_documents"])
+        agree(runtimes, country, "CRI", now)
+        rt.close()
+    return federation, runtimes
 
 
 Round = Callable[[], dict[str, Any]]
@@ -180,9 +201,9 @@ def enlace_side(
     build = {"records": holder, "wall_s": time.perf_counter() - started,
              "cpu_s": _cpu_self_and_children() - cpu, "entries": report.entries,
              "ingest_wall_s": ingest_s}  # fmt: skip
-    _agree(runtimes, "PAN", "CRI", now)
+    agree(runtimes, "PAN", "CRI", now)
     pan.close()
-    (node,) = _serve(federation, ["PAN"])
+    (node,) = serve_nodes(federation, ["PAN"])
     stack.callback(node.stop)
     docs, held = query_set(holder, queries)
     asked = [document_query(n, s) for n, s in docs]
@@ -327,28 +348,16 @@ def _plain_anchors(
 
 
 def run_fanout(root: Path, peers: int, repeats: int) -> dict[str, Any]:
-    from node.demo.federation import create_federation
-    from node.ingest.pipeline import ingest
     from node.matching.client import MatchClient
-    from node.matching.filters import Holder
     from node.matching.keys import document_input
     from node.matching.sources import document_query
     from node.records.codelists import REGIONAL_MEMBERS
-    from node.runtime import open_runtime
 
     holders = [c for c in REGIONAL_MEMBERS if c != "CRI"][:peers]
-    now = dt.datetime.now(dt.UTC)
-    federation = create_federation(root / "fanout", (*holders, "CRI"), now)
-    runtimes = {c: open_runtime(federation.homes[c]) for c in (*holders, "CRI")}
     source = root / "small.csv"
     write_documents(source, 2000)
-    for country in holders:
-        rt = runtimes[country]
-        ingest(rt.store, "travel_documents", [source], now=now)
-        Holder(rt.store, rt.home, country, rt.signing_key).rebuild(now, ["travel_documents"])
-        _agree(runtimes, country, "CRI", now)
-        rt.close()
-    nodes = _serve(federation, holders)
+    federation, runtimes = document_holders(root / "fanout", holders, source)
+    nodes = serve_nodes(federation, holders)
     names = ("travel_documents", "all_document_datasets", "floor", "plain_grpc")
     timings: dict[str, list[float]] = {name: [] for name in names}
     # CPU seconds spent by the querier (this process) and by the servers, per kind of query.

@@ -63,7 +63,7 @@ DATASETS = ("travel_documents", "document_alerts", "persons_of_interest", "ident
 IMPORT_ORDER = ("encounters", "travel_documents", "document_alerts", "persons_of_interest")
 
 
-def _agree(runtimes: dict[str, Any], holder: str, requester: str, now: dt.datetime) -> None:
+def agree(runtimes: dict[str, Any], holder: str, requester: str, now: dt.datetime) -> None:
     from node.agreements import AgreementBook
     from policies.agreement import Agreement, Grant, Quotas
     from policies.signatures import SignedAgreement, dump_signed_agreement, sign_agreement
@@ -178,7 +178,7 @@ def _set_up(
         else:
             reports = holder.rebuild(now)
         entries = sum(r.entries for r in reports)
-        _agree(runtimes, country, "CRI", now)
+        agree(runtimes, country, "CRI", now)
         rt.close()
     setup["import_and_build_s"] = time.perf_counter() - started
     setup["filter_entries_per_peer"] = entries
