@@ -25,14 +25,12 @@ from node.stats.export import (
     CONFIDENTIAL_NOTE,
     DATAFLOW_REF,
     SDMX_DIMENSIONS,
-    component_codelists,
     export_answer_rows,
     export_table,
-    sdmx_codelists,
     sdmx_time_period,
-    structure_message,
     write_sdmx_csv,
 )
+from node.stats.sdmx_structure import component_codelists, sdmx_codelists, structure_message
 
 DSD_FILE = Path(__file__).resolve().parents[2] / "docs" / "sdmx" / "dsd.xml"
 AS_OF = dt.datetime(2026, 4, 2, 9, 30, tzinfo=dt.UTC)
