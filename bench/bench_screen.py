@@ -149,7 +149,7 @@ def _set_up(
     ``share_build``, copy) the filters, sign the agreements, write the manifest."""
     from node.demo.federation import create_federation
     from node.ingest.pipeline import ingest
-    from node.manifests.paxlst import write_paxlst
+    from node.manifests.paxlst_writer import write_paxlst
     from node.manifests.sample import sample_manifest
     from node.matching.filters import Holder
     from node.records.generate import generate

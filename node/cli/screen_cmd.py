@@ -34,7 +34,8 @@ from node.cli.match_cmd import PeerOption, PurposeOption, TimeoutOption, _runtim
 from node.errors import EnlaceError, InvalidArgumentError
 from node.manifests.csv_manifest import read_csv_manifest, write_csv_manifest
 from node.manifests.model import Manifest, ManifestError
-from node.manifests.paxlst import read_paxlst, write_paxlst
+from node.manifests.paxlst import read_paxlst
+from node.manifests.paxlst_writer import write_paxlst
 from node.manifests.retention import expiry, purge_expired, record_reports, set_retention_days
 from node.manifests.sample import sample_manifest, write_truth
 from node.manifests.screen import (

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from node.manifests.paxlst import read_paxlst, write_paxlst
+from node.manifests.paxlst import read_paxlst
+from node.manifests.paxlst_writer import write_paxlst
 from node.manifests.retention import expiry
 from node.manifests.sample import expected_hits, sample_manifest
 from node.manifests.screen import save_screening, screen_manifest

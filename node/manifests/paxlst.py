@@ -1,9 +1,9 @@
-"""UN/EDIFACT PAXLST (advance passenger information) read into a :class:`Manifest`, and written.
+"""UN/EDIFACT PAXLST (advance passenger information) read into a :class:`Manifest`.
 
 Why: airlines and shipping lines send passenger and crew lists as PAXLST messages (directories
 D.02B/D.05B, as profiled by the WCO/IATA/ICAO API guidelines). The EDIFACT syntax (service
 characters, release character, components) is read by ``pydifact``; this module interprets the
-PAXLST segments::
+PAXLST segments (:mod:`node.manifests.paxlst_writer` writes them)::
 
     UNA UNB [UNG] UNH BGM NAD+MS TDT LOC+125 DTM+189 LOC+87 DTM+232
         { NAD+FL|FM|DDT|DDU ATT+2 DTM+329 LOC+22/178 NAT+2 [RFF] DOC DTM+36 LOC+91 } CNT UNT
@@ -41,7 +41,6 @@ from pydifact.control.characters import Characters
 from pydifact.exceptions import EDISyntaxError, MissingImplementationWarning, ValidationError
 from pydifact.parser import Parser
 from pydifact.segments import Segment
-from pydifact.serializer import Serializer
 
 from node.manifests.model import (
     Manifest,
@@ -49,7 +48,6 @@ from node.manifests.model import (
     Problem,
     RawTraveller,
     Role,
-    Traveller,
     add_traveller,
     digest,
     reference_date,
@@ -458,71 +456,3 @@ def read_paxlst(data: bytes, *, today: dt.date) -> Manifest:
     for raw in reader.pending:
         add_traveller(manifest, raw, reference)
     return manifest
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def _date(value: dt.datetime) -> list[str]:
-    return [value.strftime("%y%m%d%H%M"), "201"]
-
-
-def traveller_segments(t: Traveller) -> list[Segment]:
-    """The segment group of one traveller (two-digit years, as carriers send them)."""
-    given = t.given_names.split()
-    out = [Segment("NAD", ROLE_CODES[t.role], "", "", [t.surname, *given[:2]])]
-    out.append(Segment("ATT", "2", "", t.sex or "U"))
-    if t.birth_date is not None:
-        out.append(Segment("DTM", ["329", t.birth_date.mrz().replace("<", "0")]))
-    if t.debarkation:
-        out.append(Segment("LOC", "22", t.debarkation))
-    if t.embarkation:
-        out.append(Segment("LOC", "178", t.embarkation))
-    if t.nationality:
-        out.append(Segment("NAT", "2", t.nationality))
-    if t.document_number:
-        out.append(Segment("DOC", [t.document_type or "P", "110", "111"], t.document_number))
-        if t.expiry_date is not None:
-            out.append(Segment("DTM", ["36", t.expiry_date.mrz().replace("<", "0")]))
-        out.append(Segment("LOC", "91", t.issuing_state))
-    return out
-
-
-def write_paxlst(
-    manifest: Manifest,
-    *,
-    recipient: str,
-    prepared_at: dt.datetime,
-    control: str = "1",
-    message_ref: str = "1",
-) -> str:
-    """One interchange with one PAXLST D.05B message holding ``manifest.travellers``."""
-    segments: list[Segment] = [
-        Segment("UNB", ["UNOY", "4"], manifest.sender or "CARRIER", recipient,
-                [prepared_at.strftime("%y%m%d"), prepared_at.strftime("%H%M")], control),
-        Segment("UNH", message_ref, ["PAXLST", "D", "05B", "UN", "IATA"], "API01"),
-        Segment("BGM", "250" if manifest.list_type == "crew" else "745"),
-        Segment("NAD", "MS", "", "", manifest.carrier or manifest.sender or "CARRIER"),
-        Segment("TDT", "20", manifest.transport, "", "", manifest.carrier),
-    ]  # fmt: skip
-    if manifest.departure_port:
-        segments.append(Segment("LOC", "125", manifest.departure_port))
-    if manifest.departure_at:
-        segments.append(Segment("DTM", ["189", *_date(manifest.departure_at)]))
-    if manifest.arrival_port:
-        segments.append(Segment("LOC", "87", manifest.arrival_port))
-    if manifest.arrival_at:
-        segments.append(Segment("DTM", ["232", *_date(manifest.arrival_at)]))
-    for traveller in manifest.travellers:
-        segments += traveller_segments(traveller)
-    segments.append(Segment("CNT", ["42", str(len(manifest.travellers))]))
-    count = len(segments)  # UNH .. CNT, plus UNT itself, minus UNB
-    segments.append(Segment("UNT", str(count), message_ref))
-    segments.append(Segment("UNZ", "1", control))
-    chars = Characters()  # type: ignore[no-untyped-call]
-    return Serializer(chars).serialize(segments, with_una_header=True, break_lines=True)
-
-
-def describe(manifest: Manifest) -> dict[str, Any]:
-    """A short summary for logs and reports."""
-    return manifest.header() | {"problems": len(manifest.problems)}

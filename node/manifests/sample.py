@@ -218,7 +218,7 @@ def write_samples(
     """An aircraft PAXLST and a bus CSV in ``folder/manifests``, planted from ``country``'s
     own generated files (so a peer screening them against ``country`` gets hits)."""
     from node.manifests.csv_manifest import write_csv_manifest
-    from node.manifests.paxlst import write_paxlst
+    from node.manifests.paxlst_writer import write_paxlst
 
     target = folder / "manifests"
     target.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,8 @@ import pytest
 from match_support import holder, install, load_records, match_agreement, synthetic
 
 from node.errors import ConfigError
-from node.manifests.paxlst import read_paxlst, write_paxlst
+from node.manifests.paxlst import read_paxlst
+from node.manifests.paxlst_writer import write_paxlst
 from node.manifests.retention import (
     Purge,
     expiry,

@@ -18,7 +18,7 @@ from match_support import holder, install, load_records, match_agreement, synthe
 from typer.testing import CliRunner
 
 from node.manifests.csv_manifest import write_csv_manifest
-from node.manifests.paxlst import write_paxlst
+from node.manifests.paxlst_writer import write_paxlst
 from node.manifests.sample import sample_manifest
 
 EXIT_ERROR, EXIT_CLEAR, EXIT_HIT, EXIT_INCOMPLETE = 1, 0, 3, 4

@@ -12,7 +12,8 @@ import pytest
 from match_support import holder, install, load_records, match_agreement, synthetic
 
 from node.manifests.model import Traveller
-from node.manifests.paxlst import read_paxlst, write_paxlst
+from node.manifests.paxlst import read_paxlst
+from node.manifests.paxlst_writer import write_paxlst
 from node.manifests.sample import expected_hits, sample_manifest
 from node.manifests.screen import SCREEN_DATASETS, screen_manifest, traveller_queries
 from node.matching.client import MatchClient

@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 
 from node.manifests.model import Manifest, ManifestError, Traveller, resolve_birth_date
-from node.manifests.paxlst import read_paxlst, write_paxlst
+from node.manifests.paxlst import read_paxlst
+from node.manifests.paxlst_writer import write_paxlst
 from node.records.dates import PartialDate
 
 TODAY = dt.date(2026, 3, 1)
