@@ -26,10 +26,8 @@ Invariants:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -42,7 +40,6 @@ MIN_TRUNCATION = 8
 MAX_TRUNCATION = 16
 DEFAULT_TRUNCATION = 8
 MAX_FALSE_POSITIVE_RATE = 1e-9
-MIN_CHUNK_SIZE, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE = 16 * 1024, 32 * 1024, 64 * 1024
 MAX_VERSION = (1 << 64) - 1
 
 Encoding = Literal["raw", "delta-varint"]
@@ -452,55 +449,3 @@ def decode_delta(encoded: bytes) -> FilterDelta:
     split = n_added * width
     added, removed = _entries(body[:split], width), _entries(body[split:], width)
     return FilterDelta(start, end, Filter(added, width), Filter(removed, width))
-
-
-# --------------------------------------------------------------------------- streaming
-
-
-def _check_chunk_size(chunk_size: int) -> None:
-    if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
-        raise ValueError(f"chunks are {MIN_CHUNK_SIZE}..{MAX_CHUNK_SIZE} bytes, not {chunk_size}")
-
-
-def iter_chunks(encoded: bytes, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
-    """Cut an encoding into stream messages; only the last may be shorter (or the only one)."""
-    _check_chunk_size(chunk_size)
-    for start in range(0, max(len(encoded), 1), chunk_size):
-        yield encoded[start : start + chunk_size]
-
-
-class ChunkAssembler:
-    """Reassembles a streamed encoding announced as ``size`` bytes with SHA-256 ``sha256``.
-
-    Refuses a chunk that would exceed the announced size (a peer cannot make the receiver
-    buffer more than it agreed to) and, in :meth:`finish`, a short or altered transfer.
-    """
-
-    def __init__(self, size: int, sha256: str) -> None:
-        if size < 0 or len(sha256) != 64:
-            raise ValueError("an announced transfer needs a size >= 0 and a hex SHA-256")
-        self._size, self._expected = size, sha256.lower()
-        self._parts: list[bytes] = []
-        self._received = 0
-        self._hash = hashlib.sha256()
-
-    @property
-    def received(self) -> int:
-        return self._received
-
-    def add(self, chunk: bytes) -> None:
-        if len(chunk) > MAX_CHUNK_SIZE:
-            raise EncodingError(f"a chunk of {len(chunk)} bytes exceeds {MAX_CHUNK_SIZE}")
-        if self._received + len(chunk) > self._size:
-            raise EncodingError(f"the transfer exceeds the announced {self._size} bytes")
-        self._parts.append(bytes(chunk))
-        self._hash.update(chunk)
-        self._received += len(chunk)
-
-    def finish(self) -> bytes:
-        """The whole encoding; raises if it is short or its SHA-256 is not the announced one."""
-        if self._received != self._size:
-            raise VerificationError(f"received {self._received} of {self._size} bytes")
-        if not hmac.compare_digest(self._hash.hexdigest(), self._expected):
-            raise VerificationError("the received filter does not match its announced SHA-256")
-        return b"".join(self._parts)

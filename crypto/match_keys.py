@@ -40,6 +40,7 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from crypto.chunks import ChunkAssembler
 from crypto.errors import EncodingError, KeyError_, VerificationError
 from crypto.filter import (
     ENCODINGS,
@@ -47,7 +48,6 @@ from crypto.filter import (
     MAX_TRUNCATION,
     MAX_VERSION,
     MIN_TRUNCATION,
-    ChunkAssembler,
     Encoding,
     Filter,
     decode_filter,

@@ -31,16 +31,10 @@ from typing import TypeVar
 import grpc
 from google.protobuf.message import DecodeError, Message
 
+from crypto.chunks import MIN_CHUNK_SIZE, ChunkAssembler
 from crypto.envelope import Sealed
 from crypto.errors import CryptoError, EncodingError, VerificationError
-from crypto.filter import (
-    MIN_CHUNK_SIZE,
-    ChunkAssembler,
-    Filter,
-    apply_delta,
-    decode_delta,
-    encode_filter,
-)
+from crypto.filter import Filter, apply_delta, decode_delta, encode_filter
 from crypto.match_keys import (
     FilterManifest,
     SignedManifest,
@@ -266,7 +260,7 @@ class _FilterStream:
     The first message must carry the manifest and announce a size of at most
     :data:`MAX_SYNC_BYTES`; every message must be the next of the announced count and kind,
     only the first carries a manifest, and the data may never exceed the announced size
-    (:class:`~crypto.filter.ChunkAssembler`). The first violation raises, which cancels the
+    (:class:`~crypto.chunks.ChunkAssembler`). The first violation raises, which cancels the
     stream: nothing past the announced size is ever taken in.
     """
 

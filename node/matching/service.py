@@ -20,16 +20,9 @@ Invariants:
 
 from __future__ import annotations
 
+from crypto.chunks import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, iter_chunks
 from crypto.errors import EncodingError, InvalidPointError
-from crypto.filter import (
-    DEFAULT_CHUNK_SIZE,
-    MAX_CHUNK_SIZE,
-    MIN_CHUNK_SIZE,
-    decode_filter,
-    diff,
-    encode_delta,
-    iter_chunks,
-)
+from crypto.filter import decode_filter, diff, encode_delta
 from crypto.match_keys import filter_sha256
 from crypto.ristretto import check_element
 from enlace.v1 import match_pb2

@@ -18,8 +18,8 @@ from sqlalchemy import delete
 
 import node.matching.peers as peers_mod
 import node.matching.service as service_mod
+from crypto.chunks import MIN_CHUNK_SIZE
 from crypto.errors import EncodingError
-from crypto.filter import MIN_CHUNK_SIZE
 from crypto.match_keys import SignedManifest, filter_sha256
 from enlace.v1 import match_pb2
 from node.client import PeerReply

@@ -13,14 +13,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crypto.errors import CryptoError, EncodingError, VerificationError
-from crypto.filter import (
+from crypto.chunks import (
     DEFAULT_CHUNK_SIZE,
-    ENCODINGS,
     MAX_CHUNK_SIZE,
-    MAX_FALSE_POSITIVE_RATE,
     MIN_CHUNK_SIZE,
     ChunkAssembler,
+    iter_chunks,
+)
+from crypto.errors import CryptoError, EncodingError, VerificationError
+from crypto.filter import (
+    ENCODINGS,
+    MAX_FALSE_POSITIVE_RATE,
     Filter,
     FilterDelta,
     FilterVersionError,
@@ -34,7 +37,6 @@ from crypto.filter import (
     encode_filter,
     encoded_size,
     false_positive_rate,
-    iter_chunks,
     read_header,
     truncation_for,
 )
