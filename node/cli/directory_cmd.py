@@ -28,15 +28,12 @@ from crypto.errors import CryptoError
 from crypto.signing import SigningKey, key_id
 from node.cli.common import HomeOption, JsonOption, cli_errors, console, err_console, print_json
 from node.errors import ConfigError, InvalidArgumentError
+from node.trust.authoring import add_member, new_directory, remove_member, sign_directory
 from node.trust.directory import (
     FEDERATION,
     Directory,
     DirectoryKey,
-    add_member,
     count_signatures,
-    new_directory,
-    remove_member,
-    sign_directory,
     verify_root,
     verify_update,
 )

@@ -15,13 +15,8 @@ from pathlib import Path
 from crypto.keys import write_private
 from crypto.signing import SigningKey
 from node.home import NodeHome, init_home
-from node.trust.directory import (
-    Directory,
-    DirectoryKey,
-    add_member,
-    new_directory,
-    sign_directory,
-)
+from node.trust.authoring import add_member, new_directory, sign_directory
+from node.trust.directory import Directory, DirectoryKey
 from node.trust.freshness import install_directory
 
 NAMES = {

@@ -4,6 +4,8 @@
 * :mod:`node.trust.directory` — the directory document, its canonical bytes, threshold
   verification of roots and updates (TUF-style key rotation), and lookups; a
   :class:`~node.trust.directory.Directory` is the ``KeyResolver`` envelope checks use.
+* :mod:`node.trust.authoring` — building, editing and signing a directory (the key holders'
+  side, ``enlace directory …``).
 * :mod:`node.trust.freshness` — warning / grace / expired states and the atomic
   installation of a new copy into the node home.
 
@@ -12,6 +14,7 @@ Everything here except :mod:`node.trust.freshness`'s file helpers is pure; time 
 
 from __future__ import annotations
 
+from node.trust.authoring import add_member, new_directory, remove_member, sign_directory
 from node.trust.directory import (
     FEDERATION,
     FORMAT,
@@ -25,13 +28,9 @@ from node.trust.directory import (
     DirectorySignatureError,
     KeyResolver,
     SignatureCount,
-    add_member,
     count_signatures,
     directory_hash,
-    new_directory,
     parse_directory_json,
-    remove_member,
-    sign_directory,
     verify_chain,
     verify_root,
     verify_update,

@@ -46,14 +46,13 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from crypto.errors import CryptoError
-from crypto.signing import SigningKey, key_id, verify
+from crypto.signing import key_id, verify
 from node.errors import AuthenticationError, FailedPreconditionError
 from node.trust.member import (
     DirectoryError,
     DirectoryFormatError,
     MemberDescriptor,
     checked_key_id,
-    country_code,
     format_time,
     hex_key,
     parse_time,
@@ -443,60 +442,3 @@ def verify_chain(trusted: Directory, chain: Sequence[Directory], now: datetime) 
         current = candidate
     _require_unexpired(current, now)
     return current
-
-
-# --- building and signing (the key holders' side) -----------------------------------------
-
-
-def new_directory(
-    *,
-    version: int,
-    issued_at: datetime,
-    expires_at: datetime,
-    threshold: int,
-    directory_keys: Sequence[DirectoryKey],
-    members: Sequence[MemberDescriptor] = (),
-    federation: str = FEDERATION,
-) -> Directory:
-    """An unsigned directory; collect ``threshold`` signatures with :func:`sign_directory`."""
-    return Directory.from_dict(
-        {
-            "format": FORMAT,
-            "federation": federation,
-            "version": version,
-            "issued_at": format_time(issued_at),
-            "expires_at": format_time(expires_at),
-            "threshold": threshold,
-            "directory_keys": [k.to_dict() for k in directory_keys],
-            "members": [m.to_dict() for m in sorted(members, key=lambda m: m.country)],
-        }
-    )
-
-
-def _with_members(directory: Directory, members: Iterable[MemberDescriptor]) -> Directory:
-    body = json.loads(directory.body)
-    body["members"] = [m.to_dict() for m in sorted(members, key=lambda m: m.country)]
-    return Directory.from_dict(body)  # signatures dropped: they covered the old body
-
-
-def add_member(directory: Directory, member: MemberDescriptor) -> Directory:
-    """Add or replace (same country) a member. The result is unsigned: the body changed."""
-    others = [m for m in directory.members if m.country != member.country]
-    return _with_members(directory, [*others, member])
-
-
-def remove_member(directory: Directory, country: str) -> Directory:
-    """Drop a member (e.g. revocation). The result is unsigned: the body changed."""
-    directory.member(country_code(country))
-    return _with_members(directory, [m for m in directory.members if m.country != country])
-
-
-def sign_directory(directory: Directory, signing_key: SigningKey) -> Directory:
-    """Append (or refresh) this key's signature over the canonical body."""
-    signature = DirectorySignature(
-        signing_key.key_id, signing_key.sign(SIGNATURE_CONTEXT, directory.body)
-    )
-    kept = [s for s in directory.signatures if s.key_id != signing_key.key_id]
-    data = directory.to_dict()
-    data["signatures"] = [s.to_dict() for s in [*kept, signature]]
-    return Directory.from_dict(data)

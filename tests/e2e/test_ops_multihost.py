@@ -18,7 +18,8 @@ from crypto.signing import SigningKey
 from node.demo.federation import free_port
 from node.demo.processes import NodeProcess
 from node.home import NodeHome, init_home
-from node.trust.directory import DirectoryKey, add_member, new_directory, sign_directory
+from node.trust.authoring import add_member, new_directory, sign_directory
+from node.trust.directory import DirectoryKey
 from node.trust.freshness import install_directory
 
 HOSTS = {"PAN": "127.0.0.2", "CRI": "127.0.0.3", "HND": "127.0.0.4"}

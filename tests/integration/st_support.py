@@ -22,7 +22,7 @@ from node.records.generate import generate
 from node.runtime import NodeRuntime
 from node.secretariat.office import Secretariat
 from node.secretariat.settings import SecretariatSettings
-from node.trust.directory import new_directory, sign_directory
+from node.trust.authoring import new_directory, sign_directory
 from node.trust.member import FocalPoint
 from policies.agreement import Agreement, Grant, Quotas
 from policies.signatures import SignedAgreement, dump_signed_agreement, sign_agreement

@@ -8,12 +8,8 @@ import dataclasses
 import pytest
 
 from node.server.jobs import refresh_directory
-from node.trust.directory import (
-    DirectoryRollbackError,
-    DirectorySignatureError,
-    new_directory,
-    sign_directory,
-)
+from node.trust.authoring import new_directory, sign_directory
+from node.trust.directory import DirectoryRollbackError, DirectorySignatureError
 
 
 def successor(live, signers: int = 2, version_step: int = 1):  # type: ignore[no-untyped-def]

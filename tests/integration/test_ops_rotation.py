@@ -31,7 +31,8 @@ from node.ops.rotation import (
     rotate_signing_key,
     rotate_tls,
 )
-from node.trust.directory import Directory, new_directory, sign_directory
+from node.trust.authoring import new_directory, sign_directory
+from node.trust.directory import Directory
 from node.trust.member import DirectoryFormatError, MemberDescriptor
 
 PING = "/enlace.v1.NodeService/Ping"

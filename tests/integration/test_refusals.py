@@ -28,12 +28,8 @@ from node.errors import PeerError
 from node.home import NodeHome
 from node.runtime import open_runtime
 from node.server.app import NodeServer
-from node.trust.directory import (
-    Directory,
-    DirectorySignatureError,
-    new_directory,
-    sign_directory,
-)
+from node.trust.authoring import new_directory, sign_directory
+from node.trust.directory import Directory, DirectorySignatureError
 from node.trust.member import MemberDescriptor
 
 PING = "/enlace.v1.NodeService/Ping"
