@@ -313,8 +313,8 @@ def _remove_part(part_path: str) -> None:
 
 def _convert_part(job: PartJob, rows: Any, position: Any) -> PartOutcome:
     from node.ingest.batch import RowPlan, columns_for
+    from node.ingest.csv_source import CsvSource
     from node.ingest.pipeline import _read_file, _Run
-    from node.ingest.readers import CsvSource
     from node.ingest.report import FileReport, IngestReport, Progress
     from node.records.datasets import DATASETS
 

@@ -52,7 +52,8 @@ except ImportError:  # pragma: no cover - psycopg is a dependency; SQLite-only i
 from node.errors import InvalidArgumentError, StoreError
 from node.ingest import IngestError, RowError, parallel
 from node.ingest.batch import PROVENANCE, RowPlan, columns_for
-from node.ingest.readers import CsvSource, Source, open_source, source_columns
+from node.ingest.csv_source import CsvSource
+from node.ingest.readers import Source, open_source, source_columns
 from node.ingest.report import FileReport, IngestReport, Progress, RejectsFile, RejectSink
 from node.records.datasets import DATASETS, DatasetSpec
 from node.records.equivalence import EquivalenceTable
