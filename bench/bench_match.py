@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import random
 import resource
@@ -55,12 +54,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._floor import floor_fanout
-from bench._util import ChildProcess, machine, percentile, print_json, process_cpu_seconds
+from bench._util import machine, percentile, print_json, process_cpu_seconds
 
 STATES = ("HTI", "CUB", "IND", "NPL", "BGD", "CHN", "CMR", "COD", "AGO", "SEN", "GIN", "AFG")
 PURPOSE = "identity_verification"
-PSI_FPR = 1e-9
-GRPC_LIMIT = 512 * 1024 * 1024
 
 
 def number(i: int, prefix: str = "P") -> str:
@@ -162,7 +159,9 @@ def document_holders(root: Path, holders: list[str], source: Path) -> tuple[Any,
 Round = Callable[[], dict[str, Any]]
 
 
-def _figures(queries: int, wall: float, client_cpu: float, server_cpu: float) -> dict[str, Any]:
+def round_figures(
+    queries: int, wall: float, client_cpu: float, server_cpu: float
+) -> dict[str, Any]:
     return {
         "wall_s": wall,
         "client_cpu_s": client_cpu,
@@ -226,97 +225,9 @@ def enlace_side(
         # a worker started during the round counts whole (its start-up is part of the round)
         client_cpu += sum(t - workers.get(pid, 0.0) for pid, t in workers_cpu().items())
         hits = sum(o.status == "hit" for o in result.outcomes)
-        return {"hits": hits, **_figures(queries, wall, client_cpu, server_cpu)}
+        return {"hits": hits, **round_figures(queries, wall, client_cpu, server_cpu)}
 
     return {"build": build, "sync": sync, "queries": queries, "expected_hits": held}, one_round
-
-
-# --------------------------------------------------------------------------- OpenMined PSI
-
-
-def psi_server(items_path: Path, port: int, stats_path: Path, queries: int) -> None:
-    import grpc
-    import private_set_intersection.python as psi
-
-    from bench._util import serve_until_stdin_closes
-
-    items = items_path.read_text(encoding="utf-8").split("\n")
-    server = psi.server.CreateWithNewKey(True)
-    cpu, started = time.process_time(), time.perf_counter()
-    setup = server.CreateSetupMessage(PSI_FPR, queries, items, psi.DataStructure.GCS)
-    setup_bytes = setup.SerializeToString()
-    stats = {
-        "setup_wall_s": time.perf_counter() - started,
-        "setup_cpu_s": time.process_time() - cpu,
-        "setup_bytes": len(setup_bytes),
-    }
-    stats_path.write_text(json.dumps(stats), encoding="utf-8")
-
-    def get_setup(_request: bytes, _context: Any) -> bytes:
-        return setup_bytes
-
-    def process(request: bytes, _context: Any) -> bytes:
-        message = psi.Request()
-        message.ParseFromString(request)
-        return bytes(server.ProcessRequest(message).SerializeToString())
-
-    handlers = {
-        "Setup": grpc.unary_unary_rpc_method_handler(get_setup),
-        "Process": grpc.unary_unary_rpc_method_handler(process),
-    }
-    options = [("grpc.max_receive_message_length", GRPC_LIMIT),
-               ("grpc.max_send_message_length", GRPC_LIMIT)]  # fmt: skip
-    app = grpc.server(futures.ThreadPoolExecutor(4), options=options)
-    app.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Psi", handlers),))
-    app.add_insecure_port(f"127.0.0.1:{port}")
-    app.start()
-    serve_until_stdin_closes()
-    app.stop(0)
-
-
-def psi_side(
-    root: Path, holder: int, queries: int, stack: ExitStack
-) -> tuple[dict[str, Any], Round]:
-    """Start the PSI server (it builds its setup message), fetch the setup once."""
-    import grpc
-    import private_set_intersection.python as psi
-
-    items_path, stats_path = root / "psi-items.txt", root / "psi-stats.json"
-    items_path.write_text(
-        "\n".join(f"{STATES[i % 12]}|{number(i)}" for i in range(holder)), encoding="utf-8"
-    )
-    docs, held = query_set(holder, queries)
-    mine = [f"{s}|{n}" for n, s in docs]
-    port = 20000 + os.getpid() % 20000
-    argv = [sys.executable, __file__, "--psi-server", str(port), "--psi-items", str(items_path),
-            "--psi-stats", str(stats_path), "--queries", str(queries)]  # fmt: skip
-    child = ChildProcess(argv)
-    child.start(timeout=1800)  # ready only once the setup message is built
-    stack.callback(child.stop)
-    stats = json.loads(stats_path.read_text(encoding="utf-8"))
-    options = [("grpc.max_receive_message_length", GRPC_LIMIT),
-               ("grpc.max_send_message_length", GRPC_LIMIT)]  # fmt: skip
-    channel = stack.enter_context(grpc.insecure_channel(f"127.0.0.1:{port}", options=options))
-    get_setup = channel.unary_unary("/bench.Psi/Setup")
-    process = channel.unary_unary("/bench.Psi/Process")
-    started = time.perf_counter()
-    setup = psi.ServerSetup()
-    setup.ParseFromString(get_setup(b"", timeout=600))
-    stats["setup_transfer_wall_s"] = time.perf_counter() - started
-
-    def one_round() -> dict[str, Any]:
-        client = psi.client.CreateWithNewKey(True)
-        server_cpu = process_cpu_seconds(child.pid) or 0.0
-        cpu, started = time.process_time(), time.perf_counter()
-        request = client.CreateRequest(mine)
-        answer = psi.Response()
-        answer.ParseFromString(process(request.SerializeToString(), timeout=600))
-        found = client.GetIntersection(setup, answer)
-        wall, client_cpu = time.perf_counter() - started, time.process_time() - cpu
-        server_cpu = (process_cpu_seconds(child.pid) or 0.0) - server_cpu
-        return {"hits": len(found), **_figures(queries, wall, client_cpu, server_cpu)}
-
-    return stats | {"queries": queries, "expected_hits": held}, one_round
 
 
 def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -441,13 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=0, help="filter build processes")
     parser.add_argument("--skip", action="append", default=[], help="enlace, psi or fanout")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--psi-server", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--psi-items", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--psi-stats", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.psi_server:
-        psi_server(args.psi_items, args.psi_server, args.psi_stats, args.queries)
-        return 0
     root = Path(tempfile.mkdtemp(prefix="bench-match-"))
     result: dict[str, Any] = {"machine": machine(), "holder": args.holder}
     try:
@@ -456,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
             if "enlace" not in args.skip:
                 sides["enlace"] = enlace_side(root, args.holder, args.queries, args.workers, stack)
             if "psi" not in args.skip:
+                from bench._psi import psi_side
+
                 sides["psi"] = psi_side(root, args.holder, args.queries, stack)
             # Rounds alternate, so both sides meet the same (shared, noisy) machine.
             rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
