@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from enlace.v1 import envelope_pb2 as enlace_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x65nlace/v1/node.proto\x12\tenlace.v1\x1a\x18\x65nlace/v1/envelope.proto\"\x10\n\x0eGetInfoRequest\";\n\x0b\x44\x61tasetInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07records\x18\x02 \x01(\x03\x12\r\n\x05\x61s_of\x18\x03 \x01(\t\"\x87\x02\n\x0fGetInfoResponse\x12\x0f\n\x07\x63ountry\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\x12\x18\n\x10software_version\x18\x04 \x01(\t\x12\x18\n\x10protocol_version\x18\x05 \x01(\t\x12\x12\n\ndata_as_of\x18\x06 \x01(\t\x12(\n\x08\x64\x61tasets\x18\x07 \x03(\x0b\x32\x16.enlace.v1.DatasetInfo\x12\x19\n\x11\x64irectory_version\x18\x08 \x01(\x03\x12\x1e\n\x16\x65quivalence_table_json\x18\t \x01(\t\x12\x19\n\x11\x63odelists_version\x18\n \x01(\t\"\x1e\n\x0bPingRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"4\n\x0cPingResponse\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x13\n\x0bserver_time\x18\x02 \x01(\t\",\n\x13GetDirectoryRequest\x12\x15\n\rknown_version\x18\x01 \x01(\x03\"?\n\x14GetDirectoryResponse\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x16\n\x0e\x64irectory_json\x18\x02 \x01(\x0c\x32\xae\x01\n\x0bNodeService\x12\x33\n\x07GetInfo\x12\x13.enlace.v1.Envelope\x1a\x13.enlace.v1.Envelope\x12\x30\n\x04Ping\x12\x13.enlace.v1.Envelope\x1a\x13.enlace.v1.Envelope\x12\x38\n\x0cGetDirectory\x12\x13.enlace.v1.Envelope\x1a\x13.enlace.v1.Envelopeb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x65nlace/v1/node.proto\x12\tenlace.v1\x1a\x18\x65nlace/v1/envelope.proto\"\x10\n\x0eGetInfoRequest\"9\n\x0b\x44\x61tasetInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x61s_of\x18\x03 \x01(\tJ\x04\x08\x02\x10\x03R\x07records\"\x87\x02\n\x0fGetInfoResponse\x12\x0f\n\x07\x63ountry\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\x12\x18\n\x10software_version\x18\x04 \x01(\t\x12\x18\n\x10protocol_version\x18\x05 \x01(\t\x12\x12\n\ndata_as_of\x18\x06 \x01(\t\x12(\n\x08\x64\x61tasets\x18\x07 \x03(\x0b\x32\x16.enlace.v1.DatasetInfo\x12\x19\n\x11\x64irectory_version\x18\x08 \x01(\x03\x12\x1e\n\x16\x65quivalence_table_json\x18\t \x01(\t\x12\x19\n\x11\x63odelists_version\x18\n \x01(\t\"\x1e\n\x0bPingRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"4\n\x0cPingResponse\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x13\n\x0bserver_time\x18\x02 \x01(\t\",\n\x13GetDirectoryRequest\x12\x15\n\rknown_version\x18\x01 \x01(\x03\"?\n\x14GetDirectoryResponse\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x16\n\x0e\x64irectory_json\x18\x02 \x01(\x0c\x32\xae\x01\n\x0bNodeService\x12\x33\n\x07GetInfo\x12\x13.enlace.v1.Envelope\x1a\x13.enlace.v1.Envelope\x12\x30\n\x04Ping\x12\x13.enlace.v1.Envelope\x1a\x13.enlace.v1.Envelope\x12\x38\n\x0cGetDirectory\x12\x13.enlace.v1.Envelope\x1a\x13.enlace.v1.Envelopeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,17 +35,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETINFOREQUEST']._serialized_start=61
   _globals['_GETINFOREQUEST']._serialized_end=77
   _globals['_DATASETINFO']._serialized_start=79
-  _globals['_DATASETINFO']._serialized_end=138
-  _globals['_GETINFORESPONSE']._serialized_start=141
-  _globals['_GETINFORESPONSE']._serialized_end=404
-  _globals['_PINGREQUEST']._serialized_start=406
-  _globals['_PINGREQUEST']._serialized_end=436
-  _globals['_PINGRESPONSE']._serialized_start=438
-  _globals['_PINGRESPONSE']._serialized_end=490
-  _globals['_GETDIRECTORYREQUEST']._serialized_start=492
-  _globals['_GETDIRECTORYREQUEST']._serialized_end=536
-  _globals['_GETDIRECTORYRESPONSE']._serialized_start=538
-  _globals['_GETDIRECTORYRESPONSE']._serialized_end=601
-  _globals['_NODESERVICE']._serialized_start=604
-  _globals['_NODESERVICE']._serialized_end=778
+  _globals['_DATASETINFO']._serialized_end=136
+  _globals['_GETINFORESPONSE']._serialized_start=139
+  _globals['_GETINFORESPONSE']._serialized_end=402
+  _globals['_PINGREQUEST']._serialized_start=404
+  _globals['_PINGREQUEST']._serialized_end=434
+  _globals['_PINGRESPONSE']._serialized_start=436
+  _globals['_PINGRESPONSE']._serialized_end=488
+  _globals['_GETDIRECTORYREQUEST']._serialized_start=490
+  _globals['_GETDIRECTORYREQUEST']._serialized_end=534
+  _globals['_GETDIRECTORYRESPONSE']._serialized_start=536
+  _globals['_GETDIRECTORYRESPONSE']._serialized_end=599
+  _globals['_NODESERVICE']._serialized_start=602
+  _globals['_NODESERVICE']._serialized_end=776
 # @@protoc_insertion_point(module_scope)

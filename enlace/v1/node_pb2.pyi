@@ -12,14 +12,12 @@ class GetInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class DatasetInfo(_message.Message):
-    __slots__ = ("name", "records", "as_of")
+    __slots__ = ("name", "as_of")
     NAME_FIELD_NUMBER: _ClassVar[int]
-    RECORDS_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
     name: str
-    records: int
     as_of: str
-    def __init__(self, name: _Optional[str] = ..., records: _Optional[int] = ..., as_of: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., as_of: _Optional[str] = ...) -> None: ...
 
 class GetInfoResponse(_message.Message):
     __slots__ = ("country", "name", "roles", "software_version", "protocol_version", "data_as_of", "datasets", "directory_version", "equivalence_table_json", "codelists_version")

@@ -97,7 +97,7 @@ class _InfoCache:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.marker: object = None
-        self.summary: list[tuple[str, int, str]] = []
+        self.summary: list[tuple[str, str]] = []
         self.as_of = ""
         self.table_key: object = None
         self.table_json = ""
@@ -130,14 +130,14 @@ def info_provider(runtime: NodeRuntime) -> Callable[[Any], None]:
             marker = store.records.import_marker()
             if marker != cache.marker:
                 cache.summary = [
-                    (s.dataset, s.records, format_time(s.as_of) if s.as_of else "")
+                    (s.dataset, format_time(s.as_of) if s.as_of else "")
                     for s in store.records.summary()
                     if s.records
                 ]
                 cache.as_of = format_time(marker[1]) if marker[1] else ""
                 cache.marker = marker
-            for name, records, as_of in cache.summary:
-                response.datasets.add(name=name, records=records, as_of=as_of)
+            for name, as_of in cache.summary:  # no counts: see DatasetInfo in node.proto
+                response.datasets.add(name=name, as_of=as_of)
             response.data_as_of = cache.as_of
             response.equivalence_table_json = _equivalence_json(table_path, cache)
             response.codelists_version = CODELISTS_VERSION

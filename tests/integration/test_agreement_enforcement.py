@@ -165,14 +165,34 @@ def test_only_the_parties_can_fetch_an_agreement(enforced) -> None:  # type: ign
     )
 
 
-def test_get_info_publishes_datasets_and_the_equivalence_table(enforced) -> None:  # type: ignore[no-untyped-def]
+def test_get_info_publishes_datasets_and_the_equivalence_table(enforced, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     shutil.copy(EXAMPLE_EQUIVALENCE, enforced.runtimes["PAN"].home.root / "equivalence.yaml")
-    with enforced.client("CRI", "PAN") as client:
-        info = client.call(
-            "/enlace.v1.NodeService/GetInfo", node_pb2.GetInfoRequest(), node_pb2.GetInfoResponse
-        ).message
-    assert {d.name: d.records for d in info.datasets}["encounters"] == 1500
+
+    def get_info() -> node_pb2.GetInfoResponse:
+        with enforced.client("CRI", "PAN") as client:  # CRI holds no agreement with PAN
+            return client.call(
+                "/enlace.v1.NodeService/GetInfo",
+                node_pb2.GetInfoRequest(),
+                node_pb2.GetInfoResponse,
+            ).message
+
+    info = get_info()
+    assert [d.name for d in info.datasets] == ["encounters"]
     assert info.data_as_of and info.codelists_version
     published = json.loads(info.equivalence_table_json)
     assert published["node"] == "PAN"
     assert published["mappings"]["event_type"]["APREHENDIDO"] == "encounter"
+    # No count crosses without an agreement and disclosure control: one more record changes
+    # nothing a peer receives but the time of the latest import.
+    pan = enforced.runtimes["PAN"]
+    header, first = (tmp_path / "data/encounters.csv").read_text().splitlines()[:2]
+    one_more = tmp_path / "one.csv"
+    one_more.write_text(f"{header}\n{first.replace('PANE', 'PANX', 1)}\n")
+    enforced.clocks["PAN"].advance(dt.timedelta(minutes=1))
+    ingest(pan.store, "encounters", [one_more], now=pan.clock.now())
+    after = get_info()
+    assert after.data_as_of > info.data_as_of
+    for before_set, after_set in zip(info.datasets, after.datasets, strict=True):
+        before_set.as_of, after_set.as_of = "", ""
+    info.data_as_of, after.data_as_of = "", ""
+    assert after.SerializeToString(deterministic=True) == info.SerializeToString(deterministic=True)
