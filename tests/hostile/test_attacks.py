@@ -164,6 +164,12 @@ def test_attack_is_refused_on_every_method_and_audited(fed: Federation, attack: 
         if delivery.status not in attack.expect:
             wrong.append(f"{target.spec.full_name}: {delivery.status} {delivery.details[:150]}")
             continue
+        if attack.reason not in delivery.details:
+            wrong.append(
+                f"{target.spec.full_name}: refused for another reason than "
+                f"{attack.reason!r}: {delivery.details[:200]}"
+            )
+            continue
         store = fed.runtimes[target.callee].store
         head = store.audit_head()[0]
         if not attack.audited:

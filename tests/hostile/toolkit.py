@@ -254,9 +254,14 @@ def launch(aim: Aim, attack: Attack) -> Delivery:
 # -- the attacks -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Attack:
+    """``reason``: a substring the refusal's details must carry, so an attack refused by the
+    wrong check (e.g. a stale request refused for its key's validity, not the time window)
+    fails the test."""
+
     name: str
     expect: frozenset[str]
     build: Callable[[Aim], Shot]
+    reason: str
     audited: bool = True  # False: refused by gRPC itself, before the pipeline
 
 
@@ -335,6 +340,10 @@ def _other_method(aim: Aim) -> str:
     return GET_INFO if aim.method == PING else PING
 
 
+def _window(aim: Aim) -> int:
+    return aim.client.runtime.config.skew_seconds
+
+
 _AUTH, _BAD = frozenset({"UNAUTHENTICATED"}), frozenset({"INVALID_ARGUMENT"})
 
 
@@ -344,27 +353,58 @@ def _SIGNED(aim: Aim, **changes: str) -> Shot:
 
 
 ATTACKS: tuple[Attack, ...] = (
-    Attack("forged-signature", _AUTH, lambda a: _rogue(a, same_id=True)),
-    Attack("unknown-key", _AUTH, lambda a: _rogue(a, same_id=False)),
-    Attack("impersonation", _AUTH, lambda a: _SIGNED(a, sender=_accomplice(a).config.country)),
-    Attack("borrowed-tls-channel", _AUTH, _borrowed_channel),
-    Attack("replayed", _AUTH, _replay),
-    Attack("tampered-body", _AUTH, lambda a: _tamper(a, "body")),
-    Attack("tampered-header", _AUTH, lambda a: _tamper(a, "header")),
-    Attack("tampered-signature", _AUTH, lambda a: _tamper(a, "signature")),
-    Attack("truncated-signature", _AUTH, lambda a: _tamper(a, "truncated")),
-    Attack("misaddressed", _AUTH, lambda a: _SIGNED(a, recipient=_accomplice(a).config.country)),
-    Attack("wrong-method-route", _AUTH, lambda a: _SIGNED(a, method=_other_method(a))),
-    Attack("reflected-response", _AUTH, _reflected),
-    Attack("stale", _AUTH, lambda a: _shifted(a, -3600)),
-    Attack("future", _AUTH, lambda a: _shifted(a, +3600)),
-    Attack("downgraded-protocol", _BAD, lambda a: _SIGNED(a, v="enlace/0")),
-    Attack("missing-nonce", _BAD, lambda a: _without(a, "nonce")),
-    Attack("missing-issued-at", _BAD, lambda a: _without(a, "issued_at")),
+    Attack(
+        "forged-signature", _AUTH, lambda a: _rogue(a, same_id=True), "signature does not verify"
+    ),
+    Attack("unknown-key", _AUTH, lambda a: _rogue(a, same_id=False), "has no signing key"),
+    # HND's entry holds no key with the caller's key id, so the key lookup refuses it.
+    Attack(
+        "impersonation",
+        _AUTH,
+        lambda a: _SIGNED(a, sender=_accomplice(a).config.country),
+        "has no signing key",
+    ),
+    Attack("borrowed-tls-channel", _AUTH, _borrowed_channel, "is not the one the directory pins"),
+    Attack("replayed", _AUTH, _replay, "replayed request"),
+    Attack("tampered-body", _AUTH, lambda a: _tamper(a, "body"), "body does not match the signed"),
+    Attack("tampered-header", _AUTH, lambda a: _tamper(a, "header"), "signature does not verify"),
+    Attack(
+        "tampered-signature",
+        _AUTH,
+        lambda a: _tamper(a, "signature"),
+        "signature does not verify",
+    ),
+    Attack("truncated-signature", _AUTH, lambda a: _tamper(a, "truncated"), "must be 64 bytes"),
+    Attack(
+        "misaddressed",
+        _AUTH,
+        lambda a: _SIGNED(a, recipient=_accomplice(a).config.country),
+        "request is addressed to HND",
+    ),
+    Attack(
+        "wrong-method-route",
+        _AUTH,
+        lambda a: _SIGNED(a, method=_other_method(a)),
+        "request was signed for",
+    ),
+    Attack("reflected-response", _AUTH, _reflected, "a response header was sent as a request"),
+    # Twice the skew window back (240 s by default), yet inside the caller's key validity
+    # (from 5 minutes before the federation's creation): the window refuses it, not the key.
+    Attack("stale", _AUTH, lambda a: _shifted(a, -2 * _window(a)), "s apart, the limit is"),
+    Attack("future", _AUTH, lambda a: _shifted(a, +3600), "s apart, the limit is"),
+    Attack("downgraded-protocol", _BAD, lambda a: _SIGNED(a, v="enlace/0"), "is not supported"),
+    Attack("missing-nonce", _BAD, lambda a: _without(a, "nonce"), "header lacks fields: nonce"),
+    Attack(
+        "missing-issued-at",
+        _BAD,
+        lambda a: _without(a, "issued_at"),
+        "header lacks fields: issued_at",
+    ),
     Attack(
         "unknown-header-field",
         _BAD,
         lambda a: Shot(fields_signed(a, {**_as_dict(a), "role": "secretariat"}), a.method),
+        "header has unknown fields: role",
     ),
     Attack(
         "non-canonical-header",
@@ -375,14 +415,23 @@ ATTACKS: tuple[Attack, ...] = (
             ),
             a.method,
         ),
+        "not in canonical form",
     ),
-    Attack("bad-nonce", _BAD, lambda a: _SIGNED(a, nonce="g" * 32)),
-    Attack("oversize-header", _BAD, lambda a: _SIGNED(a, purpose="p" * 5000)),
-    Attack("empty-envelope", _BAD, lambda a: Shot(Sealed(b"", b"", b""), a.method)),
+    Attack(
+        "bad-nonce", _BAD, lambda a: _SIGNED(a, nonce="g" * 32), "nonce must be 32 lowercase hex"
+    ),
+    Attack("oversize-header", _BAD, lambda a: _SIGNED(a, purpose="p" * 5000), "the limit is 4096"),
+    Attack(
+        "empty-envelope",
+        _BAD,
+        lambda a: Shot(Sealed(b"", b"", b""), a.method),
+        "header is not UTF-8 JSON",
+    ),
     Attack(
         "deeply-nested-header",
         _BAD,
         lambda a: Shot(Sealed(b"[" * 2000 + b"]" * 2000, b"\x00" * 64, a.body), a.method),
+        "nests too deeply",
     ),
     Attack(
         "lone-surrogate-header",
@@ -395,9 +444,16 @@ ATTACKS: tuple[Attack, ...] = (
             ),
             a.method,
         ),
+        "lone surrogate",
     ),
-    Attack("garbage-body", _BAD, _garbage_body),
-    Attack("oversize-body", frozenset({"RESOURCE_EXHAUSTED"}), _oversize_body, audited=False),
+    Attack("garbage-body", _BAD, _garbage_body, "body: body is not a valid enlace.v1."),
+    Attack(
+        "oversize-body",
+        frozenset({"RESOURCE_EXHAUSTED"}),
+        _oversize_body,
+        "larger than max",
+        audited=False,
+    ),
 )
 assert all(not (a.expect & NEVER) for a in ATTACKS)
 
