@@ -5,6 +5,10 @@ Invariants:
   later (the members' records are harmonised from 2014 on) and parses to a half-open date
   interval; errors name the request field and say how to fix it. A period's ``canonical``
   text depends on its date range only, never on how it was spelt.
+* Every filter value is one the records can hold: a code of the dimension's code list, or a
+  year, quarter or month spelt as the answers label them. A value that is neither is refused
+  with the close codes, never counted as zero (``sex=Female`` would otherwise read as
+  "nobody").
 * At most one multi-valued dimension (``care_provided`` or ``vulnerability``) per query: a
   record with several codes is counted once under each, so such tables are not additive
   across that dimension (documented in docs/statistics.md).
@@ -38,6 +42,17 @@ MAX_DIMENSIONS = 3
 _YEAR = re.compile(r"^(\d{4})$", re.ASCII)
 _QUARTER = re.compile(r"^(\d{4})-?Q([1-4])$", re.ASCII)
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$", re.ASCII)
+#: How a filter on a time dimension is written (as the answers label the cells).
+_TIME_FILTERS = {
+    "year": (re.compile(r"^\d{4}$", re.ASCII), "2023"),
+    "quarter": (re.compile(r"^\d{4}-?Q[1-4]$", re.ASCII | re.IGNORECASE), "2023-Q3"),
+    "month": (re.compile(r"^\d{4}-?(0[1-9]|1[0-2])$", re.ASCII), "2023-07"),
+}
+#: The code list of each coded dimension (``border_post`` holds the members' own post codes).
+_FILTER_CODELISTS = {
+    **{name: name for name in RECORD_DIMENSIONS if name != "border_post"},
+    **CODE_DIMENSIONS,
+}
 
 
 @dataclass(frozen=True)
@@ -178,7 +193,7 @@ def build_query(
     for name, values in filters.items():
         if not values:
             raise InvalidArgumentError(f"filter on {name} lists no value", field="filters")
-        clean_filters[name] = frozenset(str(v) for v in values)
+        clean_filters[name] = frozenset(_filter_value(name, str(v)) for v in values)
     return StatsQuery(
         dataset=dataset,
         measure=measure,
@@ -187,4 +202,37 @@ def build_query(
         filters=clean_filters,
         margins=margins,
         matrix=matrix,
+    )
+
+
+def _filter_value(name: str, value: str) -> str:
+    """``value`` if a record can hold it under ``name``; otherwise refuse, saying what can."""
+    if name in _TIME_FILTERS:
+        pattern, example = _TIME_FILTERS[name]
+        if pattern.fullmatch(value):
+            return value
+        raise InvalidArgumentError(
+            f"filter {name}={value!r} is not a {name}",
+            field="filters",
+            hint=f"write it as {example}",
+        )
+    listed = _FILTER_CODELISTS.get(name)
+    if listed is None:
+        return value
+    from node.records.codelists import codelist, suggest_codes
+
+    codes = codelist(listed)
+    if value in codes:
+        return value
+    named = value.casefold()
+    close = [
+        c for c, e in codes.codes.items() if named in (e.label_en.casefold(), e.label_es.casefold())
+    ]
+    close += suggest_codes(value, codes)
+    close = list(dict.fromkeys(close))[:3]
+    raise InvalidArgumentError(
+        f"filter {name}={value!r}: {value!r} is not a code of {listed}",
+        field="filters",
+        hint=(f"did you mean {', '.join(close)}? " if close else "")
+        + f"the codes of {listed} are listed in docs/code-lists.md",
     )

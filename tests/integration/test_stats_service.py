@@ -312,3 +312,18 @@ def test_a_named_matrix_keeps_its_own_filters(stats_live) -> None:  # type: igno
         ask(stats_live, "CRI", request)
     assert caught.value.status_name == "INVALID_ARGUMENT"
     assert "M05 already filters on event_type" in caught.value.message
+
+
+def test_a_filter_value_no_record_holds_is_refused_not_counted_as_zero(stats_live) -> None:  # type: ignore[no-untyped-def]
+    request = stats_pb2.AggregateRequest(
+        dataset="encounters",
+        measure="persons",
+        dimensions=["nationality"],
+        period="2023",
+        filters=[stats_pb2.Filter(dimension="sex", values=["Female"])],
+    )
+    with pytest.raises(PeerError) as caught:
+        ask(stats_live, "CRI", request)
+    assert caught.value.status_name == "INVALID_ARGUMENT"
+    assert "'Female' is not a code of sex" in caught.value.message
+    assert "did you mean F?" in caught.value.message  # the hint travels in the message
