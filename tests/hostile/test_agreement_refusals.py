@@ -40,6 +40,7 @@ from hostile.toolkit import (
     open_federation,
     valid,
 )
+from node.biometrics.service import MAX_PROBES
 from node.server.agreement_rule import AgreementRule
 from node.server.authorize import MembershipRule, ServiceAuthorizer
 from node.server.factory import build_server
@@ -77,6 +78,7 @@ FIRST_ALLOWED = {
     f"{MATCH}/FollowUp": "FAILED_PRECONDITION",
     f"{BIO}/FollowUp": "FAILED_PRECONDITION",
 }
+CAP_ID = "Q1-CAP-Search"
 BASELINE = {c: f"HOSTILE-PAN-{c}" for c in (*COUNTRIES, "CRM")}
 
 
@@ -120,6 +122,8 @@ def fed(
                         "PAN", meter_caller(method), now, agreement_id=quota_id(method), per_day=1
                     ),
                 )
+            cap = hostile_agreement("PAN", "BLZ", now, agreement_id=CAP_ID, per_day=1)
+            install(live, cap)
             live.serve("PAN")
             live.serve(HELPER)  # Contribute hands PAN's share to the helper
             yield live
@@ -224,3 +228,37 @@ def test_every_agreement_ruled_method_is_metered(fed: Federation, method: str) -
     # The unlimited agreement of the same pair still answers: the quota is per grant.
     again = _call(fed, caller, method, body, purpose, BASELINE[caller])
     assert again[0] == FIRST_ALLOWED.get(method, "OK"), again
+
+
+def test_a_biometric_follow_up_for_an_attribute_not_granted_is_denied(fed: Federation) -> None:
+    method = f"{BIO}/FollowUp"
+
+    def ask(attribute: str) -> tuple[str, str]:
+        body = biometric_pb2.BiometricFollowUpRequest(
+            hit_reference="0" * 40, case_reference="CASE-1", attributes=[attribute]
+        )
+        return _call(fed, "CRI", method, body, MATCH_PURPOSE, BASELINE["CRI"])
+
+    # An identity attribute a biometric follow-up offers, but the grant does not name.
+    status, details = ask("last_seen_quarter")
+    assert status == "PERMISSION_DENIED", details
+    assert "last_seen_quarter" in details, details
+    # The control: a granted attribute passes the agreement, and fails only for lack of a hit.
+    assert ask("nationality")[0] == "FAILED_PRECONDITION"
+
+
+def test_a_search_over_the_probe_cap_is_refused_by_field_and_not_metered(
+    fed: Federation,
+) -> None:
+    good = _body(fed, "BLZ", SEARCH)
+    assert isinstance(good, biometric_pb2.BiometricSearchRequest)
+    over = biometric_pb2.BiometricSearchRequest()
+    over.CopyFrom(good)
+    del over.codes[:]
+    over.codes.extend([bytes(good.bits // 8)] * (MAX_PROBES + 1))
+    status, details = _call(fed, "BLZ", SEARCH, over, MATCH_PURPOSE, CAP_ID)
+    assert status == "INVALID_ARGUMENT", details
+    assert details.startswith("codes: ") and str(MAX_PROBES + 1) in details, details
+    # The grant allows one probe a day: it is still there after the refused search.
+    assert _call(fed, "BLZ", SEARCH, good, MATCH_PURPOSE, CAP_ID)[0] == "OK"
+    assert _call(fed, "BLZ", SEARCH, good, MATCH_PURPOSE, CAP_ID)[0] == "RESOURCE_EXHAUSTED"
