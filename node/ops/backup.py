@@ -143,6 +143,11 @@ def backup_node(
     """Write a backup archive of ``home`` and its database to ``out`` (never overwritten)."""
     if out.exists():
         raise ConfigError(f"{out} already exists; refusing to overwrite a backup")
+    if not out.parent.is_dir():  # a mistyped mount point must not put the keys on another disk
+        raise ConfigError(
+            f"directory {out.parent} does not exist; refusing to create it for a backup",
+            hint="check the path (is the backup volume mounted?) or create the directory first",
+        )
     config = home.config()
     url = make_url(home.database_url(config))
     engine = database.make_engine(url.render_as_string(hide_password=False))
@@ -190,7 +195,6 @@ def backup_node(
         audit_head=head,
         files={n: _sha256(d) for n, d in sorted(members.items())},
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)  # mode 0600
     try:
         with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as archive:

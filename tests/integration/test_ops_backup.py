@@ -69,6 +69,10 @@ def test_restore_refuses_an_altered_archive_and_an_existing_home(live, tmp_path:
     assert not any(name.startswith("home/keys/") for name in contents)
     with pytest.raises(ConfigError, match="refusing to overwrite"):
         backup_node(pan.home, archive, pan.clock.now())
+    mistyped = tmp_path / "mnt" / "backups" / "pan.tar.gz"  # the volume is not mounted
+    with pytest.raises(ConfigError, match="does not exist; refusing to create it"):
+        backup_node(pan.home, mistyped, pan.clock.now())
+    assert not (tmp_path / "mnt").exists()
     with pytest.raises(ConfigError, match="already holds a node"):
         restore_node(archive, pan.home.root)
 
