@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from crypto.envelope import decode_header
 from crypto.errors import CryptoError
@@ -19,7 +20,16 @@ from node.audit import (
     verify_chain_with_checkpoints,
     verify_evidence,
 )
-from node.cli.common import HomeOption, JsonOption, cli_errors, console, print_json
+from node.cli.common import (
+    HomeOption,
+    JsonOption,
+    cli_errors,
+    console,
+    id_column,
+    print_json,
+    styled,
+    text_column,
+)
 from node.errors import AuditIntegrityError, NotFoundError
 from node.home import NodeHome
 from node.runtime import NodeRuntime, open_runtime
@@ -68,8 +78,12 @@ def verify(home: HomeOption, as_json: JsonOption = False) -> None:
             print_json(result)
         else:
             console.print(
-                f"[green]audit log verifies[/]: {result['entries']} entries, "
-                f"{result['checkpoints']} checkpoints, head {result['head_hash'][:16]}…"
+                Text.assemble(
+                    ("audit log verifies", "green"),
+                    f": {result['entries']} entries, {result['checkpoints']} checkpoints, "
+                    f"head {result['head_hash']}",
+                ),
+                soft_wrap=True,
             )
 
 
@@ -123,8 +137,9 @@ def show(
             print_json(rows)
             return
         table = Table(title="Audit log")
-        for column in ("seq", "at", "dir", "peer", "method", "status", "agreement"):
-            table.add_column(column)
+        for column in ("seq", "at", "dir", "peer", "method", "status"):
+            text_column(table, column)
+        id_column(table, "agreement")
         for r in rows:
             table.add_row(
                 str(r["seq"]),
@@ -132,7 +147,7 @@ def show(
                 "in" if r["direction"] == "inbound" else "out",
                 r["peer"],
                 r["method"].rsplit("/", 1)[-1],
-                r["status"] if r["status"] == "OK" else f"[red]{r['status']}[/]",
+                r["status"] if r["status"] == "OK" else styled(r["status"], "red"),
                 r["agreement"] or "—",
             )
         console.print(table)
@@ -197,6 +212,6 @@ def check_evidence(
         if as_json:
             print_json(result)
         else:
-            console.print("[green]evidence verifies[/]")
+            console.print(styled("evidence verifies", "green"))
             for key, value in result.items():
                 console.print(f"  {key:16} {value}")

@@ -33,7 +33,11 @@ from node.cli.common import (
     cli_errors,
     console,
     err_console,
+    error_line,
+    id_column,
     print_json,
+    styled,
+    text_column,
 )
 from node.errors import InvalidArgumentError
 from node.home import NodeHome
@@ -97,8 +101,9 @@ def _follow_ups(
 
 def _table(report: BiometricReport, title: str) -> Table:
     table = Table(title=title)
-    for column in ("probe", "peer", "result", "agreement / reason", "hit reference"):
-        table.add_column(column)
+    for column in ("probe", "peer", "result", "agreement / reason"):
+        text_column(table, column)
+    id_column(table, "hit reference")
     for o in report.outcomes:
         style = _STYLE.get(o.status, "red")
         result = o.status.upper() if o.hit else o.status
@@ -108,7 +113,7 @@ def _table(report: BiometricReport, title: str) -> Table:
         table.add_row(
             report.labels[o.probe],
             o.peer,
-            f"[{style}]{result}[/]" if style else result,
+            styled(result, style),
             reason,
             o.reference,
         )
@@ -152,7 +157,12 @@ def search(
                 field="--template",
                 hint="use --batch FILE for several",
             )
-        columns = (TextColumn("probing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        columns = (
+            TextColumn("probing", markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
         quiet = as_json or template is not None
         with (
             _runtime(home) as runtime,
@@ -198,7 +208,7 @@ def search(
         summary = Counter((o.peer, o.status) for o in report.outcomes)
         table = Table(title=f"{len(probes):,} probes ({purpose})")
         for column in ("peer", "result", "count"):
-            table.add_column(column)
+            text_column(table, column)
         for (p, s), n in sorted(summary.items()):
             table.add_row(p, s, f"{n:,}")
         console.print(table)
@@ -209,7 +219,7 @@ def search(
     tail = f"; results written to {results}" if results is not None and not failed else ""
     console.print(f"{hits} hit(s) in {report.seconds * 1000:.0f} ms{tail}", highlight=False)
     if failed:
-        err_console.print(f"[bold red]error:[/] {failed}", highlight=False, soft_wrap=True)
+        err_console.print(error_line(failed), highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -309,8 +319,11 @@ def status(home: HomeOption, as_json: JsonOption = False) -> None:
         highlight=False,
     )
     table = Table(title="galleries")
-    for column in ("peer", "epoch", "key id", "codes", "updated"):
-        table.add_column(column)
+    for column in ("peer", "epoch"):
+        text_column(table, column)
+    id_column(table, "key id")
+    for column in ("codes", "updated"):
+        text_column(table, column)
     for g in galleries:
         table.add_row(g.peer, str(g.epoch), g.key_id, f"{g.codes:,}", g.updated_at.isoformat())
     console.print(table)
@@ -360,8 +373,11 @@ def _reports(rows: list[dict[str, object]], title: str, as_json: bool) -> None:
         print_json(rows)
         return
     table = Table(title=title)
-    for column in ("peer", "epoch", "key id", "projected", "removed", "codes", "seconds"):
-        table.add_column(column)
+    for column in ("peer", "epoch"):
+        text_column(table, column)
+    id_column(table, "key id")
+    for column in ("projected", "removed", "codes", "seconds"):
+        text_column(table, column)
     for r in rows:
         table.add_row(
             str(r["peer"]),

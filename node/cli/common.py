@@ -2,6 +2,17 @@
 
 Commands stay thin: they parse options, call the domain API, and print either a rich table
 or JSON. Every error becomes one line on stderr and a non-zero exit code.
+
+Invariants of what is printed:
+
+* No text is ever parsed as rich markup. Much of it comes from peers (revocation reasons,
+  refusals, dimension values) or from files, and a stray ``[/b]`` would crash the command
+  (or ``[dimension]`` vanish). Both consoles are created with ``markup=False``; styling is
+  applied with :class:`rich.text.Text` objects (:func:`styled`, :func:`error_line`,
+  :func:`warning_line`) and ``style=`` arguments, never with ``[tags]`` in strings.
+* Identifiers an operator copies (ids, references, hashes, fingerprints, key ids) are never
+  truncated in tables: add their columns with :func:`id_column`. Every other column is added
+  with :func:`text_column`, which folds long text instead of cutting it.
 """
 
 from __future__ import annotations
@@ -9,20 +20,22 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, JustifyMethod, RenderableType
+from rich.table import Column, Table
+from rich.text import Text
 
 from crypto.errors import CryptoError
 from node.errors import EnlaceError, InvalidArgumentError, from_policy
 from policies.errors import PolicyError
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 
 HomeOption = Annotated[
     Path,
@@ -33,6 +46,64 @@ JsonOption = Annotated[
 ]
 
 T = TypeVar("T")
+
+
+def styled(text: object, style: str) -> Text:
+    """``text`` (taken literally, never as markup) in ``style``."""
+    return Text(str(text), style=style)
+
+
+def error_line(message: object) -> Text:
+    """``error: <message>``, the label in bold red, the message literal."""
+    return Text.assemble(("error:", "bold red"), " ", str(message))
+
+
+def warning_line(label: str, message: object) -> Text:
+    """``<label> <message>``, the label in yellow, the message literal."""
+    return Text.assemble((label, "yellow"), " ", str(message))
+
+
+class _IdColumn(Column):
+    """A column of identifiers: it does not give way when the table is squeezed (other
+    columns wrap first), and if the terminal is too narrow even for it, its cells fold onto
+    the next line instead of being cut."""
+
+    @property
+    def cells(self) -> Iterable[RenderableType]:
+        for cell in self._cells:
+            if isinstance(cell, str):
+                yield Text(cell, no_wrap=False, overflow="fold")
+            elif isinstance(cell, Text):
+                folded = cell.copy()
+                folded.no_wrap, folded.overflow = False, "fold"
+                yield folded
+            else:
+                yield cell
+
+
+def id_column(table: Table, header: str, *, justify: JustifyMethod = "left") -> None:
+    """Add a column of identifiers (ids, references, hashes, fingerprints, key ids): shown
+    whole, on one line, because operators copy them into other commands or read them out.
+
+    The other columns wrap to make room, so use it for values that fit beside them (up to
+    40 characters or so); a 64-digit hash in a wide table is better in a :func:`text_column`
+    (whole, folded) or on a line of its own below the table.
+    """
+    table.columns.append(
+        _IdColumn(
+            header=header,
+            justify=justify,
+            no_wrap=True,
+            overflow="fold",
+            highlight=table.highlight,
+            _index=len(table.columns),
+        )
+    )
+
+
+def text_column(table: Table, header: str, *, justify: JustifyMethod = "left") -> None:
+    """Add a column of text that wraps and folds (never ends in an ellipsis)."""
+    table.add_column(header, justify=justify, overflow="fold")
 
 
 def print_json(data: Any) -> None:
@@ -53,7 +124,7 @@ def cli_errors(as_json: bool = False) -> Iterator[None]:
         if as_json:
             print_json({"error": exc.message, "hint": exc.hint, "status": exc.status_name})
         else:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(error_line(exc), highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 

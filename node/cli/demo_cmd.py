@@ -7,8 +7,17 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from node.cli.common import JsonOption, cli_errors, console, err_console, print_json
+from node.cli.common import (
+    JsonOption,
+    cli_errors,
+    console,
+    err_console,
+    print_json,
+    styled,
+    text_column,
+)
 from node.demo.run import DEFAULT_COUNTRIES, DemoResult, run_demo
 
 
@@ -18,20 +27,20 @@ def register(app: typer.Typer) -> None:
 
 def matrix_table(result: DemoResult) -> Table:
     table = Table(title="Signed Ping latency (ms), caller → callee")
-    table.add_column("from \\ to")
+    text_column(table, "from \\ to")
     for country in result.countries:
-        table.add_column(country, justify="right")
+        text_column(table, country, justify="right")
     cells = {(p["from"], p["to"]): p for p in result.pings}
     for caller in result.countries:
-        row = [caller]
+        row: list[str | Text] = [caller]
         for callee in result.countries:
             ping = cells.get((caller, callee))
             if ping is None:
                 row.append("—")
             elif ping["ok"]:
-                row.append(f"[green]{ping['ms']:.1f}[/]")
+                row.append(styled(f"{ping['ms']:.1f}", "green"))
             else:
-                row.append("[red]unreachable[/]")
+                row.append(styled("unreachable", "red"))
         table.add_row(*row)
     return table
 
@@ -63,9 +72,9 @@ def demo(
                     highlight=False,
                 )
             state = "still running" if keep_running else "stopped cleanly"
+            reachable = f"{'All' if result.all_reachable else 'NOT all'} nodes reachable"
             console.print(
-                f"[bold]{'All' if result.all_reachable else 'NOT all'} nodes reachable[/]; "
-                f"nodes {state}; {result.seconds:.1f} s",
+                Text.assemble((reachable, "bold"), f"; nodes {state}; {result.seconds:.1f} s")
             )
         clean = all(code == 0 for code in result.exit_codes.values())
         if not result.all_reachable or not clean:

@@ -26,7 +26,16 @@ from rich.text import Text
 
 from crypto.errors import CryptoError
 from crypto.signing import SigningKey, key_id
-from node.cli.common import HomeOption, JsonOption, cli_errors, console, err_console, print_json
+from node.cli.common import (
+    HomeOption,
+    JsonOption,
+    cli_errors,
+    console,
+    err_console,
+    id_column,
+    print_json,
+    text_column,
+)
 from node.errors import ConfigError, InvalidArgumentError
 from node.trust.authoring import add_member, new_directory, remove_member, sign_directory
 from node.trust.directory import (
@@ -395,8 +404,9 @@ def show(directory_file: DirArg, as_json: JsonOption = False) -> None:
             )
             return
         table = Table(title=Text(f"{d.federation} directory v{d.version}"))
-        for column in ("country", "name", "roles", "endpoint", "key ids", "TLS fingerprint"):
-            table.add_column(column)
+        for column in ("country", "name", "roles", "endpoint"):
+            text_column(table, column)
+        id_column(table, "key ids")
         for m in d.members:
             cells = (
                 m.country,
@@ -404,10 +414,15 @@ def show(directory_file: DirArg, as_json: JsonOption = False) -> None:
                 ", ".join(m.roles),
                 m.endpoint,
                 "\n".join(k.key_id for k in m.signing_keys),
-                m.tls_fingerprint[:23] + "…",
             )
             table.add_row(*(Text(c) for c in cells))  # data, never markup
         console.print(table)
+        # Whole, one per line, never wrapped: operators read them out over the phone. A table
+        # column of 71 characters would squeeze every other column at 80 columns.
+        if d.members:
+            _say("TLS fingerprints:")
+        for m in d.members:
+            _say(f"  {m.country}  {m.tls_fingerprint}")
         _say(
             f"expires {format_time(d.expires_at)}; signatures "
             f"{len(summary['valid'])} valid / threshold {d.threshold}; hash {d.hash}"

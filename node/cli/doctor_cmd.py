@@ -7,12 +7,20 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from node.cli.common import HomeOption, JsonOption, cli_errors, console, print_json
+from node.cli.common import (
+    HomeOption,
+    JsonOption,
+    cli_errors,
+    console,
+    print_json,
+    styled,
+    text_column,
+)
 from node.clock import SystemClock
 from node.home import NodeHome
 from node.ops.doctor import FAIL, OK, WARN, open_for_checks, run_checks, summary
 
-_STYLE = {OK: "[green]ok[/]", WARN: "[yellow]warn[/]", FAIL: "[red]FAIL[/]"}
+_SHOWN = {OK: ("ok", "green"), WARN: ("warn", "yellow"), FAIL: ("FAIL", "red")}
 
 
 def register(app: typer.Typer) -> None:
@@ -38,9 +46,9 @@ def doctor(
     else:
         table = Table(title=f"enlace doctor — {home}")
         for column in ("check", "status", "detail", "fix"):
-            table.add_column(column, overflow="fold")
+            text_column(table, column)
         for check in checks:
-            table.add_row(check.name, _STYLE[check.status], check.detail, check.fix)
+            table.add_row(check.name, styled(*_SHOWN[check.status]), check.detail, check.fix)
         console.print(table)
         console.print(
             f"{result[OK]} ok, {result[WARN]} warning(s), {result[FAIL]} failure(s)",

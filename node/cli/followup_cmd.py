@@ -16,7 +16,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from node.cli.common import HomeOption, JsonOption, cli_errors, console, print_json
+from node.cli.common import (
+    HomeOption,
+    JsonOption,
+    cli_errors,
+    console,
+    id_column,
+    print_json,
+    text_column,
+)
 from node.errors import NotFoundError
 from node.home import NodeHome
 from node.matching.client import MatchClient, Outcome
@@ -37,8 +45,9 @@ def _print(records: list[FollowUpRecord], as_json: bool, title: str) -> None:
         print_json([r.to_dict() for r in records])
         return
     table = Table(title=title)
-    for column in ("id", "peer", "dataset", "status", "case", "purpose", "attributes", "when"):
-        table.add_column(column)
+    id_column(table, "id")
+    for column in ("peer", "dataset", "status", "case", "purpose", "attributes", "when"):
+        text_column(table, column)
     for r in records:
         table.add_row(r.followup_id, r.peer, r.dataset, r.status, r.case_reference, r.purpose,
                       ", ".join(r.attributes), r.created_at.strftime("%Y-%m-%d %H:%M"))  # fmt: skip

@@ -17,7 +17,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from node.cli.common import JsonOption, cli_errors, console, err_console, print_json
+from node.cli.common import (
+    JsonOption,
+    cli_errors,
+    console,
+    err_console,
+    print_json,
+    text_column,
+)
 from node.errors import InvalidArgumentError
 from node.manifests.sample import write_samples
 from node.records.codelists import REGIONAL_MEMBERS
@@ -33,8 +40,8 @@ def summary_table(summary: GenerationSummary, seconds: float) -> Table:
         title=f"Synthetic records of {summary.country} in {summary.out_dir} "
         f"(seed {summary.seed}, federation seed {summary.federation_seed})"
     )
-    table.add_column("file")
-    table.add_column("rows", justify="right")
+    text_column(table, "file")
+    text_column(table, "rows", justify="right")
     for name, rows in summary.rows.items():
         table.add_row(name, f"{rows:,}")
     rate = summary.encounters / seconds if seconds > 0 else 0.0
@@ -80,8 +87,8 @@ def generate_command(
             summary = generate(code, encounters, seed, out, federation_seed=federation_seed,
                                templates_fraction=templates_fraction)  # fmt: skip
         else:
-            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TimeElapsedColumn())  # fmt: skip
+            columns = (TextColumn("{task.description}", markup=False), BarColumn(),
+                       MofNCompleteColumn(), TimeElapsedColumn())  # fmt: skip
             with Progress(*columns, console=err_console, transient=True) as bar:
                 task = bar.add_task(f"{code} encounters", total=max(encounters, 0))
                 summary = generate(

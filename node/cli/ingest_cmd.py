@@ -24,7 +24,17 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from node.cli.common import HomeOption, JsonOption, cli_errors, console, err_console, print_json
+from node.cli.common import (
+    HomeOption,
+    JsonOption,
+    cli_errors,
+    console,
+    err_console,
+    error_line,
+    print_json,
+    text_column,
+    warning_line,
+)
 from node.cli.match_cmd import refresh_match_filters
 from node.errors import ConfigError
 from node.home import NodeHome
@@ -69,9 +79,11 @@ class _View:
         self.enabled = enabled
         self.live = enabled and err_console.is_terminal
         self.bar = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),  # a file name, never markup
             BarColumn(),
-            TextColumn("{task.fields[rows]:>10,} rows  {task.fields[rate]:>8,.0f} rows/s"),
+            TextColumn(
+                "{task.fields[rows]:>10,} rows  {task.fields[rate]:>8,.0f} rows/s", markup=False
+            ),
             TimeElapsedColumn(),
             console=err_console,
             transient=True,
@@ -111,7 +123,7 @@ def _summary(report: IngestReport) -> Table:
     title = f"{report.dataset}: " + ("dry run, nothing written" if report.dry_run else "imported")
     table = Table(title=title)
     for column in ("file", "rows", "added", "unchanged", "replaced", "rejected"):
-        table.add_column(column, justify="left" if column == "file" else "right")
+        text_column(table, column, justify="left" if column == "file" else "right")
     for f in report.files:
         table.add_row(
             f.path, *(f"{n:,}" for n in (f.rows_read, f.added, f.unchanged, f.replaced, f.rejected))
@@ -138,7 +150,7 @@ def _print_errors(exc: IngestError, as_json: bool) -> None:
     if more > 0:
         err_console.print(f"… and {more:,} more", highlight=False)
     err_console.print(
-        f"[bold red]error:[/] {exc.error_count:,} problem(s); nothing was imported — {exc.hint}",
+        error_line(f"{exc.error_count:,} problem(s); nothing was imported — {exc.hint}"),
         highlight=False,
         soft_wrap=True,
     )
@@ -214,8 +226,10 @@ def ingest(
     )
     if report.rejects_path and report.total("rejected"):
         console.print(
-            f"[yellow]{report.total('rejected'):,} row(s) refused[/], written with their reasons "
-            f"to {report.rejects_path}",
+            warning_line(
+                f"{report.total('rejected'):,} row(s) refused,",
+                f"written with their reasons to {report.rejects_path}",
+            ),
             highlight=False,
         )
         for error in report.errors[:MAX_ERROR_LINES]:
@@ -240,9 +254,9 @@ def counts(home: HomeOption, as_json: JsonOption = False) -> None:
         )
         return
     table = Table(title="Records")
-    table.add_column("dataset")
-    table.add_column("records", justify="right")
-    table.add_column("as of (latest import)")
+    text_column(table, "dataset")
+    text_column(table, "records", justify="right")
+    text_column(table, "as of (latest import)")
     for s in summary:
         table.add_row(s.dataset, f"{s.records:,}", s.as_of.isoformat() if s.as_of else "—")
     console.print(table)
@@ -266,12 +280,13 @@ def imports(
         print_json([r.to_dict() for r in history])
         return
     table = Table(title="Imports")
+    # The whole sha256, folded if need be (64 digits on one line would starve 7 columns).
     for column in ("finished", "dataset", "file", "sha256", "added", "unchanged", "rejected"):
-        table.add_column(column)
-    table.add_column("status")
+        text_column(table, column)
+    text_column(table, "status")
     for r in history:
         row: list[Any] = [r.finished_at.strftime("%Y-%m-%d %H:%M:%S"), r.dataset, r.file_name]
-        row += [r.file_sha256[:12], f"{r.rows_added:,}", f"{r.rows_unchanged:,}"]
+        row += [r.file_sha256, f"{r.rows_added:,}", f"{r.rows_unchanged:,}"]
         row += [f"{r.rows_rejected:,}", r.status]
         table.add_row(*row)
     console.print(table)

@@ -21,7 +21,17 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from node.cli.common import HomeOption, JsonOption, cli_errors, console, err_console, print_json
+from node.cli.common import (
+    HomeOption,
+    JsonOption,
+    cli_errors,
+    console,
+    err_console,
+    print_json,
+    styled,
+    text_column,
+    warning_line,
+)
 from node.errors import InvalidArgumentError
 from node.home import NodeHome
 from node.matching.client import MatchClient, MatchReport
@@ -65,7 +75,9 @@ def refresh_match_filters(home: NodeHome, store: Store, table: str, *, quiet: bo
         reports = refresh_after_ingest(home, store, table, dt.datetime.now(dt.UTC))
     except Exception as exc:  # the import is committed; say how to catch up
         err_console.print(
-            f"[yellow]warning:[/] match filters not updated ({exc}); run `enlace match rebuild`",
+            warning_line(
+                "warning:", f"match filters not updated ({exc}); run `enlace match rebuild`"
+            ),
             highlight=False,
         )
         return
@@ -101,14 +113,14 @@ def _datasets(chosen: Sequence[str] | None, default: Sequence[str]) -> list[str]
 def _results_table(report: MatchReport, title: str) -> Table:
     table = Table(title=title)
     for column in ("peer", "dataset", "result", "strength", "agreement / reason"):
-        table.add_column(column)
+        text_column(table, column)
     style = {"hit": "bold green", "no hit": "", "not granted": "dim", "error": "red"}
     for o in report.outcomes:
         result = "HIT" if o.status == "hit" else o.status
         table.add_row(
             o.peer,
             o.dataset,
-            f"[{style[o.status]}]{result}[/]" if style[o.status] else result,
+            styled(result, style[o.status]),
             o.strength,
             o.agreement if o.status in ("hit", "no hit") else o.detail,
         )
@@ -257,7 +269,8 @@ def batch(
             if ("document" in kinds and d in DOCUMENT_DATASETS)
             or ("person" in kinds and d in PERSON_DATASETS)
         ]
-        columns = (TextColumn("matching"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        columns = (TextColumn("matching", markup=False), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn())  # fmt: skip
         with (
             _runtime(home) as runtime,
             MatchClient(runtime, timeout=timeout) as mc,
@@ -298,7 +311,7 @@ def batch(
         return
     table = Table(title=f"{len(queries):,} queries, {report.elements:,} elements")
     for column in ("peer", "dataset", "result", "count"):
-        table.add_column(column)
+        text_column(table, column)
     for (p, d, s), n in sorted(summary.items()):
         table.add_row(p, d, s, f"{n:,}")
     console.print(table)
@@ -351,7 +364,7 @@ def _print_rows(rows: list[dict[str, Any]], title: str, as_json: bool) -> None:
     columns = list(dict.fromkeys(k for row in rows for k in row))
     table = Table(title=title)
     for column in columns:
-        table.add_column(column)
+        text_column(table, column)
     for row in rows:
         table.add_row(*(str(row.get(c, "")) for c in columns))
     console.print(table)

@@ -11,10 +11,19 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from crypto.keys import certificate_not_after
 from enlace.v1 import node_pb2
-from node.cli.common import HomeOption, JsonOption, cli_errors, console, print_json
+from node.cli.common import (
+    HomeOption,
+    JsonOption,
+    cli_errors,
+    console,
+    print_json,
+    styled,
+    text_column,
+)
 from node.client import PeerClient
 from node.errors import ConfigError, PeerError
 from node.home import NodeHome, init_home
@@ -73,9 +82,9 @@ def init(
         if as_json:
             print_json(summary)
             return
-        console.print(f"[green]Node home created[/] at {home}")
+        console.print(Text.assemble(("Node home created", "green"), f" at {home}"))
         for key, value in summary.items():
-            console.print(f"  {key:18} {value}")
+            console.print(f"  {key:18} {value}", highlight=False, soft_wrap=True)
         console.print(
             "Next: send member.json to the directory administrators, then "
             "`enlace directory publish DIR.json --home` and `enlace serve`."
@@ -200,12 +209,14 @@ def peers(
 def peers_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="Peers")
     for column in ("country", "endpoint", "reachable", "latency ms", "directory", "cert expires"):
-        table.add_column(column)
+        text_column(table, column)
     for r in rows:
         table.add_row(
             r["country"],
             r["endpoint"],
-            "[green]yes[/]" if r["reachable"] else f"[red]no[/] {r['error'][:60]}",
+            styled("yes", "green")
+            if r["reachable"]
+            else Text.assemble(("no", "red"), " ", r["error"]),
             f"{r['latency_ms']:.1f}" if r["latency_ms"] is not None else "—",
             f"v{r['directory_version']}" if r["directory_version"] else "—",
             r["certificate_expires"].date().isoformat(),

@@ -8,10 +8,20 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from enlace.v1 import agreements_pb2
 from node.agreements import AgreementBook
-from node.cli.common import HomeOption, JsonOption, cli_errors, console, print_json
+from node.cli.common import (
+    HomeOption,
+    JsonOption,
+    cli_errors,
+    console,
+    id_column,
+    print_json,
+    styled,
+    text_column,
+)
 from node.client import PeerClient
 from node.errors import InvalidArgumentError, from_policy
 from node.home import NodeHome
@@ -148,8 +158,11 @@ def verify(path: FileArg, home: HomeOption, as_json: JsonOption = False) -> None
             print_json(result)
         else:
             console.print(
-                f"[green]{verified.agreement.label()} is signed by both parties[/] "
-                f"(hash {verified.hash[:16]}…)"
+                Text.assemble(
+                    (f"{verified.agreement.label()} is signed by both parties", "green"),
+                    f" (hash {verified.hash})",
+                ),
+                soft_wrap=True,
             )
 
 
@@ -193,14 +206,14 @@ def show(path: FileArg, as_json: JsonOption = False) -> None:
         if as_json:
             print_json(data)
             return
-        console.print(f"[bold]{agreement.label()}[/] — {agreement.title}")
+        console.print(Text.assemble((agreement.label(), "bold"), f" — {agreement.title}"))
         console.print(
             f"parties {' ↔ '.join(agreement.parties)}; valid {data['valid_from']} → "
             f"{data['valid_until']}; signed by {', '.join(data['signed_by']) or 'nobody yet'}"
         )
         table = Table()
         for column in ("#", "holder → requester", "service", "datasets", "purposes", "quotas"):
-            table.add_column(column)
+            text_column(table, column)
         for g in data["grants"]:
             table.add_row(
                 str(g["grant"]),
@@ -273,8 +286,9 @@ def list_(home: HomeOption, as_json: JsonOption = False) -> None:
             print_json(data)
             return
         table = Table(title="Agreements")
-        for column in ("id", "v", "parties", "valid until", "state"):
-            table.add_column(column)
+        id_column(table, "id")
+        for column in ("v", "parties", "valid until", "state"):
+            text_column(table, column)
         for r in data:
             state = r["state"]
             table.add_row(
@@ -282,7 +296,7 @@ def list_(home: HomeOption, as_json: JsonOption = False) -> None:
                 str(r["version"]),
                 " ↔ ".join(r["parties"]),
                 r["valid_until"][:10],
-                f"[green]{state}[/]" if state == "in force" else f"[red]{state}[/]",
+                styled(state, "green" if state == "in force" else "red"),
             )
         console.print(table)
 
@@ -398,7 +412,10 @@ def explain(
             colour = "green" if explanation.allowed else "red"
             verdict = "ALLOWED" if explanation.allowed else "DENIED"
             console.print(
-                f"[bold {colour}]{verdict}[/]: {who(request.requester)} → {who(request.holder)}"
+                Text.assemble(
+                    (verdict, f"bold {colour}"),
+                    f": {who(request.requester)} → {who(request.holder)}",
+                )
             )
             for line in explanation.lines:
                 console.print(f"  {line}", highlight=False)

@@ -28,7 +28,12 @@ from node.cli.common import (
     cli_errors,
     console,
     err_console,
+    error_line,
+    id_column,
     print_json,
+    styled,
+    text_column,
+    warning_line,
 )
 from node.cli.match_cmd import PeerOption, PurposeOption, TimeoutOption, _runtime
 from node.errors import EnlaceError, InvalidArgumentError
@@ -101,7 +106,7 @@ def _table(screening: Screening) -> Table:
         f"{m.arrival_port}: {len(m.travellers)} travellers ({screening.purpose})"
     )
     for column in ("#", "traveller", "born", "document", "result"):
-        table.add_column(column)
+        text_column(table, column)
     for r in screening.travellers:
         t = r.traveller
         summary = r.summary()
@@ -114,11 +119,12 @@ def _table(screening: Screening) -> Table:
             t.name,
             t.birth_date.iso() if t.birth_date else "",
             f"{t.issuing_state} {t.document_number}".strip(),
-            f"[{style}]{summary}[/]" if style else summary,
+            styled(summary, style),
         )
     for rejected in screening.rejected:
+        reasons = "; ".join(rejected.reasons)  # whole: the reason says where the problem is
         table.add_row(str(rejected.position), rejected.name, "", "",
-                      f"[yellow]NOT SCREENED: {'; '.join(rejected.reasons)[:80]}[/]")  # fmt: skip
+                      styled(f"NOT SCREENED: {reasons}", "yellow"))  # fmt: skip
     return table
 
 
@@ -158,7 +164,8 @@ def manifest_command(
         now = runtime.clock.now()
         manifest = read_manifest(file, fmt, now.date())
         purge_expired(runtime.store, now)
-        columns = (TextColumn("screening"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        columns = (TextColumn("screening", markup=False), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn())  # fmt: skip
         with (
             MatchClient(runtime, timeout=timeout) as mc,
             Progress(*columns, console=err_console, transient=True, disable=as_json) as bar,
@@ -201,8 +208,11 @@ def manifest_command(
                 record_reports(runtime.store, manifest_id, (csv_path, json_path), now)
             except (EnlaceError, OSError) as exc:  # the screening stands; say what to do
                 err_console.print(
-                    f"[yellow]warning[/] the reports were written but not noted for deletion "
-                    f"when {manifest_id}'s retention ends ({exc}); delete them by hand then",
+                    warning_line(
+                        "warning",
+                        f"the reports were written but not noted for deletion when "
+                        f"{manifest_id}'s retention ends ({exc}); delete them by hand then",
+                    ),
                     highlight=False,
                 )
     if as_json:
@@ -213,8 +223,8 @@ def manifest_command(
         console.print(_table(screening))
         for problem in screening.manifest.problems:
             if problem.severity == "warning":
-                err_console.print(f"[yellow]warning[/] {problem.position}: {problem.message}",
-                                  highlight=False)  # fmt: skip
+                err_console.print(warning_line("warning", f"{problem.position}: "
+                                               f"{problem.message}"), highlight=False)  # fmt: skip
         for f in followups:
             values = ", ".join(f"{k}={v}" for k, v in (f.get("released") or {}).items())
             console.print(f"follow-up {f['followup_id']} of #{f['position']} with {f['peer']}: "
@@ -228,7 +238,7 @@ def manifest_command(
             highlight=False,
         )
         if not written:
-            err_console.print(f"[bold red]error:[/] {failed}", highlight=False, soft_wrap=True)
+            err_console.print(error_line(failed), highlight=False, soft_wrap=True)
     raise typer.Exit(screening.exit_code)
 
 
@@ -241,9 +251,9 @@ def list_command(home: HomeOption, as_json: JsonOption = False) -> None:
         print_json(rows)
         return
     table = Table(title="Screened manifests")
-    for column in ("manifest_id", "format", "reference", "travellers", "hits", "status",
-                   "expires_at"):  # fmt: skip
-        table.add_column(column)
+    id_column(table, "manifest_id")
+    for column in ("format", "reference", "travellers", "hits", "status", "expires_at"):
+        text_column(table, column)
     for row in rows:
         table.add_row(*(str(row[c]) for c in ("manifest_id", "format", "reference", "travellers",
                                               "hits", "status", "expires_at")))  # fmt: skip
@@ -267,7 +277,7 @@ def show_command(
         return
     table = Table(title=f"{stored.manifest_id} ({stored.status}, expires {stored.expires_at:%F})")
     for column in ("#", "traveller", "result"):
-        table.add_column(column)
+        text_column(table, column)
     for t, _ in travellers:
         table.add_row(str(t["position"]), f"{t['surname']}, {t['given_names']}", t["summary"])
     console.print(table)
@@ -306,7 +316,7 @@ def purge_command(home: HomeOption, as_json: JsonOption = False) -> None:
         console.print(f"{len(purge.reports_deleted)} report file(s) deleted: "
                       + ", ".join(purge.reports_deleted), highlight=False)  # fmt: skip
     for path, reason in purge.reports_kept:
-        err_console.print(f"[yellow]left in place[/] {path}: {reason}", highlight=False)
+        err_console.print(warning_line("left in place", f"{path}: {reason}"), highlight=False)
 
 
 @app.command("manifest-sample")

@@ -18,8 +18,18 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from node.cli.common import HomeOption, JsonOption, cli_errors, console, print_json
+from node.cli.common import (
+    HomeOption,
+    JsonOption,
+    cli_errors,
+    console,
+    id_column,
+    print_json,
+    styled,
+    text_column,
+)
 from node.errors import InvalidArgumentError
 from node.home import NodeHome
 from node.runtime import NodeRuntime, open_runtime
@@ -104,10 +114,10 @@ def status(home: HomeOption, period: PeriodOption = "", as_json: JsonOption = Fa
             return
         table = Table(title=f"Members' data for {report['period']}")
         for column in ("member", "state", "data as of", "deadline", "late (days)", "last answer"):
-            table.add_column(column)
+            text_column(table, column)
         colours = {"current": "green", "pending": "yellow", "late": "red"}
         for m in report["members"]:
-            state = f"[{colours[m['state']]}]{m['state']}[/]"
+            state = styled(m["state"], colours.get(m["state"], ""))
             table.add_row(
                 m["country"],
                 state,
@@ -118,10 +128,11 @@ def status(home: HomeOption, period: PeriodOption = "", as_json: JsonOption = Fa
             )
         console.print(table)
         pulls = Table(title="Recent pulls")
-        for column in ("pull", "when", "trigger", "period", "status", "missing"):
-            pulls.add_column(column)
+        id_column(pulls, "pull")
+        for column in ("when", "trigger", "period", "status", "missing"):
+            text_column(pulls, column)
         for p in report["pulls"]:
-            shown = "[bold red]PARTIAL[/]" if p["status"] == "partial" else p["status"]
+            shown = styled("PARTIAL", "bold red") if p["status"] == "partial" else p["status"]
             pulls.add_row(
                 p["pull_id"],
                 p["created_at"],
@@ -138,13 +149,13 @@ def _print_collection(report: dict[str, Any]) -> None:
     if pull:
         table = Table(title=f"Pull {pull['pull_id']} — {pull['period']} ({pull['trigger']})")
         for column in ("member", "status", "received", "failed", "attempts", "seconds"):
-            table.add_column(column)
+            text_column(table, column)
         for country, o in pull["members"].items():
             table.add_row(
                 country,
                 o["status"],
                 ",".join(o["received"]),
-                "; ".join(f"{t}: {e}" for t, e in o["failed"].items())[:120],
+                "; ".join(f"{t}: {e}" for t, e in o["failed"].items()),
                 str(o["attempts"]),
                 f"{o['seconds']:.2f}",
             )
@@ -153,11 +164,14 @@ def _print_collection(report: dict[str, Any]) -> None:
         console.print(f"round {r['round_id']}: {r['status']} — {r['detail']}", highlight=False)
     if report["status"] == "partial":
         console.print(
-            "[bold red]PARTIAL[/]: some members are missing; `enlace st pull --retry` asks "
-            "them again (the calendar retries hourly)."
+            Text.assemble(
+                ("PARTIAL", "bold red"),
+                ": some members are missing; `enlace st pull --retry` asks "
+                "them again (the calendar retries hourly).",
+            )
         )
     else:
-        console.print("[green]complete[/]: every member answered.")
+        console.print(Text.assemble(("complete", "green"), ": every member answered."))
 
 
 @app.command("pull")
@@ -314,9 +328,9 @@ def calendar(
             return
         table = Table(title="Secretariat calendar (UTC)")
         for column in ("job", "schedule", "next run", "what"):
-            table.add_column(column)
+            text_column(table, column)
         for row in rows:
-            nxt = "[yellow]paused[/]" if row["paused"] else _iso(row["next_run"])
+            nxt = styled("paused", "yellow") if row["paused"] else _iso(row["next_run"])
             table.add_row(row["id"], row["trigger"], nxt, row["description"])
         console.print(table)
 

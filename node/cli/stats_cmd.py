@@ -11,7 +11,15 @@ import typer
 from rich.table import Table
 
 from enlace.v1 import stats_pb2
-from node.cli.common import HomeOption, JsonOption, cli_errors, console, print_json
+from node.cli.common import (
+    HomeOption,
+    JsonOption,
+    cli_errors,
+    console,
+    print_json,
+    styled,
+    text_column,
+)
 from node.client import PeerClient
 from node.errors import InvalidArgumentError
 from node.home import NodeHome
@@ -92,11 +100,11 @@ def _emit(
 def _show(result: StatsAnswer, title: str) -> None:
     table = Table(title=title)
     for name in result.dimensions:
-        table.add_column(name)
-    table.add_column("value", justify="right")
-    table.add_column("flags")
+        text_column(table, name)
+    text_column(table, "value", justify="right")
+    text_column(table, "flags")
     for cell in result.cells:
-        shown = "[dim]—[/]" if cell.value is None else f"{cell.value:,}"
+        shown = styled("—", "dim") if cell.value is None else f"{cell.value:,}"
         flags = f"{cell.obs_status}/{cell.conf_status}" + (" ~" if cell.perturbed else "")
         table.add_row(*cell.key, shown, flags)
     console.print(table)
@@ -269,7 +277,7 @@ def matrices(as_json: JsonOption = False) -> None:
         return
     table = Table(title=f"CRM matrices ({MATRICES_VERSION})")
     for column in ("id", "título", "measure", "dimensions"):
-        table.add_column(column)
+        text_column(table, column)
     for r in rows:
         table.add_row(r["id"], r["title_es"], r["measure"], " × ".join(r["dimensions"]))
     console.print(table)

@@ -12,8 +12,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from node.cli.common import HomeOption, JsonOption, cli_errors, console, print_json
+from node.cli.common import HomeOption, JsonOption, cli_errors, console, print_json, text_column
 from node.errors import EnlaceError, NotFoundError
 from node.home import NodeHome
 from node.runtime import NodeRuntime, open_runtime
@@ -77,7 +78,9 @@ def node_status(runtime: NodeRuntime) -> dict[str, Any]:
 
 def _show(report: dict[str, Any]) -> None:
     console.print(
-        f"[bold]{report['country']}[/] {report['name']} ({', '.join(report['roles'])})",
+        Text.assemble(
+            (report["country"], "bold"), f" {report['name']} ({', '.join(report['roles'])})"
+        ),
         highlight=False,
     )
     d = report["directory"]
@@ -86,13 +89,13 @@ def _show(report: dict[str, Any]) -> None:
     if report["data"]:
         table = Table(title="datasets")
         for column in ("dataset", "records", "as of"):
-            table.add_column(column)
+            text_column(table, column)
         for row in report["data"]:
             table.add_row(row["dataset"], f"{row['records']:,}", row["as_of"] or "—")
         console.print(table)
     notes = report["notifications"]
     if notes:
-        console.print(f"[bold]{len(notes)} notification(s) from the Secretariat[/]")
+        console.print(Text(f"{len(notes)} notification(s) from the Secretariat", style="bold"))
         for n in notes:
             console.print(
                 f"  {n['id']}  {n['kind']}  {n['period'] or '—'}  from {n['from']}, "

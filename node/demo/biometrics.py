@@ -173,7 +173,7 @@ def biometric_step(runtimes: dict[str, NodeRuntime], root: Path, say: Say) -> di
         report = client.search(probe[None, :], PURPOSE, labels=[chosen["person_id"]])
         for o in report.outcomes:
             shown = o.status.upper() if o.hit else o.status
-            say(f"     {o.peer:<4} {shown:<12} {(o.agreement if o.hit else o.detail)[:60]}")
+            say(f"     {o.peer:<4} {shown:<12} {o.agreement if o.hit else o.detail}")
         result["probe"] = chosen["person_id"]
         result["results"] = [o.to_dict() | {"hit_reference": ""} for o in report.outcomes]
         result["identified_by"] = sorted(o.peer for o in report.hits())

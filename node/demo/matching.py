@@ -138,7 +138,7 @@ def _table(report: MatchReport, say: Say) -> list[dict[str, Any]]:
         extra = o.strength if o.status == "hit" else ("" if o.status == "no hit" else o.detail)
         if o.status == "not granted":
             extra = "agreement expired" if "expired" in o.detail else "no matching grant"
-        say(f"     {o.peer:<4} {o.dataset:<20} {mark} {extra[:40]}")
+        say(f"     {o.peer:<4} {o.dataset:<20} {mark} {extra}")
     return rows
 
 
