@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, make_url, text
 
 from node.client import PeerClient
@@ -141,6 +142,36 @@ def databases(
                     {"n": f"enlace-h-{schema}"},
                 )
                 conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+
+
+#: The two backends a module-scoped federation fixture runs on (``params=BACKENDS``).
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+
+
+@contextlib.contextmanager
+def backend_federation(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    countries: tuple[str, ...],
+    *,
+    helper: str,
+) -> Iterator[tuple[Federation, Path]]:
+    """A federation of ``countries``, the Secretariat and ``helper`` on the fixture's backend
+    (its param, one of :data:`BACKENDS`), with its scratch root; closed afterwards."""
+    admin = (
+        request.getfixturevalue("postgres_admin_engine") if request.param == "postgres" else None
+    )
+    root = tmp_path_factory.mktemp(f"{name}-{request.param}")
+    with databases(root / "db", (*countries, "CRM", helper), admin) as urls:
+        live = open_federation(root / "fed", urls, countries, helper=helper)
+        try:
+            yield live, root
+        finally:
+            live.close()
 
 
 def open_federation(

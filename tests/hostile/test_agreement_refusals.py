@@ -24,6 +24,7 @@ from google.protobuf.message import Message
 from enlace.v1 import biometric_pb2
 from hostile.toolkit import (
     AGGREGATE,
+    BACKENDS,
     BIO_EPOCH,
     DIRECTORY_PURPOSE,
     HELPER,
@@ -32,12 +33,11 @@ from hostile.toolkit import (
     STATS_PURPOSE,
     Aim,
     Federation,
-    databases,
+    backend_federation,
     deliver,
     furnish,
     hostile_agreement,
     install,
-    open_federation,
     valid,
 )
 from node.biometrics.service import MAX_PROBES
@@ -92,43 +92,32 @@ def quota_id(method: str) -> str:
     return f"Q1-{service.rsplit('.', 1)[-1]}-{name}"
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ],
-)
+@pytest.fixture(scope="module", params=BACKENDS)
 def fed(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Federation]:
-    admin = (
-        request.getfixturevalue("postgres_admin_engine") if request.param == "postgres" else None
-    )
-    root = tmp_path_factory.mktemp(f"agreements-{request.param}")
-    with databases(root / "db", (*COUNTRIES, "CRM", HELPER), admin) as urls:
-        live = open_federation(root / "fed", urls, COUNTRIES, helper=HELPER)
-        try:
-            furnish(live, root / "data")  # PAN holds data; CRI has the baseline agreement
-            now = live.now()
-            past, future = now - dt.timedelta(days=400), now + dt.timedelta(days=10)
-            install(live, hostile_agreement("PAN", "HND", past, agreement_id=BASELINE["HND"]))
-            install(live, hostile_agreement("PAN", "GTM", future, agreement_id=BASELINE["GTM"]))
-            install(live, hostile_agreement("PAN", "BLZ", now, agreement_id=BASELINE["BLZ"]))
-            for method in AGREEMENT_RULED:
-                install(
-                    live,
-                    hostile_agreement(
-                        "PAN", meter_caller(method), now, agreement_id=quota_id(method), per_day=1
-                    ),
-                )
-            cap = hostile_agreement("PAN", "BLZ", now, agreement_id=CAP_ID, per_day=1)
-            install(live, cap)
-            live.serve("PAN")
-            live.serve(HELPER)  # Contribute hands PAN's share to the helper
-            yield live
-        finally:
-            live.close()
+    with backend_federation(request, tmp_path_factory, "agreements", COUNTRIES, helper=HELPER) as (
+        live,
+        root,
+    ):
+        furnish(live, root / "data")  # PAN holds data; CRI has the baseline agreement
+        now = live.now()
+        past, future = now - dt.timedelta(days=400), now + dt.timedelta(days=10)
+        install(live, hostile_agreement("PAN", "HND", past, agreement_id=BASELINE["HND"]))
+        install(live, hostile_agreement("PAN", "GTM", future, agreement_id=BASELINE["GTM"]))
+        install(live, hostile_agreement("PAN", "BLZ", now, agreement_id=BASELINE["BLZ"]))
+        for method in AGREEMENT_RULED:
+            install(
+                live,
+                hostile_agreement(
+                    "PAN", meter_caller(method), now, agreement_id=quota_id(method), per_day=1
+                ),
+            )
+        cap = hostile_agreement("PAN", "BLZ", now, agreement_id=CAP_ID, per_day=1)
+        install(live, cap)
+        live.serve("PAN")
+        live.serve(HELPER)  # Contribute hands PAN's share to the helper
+        yield live
 
 
 def _body(fed: Federation, caller: str, method: str) -> Message:

@@ -27,6 +27,7 @@ from hostile.toolkit import (
     AGGREGATE,
     AGREEMENT_ID,
     ATTACKS,
+    BACKENDS,
     HELPER,
     INJECTIONS,
     MATCH_PURPOSE,
@@ -38,14 +39,13 @@ from hostile.toolkit import (
     Attack,
     Federation,
     Row,
-    databases,
+    backend_federation,
     deliver,
     furnish,
     hostile_agreement,
     injected,
     install,
     launch,
-    open_federation,
     row_for,
     text_paths,
     until_refused,
@@ -73,37 +73,24 @@ class Target:
     row: Row
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ],
-)
+@pytest.fixture(scope="module", params=BACKENDS)
 def fed(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Federation]:
-    admin = (
-        request.getfixturevalue("postgres_admin_engine") if request.param == "postgres" else None
-    )
-    root = tmp_path_factory.mktemp(f"hostile-{request.param}")
-    with databases(root / "db", (*COUNTRIES, "CRM", HELPER), admin) as urls:
-        live = open_federation(root / "fed", urls, COUNTRIES, helper=HELPER)
-        try:
-            furnish(live, root / "data")
-            install(
-                live,
-                hostile_agreement(
-                    "PAN", "HND", live.now(), agreement_id=QUOTA_ID, per_day=STATS_QUOTA
-                ),
-            )
-            past = live.now() - dt.timedelta(days=400)
-            install(live, hostile_agreement("PAN", "HND", past, agreement_id=EXPIRED_ID))
-            for node in SERVED:
-                live.serve(node)
-            yield live
-        finally:
-            live.close()
+    with backend_federation(request, tmp_path_factory, "hostile", COUNTRIES, helper=HELPER) as (
+        live,
+        root,
+    ):
+        furnish(live, root / "data")
+        install(
+            live,
+            hostile_agreement("PAN", "HND", live.now(), agreement_id=QUOTA_ID, per_day=STATS_QUOTA),
+        )
+        past = live.now() - dt.timedelta(days=400)
+        install(live, hostile_agreement("PAN", "HND", past, agreement_id=EXPIRED_ID))
+        for node in SERVED:
+            live.serve(node)
+        yield live
 
 
 def targets(fed: Federation) -> list[Target]:

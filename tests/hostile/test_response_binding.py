@@ -31,15 +31,15 @@ from enlace.v1 import envelope_pb2, match_pb2, stats_pb2
 from hostile.toolkit import (
     AGGREGATE,
     AGREEMENT_ID,
+    BACKENDS,
     HELPER,
     MATCH_PURPOSE,
     ROWS,
     STATS_PURPOSE,
     Federation,
-    databases,
+    backend_federation,
     furnish,
     in_process,
-    open_federation,
 )
 from node.audit import verify_chain
 from node.client import PeerClient, PeerReply
@@ -133,33 +133,22 @@ def _serve(impostor: Impostor) -> grpc.Server:
     return server
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ],
-)
+@pytest.fixture(scope="module", params=BACKENDS)
 def impostor(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Impostor]:
-    admin = (
-        request.getfixturevalue("postgres_admin_engine") if request.param == "postgres" else None
-    )
-    root = tmp_path_factory.mktemp(f"binding-{request.param}")
-    with databases(root / "db", (*COUNTRIES, "CRM", HELPER), admin) as urls:
-        fed = open_federation(root / "fed", urls, COUNTRIES, helper=HELPER)
-        server: grpc.Server | None = None
+    with backend_federation(request, tmp_path_factory, "binding", COUNTRIES, helper=HELPER) as (
+        fed,
+        root,
+    ):
+        furnish(fed, root / "data")
+        pipeline, methods = in_process(fed.runtimes["PAN"])
+        made = Impostor(fed, pipeline, methods)
+        server = _serve(made)
         try:
-            furnish(fed, root / "data")
-            pipeline, methods = in_process(fed.runtimes["PAN"])
-            made = Impostor(fed, pipeline, methods)
-            server = _serve(made)
             yield made
         finally:
-            if server is not None:
-                server.stop(grace=None)
-            fed.close()
+            server.stop(grace=None)
 
 
 # -- the forgeries ----------------------------------------------------------------------------
