@@ -26,6 +26,7 @@ from node.cli.common import (
     cli_errors,
     console,
     id_column,
+    parse_moment,
     print_json,
     styled,
     text_column,
@@ -125,7 +126,7 @@ def show(
 ) -> None:
     """List audit entries (newest last)."""
     with cli_errors(as_json):
-        since_at = dt.datetime.fromisoformat(since).replace(tzinfo=dt.UTC) if since else None
+        since_at = parse_moment(since, "--since") if since else None
         runtime = open_runtime(NodeHome(home))
         try:
             filt = AuditFilter(peer=peer.upper() or None, since=since_at, limit=None)

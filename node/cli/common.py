@@ -17,6 +17,7 @@ Invariants of what is printed:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -112,20 +113,72 @@ def print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+def _file_error(exc: OSError) -> InvalidArgumentError:
+    """A file the user named cannot be read or written: say which, and why, in one line."""
+    reason = exc.strerror or type(exc).__name__
+    if isinstance(exc, FileNotFoundError):
+        hint = "check the path (relative paths start from the current directory)"
+    elif isinstance(exc, (IsADirectoryError, NotADirectoryError)):
+        hint = "give the path of a file"
+    elif isinstance(exc, PermissionError):
+        hint = "check the file's permissions, or run as the node's user"
+    else:
+        hint = "check the path and the disk"
+    return InvalidArgumentError(f"{exc.filename}: {reason}", hint=hint)
+
+
 @contextmanager
 def cli_errors(as_json: bool = False) -> Iterator[None]:
-    """Turn domain errors into one line on stderr (or a JSON object) and exit code 1."""
+    """Turn domain errors, and files that cannot be opened, into one line on stderr (or a JSON
+    object) and exit code 1."""
     try:
         try:
             yield
         except (PolicyError, CryptoError) as exc:
             raise from_policy(exc) from exc
+        except OSError as exc:
+            if exc.filename is None:  # not a file the user named: a fault, with its traceback
+                raise
+            raise _file_error(exc) from exc
     except EnlaceError as exc:
         if as_json:
             print_json({"error": exc.message, "hint": exc.hint, "status": exc.status_name})
         else:
             err_console.print(error_line(exc), highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+
+
+def parse_moment(text: str, option: str) -> dt.datetime:
+    """An ISO 8601 date or date-time as a UTC instant: a given offset is honoured (converted),
+    a moment without one is taken as UTC."""
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidArgumentError(
+            f"{text!r} is not a date or a date-time",
+            field=option,
+            hint="write 2026-11-28, 2026-11-28T13:20:00Z or 2026-11-28T08:20:00-05:00",
+        ) from None
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
+def member_country(code: str, option: str, *, secretariat: bool = True) -> str:
+    """``code`` (any case) if it names a member of the CRM (or, if ``secretariat``, the
+    Secretariat's ``CRM``); otherwise refuse, with the close codes."""
+    from node.records.codelists import REGIONAL_MEMBERS, suggest_codes
+    from node.trust.member import SECRETARIAT_COUNTRY
+
+    allowed = [*REGIONAL_MEMBERS, *([SECRETARIAT_COUNTRY] if secretariat else [])]
+    wanted = code.strip().upper()
+    if wanted in allowed:
+        return wanted
+    close = suggest_codes(wanted, allowed)
+    raise InvalidArgumentError(
+        f"{code!r} is not a member of the CRM",
+        field=option,
+        hint=(f"did you mean {', '.join(close)}? " if close else "")
+        + f"members: {', '.join(allowed)}",
+    )
 
 
 def guarded(fn: Callable[..., T]) -> Callable[..., T]:

@@ -33,6 +33,7 @@ from node.cli.common import (
     console,
     err_console,
     id_column,
+    member_country,
     print_json,
     text_column,
 )
@@ -259,6 +260,8 @@ def add_member_cmd(
             descriptor = MemberDescriptor.from_json(member.read_bytes())
         except OSError as exc:
             raise InvalidArgumentError(f"cannot read {member}: {exc.strerror}") from None
+        if "member" in descriptor.roles:
+            member_country(descriptor.country, "country", secretariat=False)
         replaced = any(m.country == descriptor.country for m in before.members)
         after = add_member(before, descriptor)
         _save(directory_file, after)

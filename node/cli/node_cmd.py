@@ -20,6 +20,7 @@ from node.cli.common import (
     JsonOption,
     cli_errors,
     console,
+    member_country,
     print_json,
     styled,
     text_column,
@@ -61,12 +62,15 @@ def init(
 ) -> None:
     """Create a node home: configuration, signing, X25519 and TLS keys, member descriptor."""
     with cli_errors(as_json):
+        chosen_roles = tuple(r.strip() for r in roles.split(",") if r.strip())
+        if "member" in chosen_roles:  # a helper node may be run under a code of its own
+            country = member_country(country, "--country", secretariat=False)
         created = init_home(
             home,
             country=country,
             name=name or f"Migration authority of {country.upper()}",
             endpoint=endpoint,
-            roles=tuple(r.strip() for r in roles.split(",") if r.strip()),
+            roles=chosen_roles,
             now=dt.datetime.now(dt.UTC),
             database_url=database_url,
             directory_source=directory_source,

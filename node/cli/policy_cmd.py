@@ -18,6 +18,8 @@ from node.cli.common import (
     cli_errors,
     console,
     id_column,
+    member_country,
+    parse_moment,
     print_json,
     styled,
     text_column,
@@ -57,11 +59,6 @@ def _read(path: Path) -> Any:
         raise from_policy(exc) from exc
 
 
-def _utc(text: str) -> dt.datetime:
-    moment = dt.datetime.fromisoformat(text)
-    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
-
-
 @app.command("new")
 def new(
     agreement_id: Annotated[str, typer.Option("--id", help="Agreement id, e.g. PAN-CRI-2027-01.")],
@@ -73,13 +70,24 @@ def new(
 ) -> None:
     """Write a draft with one statistics grant in each direction, to edit before signing."""
     with cli_errors():
-        a, b = (p.strip().upper() for p in parties.split(","))
+        named = [p for p in parties.split(",") if p.strip()]
+        if len(named) != 2:
+            raise InvalidArgumentError(
+                f"{parties!r} names {len(named)} parties; an agreement has two",
+                field="--parties",
+                hint="write the two ISO3 codes separated by a comma, e.g. PAN,CRI",
+            )
+        a, b = (member_country(p, "--parties") for p in named)
         start = (
-            _utc(valid_from)
+            parse_moment(valid_from, "--valid-from")
             if valid_from
             else dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         )
-        end = _utc(valid_until) if valid_until else start + dt.timedelta(days=365)
+        end = (
+            parse_moment(valid_until, "--valid-until")
+            if valid_until
+            else start + dt.timedelta(days=365)
+        )
 
         def stats(holder: str, requester: str) -> Grant:
             return Grant(
@@ -383,7 +391,7 @@ def explain(
         runtime = open_runtime(NodeHome(home))
         try:
             me, other = runtime.config.country, peer.upper()
-            now = _utc(at) if at else runtime.clock.now()
+            now = parse_moment(at, "--at") if at else runtime.clock.now()
             request = Request(
                 requester=me if outgoing else other,
                 holder=other if outgoing else me,

@@ -1,0 +1,78 @@
+"""What an operator types wrong gets one line naming the option or file and how to fix it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from enlace.v1 import node_pb2
+from node.cli.main import app
+
+PING = "/enlace.v1.NodeService/Ping"
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, result.output
+
+
+def test_audit_since_honours_the_offset_it_is_given(live) -> None:  # type: ignore[no-untyped-def]
+    with live.client("CRI", "PAN") as client:
+        client.call(PING, node_pb2.PingRequest(), node_pb2.PingResponse)
+    home = str(live.federation.homes["PAN"].root)
+    code, out = run("audit", "show", "--home", home, "--json")
+    assert code == 0, out
+    last = json.loads(out)[-1]
+    at = dt.datetime.fromisoformat(last["at"])
+    for written in (
+        at.astimezone(dt.UTC).isoformat(),
+        at.astimezone(dt.timezone(dt.timedelta(hours=2))).isoformat(),  # the same moment
+        at.astimezone(dt.timezone(dt.timedelta(hours=-5))).isoformat(),
+        at.astimezone(dt.UTC).replace(tzinfo=None).isoformat(),  # no offset: UTC
+    ):
+        code, out = run("audit", "show", "--home", home, "--since", written, "--json")
+        assert code == 0, out
+        assert [r["seq"] for r in json.loads(out)] == [last["seq"]], written
+    code, out = run("audit", "show", "--home", home, "--since", "yesterday")
+    assert code == 1
+    assert "--since: 'yesterday' is not a date or a date-time" in out
+
+
+def test_a_missing_file_is_named_in_one_line(tmp_path: Path) -> None:
+    home = tmp_path / "pan"
+    assert run("init", "--home", str(home), "--country", "PAN")[0] == 0
+    code, out = run("policy", "install", str(tmp_path / "nope.yaml"), "--home", str(home))
+    assert code == 1
+    assert f"{tmp_path / 'nope.yaml'}: No such file or directory" in out
+    assert "check the path" in out
+
+
+def test_a_country_that_is_not_a_member_is_refused_with_the_close_codes(tmp_path: Path) -> None:
+    code, out = run("init", "--home", str(tmp_path / "pna"), "--country", "PNA")
+    assert code == 1
+    assert "'PNA' is not a member of the CRM" in out and "did you mean PAN" in out
+    assert not (tmp_path / "pna").exists()
+    # The independent helper of regional-only sums is not a member: a code of its own is fine.
+    code, out = run(
+        "init", "--home", str(tmp_path / "qhp"), "--country", "QHP", "--roles", "helper"
+    )
+    assert code == 0, out
+    draft = str(tmp_path / "draft.yaml")
+    code, out = run("policy", "new", "--id", "PAN-CRC-1", "--parties", "PAN,CRC", "--out", draft)
+    assert code == 1 and "'CRC' is not a member of the CRM" in out and "CRI" in out
+    code, out = run("policy", "new", "--id", "X-1", "--parties", "PAN,CRI,HND", "--out", draft)
+    assert code == 1 and "names 3 parties; an agreement has two" in out
+    code, out = run(
+        "policy", "new", "--id", "X-1", "--parties", "pan,cri", "--valid-from", "2026-13-01",
+        "--out", draft,
+    )  # fmt: skip
+    assert code == 1 and "--valid-from: '2026-13-01' is not a date" in out
+    assert not Path(draft).exists()
+    code, out = run("policy", "new", "--id", "X-1", "--parties", "pan,cri", "--out", draft)
+    assert code == 0, out
+    assert yaml.safe_load(Path(draft).read_text())["parties"] == ["PAN", "CRI"]
