@@ -146,6 +146,7 @@ def _as_json(result: StatsAnswer, **extra: Any) -> dict[str, Any]:
         "epsilon_spent": result.epsilon_spent,
         "period": result.period,
         "measure": result.measure,
+        "as_of": result.as_of.isoformat() if result.as_of else None,
     }
 
 
@@ -204,10 +205,18 @@ def query(
                     holder=peer.upper(),
                     agreement=reply.header.agreement,
                     agreement_hash=reply.header.agreement_hash,
+                    matrix_version=reply.message.coverage.matrix_version or None,
                 )
             )
         else:
             _show(result, f"{peer.upper()} — {period} ({reply.header.agreement})")
+            fresh = result.as_of.isoformat() if result.as_of else "unknown"
+            version = reply.message.coverage.matrix_version
+            console.print(
+                f"data as of {fresh} at {peer.upper()}"
+                + (f"; matrices {version}" if version else ""),
+                highlight=False,
+            )
 
 
 @app.command("matrix")
@@ -224,7 +233,11 @@ def matrix_cmd(
         parse_period(quarter)
         ids = [matrix(matrix_id).id] if matrix_id else list(MATRICES)
         if fmt and len(ids) > 1:
-            raise InvalidArgumentError("export one matrix at a time", field="--matrix")
+            raise InvalidArgumentError(
+                f"--format writes one matrix per file; {len(ids)} were asked",
+                field="--matrix",
+                hint=f"name one with --matrix ({', '.join(ids)}), or use --json for all of them",
+            )
         runtime = open_runtime(NodeHome(home))
         try:
             results = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -327,3 +328,21 @@ def test_a_filter_value_no_record_holds_is_refused_not_counted_as_zero(stats_liv
     assert caught.value.status_name == "INVALID_ARGUMENT"
     assert "'Female' is not a code of sex" in caught.value.message
     assert "did you mean F?" in caught.value.message  # the hint travels in the message
+
+
+def test_the_cli_answer_says_how_fresh_the_data_are(stats_live) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from node.cli.main import app
+
+    home = str(stats_live.federation.homes["CRI"].root)
+    args = ["stats", "query", "--home", home, "--peer", "PAN", "--period", "2023"]
+    shown = CliRunner().invoke(app, [*args, "--json"])
+    assert shown.exit_code == 0, shown.output
+    answer = json.loads(shown.output)
+    imported = stats_live.runtimes["PAN"].store.records.summary()[0].as_of
+    told = dt.datetime.fromisoformat(answer["as_of"])
+    assert abs(told - imported) < dt.timedelta(milliseconds=1)  # as precise as the wire keeps
+    table = CliRunner().invoke(app, args, env={"COLUMNS": "100"})
+    assert table.exit_code == 0, table.output
+    assert f"data as of {answer['as_of']} at PAN" in table.output
