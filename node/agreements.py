@@ -148,13 +148,21 @@ class AgreementBook:
         )
         self._cache = None
         if saved == "installed":
-            return f"{agreement.label()} installed"
-        if saved == "unchanged":
-            return f"{agreement.label()} was already installed"
-        return (
-            f"{agreement.label()} re-signed: the stored signatures were replaced by the newly "
-            f"verified ones ({_signature_changes(before, signed)}); the text and hash are unchanged"
+            said = f"{agreement.label()} installed"
+        elif saved == "unchanged":
+            said = f"{agreement.label()} was already installed"
+        else:
+            said = (
+                f"{agreement.label()} re-signed: the stored signatures were replaced by the newly "
+                f"verified ones ({_signature_changes(before, signed)}); the text and hash are "
+                "unchanged"
+            )
+        # Installing is not granting: an operator who installs an expired or future agreement
+        # must hear at once that nothing will be answered under it.
+        state = next(
+            (s.state for s in self.status(now) if s.agreement_hash == agreement.hash), "in force"
         )
+        return said if state == "in force" else f"{said}, but it is not in force: {state}"
 
     def install_revocation(self, signed: SignedRevocation, now: dt.datetime) -> str:
         """Verify a revocation against the directory and store it with the key that verified

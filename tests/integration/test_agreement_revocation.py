@@ -261,3 +261,15 @@ def test_an_agreement_whose_signatures_no_longer_verify_is_named_with_the_fix(
     (status,) = book.status(NOW)
     assert "stored signatures no longer verify" in status.state
     assert "enlace policy install" in status.state
+
+
+# --- installing is not granting ---------------------------------------------------------------
+
+
+def test_installing_an_agreement_out_of_force_says_so(node: Node) -> None:
+    later = dt.datetime(2028, 2, 1, tzinfo=dt.UTC)  # a month after it expired
+    said = node.book().install_agreement(signed(), later)
+    assert said.startswith("agreement 'PAN-CRI' (version 1) installed, but it is not in force: ")
+    assert "expired" in said
+    again = node.book().install_agreement(signed(), NOW)  # in force then: nothing to add
+    assert again == "agreement 'PAN-CRI' (version 1) was already installed"
