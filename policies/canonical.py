@@ -261,8 +261,11 @@ def load_document(text: str | bytes) -> object:
     try:
         return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
         raise AgreementFormatError(
-            f"not a valid YAML/JSON document: {exc}",
+            f"not a valid YAML/JSON document{where}: {problem}",
             hint="fix the syntax at the line and column shown",
         ) from exc
 
@@ -336,6 +339,10 @@ def _deepest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
 def _message(error: jsonschema.ValidationError) -> str:
     if error.validator == "not" and isinstance(error.schema, Mapping):
         return f"not allowed here: {error.schema.get('description', 'forbidden field')}"
+    if error.validator == "pattern" and isinstance(error.schema, Mapping):
+        described = error.schema.get("description")  # what to write, not the expression
+        if described:
+            return f"{error.instance!r} is not valid here: {described}"
     return error.message
 
 

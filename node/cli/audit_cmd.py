@@ -164,7 +164,7 @@ def checkpoint(home: HomeOption, as_json: JsonOption = False) -> None:
         finally:
             runtime.close()
         if as_json:
-            print_json({"checkpoint_seq": seq})
+            print_json({"checkpoint_seq": seq, "written": bool(seq)})  # 0: nothing new
         else:
             console.print(f"checkpoint at entry {seq}" if seq else "no new entries to checkpoint")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,7 +35,7 @@ from policies.agreement import Agreement, Disclosure, Grant, Quotas
 from policies.canonical import format_timestamp
 from policies.decision import Request
 from policies.diff import diff_agreements, who
-from policies.errors import PolicyError
+from policies.errors import AgreementFormatError, PolicyError
 from policies.signatures import (
     Revocation,
     SignedAgreement,
@@ -51,12 +53,20 @@ FileArg = Annotated[Path, typer.Argument(help="Agreement YAML file.")]
 
 
 def _read(path: Path) -> Any:
-    try:
+    with _naming(path):
         return load_signed_agreement(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidArgumentError(f"{path} does not exist") from None
-    except PolicyError as exc:
-        raise from_policy(exc) from exc
+
+
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """A document that does not parse is named by its file, as ingest names its rows."""
+    try:
+        yield
+    except AgreementFormatError as exc:
+        named = from_policy(exc)
+        named.message = f"{path}: {named.message}"
+        named.args = (named.message,)
+        raise named from exc
 
 
 @app.command("new")
@@ -260,9 +270,10 @@ def install(
     with cli_errors():
         runtime = open_runtime(NodeHome(home))
         try:
-            message = AgreementBook(runtime).install_text(
-                path.read_text(encoding="utf-8"), runtime.clock.now()
-            )
+            with _naming(path):
+                message = AgreementBook(runtime).install_text(
+                    path.read_text(encoding="utf-8"), runtime.clock.now()
+                )
         finally:
             runtime.close()
         console.print(message)
@@ -360,9 +371,11 @@ def fetch(
                     agreements_pb2.GetAgreementResponse,
                 )
             text = reply.message.document
+            fetched = load_signed_agreement(text).agreement
+            message = f"{fetched.label()} fetched from {peer.upper()}"
             if out:
                 out.write_text(text, encoding="utf-8")
-            message = "fetched"
+                message += f", written to {out}"
             if install_it:
                 message = AgreementBook(runtime).install_text(text, runtime.clock.now())
         finally:

@@ -76,3 +76,21 @@ def test_a_country_that_is_not_a_member_is_refused_with_the_close_codes(tmp_path
     code, out = run("policy", "new", "--id", "X-1", "--parties", "pan,cri", "--out", draft)
     assert code == 0, out
     assert yaml.safe_load(Path(draft).read_text())["parties"] == ["PAN", "CRI"]
+
+
+def test_an_agreement_file_that_does_not_parse_is_named(tmp_path: Path) -> None:
+    home = tmp_path / "pan"
+    assert run("init", "--home", str(home), "--country", "PAN")[0] == 0
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("format: enlace-agreement/1\nid: [oops\n")
+    code, out = run("policy", "install", str(broken), "--home", str(home))
+    assert code == 1
+    assert f"{broken}: $: not a valid YAML/JSON document at line 3, column 1" in out
+    dated = tmp_path / "dated.yaml"
+    assert run("policy", "new", "--id", "D-1", "--parties", "PAN,CRI", "--out", str(dated))[0] == 0
+    text = dated.read_text()
+    dated.write_text(text.replace(text.split("valid_until: ")[1].split("\n")[0], "'2027-12-01'"))
+    code, out = run("policy", "verify", str(dated), "--home", str(home))
+    assert code == 1
+    assert f"{dated}: $.valid_until: '2027-12-01' is not valid here" in out
+    assert "e.g. 2027-12-01T00:00:00Z" in out

@@ -17,7 +17,13 @@ import yaml
 from crypto.errors import KeyError_
 from crypto.signing import SigningKey
 from policies.agreement import AGREEMENT_CONTEXT, REVOCATION_CONTEXT, Agreement
-from policies.canonical import b64encode, canonical_json, format_timestamp, parse_timestamp
+from policies.canonical import (
+    b64encode,
+    canonical_json,
+    format_timestamp,
+    load_document,
+    parse_timestamp,
+)
 from policies.errors import AgreementFormatError, AgreementSignatureError
 from policies.signatures import (
     PartySignature,
@@ -221,15 +227,20 @@ MALFORMED = [
     ("version-zero", _set("version", 0), "$.version", "minimum"),
     ("one-party", _set("parties", ["PAN"]), "$.parties", "too short"),
     ("same-party", _set("parties", ["PAN", "PAN"]), "$.parties", "non-unique"),
-    ("lower-case-party", _set("parties.0", "pan"), "$.parties[0]", "does not match"),
-    ("date-only", _set("valid_from", "2026-01-01"), "$.valid_from", "does not match"),
-    ("not-utc", _set("valid_from", "2026-01-01T00:00:00-05:00"), "$.valid_from", "match"),
+    ("lower-case-party", _set("parties.0", "pan"), "$.parties[0]", "'pan' is not valid here: ISO"),
+    ("date-only", _set("valid_from", "2026-01-01"), "$.valid_from", "e.g. 2027-12-01T00:00:00Z"),
+    ("not-utc", _set("valid_from", "2026-01-01T00:00:00-05:00"), "$.valid_from", "RFC 3339 in UTC"),
     ("bad-date", _set("valid_from", "2026-02-30T00:00:00Z"), "$.valid_from", "valid"),
     ("until-before", _set("valid_until", "2025-01-01T00:00:00Z"), "$.valid_until", "later"),
     ("extra-key", _set("extra", 1), "$", "Additional properties"),
     ("grants-missing", _set("grants", _DELETE), "$", "'grants' is a required"),
     ("service", _set("grants.0.service", "email"), "$.grants[0].service", "is not one of"),
-    ("dataset-name", _set("grants.0.datasets.0", "Encounters"), "$.grants[0].datasets[0]", "match"),
+    (
+        "dataset-name",
+        _set("grants.0.datasets.0", "Encounters"),
+        "$.grants[0].datasets[0]",
+        "lower-case letters",
+    ),
     ("dup-dataset", _set("grants.0.datasets", ["a", "a"]), "$.grants[0].datasets", "non-unique"),
     ("grant-typo", _set("grants.0.dataset", ["a"]), "$.grants[0]", "Additional properties"),
     ("quota-missing", _set("grants.0.quotas", {"per_day": 1}), "$.grants[0].quotas", "per_quarter"),
@@ -583,3 +594,10 @@ def test_worked_example_loads_and_both_signatures_verify() -> None:
     body["valid_from"] = format_timestamp(body["valid_from"])
     body["valid_until"] = format_timestamp(body["valid_until"])
     assert Agreement.from_document(body).hash == verified.hash
+
+
+def test_a_yaml_syntax_error_gives_its_line_and_column() -> None:
+    with pytest.raises(AgreementFormatError) as caught:
+        load_document("format: enlace-agreement/1\nid: [oops\n")
+    assert "not a valid YAML/JSON document at line 3, column 1: expected ','" in str(caught.value)
+    assert "<unicode string>" not in str(caught.value)
