@@ -90,8 +90,11 @@ def init(
         for key, value in summary.items():
             console.print(f"  {key:18} {value}", highlight=False, soft_wrap=True)
         console.print(
-            "Next: send member.json to the directory administrators, then "
-            "`enlace directory publish DIR.json --home` and `enlace serve`."
+            f"Next: send {created.member_path} to the directory administrators, then "
+            f"`enlace directory publish DIR.json --home {home}` and "
+            f"`enlace serve --home {home}`.",
+            highlight=False,
+            soft_wrap=True,
         )
 
 

@@ -132,6 +132,8 @@ def status(
         finally:
             runtime.close()
         if as_json:
-            print_json(report)
+            print_json(report | ({"acknowledged": ack} if ack else {}))
         else:
+            if ack:
+                console.print(f"notification {ack} acknowledged", highlight=False)
             _show(report)
