@@ -289,7 +289,7 @@ def matrices(as_json: JsonOption = False) -> None:
         print_json({"version": MATRICES_VERSION, "matrices": rows})
         return
     table = Table(title=f"CRM matrices ({MATRICES_VERSION})")
-    for column in ("id", "título", "measure", "dimensions"):
+    for column in ("id", "title (es)", "measure", "dimensions"):
         text_column(table, column)
     for r in rows:
         table.add_row(r["id"], r["title_es"], r["measure"], " × ".join(r["dimensions"]))
