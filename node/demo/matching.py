@@ -113,6 +113,8 @@ def pick_person(root: Path) -> dict[str, str] | None:
     seen: dict[str, dict[str, dict[str, str]]] = {}
     for country in ("PAN", "HND"):
         folder = root / "data" / country.lower()
+        if not (folder / "encounters.csv").exists():
+            return None  # a demo run without that country (--countries)
         people = {r["person_id"]: r for r in _rows(folder / "encounters.csv") if r["birth_date"]}
         for truth in _rows(folder / "ground_truth.csv"):
             person = people.get(truth["local_id"])
