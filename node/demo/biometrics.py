@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from node.biometrics.client import BiometricClient
+from node.biometrics.client import BiometricClient, ProbeOutcome
 from node.biometrics.followup import BIOMETRIC_ATTRIBUTES
 from node.biometrics.holder import DATASET, GalleryHolder
 from node.demo.agreements import sign_and_install
@@ -158,6 +158,13 @@ def _vector(runtime: NodeRuntime, record_id: str) -> np.ndarray:
     return np.frombuffer(row[2], dtype="<f4").astype(np.float64)
 
 
+def outcome_line(outcome: ProbeOutcome) -> str:
+    """One peer's answer to the probe; a refusal's reason is printed whole, never cut."""
+    shown = outcome.status.upper() if outcome.hit else outcome.status
+    said = outcome.agreement if outcome.hit else outcome.detail
+    return f"     {outcome.peer:<4} {shown:<12} {said}"
+
+
 def biometric_step(runtimes: dict[str, NodeRuntime], root: Path, say: Say) -> dict[str, Any]:
     """From Costa Rica: identify an undocumented person by a face probe; Mexico is refused."""
     result: dict[str, Any] = {}
@@ -172,8 +179,7 @@ def biometric_step(runtimes: dict[str, NodeRuntime], root: Path, say: Say) -> di
         )
         report = client.search(probe[None, :], PURPOSE, labels=[chosen["person_id"]])
         for o in report.outcomes:
-            shown = o.status.upper() if o.hit else o.status
-            say(f"     {o.peer:<4} {shown:<12} {o.agreement if o.hit else o.detail}")
+            say(outcome_line(o))
         result["probe"] = chosen["person_id"]
         result["results"] = [o.to_dict() | {"hit_reference": ""} for o in report.outcomes]
         result["identified_by"] = sorted(o.peer for o in report.hits())

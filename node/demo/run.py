@@ -3,13 +3,20 @@
 Steps (each printed as it happens): create the node homes and a threshold-signed directory;
 start every node as its own ``enlace serve`` process on a loopback port; wait until each
 answers gRPC health over mutual TLS; have every node ping every other with signed, audited
-calls; verify every node's audit chain; stop the nodes gracefully. Later capabilities add
-their own steps here, so the demo always shows the whole system.
+calls; show what the agreements allow and deny, fetch a countersigned copy and have a peer
+pull a protected matrix under one; match, screen, probe; let the Secretariat pull; verify
+every node's audit chain; stop the nodes gracefully. Later capabilities add their own steps
+here, so the demo always shows the whole system.
+
+Nodes left up by ``keep_running`` record their pids in ``<home>/serve.pid``. A later run
+refuses to rebuild a directory whose nodes still run (deleting homes under live processes
+would orphan them); :func:`stop_demo` (``enlace demo --stop``) stops them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 import shutil
 import time
 from collections.abc import Callable
@@ -25,14 +32,17 @@ from node.demo.biometrics import biometric_step, prepare_biometrics
 from node.demo.federation import LocalFederation, create_federation
 from node.demo.manifests import manifest_step
 from node.demo.matching import matching_step, prepare_matching
-from node.demo.processes import NodeProcess
+from node.demo.processes import NodeProcess, RunningNode, running_nodes, stop_running
 from node.demo.secretariat import prepare_secretariat, secretariat_step
+from node.demo.stats import peer_matrix_step
 from node.errors import ConfigError, PeerError
 from node.runtime import NodeRuntime, open_runtime
 from policies.decision import Request
+from policies.signatures import load_signed_agreement, verify_agreement
 
 DEFAULT_COUNTRIES = ("PAN", "CRI", "HND", "MEX")
 MARKER = ".enlace-demo"
+PID_FILE = "serve.pid"
 
 Say = Callable[[str], None]
 
@@ -44,12 +54,15 @@ class DemoResult:
     pings: list[dict[str, Any]] = field(default_factory=list)
     agreements: list[str] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
-    fetched: str = ""
+    fetched: dict[str, Any] = field(default_factory=dict)
+    peer_matrix: dict[str, Any] = field(default_factory=dict)
     audit: dict[str, dict[str, Any]] = field(default_factory=dict)
     matching: dict[str, Any] = field(default_factory=dict)
     biometrics: dict[str, Any] = field(default_factory=dict)
     secretariat: dict[str, Any] = field(default_factory=dict)
     exit_codes: dict[str, int] = field(default_factory=dict)
+    #: The nodes left running (``keep_running``): country, pid, endpoint, home, log.
+    running: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -63,24 +76,49 @@ class DemoResult:
             "pings": self.pings,
             "agreements": self.agreements,
             "decisions": self.decisions,
-            "fetched_agreement": self.fetched,
+            "fetched_agreement": self.fetched.get("agreement", ""),
+            "fetched": self.fetched,
+            "peer_matrix": self.peer_matrix,
             "all_reachable": self.all_reachable,
             "audit": self.audit,
             "matching": self.matching,
             "biometrics": self.biometrics,
             "secretariat": self.secretariat,
             "exit_codes": self.exit_codes,
+            "running": self.running,
+            **({"stop_command": stop_command(self.root)} if self.running else {}),
             "seconds": round(self.seconds, 2),
         }
 
 
+def stop_command(root: Path) -> str:
+    """The exact command that stops the nodes a demo in ``root`` left running."""
+    return f"enlace demo --stop --dir {shlex.quote(str(root))}"
+
+
+def describe_running(nodes: list[RunningNode]) -> str:
+    return ", ".join(f"{n.country} (pid {n.pid}, {n.endpoint})" for n in nodes)
+
+
+def _require_demo_dir(root: Path) -> None:
+    if not (root / MARKER).exists():
+        raise ConfigError(
+            f"{root} exists and was not created by `enlace demo`; refusing to delete it",
+            hint="pass another --dir",
+        )
+
+
 def prepare_root(root: Path) -> None:
-    """Start from scratch, but only ever delete a directory an earlier demo created."""
+    """Start from scratch, but only ever delete a directory an earlier demo created, and
+    never under nodes an earlier ``--keep-running`` left up (they would be orphaned)."""
     if root.exists():
-        if not (root / MARKER).exists():
+        _require_demo_dir(root)
+        running = running_nodes(root, PID_FILE)
+        if running:
             raise ConfigError(
-                f"{root} exists and was not created by `enlace demo`; refusing to delete it",
-                hint="pass another --dir",
+                f"demo nodes are still running in {root}: {describe_running(running)}; "
+                "refusing to delete their homes",
+                hint=f"stop them with `{stop_command(root)}`, then run the demo again",
             )
         shutil.rmtree(root)
     root.mkdir(parents=True)
@@ -140,19 +178,51 @@ def agreement_decisions(runtimes: dict[str, NodeRuntime]) -> list[dict[str, Any]
     return rows
 
 
+def stop_demo(root: Path) -> list[dict[str, Any]]:
+    """Stop the nodes an earlier ``enlace demo --keep-running`` left running in ``root``.
+
+    Returns one entry per node (country, pid, endpoint, home, log, outcome); empty when none
+    was running. Only processes recorded in the homes' pid files that are still an
+    ``enlace serve`` of that home are signalled.
+    """
+    if not root.exists():
+        return []
+    _require_demo_dir(root)
+    nodes = running_nodes(root, PID_FILE)
+    outcome = stop_running(nodes)
+    return [n.to_dict() | {"outcome": outcome[n.country]} for n in nodes]
+
+
 def fetch_agreement(
     runtimes: dict[str, NodeRuntime], caller: str, holder: str, agreement_id: str
-) -> str:
-    """Fetch the countersigned copy over the network, as `enlace policy fetch` does."""
+) -> dict[str, Any]:
+    """Fetch the countersigned copy over the network, as `enlace policy fetch` does, and
+    verify both parties' signatures against the caller's directory."""
     if caller not in runtimes or holder not in runtimes:
-        return ""
-    with PeerClient(runtimes[caller], holder) as client:
+        return {}
+    runtime = runtimes[caller]
+    with PeerClient(runtime, holder) as client:
         reply = client.call(
             "/enlace.v1.AgreementService/GetAgreement",
             agreements_pb2.GetAgreementRequest(agreement_id=agreement_id),
             agreements_pb2.GetAgreementResponse,
         )
-    return reply.header.agreement or agreement_id
+    now = runtime.clock.now()
+    verified = verify_agreement(
+        load_signed_agreement(reply.message.document),
+        runtime.directory.current(now).signing_key,
+        now,
+    )
+    return {
+        "agreement": verified.id,
+        "version": verified.version,
+        "from": holder,
+        "by": caller,
+        "parties": list(verified.agreement.parties),
+        "signatures": dict(verified.key_ids),
+        "verified": True,
+        "hash": verified.hash,
+    }
 
 
 def run_demo(
@@ -161,7 +231,10 @@ def run_demo(
     *,
     keep_running: bool = False,
     say: Say = print,
+    on_pings: Callable[[DemoResult], None] | None = None,
 ) -> DemoResult:
+    """Run the demo in ``root``; ``say`` narrates each step as it happens, and ``on_pings``
+    (if given) is called right after step 4 to show the ping matrix in its place."""
     from node.cli.audit_cmd import verify_log
     from node.server.jobs import write_checkpoint
 
@@ -183,7 +256,15 @@ def run_demo(
     finally:
         for runtime in setup.values():
             runtime.close()
-    nodes = [NodeProcess(c, federation.homes[c], federation.endpoint(c)) for c in federation.homes]
+    nodes = [
+        NodeProcess(
+            c,
+            federation.homes[c],
+            federation.endpoint(c),
+            pid_file=federation.homes[c].root / PID_FILE,
+        )
+        for c in federation.homes
+    ]
     say(
         f"2. Starting {len(nodes)} node processes: "
         + ", ".join(f"{n.country}@{n.endpoint}" for n in nodes)
@@ -199,13 +280,25 @@ def run_demo(
         runtimes = {c: open_runtime(federation.homes[c]) for c in everyone}
         say("4. Every node pings every other node (signed, pinned, audited both sides)")
         result.pings = ping_matrix(runtimes, say)
-        say("5. Agreements: what is allowed, what is denied, and a countersigned copy fetched")
+        if on_pings is not None:
+            on_pings(result)
+        say("5. Agreements: allowed, denied, a countersigned copy fetched, a matrix pulled")
         result.decisions = agreement_decisions(runtimes)
         for line in result.decisions:
             say(f"   {'ALLOWED' if line['allowed'] else 'DENIED '}  {line['request']}")
             if not line["allowed"]:
                 say(f"            {line['why']}")
         result.fetched = fetch_agreement(runtimes, "CRI", "PAN", "PAN-CRI-MATCH")
+        if result.fetched:
+            signers = " and ".join(
+                f"{party} (key {key})" for party, key in result.fetched["signatures"].items()
+            )
+            say(
+                f"   CRI fetched PAN's countersigned copy of {result.fetched['agreement']} "
+                f"version {result.fetched['version']}: signed by {signers}; "
+                "both signatures verify against the directory"
+            )
+        result.peer_matrix = peer_matrix_step(runtimes, say)
         say("6. Private identity matching from Costa Rica (OPRF; peers learn nothing asked)")
         result.matching.update(matching_step(runtimes, root, say))
         result.matching["manifest"] = manifest_step(runtimes, root, say)
@@ -223,5 +316,7 @@ def run_demo(
         if not keep_running:
             for node in nodes:
                 result.exit_codes[node.country] = node.stop()
+    if keep_running:
+        result.running = [n.to_dict() for n in running_nodes(root, PID_FILE)]
     result.seconds = time.monotonic() - started
     return result
