@@ -11,11 +11,17 @@ Invariants:
 * The handler records the update and starts the pull in the background; it answers at once,
   so a slow member never holds a gRPC worker. The pull is an ordinary pull (trigger
   ``emergency``) of that one member, with its own deadline and retries.
+* Updates coalesce: while a member's update for a period waits for its pull to start (status
+  ``received``; ``pulling`` once it may have read the member's data), another one for the
+  same period starts nothing and is answered with the waiting update's id (``pull_started``
+  false): that pull has not read anything yet, so it will see what the second update
+  announced. A member has at most one pull per period running and one waiting.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Callable, Sequence
 
 from enlace.v1 import secretariat_pb2
@@ -43,24 +49,36 @@ def _check(request: secretariat_pb2.EmergencyUpdateRequest) -> list[str]:
 
 
 def method_specs(start: Starter) -> list[MethodSpec]:
+    arriving = threading.Lock()  # one check-and-record at a time in this process
+
     def emergency_update(
         ctx: CallContext, request: secretariat_pb2.EmergencyUpdateRequest
     ) -> secretariat_pb2.EmergencyUpdateResponse:
         matrices = _check(request)
+        period = request.period.strip().upper()
         emergency_id = f"E{secrets.token_hex(8)}"
-        ctx.runtime.store.secretariat.add_emergency(
-            {
-                "emergency_id": emergency_id,
-                "member": ctx.peer.country,
-                "period": request.period.strip().upper(),
-                "matrices": ",".join(matrices),
-                "reason": request.reason,
-                "received_at": ctx.now,
-                "pull_id": "",
-                "status": "received",
-            }
-        )
-        start(ctx.peer.country, request.period.strip().upper(), matrices, emergency_id)
+        with arriving:
+            recorded = ctx.runtime.store.secretariat.add_emergency(
+                {
+                    "emergency_id": emergency_id,
+                    "member": ctx.peer.country,
+                    "period": period,
+                    "matrices": ",".join(matrices),
+                    "reason": request.reason,
+                    "received_at": ctx.now,
+                    "pull_id": "",
+                    "status": "received",
+                }
+            )
+        if recorded != emergency_id:
+            ctx.audit_extra.update(emergency=recorded, period=request.period, coalesced="yes")
+            return secretariat_pb2.EmergencyUpdateResponse(
+                emergency_id=recorded,
+                pull_started=False,
+                detail=f"a pull of {ctx.peer.country}'s matrices for {period} is already "
+                f"waiting to start ({recorded}); it will read what is imported when it asks",
+            )
+        start(ctx.peer.country, period, matrices, emergency_id)
         ctx.audit_extra.update(emergency=emergency_id, period=request.period)
         return secretariat_pb2.EmergencyUpdateResponse(
             emergency_id=emergency_id,

@@ -352,6 +352,8 @@ class Secretariat:
         self, member: str, period: str, matrices: list[str], emergency_id: str
     ) -> CollectionReport:
         store = self.runtime.store.secretariat
+        # From here on the pull may read the member's data: a later update must queue its own.
+        store.set_emergency(emergency_id, pull_id="", status="pulling")
         # A regional-only table needs a round with every member; the next scheduled round
         # refreshes it. An emergency pull asks the member for its own tables only.
         wanted = [

@@ -270,9 +270,23 @@ class SecretariatStore:
         with self._read.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query).all()]
 
-    def add_emergency(self, row: dict[str, Any]) -> None:
+    def add_emergency(self, row: dict[str, Any]) -> str:
+        """Record an emergency update, unless one of the same member and period is still
+        waiting for its pull: then nothing is added and that one's id is returned (``row``'s
+        own id when it was added)."""
+        waiting = (
+            select(st_emergencies.c.emergency_id)
+            .where(st_emergencies.c.member == row["member"])
+            .where(st_emergencies.c.period == row["period"])
+            .where(st_emergencies.c.status == "received")
+            .limit(1)
+        )
         with self._write.begin() as conn:
+            found = conn.execute(waiting).scalar()
+            if found is not None:
+                return str(found)
             conn.execute(insert(st_emergencies).values(**row))
+        return str(row["emergency_id"])
 
     def set_emergency(self, emergency_id: str, *, pull_id: str, status: str) -> None:
         with self._write.begin() as conn:

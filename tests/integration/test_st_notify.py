@@ -134,7 +134,7 @@ def test_emergency_update_triggers_an_immediate_pull(st_live: LiveFederation) ->
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         (row,) = store.emergencies()
-        if row["status"] != "received":
+        if row["status"] not in ("received", "pulling"):
             break
         time.sleep(0.1)
     assert row["member"] == "PAN" and row["status"] == "complete" and row["pull_id"]
@@ -143,6 +143,33 @@ def test_emergency_update_triggers_an_immediate_pull(st_live: LiveFederation) ->
     assert (pull.trigger, pull.purpose, pull.members) == ("emergency", "emergency_update", ["PAN"])
     (result,) = store.results(member="PAN", table_id="M01", period=QUARTER)
     assert result.status == "complete" and result.pull_id == row["pull_id"]
+
+
+def test_emergency_updates_coalesce_while_one_waits_to_start(
+    st_live: LiveFederation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from node.secretariat.office import Secretariat
+
+    started: list[tuple[Any, ...]] = []  # the pulls the Secretariat was asked to start
+    monkeypatch.setattr(Secretariat, "start_emergency", lambda self, *a: started.append(a))
+    st_live.serve("CRM")
+    pan, cri = st_live.runtimes["PAN"], st_live.runtimes["CRI"]
+    answers = [send_emergency_update(pan, QUARTER, ["M01"], f"import {i}") for i in range(20)]
+    first = answers[0]
+    assert first.pull_started
+    for later in answers[1:]:
+        assert (later.pull_started, later.emergency_id) == (False, first.emergency_id)
+        assert "already waiting to start" in later.detail
+    assert [a[3] for a in started] == [first.emergency_id]
+    store = st_live.runtimes["CRM"].store.secretariat
+    assert [r["emergency_id"] for r in store.emergencies()] == [first.emergency_id]
+    # Another member, or another period, has its own.
+    assert send_emergency_update(cri, QUARTER, ["M01"]).pull_started
+    # Once the pull has started it may have read the data: a new update queues its own pull.
+    store.set_emergency(first.emergency_id, pull_id="", status="pulling")
+    again = send_emergency_update(pan, QUARTER, ["M01"], "imported after the pull began")
+    assert again.pull_started and again.emergency_id != first.emergency_id
+    assert len(started) == 3
 
 
 def test_emergency_updates_go_to_the_secretariat_only(st_live: LiveFederation) -> None:
