@@ -37,7 +37,7 @@ import multiprocessing
 import os
 import secrets
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +60,13 @@ from crypto.signing import SigningKey
 from node.errors import ConfigError, FailedPreconditionError, InvalidArgumentError
 from node.home import NodeHome
 from node.matching.keys import NORMALISATION_VERSIONS
-from node.matching.sources import MATCH_DATASETS, check_dataset, iter_records, record_keys
+from node.matching.sources import (
+    MATCH_DATASETS,
+    check_dataset,
+    count_records,
+    iter_records,
+    record_keys,
+)
 from node.store import Store
 from node.store.matching_store import EntryRow, StoredFilter
 
@@ -72,6 +78,7 @@ KEEP_VERSIONS = 8
 PARALLEL_THRESHOLD = 50_000
 _CHUNK = 2_000
 _IN_FLIGHT = 4  # chunks queued per worker process while the store is still being read
+_PROGRESS_CHUNK = 10_000  # records per progress report when evaluating in this process
 _MODES: dict[str, Mode] = {"oprf": Mode.OPRF, "voprf": Mode.VOPRF}
 
 
@@ -98,6 +105,11 @@ def load_master_secret(home: NodeHome) -> bytes:
 #: The words of a holder's refusal to sync a dataset it has no filter for; a querier
 #: recognises that answer by them (:data:`node.matching.client.UNPUBLISHED_TTL`).
 NOT_PUBLISHED = "has not published a"
+
+#: ``progress(dataset, records evaluated, records of the dataset)`` of a rebuild: called with 0
+#: when a dataset starts, then after each chunk of records; after its last call (done equal to
+#: the total) the dataset's entries are written and its filter is published.
+RebuildProgress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -171,7 +183,12 @@ def _worker_chunk(dataset: str, items: Sequence[Item]) -> tuple[list[int], bytes
 
 
 def evaluate_records(
-    master: bytes, dataset: str, state: KeyState, items: Iterable[Item], workers: int = 0
+    master: bytes,
+    dataset: str,
+    state: KeyState,
+    items: Iterable[Item],
+    workers: int = 0,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[list[int], bytes]:
     """:func:`key_and_evaluate` under the key of ``dataset`` and ``state``; many records are
     split over ``workers`` processes (0: one per core), which also build the keys.
@@ -179,17 +196,28 @@ def evaluate_records(
     ``items`` may be a generator reading the store: once more than
     :data:`PARALLEL_THRESHOLD` records have come, chunks go to the workers as they are read
     (at most :data:`_IN_FLIGHT` per worker queued), so reading overlaps evaluation; results
-    are taken in order.
+    are taken in order. ``progress(records evaluated so far)`` is called after each chunk.
     """
     key = oprf_key_for(master, dataset, state.epoch, state.oprf_mode)
     count = workers or os.cpu_count() or 1
     iterator = iter(items)
     head = list(itertools.islice(iterator, PARALLEL_THRESHOLD))
     if len(head) < PARALLEL_THRESHOLD or count < 2:
-        return key_and_evaluate(key, state.oprf_mode, dataset, [*head, *iterator])
+        if progress is None:
+            return key_and_evaluate(key, state.oprf_mode, dataset, [*head, *iterator])
+        # In chunks, to report: a key shared across chunks is evaluated once per chunk.
+        counts: list[int] = []
+        parts: list[bytes] = []
+        rest = itertools.chain(head, iterator)
+        while chunk := list(itertools.islice(rest, _PROGRESS_CHUNK)):
+            chunk_counts, joined = key_and_evaluate(key, state.oprf_mode, dataset, chunk)
+            counts.extend(chunk_counts)
+            parts.append(joined)
+            progress(len(counts))
+        return counts, b"".join(parts)
     context = multiprocessing.get_context("spawn")  # never fork a process holding gRPC threads
-    counts: list[int] = []
-    parts: list[bytes] = []
+    counts = []
+    parts = []
     pending: collections.deque[Future[tuple[list[int], bytes]]] = collections.deque()
 
     def collect(limit: int) -> None:
@@ -197,6 +225,8 @@ def evaluate_records(
             chunk_counts, joined = pending.popleft().result()
             counts.extend(chunk_counts)
             parts.append(joined)
+            if progress is not None:
+                progress(len(counts))
 
     with ProcessPoolExecutor(
         count,
@@ -296,9 +326,18 @@ class Holder:
         force: bool,
         *,
         replace_all: bool = False,
+        progress: RebuildProgress | None = None,
     ) -> UpdateReport:
         started = time.perf_counter()
         matching = self.store.matching
+        evaluated_progress: Callable[[int], None] | None = None
+        if progress is not None:
+            total = count_records(self.store.engine, dataset)
+            progress(dataset, 0, total)
+
+            def evaluated_progress(done: int) -> None:
+                progress(dataset, min(done, total), total)
+
         known = {} if replace_all else matching.entry_states(dataset, state.epoch)
         seen: set[tuple[str, str]] = set()
         removed: list[tuple[str, str]] = []
@@ -318,8 +357,10 @@ class Holder:
 
         # Read while the workers evaluate; nothing is written before every record was read.
         counts, evaluated = evaluate_records(
-            self.master, dataset, state, changed_records(), workers
+            self.master, dataset, state, changed_records(), workers, evaluated_progress
         )
+        if progress is not None:
+            progress(dataset, total, total)
         removed.extend(ref for ref in known if ref not in seen)
         rows: list[EntryRow] = []
         offset = 0
@@ -390,21 +431,39 @@ class Holder:
         return stored
 
     def rebuild(
-        self, now: dt.datetime, datasets: Sequence[str] = MATCH_DATASETS, *, workers: int = 0
+        self,
+        now: dt.datetime,
+        datasets: Sequence[str] = MATCH_DATASETS,
+        *,
+        workers: int = 0,
+        progress: RebuildProgress | None = None,
     ) -> list[UpdateReport]:
-        """Recompute every entry of ``datasets`` from scratch under the current key."""
-        return self._rebuild(self.state(), now, datasets, workers)
+        """Recompute every entry of ``datasets`` from scratch under the current key; report
+        to ``progress`` (:data:`RebuildProgress`) as records are evaluated."""
+        return self._rebuild(self.state(), now, datasets, workers, progress)
 
     def _rebuild(
-        self, state: KeyState, now: dt.datetime, datasets: Sequence[str], workers: int
+        self,
+        state: KeyState,
+        now: dt.datetime,
+        datasets: Sequence[str],
+        workers: int,
+        progress: RebuildProgress | None,
     ) -> list[UpdateReport]:
         return [
-            self._update_one(check_dataset(d), state, now, workers, True, replace_all=True)
+            self._update_one(
+                check_dataset(d), state, now, workers, True, replace_all=True, progress=progress
+            )
             for d in datasets
         ]
 
     def rotate(
-        self, now: dt.datetime, *, mode: ModeName | None = None, workers: int = 0
+        self,
+        now: dt.datetime,
+        *,
+        mode: ModeName | None = None,
+        workers: int = 0,
+        progress: RebuildProgress | None = None,
     ) -> list[UpdateReport]:
         """Build the next epoch (optionally in another mode), switch to it, forget the old one.
 
@@ -420,7 +479,7 @@ class Holder:
             raise InvalidArgumentError("mode must be 'oprf' or 'voprf'", field="mode")
         old = self.state()
         new = KeyState(old.epoch + 1, mode or old.mode)
-        reports = self._rebuild(new, now, MATCH_DATASETS, workers)
+        reports = self._rebuild(new, now, MATCH_DATASETS, workers, progress)
         self.store.put_states({EPOCH_STATE: str(new.epoch), MODE_STATE: new.mode}, now)
         self.store.matching.drop_other_epochs(new.epoch)
         return reports
