@@ -18,15 +18,25 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from node.cli.common import (
     HomeOption,
     JsonOption,
+    check_writable,
     cli_errors,
     console,
     err_console,
+    error_line,
+    id_column,
     print_json,
     styled,
     text_column,
@@ -34,8 +44,10 @@ from node.cli.common import (
 )
 from node.errors import InvalidArgumentError
 from node.home import NodeHome
+from node.matching.batch_file import BatchFile, BatchFileError, read_batch_file, write_rejects
 from node.matching.client import MatchClient, MatchReport
 from node.matching.filters import Holder, UpdateReport, refresh_after_ingest
+from node.matching.followup import check_case_reference
 from node.matching.peers import EVALUATE, FOLLOW_UP
 from node.matching.sources import (
     DOCUMENT_DATASETS,
@@ -50,6 +62,10 @@ from node.runtime import NodeRuntime, open_runtime
 from node.store import Store
 
 app = typer.Typer(no_args_is_help=True)
+
+#: Follow-up entries that are not a peer's answer (see :func:`_follow_ups`).
+NOT_ASKED, FAILED = "not asked", "failed"
+MAX_ERROR_LINES = 50  # problems of a batch file printed (as `enlace ingest`); --json gives all
 
 PurposeOption = Annotated[
     str, typer.Option("--purpose", help="Purpose the agreement grants, sent with every call.")
@@ -127,6 +143,49 @@ def _results_table(report: MatchReport, title: str) -> Table:
     return table
 
 
+def _follow_ups(
+    mc: MatchClient, report: MatchReport, case: str, purpose: str
+) -> list[dict[str, Any]]:
+    """Follow every hit up under ``case``: one entry per hit, ``status`` the peer's answer
+    (pending, released, denied), ``not asked`` (our agreement grants no follow-up attribute
+    for that peer and dataset: the peer would refuse, and it would cost both an audit entry)
+    or ``failed`` (the call failed; ``reason`` says why). One failure never hides the others."""
+    entries: list[dict[str, Any]] = []
+    for hit in report.hits():
+        where = {"peer": hit.peer, "dataset": hit.dataset, "case_reference": case}
+        if not mc.granted_attributes(hit.peer, hit.dataset, purpose):
+            entries.append(where | {"status": NOT_ASKED, "reason": (
+                f"our agreement with {hit.peer} grants no follow-up attribute of {hit.dataset} "
+                f"for {purpose}")})  # fmt: skip
+            continue
+        try:
+            record = mc.follow_up(hit, case_reference=case, purpose=purpose)
+        except Exception as exc:  # one peer's refusal must not hide the others
+            entries.append(where | {"status": FAILED, "reason": str(exc)})
+            continue
+        entries.append(record.to_dict())
+    return entries
+
+
+def _followups_table(entries: list[dict[str, Any]], case: str) -> Table:
+    table = Table(title=f"Follow-ups (case {case})")
+    for column in ("peer", "dataset", "status"):
+        text_column(table, column)
+    id_column(table, "follow-up id")
+    text_column(table, "released / reason")
+    style = {FAILED: "red", NOT_ASKED: "dim", "released": "bold green"}
+    for f in entries:
+        released = ", ".join(f"{k}={v}" for k, v in (f.get("released") or {}).items())
+        table.add_row(
+            f["peer"],
+            f["dataset"],
+            styled(f["status"], style.get(f["status"], "")),
+            f.get("followup_id", ""),
+            released or f.get("reason") or f.get("note") or "",
+        )
+    return table
+
+
 def _single(
     home: Path,
     query: Query,
@@ -138,19 +197,17 @@ def _single(
     case: str,
     as_json: bool,
 ) -> None:
+    with cli_errors(as_json):
+        if case:  # refused now, not after the query has spent quota at every peer
+            check_case_reference(case)
     with (
         cli_errors(as_json),
         _runtime(home) as runtime,
         MatchClient(runtime, timeout=timeout) as mc,
     ):
         report = mc.run([query], datasets, purpose=purpose, peers=peers, ask_all=ask_all)
-        followups = []
-        if case:
-            for hit in report.hits():
-                try:
-                    followups.append(mc.follow_up(hit, case_reference=case, purpose=purpose))
-                except Exception as exc:  # one peer's refusal must not hide the others
-                    err_console.print(f"follow-up with {hit.peer} on {hit.dataset}: {exc}")
+        followups = _follow_ups(mc, report, case, purpose) if case else []
+    failed = [f for f in followups if f["status"] == FAILED]
     if as_json:
         print_json(
             {
@@ -160,18 +217,29 @@ def _single(
                 "hits": len(report.hits()),
                 "elements": report.elements,
                 "seconds": round(report.seconds, 3),
-                "followups": [f.to_dict() for f in followups],
+                "followups": followups,
             }
         )
-        return
-    console.print(_results_table(report, f"{query.kind} {query.describe()} ({purpose})"))
-    for f in followups:
-        values = ", ".join(f"{k}={v}" for k, v in (f.released or {}).items())
-        console.print(f"follow-up {f.followup_id} with {f.peer} ({f.dataset}): {f.status} {values}")
-    console.print(
-        f"{len(report.hits())} hit(s); {report.elements} element(s) evaluated "
-        f"in {report.seconds * 1000:.0f} ms"
-    )
+    else:
+        console.print(_results_table(report, f"{query.kind} {query.describe()} ({purpose})"))
+        if followups:
+            console.print(_followups_table(followups, case))
+        console.print(
+            f"{len(report.hits())} hit(s); {report.elements} element(s) evaluated "
+            f"in {report.seconds * 1000:.0f} ms",
+            highlight=False,
+        )
+        if failed:
+            err_console.print(
+                error_line(
+                    f"{len(failed)} of {len(followups)} follow-up(s) failed (see the table); "
+                    "ask again with `enlace match` once the cause is fixed"
+                ),
+                highlight=False,
+                soft_wrap=True,
+            )
+    if failed:  # the operator asked for these follow-ups: a script must see they were not made
+        raise typer.Exit(1)
 
 
 @app.command("document")
@@ -215,31 +283,36 @@ def person(
     _single(home, query, datasets, purpose, peer, all_peers, timeout, case, as_json)
 
 
-def read_batch(path: Path) -> list[Query]:
-    """Rows with ``document_number``+``issuing_state`` and/or ``surname``+``birth_date``."""
-    queries: list[Query] = []
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        for line, row in enumerate(csv.DictReader(handle), start=2):
-            label = (row.get("id") or "").strip() or f"row{line}"
-            number, state = (row.get("document_number") or "").strip(), row.get("issuing_state")
-            surname, born = (row.get("surname") or "").strip(), row.get("birth_date")
-            try:
-                if number and state:
-                    queries.append(document_query(number, state.strip().upper(), label))
-                if surname and born:
-                    given = (row.get("given_names") or "").strip()
-                    queries.append(person_query(surname, given, born.strip(), label))
-            except InvalidArgumentError as exc:
-                raise InvalidArgumentError(f"{path}:{line}: {exc.message}", hint=exc.hint) from exc
-            if not (number and state) and not (surname and born):
-                raise InvalidArgumentError(
-                    f"{path}:{line}: neither a document nor a name with a birth date",
-                    hint="columns: id, document_number, issuing_state, surname, given_names, "
-                    "birth_date",
-                )
-    if not queries:
-        raise InvalidArgumentError(f"{path} holds no queries", field="FILE")
-    return queries
+def _print_problems(batch: BatchFile, as_json: bool, error: BatchFileError | None) -> None:
+    """The problems of ``batch``'s refused rows, one line each (at most
+    :data:`MAX_ERROR_LINES`) on stderr, as ``enlace ingest`` prints them; with ``error`` (the
+    file is refused) the closing error line, or the JSON error object."""
+    errors = batch.errors
+    if as_json:
+        if error is not None:
+            print_json(
+                {
+                    "error": error.message,
+                    "hint": error.hint,
+                    "status": error.status_name,
+                    "error_count": len(errors),
+                    "errors": [e.to_dict() for e in errors],
+                }
+            )
+        return
+    for problem in errors[:MAX_ERROR_LINES]:
+        err_console.print(str(problem), highlight=False, soft_wrap=True)
+    if len(errors) > MAX_ERROR_LINES:
+        err_console.print(f"… and {len(errors) - MAX_ERROR_LINES:,} more", highlight=False)
+    if error is not None:
+        err_console.print(
+            error_line(
+                f"{len(errors):,} problem(s) in {len(batch.refused):,} of {batch.rows:,} row(s) "
+                f"of {batch.path}; nothing was asked of any peer — {error.hint}"
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("batch")
@@ -252,16 +325,55 @@ def batch(
     ],
     home: HomeOption,
     out: Annotated[Path | None, typer.Option("--out", help="Results CSV.")] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Ask the valid rows, refuse others.")
+    ] = False,
+    rejects: Annotated[
+        Path | None, typer.Option("--rejects", help="CSV file for refused rows and reasons.")
+    ] = None,
     purpose: PurposeOption = "identity_verification",
     peer: PeerOption = None,
     all_peers: AllOption = False,
     timeout: TimeoutOption = 30.0,
     as_json: JsonOption = False,
 ) -> None:
-    """Match thousands of documents and persons; write one result row per query, peer, dataset."""
+    """Match thousands of documents and persons; write one result row per query, peer, dataset.
+
+    The whole file is checked first: with a bad row nothing is asked (every problem is
+    listed), unless --skip-invalid --rejects FILE asks the valid rows and sets the others
+    aside with their reasons."""
     target = out or file.with_name(file.stem + ".results.csv")
     with cli_errors(as_json):
-        queries = read_batch(file)
+        if skip_invalid != (rejects is not None):
+            raise InvalidArgumentError(
+                "--skip-invalid and --rejects go together",
+                field="--rejects",
+                hint="give both: --skip-invalid --rejects rejected.csv",
+            )
+        read = read_batch_file(file)
+        check_writable((target,), "--out")
+        if rejects is not None:
+            check_writable((rejects,), "--rejects")
+    if read.refused and not skip_invalid:
+        _print_problems(read, as_json, BatchFileError(read))
+        raise typer.Exit(1)
+    with cli_errors(as_json):
+        if rejects is not None and read.refused:
+            try:
+                write_rejects(read, rejects)
+            except OSError as exc:
+                raise InvalidArgumentError(
+                    f"cannot write {rejects}: {exc.strerror or exc}; nothing was asked",
+                    field="--rejects",
+                    hint="give --rejects a path in an existing, writable directory",
+                ) from None
+        if not read.queries:
+            _print_problems(read, as_json, None)
+            raise InvalidArgumentError(
+                f"none of the {read.rows:,} row(s) of {file} is valid; nothing was asked",
+                hint=f"the rows and their reasons are in {rejects}",
+            )
+        queries = read.queries
         kinds = {q.kind for q in queries}
         datasets = [
             d
@@ -295,6 +407,11 @@ def batch(
                         (q.label, q.kind, o.peer, o.dataset, o.status, o.strength, o.detail)
                     )
     summary = Counter((o.peer, o.dataset, o.status) for o in report.outcomes)
+    refused = {
+        "rows": read.rows,
+        "refused": len(read.refused),
+        "rejects_file": str(rejects) if rejects is not None and read.refused else None,
+    }
     if as_json:
         print_json(
             {
@@ -306,6 +423,8 @@ def batch(
                     {"peer": p, "dataset": d, "result": s, "count": n}
                     for (p, d, s), n in sorted(summary.items())
                 ],
+                **refused,
+                "errors": [e.to_dict() for e in read.errors],
             }
         )
         return
@@ -315,7 +434,19 @@ def batch(
     for (p, d, s), n in sorted(summary.items()):
         table.add_row(p, d, s, f"{n:,}")
     console.print(table)
-    console.print(f"{report.seconds:.1f} s; results written to {target}")
+    console.print(
+        f"{report.seconds:.1f} s; results written to {target}", highlight=False, soft_wrap=True
+    )
+    if read.refused:
+        console.print(
+            warning_line(
+                f"{len(read.refused):,} row(s) refused, not asked,",
+                f"written with their reasons to {rejects}",
+            ),
+            highlight=False,
+            soft_wrap=True,  # a path, whole on one line
+        )
+        _print_problems(read, as_json, None)
 
 
 def _asks(query: Query, dataset: str) -> bool:
@@ -375,7 +506,48 @@ def _holder(runtime: NodeRuntime) -> Holder:
 
 
 def _reports(reports: list[UpdateReport], title: str, as_json: bool) -> None:
-    _print_rows([r.to_dict() for r in reports], title, as_json)
+    """A rebuild's or rotation's reports. Every record is evaluated afresh and every filter
+    published, so the table keeps what varies (JSON has every field); headers wrap at
+    spaces, datasets are shown whole, and it fits 80 columns."""
+    if as_json:
+        print_json([r.to_dict() for r in reports])
+        return
+    epochs = sorted({r.epoch for r in reports})
+    table = Table(title=f"{title} (key epoch {', '.join(map(str, epochs))})")
+    id_column(table, "dataset")
+    for column in ("version", "records keyed", "keys", "seconds"):
+        text_column(table, column, justify="right")
+    for r in reports:
+        table.add_row(
+            r.dataset, str(r.version), f"{r.records_keyed:,}", f"{r.entries:,}", f"{r.seconds:.1f}"
+        )
+    console.print(table)
+
+
+class _RebuildBar:
+    """A rebuild's progress on stderr: one bar per dataset, records evaluated of its records,
+    then "writing" while its entries are stored and its filter published."""
+
+    def __init__(self, enabled: bool) -> None:
+        columns = (TextColumn("{task.description}", markup=False), BarColumn(),
+                   MofNCompleteColumn(), TimeElapsedColumn())  # fmt: skip
+        self.bar = Progress(*columns, console=err_console, transient=True, disable=not enabled)
+        self.tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> _RebuildBar:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def __call__(self, dataset: str, done: int, total: int) -> None:
+        task = self.tasks.get(dataset)
+        if task is None:
+            task = self.tasks[dataset] = self.bar.add_task(dataset, total=total)
+        writing = done >= total
+        description = f"{dataset}: writing, publishing" if writing else dataset
+        self.bar.update(task, completed=done, total=total, description=description)
 
 
 @app.command("rebuild")
@@ -386,9 +558,12 @@ def rebuild(
     as_json: JsonOption = False,
 ) -> None:
     """Re-evaluate every record under the current key and publish new filter versions."""
-    with cli_errors(as_json), _runtime(home) as runtime:
+    with cli_errors(as_json), _runtime(home) as runtime, _RebuildBar(not as_json) as bar:
         reports = _holder(runtime).rebuild(
-            dt.datetime.now(dt.UTC), _datasets(dataset, MATCH_DATASETS), workers=workers
+            dt.datetime.now(dt.UTC),
+            _datasets(dataset, MATCH_DATASETS),
+            workers=workers,
+            progress=bar,
         )
     _reports(reports, "Filters rebuilt", as_json)
 
@@ -404,11 +579,13 @@ def rotate_epoch(
     with cli_errors(as_json), _runtime(home) as runtime:
         if mode not in (None, "oprf", "voprf"):
             raise InvalidArgumentError("must be oprf or voprf", field="--mode")
-        reports = _holder(runtime).rotate(
-            dt.datetime.now(dt.UTC),
-            mode="voprf" if mode == "voprf" else "oprf" if mode else None,
-            workers=workers,
-        )
+        with _RebuildBar(not as_json) as bar:
+            reports = _holder(runtime).rotate(
+                dt.datetime.now(dt.UTC),
+                mode="voprf" if mode == "voprf" else "oprf" if mode else None,
+                workers=workers,
+                progress=bar,
+            )
     _reports(reports, "New key epoch", as_json)
 
 
