@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -42,6 +43,12 @@ from node.cli.common import (
     text_column,
     warning_line,
 )
+from node.cli.followups_view import (
+    exit_if_failed,
+    follow_up_entry,
+    followups_table,
+    print_failures,
+)
 from node.errors import InvalidArgumentError
 from node.home import NodeHome
 from node.matching.batch_file import BatchFile, BatchFileError, read_batch_file, write_rejects
@@ -63,8 +70,6 @@ from node.store import Store
 
 app = typer.Typer(no_args_is_help=True)
 
-#: Follow-up entries that are not a peer's answer (see :func:`_follow_ups`).
-NOT_ASKED, FAILED = "not asked", "failed"
 MAX_ERROR_LINES = 50  # problems of a batch file printed (as `enlace ingest`); --json gives all
 
 PurposeOption = Annotated[
@@ -146,44 +151,17 @@ def _results_table(report: MatchReport, title: str) -> Table:
 def _follow_ups(
     mc: MatchClient, report: MatchReport, case: str, purpose: str
 ) -> list[dict[str, Any]]:
-    """Follow every hit up under ``case``: one entry per hit, ``status`` the peer's answer
-    (pending, released, denied), ``not asked`` (our agreement grants no follow-up attribute
-    for that peer and dataset: the peer would refuse, and it would cost both an audit entry)
-    or ``failed`` (the call failed; ``reason`` says why). One failure never hides the others."""
-    entries: list[dict[str, Any]] = []
-    for hit in report.hits():
-        where = {"peer": hit.peer, "dataset": hit.dataset, "case_reference": case}
-        if not mc.granted_attributes(hit.peer, hit.dataset, purpose):
-            entries.append(where | {"status": NOT_ASKED, "reason": (
-                f"our agreement with {hit.peer} grants no follow-up attribute of {hit.dataset} "
-                f"for {purpose}")})  # fmt: skip
-            continue
-        try:
-            record = mc.follow_up(hit, case_reference=case, purpose=purpose)
-        except Exception as exc:  # one peer's refusal must not hide the others
-            entries.append(where | {"status": FAILED, "reason": str(exc)})
-            continue
-        entries.append(record.to_dict())
-    return entries
-
-
-def _followups_table(entries: list[dict[str, Any]], case: str) -> Table:
-    table = Table(title=f"Follow-ups (case {case})")
-    for column in ("peer", "dataset", "status"):
-        text_column(table, column)
-    id_column(table, "follow-up id")
-    text_column(table, "released / reason")
-    style = {FAILED: "red", NOT_ASKED: "dim", "released": "bold green"}
-    for f in entries:
-        released = ", ".join(f"{k}={v}" for k, v in (f.get("released") or {}).items())
-        table.add_row(
-            f["peer"],
-            f["dataset"],
-            styled(f["status"], style.get(f["status"], "")),
-            f.get("followup_id", ""),
-            released or f.get("reason") or f.get("note") or "",
+    """Follow every hit up under ``case``: one entry per hit (see
+    :mod:`node.cli.followups_view`)."""
+    return [
+        follow_up_entry(
+            {"peer": hit.peer, "dataset": hit.dataset, "case_reference": case},
+            granted=bool(mc.granted_attributes(hit.peer, hit.dataset, purpose)),
+            ask=functools.partial(mc.follow_up, hit, case_reference=case, purpose=purpose),
+            purpose=purpose,
         )
-    return table
+        for hit in report.hits()
+    ]
 
 
 def _single(
@@ -207,7 +185,6 @@ def _single(
     ):
         report = mc.run([query], datasets, purpose=purpose, peers=peers, ask_all=ask_all)
         followups = _follow_ups(mc, report, case, purpose) if case else []
-    failed = [f for f in followups if f["status"] == FAILED]
     if as_json:
         print_json(
             {
@@ -223,23 +200,14 @@ def _single(
     else:
         console.print(_results_table(report, f"{query.kind} {query.describe()} ({purpose})"))
         if followups:
-            console.print(_followups_table(followups, case))
+            console.print(followups_table(followups, case))
         console.print(
             f"{len(report.hits())} hit(s); {report.elements} element(s) evaluated "
             f"in {report.seconds * 1000:.0f} ms",
             highlight=False,
         )
-        if failed:
-            err_console.print(
-                error_line(
-                    f"{len(failed)} of {len(followups)} follow-up(s) failed (see the table); "
-                    "ask again with `enlace match` once the cause is fixed"
-                ),
-                highlight=False,
-                soft_wrap=True,
-            )
-    if failed:  # the operator asked for these follow-ups: a script must see they were not made
-        raise typer.Exit(1)
+        print_failures(followups, again="ask again with `enlace match` once the cause is fixed")
+    exit_if_failed(followups)  # the operator asked for these: a script must see they were not made
 
 
 @app.command("document")
