@@ -8,6 +8,9 @@ entries were made from and evaluates only new or changed records (and drops the 
 deleted or changed ones). Each change publishes a new filter version; the last
 :data:`KEEP_VERSIONS` are kept so peers can sync by delta.
 
+The evaluation itself, in worker processes for large datasets, is
+:mod:`node.matching.evaluation`.
+
 The OPRF master secret is ``HOME/keys/oprf-master.key`` (32 bytes, hex, mode 0600), created on
 first use. The epoch and mode live in ``node_state`` (``match.epoch``, ``match.mode``); epoch 1
 is the first. Rotation (:meth:`Holder.rotate`) evaluates every record under the next epoch's
@@ -28,30 +31,18 @@ Invariants:
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import datetime as dt
-import hashlib
-import itertools
-import multiprocessing
-import os
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from crypto.errors import KeyError_
 from crypto.filter import (
-    DEFAULT_TRUNCATION,
     MAX_TRUNCATION,
-    Filter,
     encode_filter,
-    truncation_for,
 )
 from crypto.keys import read_hex_key, write_private
 from crypto.match_keys import ModeName, describe_filter, oprf_key_for, sign_manifest
@@ -59,13 +50,13 @@ from crypto.oprf import Mode, OprfServerKey
 from crypto.signing import SigningKey
 from node.errors import ConfigError, FailedPreconditionError, InvalidArgumentError
 from node.home import NodeHome
+from node.matching.evaluation import EVALUATED, Item, evaluate_records, filter_of, prefixes_of
 from node.matching.keys import NORMALISATION_VERSIONS
 from node.matching.sources import (
     MATCH_DATASETS,
     check_dataset,
     count_records,
     iter_records,
-    record_keys,
 )
 from node.store import Store
 from node.store.matching_store import EntryRow, StoredFilter
@@ -75,10 +66,6 @@ EPOCH_STATE, MODE_STATE = "match.epoch", "match.mode"
 FIRST_EPOCH = 1
 KEEP_VERSIONS = 8
 #: Below this many records, keys are built and evaluated in the calling process.
-PARALLEL_THRESHOLD = 50_000
-_CHUNK = 2_000
-_IN_FLIGHT = 4  # chunks queued per worker process while the store is still being read
-_PROGRESS_CHUNK = 10_000  # records per progress report when evaluating in this process
 _MODES: dict[str, Mode] = {"oprf": Mode.OPRF, "voprf": Mode.VOPRF}
 
 
@@ -138,129 +125,6 @@ class UpdateReport:
 
     def to_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
-
-
-# -- evaluation (optionally in worker processes) -----------------------------------------
-
-_WORKER_KEY: dict[str, tuple[OprfServerKey, Mode]] = {}
-Item = tuple[str, Mapping[str, Any]]  # (source table, record columns)
-
-
-def _init_worker(master: bytes, dataset: str, epoch: int, mode: int) -> None:
-    _WORKER_KEY["key"] = (oprf_key_for(master, dataset, epoch, Mode(mode)), Mode(mode))
-
-
-# What the holder keeps of one evaluated key: the output's 16-byte prefix and its SHA-256.
-_EVALUATED = MAX_TRUNCATION + 32
-
-
-def _prefix_digests(outputs: Sequence[bytes]) -> bytes:
-    """48 bytes per output: its 16-byte prefix, then the SHA-256 of the whole output."""
-    return b"".join(o[:MAX_TRUNCATION] + hashlib.sha256(o).digest() for o in outputs)
-
-
-def key_and_evaluate(
-    key: OprfServerKey, mode: Mode, dataset: str, items: Sequence[Item]
-) -> tuple[list[int], bytes]:
-    """Identity keys of each record, evaluated: (keys per record, 48 bytes per key in order).
-
-    Records of one person share keys (every encounter), so each distinct key is evaluated
-    once.
-    """
-    per_record = [record_keys(dataset, source, row) for source, row in items]
-    unique = list(dict.fromkeys(k for keys in per_record for k in keys))
-    evaluated = _prefix_digests(key.evaluate_many(unique, mode))
-    position = {k: _EVALUATED * n for n, k in enumerate(unique)}
-    joined = b"".join(
-        evaluated[position[k] : position[k] + _EVALUATED] for ks in per_record for k in ks
-    )
-    return [len(keys) for keys in per_record], joined
-
-
-def _worker_chunk(dataset: str, items: Sequence[Item]) -> tuple[list[int], bytes]:
-    key, mode = _WORKER_KEY["key"]
-    return key_and_evaluate(key, mode, dataset, items)
-
-
-def evaluate_records(
-    master: bytes,
-    dataset: str,
-    state: KeyState,
-    items: Iterable[Item],
-    workers: int = 0,
-    progress: Callable[[int], None] | None = None,
-) -> tuple[list[int], bytes]:
-    """:func:`key_and_evaluate` under the key of ``dataset`` and ``state``; many records are
-    split over ``workers`` processes (0: one per core), which also build the keys.
-
-    ``items`` may be a generator reading the store: once more than
-    :data:`PARALLEL_THRESHOLD` records have come, chunks go to the workers as they are read
-    (at most :data:`_IN_FLIGHT` per worker queued), so reading overlaps evaluation; results
-    are taken in order. ``progress(records evaluated so far)`` is called after each chunk.
-    """
-    key = oprf_key_for(master, dataset, state.epoch, state.oprf_mode)
-    count = workers or os.cpu_count() or 1
-    iterator = iter(items)
-    head = list(itertools.islice(iterator, PARALLEL_THRESHOLD))
-    if len(head) < PARALLEL_THRESHOLD or count < 2:
-        if progress is None:
-            return key_and_evaluate(key, state.oprf_mode, dataset, [*head, *iterator])
-        # In chunks, to report: a key shared across chunks is evaluated once per chunk.
-        counts: list[int] = []
-        parts: list[bytes] = []
-        rest = itertools.chain(head, iterator)
-        while chunk := list(itertools.islice(rest, _PROGRESS_CHUNK)):
-            chunk_counts, joined = key_and_evaluate(key, state.oprf_mode, dataset, chunk)
-            counts.extend(chunk_counts)
-            parts.append(joined)
-            progress(len(counts))
-        return counts, b"".join(parts)
-    context = multiprocessing.get_context("spawn")  # never fork a process holding gRPC threads
-    counts = []
-    parts = []
-    pending: collections.deque[Future[tuple[list[int], bytes]]] = collections.deque()
-
-    def collect(limit: int) -> None:
-        while len(pending) > limit:
-            chunk_counts, joined = pending.popleft().result()
-            counts.extend(chunk_counts)
-            parts.append(joined)
-            if progress is not None:
-                progress(len(counts))
-
-    with ProcessPoolExecutor(
-        count,
-        mp_context=context,
-        initializer=_init_worker,
-        initargs=(master, dataset, state.epoch, int(state.oprf_mode)),
-    ) as pool:
-        chunks = itertools.chain(
-            (head[i : i + _CHUNK] for i in range(0, len(head), _CHUNK)),
-            iter(lambda: list(itertools.islice(iterator, _CHUNK)), []),
-        )
-        for chunk in chunks:
-            pending.append(pool.submit(_worker_chunk, dataset, chunk))
-            collect(count * _IN_FLIGHT)
-        collect(0)
-    return counts, b"".join(parts)
-
-
-def _prefixes_of(evaluated: bytes) -> bytes:
-    """The 16-byte prefixes out of :func:`key_and_evaluate`'s 48-byte records, concatenated."""
-    table = np.frombuffer(evaluated, dtype=np.uint8).reshape(-1, _EVALUATED)
-    return table[:, :MAX_TRUNCATION].tobytes()
-
-
-def filter_of(joined_prefixes: bytes, version: int) -> Filter:
-    """The filter of 16-byte prefixes, at the narrowest width (>= 8) keeping lookups <= 1e-9."""
-    table = np.frombuffer(joined_prefixes, dtype=np.uint8).reshape(-1, MAX_TRUNCATION)
-    width = DEFAULT_TRUNCATION
-    while True:
-        built = Filter.from_truncated(table[:, :width].tobytes(), width, version)
-        needed = truncation_for(len(built), minimum=width)
-        if needed == width:
-            return built
-        width = needed
 
 
 class Holder:
@@ -357,7 +221,13 @@ class Holder:
 
         # Read while the workers evaluate; nothing is written before every record was read.
         counts, evaluated = evaluate_records(
-            self.master, dataset, state, changed_records(), workers, evaluated_progress
+            self.master,
+            dataset,
+            state.epoch,
+            state.oprf_mode,
+            changed_records(),
+            workers,
+            evaluated_progress,
         )
         if progress is not None:
             progress(dataset, total, total)
@@ -366,10 +236,10 @@ class Holder:
         offset = 0
         for (source, record_id, content_hash), count in zip(todo, counts, strict=True):
             for key_no in range(count):
-                chunk = evaluated[offset : offset + _EVALUATED]
+                chunk = evaluated[offset : offset + EVALUATED]
                 prefix, digest = chunk[:MAX_TRUNCATION], chunk[MAX_TRUNCATION:]
                 rows.append((source, record_id, key_no, prefix, digest, content_hash))
-                offset += _EVALUATED
+                offset += EVALUATED
         changed = bool(rows or removed or replace_all)
         if changed:
             matching.apply_changes(dataset, state.epoch, removed, rows, replace_all=replace_all)
@@ -378,7 +248,7 @@ class Holder:
         if publish:
             # After replace_all the entries are exactly the ones just evaluated: their prefixes
             # are at hand, and reading 1M back from the table took 1.2 s of a 1M build.
-            prefixes = _prefixes_of(evaluated) if replace_all else None
+            prefixes = prefixes_of(evaluated) if replace_all else None
             version = self._publish(dataset, state, version + 1, now, prefixes).version
         return UpdateReport(
             dataset,

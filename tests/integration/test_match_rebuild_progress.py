@@ -15,8 +15,9 @@ import pytest
 from match_support import holder, load_records, synthetic
 
 from crypto.match_keys import oprf_key_for
-from node.matching import filters
-from node.matching.filters import KeyState, evaluate_records, key_and_evaluate
+from crypto.oprf import Mode
+from node.matching import evaluation
+from node.matching.evaluation import evaluate_records, key_and_evaluate
 from node.matching.sources import MATCH_DATASETS, count_records, iter_records
 
 Call = tuple[str, int, int]
@@ -75,20 +76,20 @@ def test_progress_comes_in_chunks_in_this_process_and_from_workers(
     )
     engine = live.runtimes["PAN"].store.engine
     items = [(r.source, r.row) for r in iter_records(engine, "identities")]
-    state, master = KeyState(1, "oprf"), bytes(range(32))
-    key = oprf_key_for(master, "identities", state.epoch, state.oprf_mode)
-    expected = key_and_evaluate(key, state.oprf_mode, "identities", items)
+    epoch, mode, master = 1, Mode.OPRF, bytes(range(32))
+    key = oprf_key_for(master, "identities", epoch, mode)
+    expected = key_and_evaluate(key, mode, "identities", items)
 
-    monkeypatch.setattr(filters, "_PROGRESS_CHUNK", 100)
+    monkeypatch.setattr(evaluation, "_PROGRESS_CHUNK", 100)
     done: list[int] = []
-    here = evaluate_records(master, "identities", state, iter(items), 1, done.append)
+    here = evaluate_records(master, "identities", epoch, mode, iter(items), 1, done.append)
     assert here == expected  # a key shared by two chunks is evaluated twice, to the same bytes
     assert done == [*range(100, len(items), 100), len(items)]
 
-    monkeypatch.setattr(filters, "PARALLEL_THRESHOLD", 100)
-    monkeypatch.setattr(filters, "_CHUNK", 64)
+    monkeypatch.setattr(evaluation, "PARALLEL_THRESHOLD", 100)
+    monkeypatch.setattr(evaluation, "_CHUNK", 64)
     done.clear()
-    workers = evaluate_records(master, "identities", state, iter(items), 2, done.append)
+    workers = evaluate_records(master, "identities", epoch, mode, iter(items), 2, done.append)
     assert workers == expected
     steps = [b - a for a, b in zip([0, *done], done, strict=False)]
     assert done[-1] == len(items) and len(done) > 2 and all(0 < s <= 64 for s in steps)

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from crypto.match_keys import oprf_key_for
+from crypto.oprf import Mode
 from node.ingest.pipeline import ingest
-from node.matching import filters
-from node.matching.filters import KeyState, evaluate_records, key_and_evaluate
+from node.matching import evaluation
+from node.matching.evaluation import evaluate_records, key_and_evaluate
 from node.matching.sources import iter_records
 from node.records.datasets import DATASETS
 from node.store import Store, open_store
@@ -75,20 +76,20 @@ def test_every_record_is_read_once_with_the_columns_its_keys_need(store: Store) 
 def test_workers_evaluate_exactly_what_one_process_evaluates(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    state = KeyState(1, "oprf")
+    epoch, mode = 1, Mode.OPRF
     items = [(r.source, r.row) for r in iter_records(store.engine, "travel_documents")]
-    key = oprf_key_for(MASTER, "travel_documents", state.epoch, state.oprf_mode)
-    expected = key_and_evaluate(key, state.oprf_mode, "travel_documents", items)
-    monkeypatch.setattr(filters, "PARALLEL_THRESHOLD", 100)
-    monkeypatch.setattr(filters, "_CHUNK", 64)
+    key = oprf_key_for(MASTER, "travel_documents", epoch, mode)
+    expected = key_and_evaluate(key, mode, "travel_documents", items)
+    monkeypatch.setattr(evaluation, "PARALLEL_THRESHOLD", 100)
+    monkeypatch.setattr(evaluation, "_CHUNK", 64)
 
     def not_here(*_: object) -> None:
         raise AssertionError("evaluated in this process, not in the workers")
 
     # The spawned workers import the module afresh; only this process sees the replacement.
-    monkeypatch.setattr(filters, "key_and_evaluate", not_here)
+    monkeypatch.setattr(evaluation, "key_and_evaluate", not_here)
     generator = (item for item in items)  # streamed, as a build reads the store
-    counts, joined = evaluate_records(MASTER, "travel_documents", state, generator, workers=2)
+    counts, joined = evaluate_records(MASTER, "travel_documents", epoch, mode, generator, workers=2)
     assert (counts, joined) == expected
     assert counts == [1] * 1_200  # one key per travel document
     assert len(joined) == 48 * 1_200
