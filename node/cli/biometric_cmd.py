@@ -12,11 +12,12 @@ reference or fetch a pending decision. Template formats: :mod:`node.biometrics.t
 from __future__ import annotations
 
 import csv
+import functools
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -24,7 +25,7 @@ from rich.table import Table
 
 from node.agreements import AgreementBook
 from node.biometrics.client import BiometricClient, BiometricReport
-from node.biometrics.holder import GalleryHolder
+from node.biometrics.holder import DATASET, GalleryHolder
 from node.biometrics.templates import read_templates
 from node.cli.common import (
     HomeOption,
@@ -39,8 +40,15 @@ from node.cli.common import (
     styled,
     text_column,
 )
+from node.cli.followups_view import (
+    exit_if_failed,
+    follow_up_entry,
+    followups_table,
+    print_failures,
+)
 from node.errors import InvalidArgumentError
 from node.home import NodeHome
+from node.matching.followup import check_case_reference
 from node.runtime import NodeRuntime, open_runtime
 from node.store.matching_store import FollowUpRecord
 
@@ -67,6 +75,11 @@ BatchOption = Annotated[
     Path | None, typer.Option("--batch", help="Many templates (same formats); progress bar.")
 ]
 OutOption = Annotated[Path | None, typer.Option("--out", help="Results CSV of a batch.")]
+#: How to ask a follow-up that failed once its cause is fixed.
+AGAIN = (
+    "once the cause is fixed, redeem each one's hit reference (in the results; single-use) "
+    "with `enlace biometric followup --peer PEER --reference REF --case CASE`"
+)
 _STYLE = {"strong": "bold green", "probable": "yellow", "no hit": "", "not granted": "dim"}
 
 
@@ -81,22 +94,32 @@ def _runtime(home: Path) -> Iterator[NodeRuntime]:
 
 def _follow_ups(
     client: BiometricClient, report: BiometricReport, case: str, purpose: str
-) -> list[FollowUpRecord]:
-    records = []
-    for hit in report.hits():
-        try:
-            records.append(
-                client.follow_up(
-                    hit.peer,
-                    purpose=purpose,
-                    case_reference=case,
-                    reference=hit.reference,
-                    epoch=hit.epoch,
-                )
-            )
-        except Exception as exc:  # one peer's refusal must not hide the others
-            err_console.print(f"follow-up with {hit.peer}: {exc}", highlight=False)
-    return records
+) -> list[dict[str, Any]]:
+    """Follow every hit up under ``case``: one entry per hit, with its probe's ``label`` and its
+    ``hit_reference`` (a follow-up that failed can be asked again with it; see
+    :mod:`node.cli.followups_view`)."""
+    return [
+        follow_up_entry(
+            {
+                "label": report.labels[hit.probe],
+                "peer": hit.peer,
+                "dataset": DATASET,
+                "case_reference": case,
+                "hit_reference": hit.reference,
+            },
+            granted=bool(client.granted_attributes(hit.peer, purpose)),
+            ask=functools.partial(
+                client.follow_up,
+                hit.peer,
+                purpose=purpose,
+                case_reference=case,
+                reference=hit.reference,
+                epoch=hit.epoch,
+            ),
+            purpose=purpose,
+        )
+        for hit in report.hits()
+    ]
 
 
 def _table(report: BiometricReport, title: str) -> Table:
@@ -140,6 +163,8 @@ def search(
 ) -> None:
     """Probe every allowed peer's biometric gallery with protected codes of a template."""
     with cli_errors(as_json):
+        if case:  # refused now, not after the probe has spent quota at every peer
+            check_case_reference(case)
         if (template is None) == (batch is None):
             raise InvalidArgumentError(
                 "give exactly one of --template FILE and --batch FILE", field="--template"
@@ -194,13 +219,14 @@ def search(
         data = report.to_dict() | {
             "purpose": purpose,
             "hits": hits,
-            "followups": [f.to_dict() for f in followups],
+            "followups": followups,
         }
         if results is not None:
             data["results_file" if not failed else "results_error"] = failed or str(results)
         print_json(data)
         if failed:
             raise typer.Exit(1)
+        exit_if_failed(followups)
         return
     if batch is None:
         console.print(_table(report, f"biometric probe {probes.labels[0]} ({purpose})"))
@@ -215,12 +241,15 @@ def search(
         if failed:
             hits_only = BiometricReport(report.labels, report.hits(), report.seconds)
             console.print(_table(hits_only, "hits (references are single-use)"))
-    _print_followups(followups)
+    if followups:
+        console.print(followups_table(followups, case, hit=("label", "probe")))
     tail = f"; results written to {results}" if results is not None and not failed else ""
     console.print(f"{hits} hit(s) in {report.seconds * 1000:.0f} ms{tail}", highlight=False)
+    print_failures(followups, again=AGAIN)
     if failed:
         err_console.print(error_line(failed), highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+    exit_if_failed(followups)  # the operator asked for these: a script must see they were not made
 
 
 def _write_results(path: Path, report: BiometricReport) -> None:
