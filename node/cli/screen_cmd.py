@@ -5,7 +5,9 @@ the agreements allow (one batched private match per peer and dataset, with a pro
 prints one row per traveller, writes CSV and JSON reports, keeps the screening for the
 retention period, and exits 0 (nothing hit), 3 (at least one hit) or 4 (no hit, but a peer
 failed or travellers could not be screened); 1 is any error before screening. ``--case`` sends
-every hit straight into the follow-up flow. ``list``, ``show``, ``retention`` and ``purge``
+every hit straight into the follow-up flow (a Follow-ups table, ``followups`` in the JSON); if
+one of those follow-ups fails the command exits 1 instead, after printing the results and
+writing the reports. ``list``, ``show``, ``retention`` and ``purge``
 manage what is kept. ``manifest-sample`` writes a sample manifest from generated data.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,6 +38,13 @@ from node.cli.common import (
     text_column,
     warning_line,
 )
+from node.cli.followups_view import (
+    NOT_ASKED,
+    exit_if_failed,
+    follow_up_entry,
+    followups_table,
+    print_failures,
+)
 from node.cli.match_cmd import PeerOption, PurposeOption, TimeoutOption, _runtime
 from node.errors import EnlaceError, InvalidArgumentError
 from node.manifests.csv_manifest import read_csv_manifest, write_csv_manifest
@@ -51,10 +61,17 @@ from node.manifests.screen import (
     screen_manifest,
 )
 from node.matching.client import MatchClient
+from node.matching.followup import check_case_reference
 from node.matching.keys import DATE_POLICIES
+from node.runtime import NodeRuntime
 
 app = typer.Typer(no_args_is_help=True)
 
+#: How to ask a follow-up that failed once its cause is fixed.
+AGAIN = (
+    "once the cause is fixed, follow those travellers up with "
+    "`enlace match document | person --case CASE`"
+)
 CSV_COLUMNS = ("position", "name", "birth_date", "document", "peer", "dataset", "result",
                "strength", "detail")  # fmt: skip
 
@@ -128,6 +145,37 @@ def _table(screening: Screening) -> Table:
     return table
 
 
+def _follow_ups(
+    runtime: NodeRuntime,
+    mc: MatchClient,
+    screening: Screening,
+    manifest_id: str,
+    case: str,
+    purpose: str,
+) -> list[dict[str, Any]]:
+    """Follow every hit up under ``case``: one entry per hit (see
+    :mod:`node.cli.followups_view`) with the traveller's ``position``, except a repeated
+    traveller's (its first listing's hits are followed up). Each follow-up sent, answered or
+    failed, is a ``followup`` event of the manifest's trail (identifiers and status only)."""
+    entries: list[dict[str, Any]] = []
+    for traveller, hit in screening.hits():
+        if traveller.duplicate_of is not None:
+            continue
+        entry = follow_up_entry(
+            {"position": traveller.position, "peer": hit.peer, "dataset": hit.dataset,
+             "case_reference": case},
+            granted=bool(mc.granted_attributes(hit.peer, hit.dataset, purpose)),
+            ask=functools.partial(mc.follow_up, hit, case_reference=case, purpose=purpose),
+            purpose=purpose,
+        )  # fmt: skip
+        entries.append(entry)
+        if entry["status"] != NOT_ASKED:
+            runtime.store.manifests.record(manifest_id, runtime.clock.now(), "followup",
+                {key: entry.get(key, "") for key in
+                 ("position", "peer", "dataset", "followup_id", "status")})  # fmt: skip
+    return entries
+
+
 @app.command("manifest")
 def manifest_command(
     file: Annotated[Path, typer.Argument(help="PAXLST interchange or bus CSV manifest.")],
@@ -159,6 +207,8 @@ def manifest_command(
             raise InvalidArgumentError(
                 f"unknown --dates {dates!r}", hint=f"use one of {', '.join(DATE_POLICIES)}"
             )
+        if case:  # refused now, not after the screening has spent quota at every peer
+            check_case_reference(case)
         check_writable(report_paths(out or file), "--out")
     with cli_errors(as_json), _runtime(home) as runtime:
         now = runtime.clock.now()
@@ -180,22 +230,7 @@ def manifest_command(
                 runtime.store, screening, now=now, expires_at=expiry(runtime.store, now)
             )
             if case:
-                for traveller, hit in screening.hits():
-                    if traveller.duplicate_of is not None or not mc.granted_attributes(
-                        hit.peer, hit.dataset, purpose
-                    ):
-                        continue  # a duplicate, or no follow-up granted for that dataset
-                    try:
-                        record = mc.follow_up(hit, case_reference=case, purpose=purpose)
-                    except Exception as exc:  # one peer's refusal must not hide the others
-                        err_console.print(f"follow-up of #{traveller.position} with {hit.peer}: "
-                                          f"{exc}", highlight=False)  # fmt: skip
-                        continue
-                    followups.append({"position": traveller.position, **record.to_dict()})
-                    runtime.store.manifests.record(manifest_id, runtime.clock.now(), "followup",
-                        {"position": traveller.position, "peer": hit.peer,
-                         "dataset": hit.dataset, "followup_id": record.followup_id,
-                         "status": record.status})  # fmt: skip
+                followups = _follow_ups(runtime, mc, screening, manifest_id, case, purpose)
         written = failed = ""
         try:  # the screening is kept and its hits shown even when the reports cannot be written
             csv_path, json_path = write_reports(screening, out or file)
@@ -225,10 +260,8 @@ def manifest_command(
             if problem.severity == "warning":
                 err_console.print(warning_line("warning", f"{problem.position}: "
                                                f"{problem.message}"), highlight=False)  # fmt: skip
-        for f in followups:
-            values = ", ".join(f"{k}={v}" for k, v in (f.get("released") or {}).items())
-            console.print(f"follow-up {f['followup_id']} of #{f['position']} with {f['peer']}: "
-                          f"{f['status']} {values}", highlight=False)  # fmt: skip
+        if followups:
+            console.print(followups_table(followups, case, hit=("position", "#")))
         console.print(
             f"{screening.status.upper()}: {len(screening.hits())} hit(s) on "
             f"{sum(1 for r in screening.travellers if r.hits())} traveller(s), "
@@ -239,6 +272,8 @@ def manifest_command(
         )
         if not written:
             err_console.print(error_line(failed), highlight=False, soft_wrap=True)
+        print_failures(followups, again=AGAIN)
+    exit_if_failed(followups)  # after the reports: a script must see they were not made
     raise typer.Exit(screening.exit_code)
 
 
