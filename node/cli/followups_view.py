@@ -102,8 +102,10 @@ def print_failures(entries: list[dict[str, Any]], *, again: str) -> None:
         )
 
 
-def exit_if_failed(entries: list[dict[str, Any]]) -> None:
-    """Exit 1 if a follow-up failed: the operator asked for it, and a script must see it was
-    not made (call it after every result is printed and every file written)."""
+def exit_if_failed(entries: list[dict[str, Any]], code: int = 1) -> None:
+    """Exit with ``code`` if a follow-up failed: the operator asked for it, and a script must
+    see it was not made (call it after every result is printed and every file written). A
+    command whose exit status already means something (screening: 1 is "nothing screened",
+    3 "a hit") passes a code of its own, so a hit is never reported as nothing."""
     if failed(entries):
-        raise typer.Exit(1)
+        raise typer.Exit(code)

@@ -54,6 +54,7 @@ from node.manifests.paxlst_writer import write_paxlst
 from node.manifests.retention import expiry, purge_expired, record_reports, set_retention_days
 from node.manifests.sample import sample_manifest, write_truth
 from node.manifests.screen import (
+    EXIT_FOLLOW_UP_FAILED,
     SCREEN_DATASETS,
     SCREEN_DATES,
     Screening,
@@ -273,7 +274,9 @@ def manifest_command(
         if not written:
             err_console.print(error_line(failed), highlight=False, soft_wrap=True)
         print_failures(followups, again=AGAIN)
-    exit_if_failed(followups)  # after the reports: a script must see they were not made
+    # After the reports: a script must see they were not made; 5 is "a hit, and a follow-up
+    # of it failed", never 1 ("nothing was screened").
+    exit_if_failed(followups, EXIT_FOLLOW_UP_FAILED)
     raise typer.Exit(screening.exit_code)
 
 

@@ -59,6 +59,9 @@ SCREEN_DATES: DatePolicy = "covering"
 _RANK = {"hit": 0, "error": 1, "no hit": 2, "not granted": 3}
 _STRENGTH = {"document": 0, "name+day": 1, "name+month": 2, "name+year": 3}
 EXIT_CLEAR, EXIT_HIT, EXIT_INCOMPLETE = 0, 3, 4
+#: A hit, and a follow-up of it asked with ``--case`` failed (the CLI's; never 1, "nothing
+#: was screened", which a script could read as no hit).
+EXIT_FOLLOW_UP_FAILED = 5
 
 
 @dataclass

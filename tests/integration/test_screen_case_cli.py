@@ -23,9 +23,9 @@ from typer.testing import CliRunner
 from node.cli.main import app
 from node.manifests.paxlst_writer import write_paxlst
 from node.manifests.sample import sample_manifest
+from node.manifests.screen import EXIT_FOLLOW_UP_FAILED, EXIT_HIT
 from policies.agreement import Quotas
 
-EXIT_ERROR, EXIT_HIT = 1, 3
 CASE = "CRI-S-1"
 
 
@@ -68,15 +68,15 @@ def _screen(flight: dict[str, Any], out: Path, *extra: str) -> Any:
                   "--case", CASE, "--out", str(out), *extra)  # fmt: skip
 
 
-def test_a_failed_screening_follow_up_is_in_the_table_json_and_trail_and_exits_1(
+def test_a_failed_screening_follow_up_is_in_the_table_json_and_trail_and_exits_5(
     flight: dict[str, Any], tmp_path: Path
 ) -> None:
     first = _screen(flight, tmp_path / "first", "--json")  # spends the day's one follow-up
-    assert first.exit_code in (EXIT_ERROR, EXIT_HIT), first.output
+    assert first.exit_code in (EXIT_FOLLOW_UP_FAILED, EXIT_HIT), first.output
     assert [f["status"] for f in json.loads(first.stdout)["followups"]].count("released") == 1
 
     again = _screen(flight, tmp_path / "again", "--json")
-    assert again.exit_code == EXIT_ERROR, again.output
+    assert again.exit_code == EXIT_FOLLOW_UP_FAILED, again.output  # a hit: never 1
     report = json.loads(again.stdout)
     assert report["status"] == "hit" and report["hits"] > 0  # the screening stands
     failed = [f for f in report["followups"] if f["status"] == "failed"]
@@ -101,7 +101,7 @@ def test_a_failed_screening_follow_up_is_in_the_table_json_and_trail_and_exits_1
     ]
 
     table = _screen(flight, tmp_path / "table")
-    assert table.exit_code == EXIT_ERROR, table.output
+    assert table.exit_code == EXIT_FOLLOW_UP_FAILED, table.output
     text = " ".join(table.output.split())
     assert f"Follow-ups (case {CASE})" in text and "failed" in text and "HIT:" in text
     assert f"{len(failed)} of {len(report['followups'])} follow-up(s) failed" in text
