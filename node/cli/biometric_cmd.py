@@ -14,8 +14,6 @@ from __future__ import annotations
 import csv
 import functools
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,6 +34,7 @@ from node.cli.common import (
     err_console,
     error_line,
     id_column,
+    node_runtime,
     print_json,
     styled,
     text_column,
@@ -47,9 +46,8 @@ from node.cli.followups_view import (
     print_failures,
 )
 from node.errors import InvalidArgumentError
-from node.home import NodeHome
 from node.matching.followup import check_case_reference
-from node.runtime import NodeRuntime, open_runtime
+from node.runtime import NodeRuntime
 from node.store.matching_store import FollowUpRecord
 
 app = typer.Typer(no_args_is_help=True)
@@ -81,15 +79,6 @@ AGAIN = (
     "with `enlace biometric followup --peer PEER --reference REF --case CASE`"
 )
 _STYLE = {"strong": "bold green", "probable": "yellow", "no hit": "", "not granted": "dim"}
-
-
-@contextmanager
-def _runtime(home: Path) -> Iterator[NodeRuntime]:
-    runtime = open_runtime(NodeHome(home))
-    try:
-        yield runtime
-    finally:
-        runtime.close()
 
 
 def _follow_ups(
@@ -190,7 +179,7 @@ def search(
         )
         quiet = as_json or template is not None
         with (
-            _runtime(home) as runtime,
+            node_runtime(home) as runtime,
             BiometricClient(runtime, timeout=timeout) as client,
             Progress(*columns, console=err_console, transient=True, disable=quiet) as bar,
         ):
@@ -285,7 +274,7 @@ def followup(
 ) -> None:
     """Redeem a hit reference (once) for the attributes the agreement grants."""
     asked = [a.strip() for a in attributes.split(",") if a.strip()]
-    with cli_errors(as_json), _runtime(home) as runtime, BiometricClient(runtime) as client:
+    with cli_errors(as_json), node_runtime(home) as runtime, BiometricClient(runtime) as client:
         record = client.follow_up(
             peer, purpose=purpose, case_reference=case, reference=reference, attributes=asked
         )
@@ -302,7 +291,7 @@ def fetch(
     as_json: JsonOption = False,
 ) -> None:
     """Ask the holder for its decision on a pending biometric follow-up."""
-    with cli_errors(as_json), _runtime(home) as runtime, BiometricClient(runtime) as client:
+    with cli_errors(as_json), node_runtime(home) as runtime, BiometricClient(runtime) as client:
         asked = runtime.store.matching.followup(followup_id, "outbound")
         if asked is None or asked.dataset != "biometric_templates":
             raise InvalidArgumentError(
@@ -325,7 +314,7 @@ def fetch(
 @app.command("status")
 def status(home: HomeOption, as_json: JsonOption = False) -> None:
     """This node's biometric epoch and its per-peer galleries."""
-    with cli_errors(as_json), _runtime(home) as runtime:
+    with cli_errors(as_json), node_runtime(home) as runtime:
         holder = _holder(runtime)
         state = holder.state()
         now = runtime.clock.now()
@@ -370,7 +359,7 @@ def refresh(
     as_json: JsonOption = False,
 ) -> None:
     """Bring the galleries of granted peers up to date with the imported templates."""
-    with cli_errors(as_json), _runtime(home) as runtime:
+    with cli_errors(as_json), node_runtime(home) as runtime:
         holder = _holder(runtime)
         now = runtime.clock.now()
         peers = peer or holder.granted_peers(AgreementBook(runtime).current(now), now)
@@ -387,7 +376,7 @@ def rotate_epoch(
     as_json: JsonOption = False,
 ) -> None:
     """Move to the next biometric epoch: new pairwise keys, galleries rebuilt, old codes miss."""
-    with cli_errors(as_json), _runtime(home) as runtime:
+    with cli_errors(as_json), node_runtime(home) as runtime:
         holder = _holder(runtime)
         now = runtime.clock.now()
         peers = holder.granted_peers(AgreementBook(runtime).current(now), now)

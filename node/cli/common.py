@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console, JustifyMethod, RenderableType
@@ -34,6 +34,9 @@ from rich.text import Text
 from crypto.errors import CryptoError
 from node.errors import EnlaceError, InvalidArgumentError, from_policy
 from policies.errors import PolicyError
+
+if TYPE_CHECKING:
+    from node.runtime import NodeRuntime
 
 console = Console(markup=False)
 err_console = Console(stderr=True, markup=False)
@@ -179,6 +182,19 @@ def member_country(code: str, option: str, *, secretariat: bool = True) -> str:
         hint=(f"did you mean {', '.join(close)}? " if close else "")
         + f"members: {', '.join(allowed)}",
     )
+
+
+@contextmanager
+def node_runtime(home: Path) -> Iterator[NodeRuntime]:
+    """The runtime of the node at ``home``, closed on the way out."""
+    from node.home import NodeHome
+    from node.runtime import open_runtime
+
+    runtime = open_runtime(NodeHome(home))
+    try:
+        yield runtime
+    finally:
+        runtime.close()
 
 
 def guarded(fn: Callable[..., T]) -> Callable[..., T]:

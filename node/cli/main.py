@@ -98,6 +98,8 @@ def build_app(groups: Iterable[str] | None = None) -> typer.Typer:
             module.register(app)
         else:
             app.add_typer(module.app, name=sub[0], help=sub[1])
+    if "match_cmd" in wanted:
+        _module("match_holder_cmd").register(_module("match_cmd").app)
     if {"match_cmd", "biometric_cmd"} <= wanted:
         _module("biometric_cmd").register_match(_module("match_cmd").app)
     return app

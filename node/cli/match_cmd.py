@@ -2,8 +2,9 @@
 
 Querier commands (``document``, ``person``, ``batch``, ``sync``) fan out through
 :class:`node.matching.client.MatchClient` and print one hit / no-hit row per peer and dataset
-(``--json`` for machines); holder commands (``rebuild``, ``rotate-epoch``, ``status``,
-``usage``) manage this node's keys and filters. Thin by design: parse, call, print.
+(``--json`` for machines); the holder commands (``rebuild``, ``rotate-epoch``, ``status``,
+``usage``), which manage this node's keys and filters, are in :mod:`node.cli.match_holder_cmd`.
+Thin by design: parse, call, print.
 """
 
 from __future__ import annotations
@@ -11,10 +12,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import functools
-import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,7 +22,6 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
-    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -37,7 +35,7 @@ from node.cli.common import (
     console,
     err_console,
     error_line,
-    id_column,
+    node_runtime,
     print_json,
     styled,
     text_column,
@@ -53,9 +51,8 @@ from node.errors import InvalidArgumentError
 from node.home import NodeHome
 from node.matching.batch_file import BatchFile, BatchFileError, read_batch_file, write_rejects
 from node.matching.client import MatchClient, MatchReport
-from node.matching.filters import Holder, UpdateReport, refresh_after_ingest
+from node.matching.filters import refresh_after_ingest
 from node.matching.followup import check_case_reference
-from node.matching.peers import EVALUATE, FOLLOW_UP
 from node.matching.sources import (
     DOCUMENT_DATASETS,
     MATCH_DATASETS,
@@ -65,7 +62,6 @@ from node.matching.sources import (
     person_query,
     split_name,
 )
-from node.runtime import NodeRuntime, open_runtime
 from node.store import Store
 
 app = typer.Typer(no_args_is_help=True)
@@ -112,16 +108,7 @@ def refresh_match_filters(home: NodeHome, store: Store, table: str, *, quiet: bo
             )
 
 
-@contextmanager
-def _runtime(home: Path) -> Iterator[NodeRuntime]:
-    runtime = open_runtime(NodeHome(home))
-    try:
-        yield runtime
-    finally:
-        runtime.close()
-
-
-def _datasets(chosen: Sequence[str] | None, default: Sequence[str]) -> list[str]:
+def chosen_datasets(chosen: Sequence[str] | None, default: Sequence[str]) -> list[str]:
     picked = list(chosen or default)
     for name in picked:
         if name not in default:
@@ -180,7 +167,7 @@ def _single(
             check_case_reference(case)
     with (
         cli_errors(as_json),
-        _runtime(home) as runtime,
+        node_runtime(home) as runtime,
         MatchClient(runtime, timeout=timeout) as mc,
     ):
         report = mc.run([query], datasets, purpose=purpose, peers=peers, ask_all=ask_all)
@@ -226,7 +213,7 @@ def document(
     """Is this document known to (or flagged by) any peer? One row per peer and dataset."""
     with cli_errors(as_json):
         query = document_query(number, country.strip().upper())
-        datasets = _datasets(dataset, DOCUMENT_DATASETS)
+        datasets = chosen_datasets(dataset, DOCUMENT_DATASETS)
     _single(home, query, datasets, purpose, peer, all_peers, timeout, case, as_json)
 
 
@@ -247,7 +234,7 @@ def person(
     with cli_errors(as_json):
         surname, given = split_name(name)
         query = person_query(surname, given, birth_date)
-        datasets = _datasets(dataset, PERSON_DATASETS)
+        datasets = chosen_datasets(dataset, PERSON_DATASETS)
     _single(home, query, datasets, purpose, peer, all_peers, timeout, case, as_json)
 
 
@@ -352,7 +339,7 @@ def batch(
         columns = (TextColumn("matching", markup=False), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())  # fmt: skip
         with (
-            _runtime(home) as runtime,
+            node_runtime(home) as runtime,
             MatchClient(runtime, timeout=timeout) as mc,
             Progress(*columns, console=err_console, transient=True, disable=as_json) as bar,
         ):
@@ -439,8 +426,8 @@ def sync(
 ) -> None:
     """Fetch and verify the filters of every peer and dataset our agreements allow."""
     rows: list[dict[str, Any]] = []
-    with cli_errors(as_json), _runtime(home) as runtime, MatchClient(runtime) as mc:
-        for target in mc.targets(_datasets(dataset, MATCH_DATASETS), purpose, peers=peer):
+    with cli_errors(as_json), node_runtime(home) as runtime, MatchClient(runtime) as mc:
+        for target in mc.targets(chosen_datasets(dataset, MATCH_DATASETS), purpose, peers=peer):
             row: dict[str, Any] = {"peer": target.peer, "dataset": target.dataset}
             if not target.allowed:
                 rows.append(row | {"result": "not granted", "detail": target.reason})
@@ -453,10 +440,10 @@ def sync(
             m = cached.manifest
             rows.append(row | {"result": "ok", "epoch": m.epoch, "version": m.version,
                                "entries": m.count, "bytes": m.size})  # fmt: skip
-    _print_rows(rows, "Peers' filters", as_json)
+    print_rows(rows, "Peers' filters", as_json)
 
 
-def _print_rows(rows: list[dict[str, Any]], title: str, as_json: bool) -> None:
+def print_rows(rows: list[dict[str, Any]], title: str, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
@@ -467,149 +454,3 @@ def _print_rows(rows: list[dict[str, Any]], title: str, as_json: bool) -> None:
     for row in rows:
         table.add_row(*(str(row.get(c, "")) for c in columns))
     console.print(table)
-
-
-def _holder(runtime: NodeRuntime) -> Holder:
-    return Holder(runtime.store, runtime.home, runtime.config.country, runtime.signing_key)
-
-
-def _reports(reports: list[UpdateReport], title: str, as_json: bool) -> None:
-    """A rebuild's or rotation's reports. Every record is evaluated afresh and every filter
-    published, so the table keeps what varies (JSON has every field); headers wrap at
-    spaces, datasets are shown whole, and it fits 80 columns."""
-    if as_json:
-        print_json([r.to_dict() for r in reports])
-        return
-    epochs = sorted({r.epoch for r in reports})
-    table = Table(title=f"{title} (key epoch {', '.join(map(str, epochs))})")
-    id_column(table, "dataset")
-    for column in ("version", "records keyed", "keys", "seconds"):
-        text_column(table, column, justify="right")
-    for r in reports:
-        table.add_row(
-            r.dataset, str(r.version), f"{r.records_keyed:,}", f"{r.entries:,}", f"{r.seconds:.1f}"
-        )
-    console.print(table)
-
-
-class _RebuildBar:
-    """A rebuild's progress on stderr: one bar per dataset, records evaluated of its records,
-    then "writing" while its entries are stored and its filter published."""
-
-    def __init__(self, enabled: bool) -> None:
-        columns = (TextColumn("{task.description}", markup=False), BarColumn(),
-                   MofNCompleteColumn(), TimeElapsedColumn())  # fmt: skip
-        self.bar = Progress(*columns, console=err_console, transient=True, disable=not enabled)
-        self.tasks: dict[str, TaskID] = {}
-
-    def __enter__(self) -> _RebuildBar:
-        self.bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
-
-    def __call__(self, dataset: str, done: int, total: int) -> None:
-        task = self.tasks.get(dataset)
-        if task is None:
-            task = self.tasks[dataset] = self.bar.add_task(dataset, total=total)
-        writing = done >= total
-        description = f"{dataset}: writing, publishing" if writing else dataset
-        self.bar.update(task, completed=done, total=total, description=description)
-
-
-@app.command("rebuild")
-def rebuild(
-    home: HomeOption,
-    dataset: DatasetOption = None,
-    workers: Annotated[int, typer.Option(help="Evaluation processes (0: one per core).")] = 0,
-    as_json: JsonOption = False,
-) -> None:
-    """Re-evaluate every record under the current key and publish new filter versions."""
-    with cli_errors(as_json), _runtime(home) as runtime, _RebuildBar(not as_json) as bar:
-        reports = _holder(runtime).rebuild(
-            dt.datetime.now(dt.UTC),
-            _datasets(dataset, MATCH_DATASETS),
-            workers=workers,
-            progress=bar,
-        )
-    _reports(reports, "Filters rebuilt", as_json)
-
-
-@app.command("rotate-epoch")
-def rotate_epoch(
-    home: HomeOption,
-    mode: Annotated[str | None, typer.Option(help="oprf or voprf (default: unchanged).")] = None,
-    workers: Annotated[int, typer.Option(help="Evaluation processes (0: one per core).")] = 0,
-    as_json: JsonOption = False,
-) -> None:
-    """Move to a new key epoch: old outputs and filters stop matching; peers must resync."""
-    with cli_errors(as_json), _runtime(home) as runtime:
-        if mode not in (None, "oprf", "voprf"):
-            raise InvalidArgumentError("must be oprf or voprf", field="--mode")
-        with _RebuildBar(not as_json) as bar:
-            reports = _holder(runtime).rotate(
-                dt.datetime.now(dt.UTC),
-                mode="voprf" if mode == "voprf" else "oprf" if mode else None,
-                workers=workers,
-                progress=bar,
-            )
-    _reports(reports, "New key epoch", as_json)
-
-
-@app.command("status")
-def status(home: HomeOption, as_json: JsonOption = False) -> None:
-    """This node's key epoch and published filters, and the peers' filters it holds."""
-    with cli_errors(as_json), _runtime(home) as runtime:
-        holder = _holder(runtime)
-        state = holder.state()
-        published = []
-        for name in MATCH_DATASETS:
-            stored = holder.published(name, state)
-            if stored is not None:
-                manifest = json.loads(stored.manifest)
-                published.append({"dataset": name, "version": stored.version,
-                                  "entries": manifest["count"], "bytes": manifest["size"],
-                                  "created_at": manifest["created_at"]})  # fmt: skip
-        peers = [
-            {"peer": f.peer, "dataset": f.dataset, "epoch": f.epoch, "version": f.version,
-             "fetched_at": f.at.isoformat()}
-            for f in runtime.store.matching.peer_filters()
-        ]  # fmt: skip
-    if as_json:
-        print_json({"epoch": state.epoch, "mode": state.mode, "published": published,
-                    "peer_filters": peers})  # fmt: skip
-        return
-    console.print(f"key epoch {state.epoch} ({state.mode})")
-    _print_rows(published, "Published filters", False)
-    _print_rows(peers, "Peers' filters held", False)
-
-
-@app.command("usage")
-def usage(home: HomeOption, as_json: JsonOption = False) -> None:
-    """From the audit log: elements each peer had evaluated, per agreement, purpose, dataset."""
-    totals: Counter[tuple[str, str, str, str, str]] = Counter()
-    with cli_errors(as_json), _runtime(home) as runtime:
-        for entry in runtime.store.iter_audit():
-            r = entry.record
-            if r.direction != "inbound" or r.method not in (EVALUATE, FOLLOW_UP):
-                continue
-            if r.status != "OK":
-                continue
-            what = "elements" if r.method == EVALUATE else "follow-ups"
-            count = int(r.extra.get("elements", 0)) if r.method == EVALUATE else 1
-            purpose = str(r.extra.get("purpose", "")) or _purpose(r.request_header)
-            key = (r.peer, r.agreement_id or "-", purpose, str(r.extra.get("dataset", "")), what)
-            totals[key] += count
-    rows = [
-        {"peer": p, "agreement": a, "purpose": u, "dataset": d, "what": w, "count": n}
-        for (p, a, u, d, w), n in sorted(totals.items())
-    ]
-    _print_rows(rows, "Matching served, from the audit log", as_json)
-
-
-def _purpose(header: bytes) -> str:
-    try:
-        return str(json.loads(header).get("purpose", ""))
-    except (ValueError, AttributeError):
-        return ""

@@ -33,6 +33,7 @@ from node.cli.common import (
     err_console,
     error_line,
     id_column,
+    node_runtime,
     print_json,
     styled,
     text_column,
@@ -45,7 +46,7 @@ from node.cli.followups_view import (
     followups_table,
     print_failures,
 )
-from node.cli.match_cmd import PeerOption, PurposeOption, TimeoutOption, _runtime
+from node.cli.match_cmd import PeerOption, PurposeOption, TimeoutOption
 from node.errors import EnlaceError, InvalidArgumentError
 from node.manifests.csv_manifest import read_csv_manifest, write_csv_manifest
 from node.manifests.model import Manifest, ManifestError
@@ -211,7 +212,7 @@ def manifest_command(
         if case:  # refused now, not after the screening has spent quota at every peer
             check_case_reference(case)
         check_writable(report_paths(out or file), "--out")
-    with cli_errors(as_json), _runtime(home) as runtime:
+    with cli_errors(as_json), node_runtime(home) as runtime:
         now = runtime.clock.now()
         manifest = read_manifest(file, fmt, now.date())
         purge_expired(runtime.store, now)
@@ -283,7 +284,7 @@ def manifest_command(
 @app.command("list")
 def list_command(home: HomeOption, as_json: JsonOption = False) -> None:
     """The manifests kept, with their status and expiry."""
-    with cli_errors(as_json), _runtime(home) as runtime:
+    with cli_errors(as_json), node_runtime(home) as runtime:
         rows = [m.to_dict() for m in runtime.store.manifests.stored()]
     if as_json:
         print_json(rows)
@@ -305,7 +306,7 @@ def show_command(
     as_json: JsonOption = False,
 ) -> None:
     """One kept manifest: its travellers' results and its trail."""
-    with cli_errors(as_json), _runtime(home) as runtime:
+    with cli_errors(as_json), node_runtime(home) as runtime:
         stored = runtime.store.manifests.get(manifest_id)
         travellers = runtime.store.manifests.travellers(manifest_id)
         events = [e.to_dict() for e in runtime.store.manifests.events(manifest_id)]
@@ -330,7 +331,7 @@ def retention_command(
     as_json: JsonOption = False,
 ) -> None:
     """Set how long screened manifests are kept (applies to manifests saved from now on)."""
-    with cli_errors(as_json), _runtime(home) as runtime:
+    with cli_errors(as_json), node_runtime(home) as runtime:
         kept = set_retention_days(runtime.store, days, runtime.clock.now())
     if as_json:
         print_json({"retention_days": kept})
@@ -342,7 +343,7 @@ def retention_command(
 def purge_command(home: HomeOption, as_json: JsonOption = False) -> None:
     """Delete the manifests whose retention period has ended, and the report files written
     for them (logged in the trail)."""
-    with cli_errors(as_json), _runtime(home) as runtime:
+    with cli_errors(as_json), node_runtime(home) as runtime:
         purge = purge_expired(runtime.store, runtime.clock.now())
     if as_json:
         print_json(purge.to_dict())
