@@ -28,6 +28,7 @@ from node.cli.common import (
     id_column,
     parse_moment,
     print_json,
+    read_json_file,
     styled,
     text_column,
 )
@@ -206,7 +207,7 @@ def check_evidence(
     """Verify exported evidence with the federation directory alone (no node needed)."""
     with cli_errors(as_json):
         trusted = read_directory(directory)
-        report = verify_evidence(json.loads(evidence.read_text("utf-8")), trusted.signing_key)
+        report = verify_evidence(read_json_file(evidence), trusted.signing_key)
         result = {
             k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in vars(report).items()
         }

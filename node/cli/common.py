@@ -184,6 +184,30 @@ def member_country(code: str, option: str, *, secretariat: bool = True) -> str:
     )
 
 
+def read_text_file(path: Path) -> str:
+    """A UTF-8 text file the user named; one that is not UTF-8 is an error naming the byte."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InvalidArgumentError(
+            f"{path}: not UTF-8 (line {line}, byte {exc.start})",
+            hint="save the file as UTF-8 (in most editors: Save as, encoding UTF-8)",
+        ) from None
+
+
+def read_json_file(path: Path) -> Any:
+    """A JSON file the user named; one that does not parse is an error naming line and column."""
+    try:
+        return json.loads(read_text_file(path))
+    except json.JSONDecodeError as exc:
+        raise InvalidArgumentError(
+            f"{path}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
+            hint="give the file the command expects (see its --help)",
+        ) from None
+
+
 @contextmanager
 def node_runtime(home: Path) -> Iterator[NodeRuntime]:
     """The runtime of the node at ``home``, closed on the way out."""

@@ -35,6 +35,7 @@ from node.cli.common import (
     id_column,
     member_country,
     print_json,
+    read_text_file,
     text_column,
 )
 from node.errors import ConfigError, InvalidArgumentError
@@ -101,7 +102,7 @@ def read_key_file(path: Path) -> SigningKey:
     """Load a directory key, refusing files that others could read."""
     try:
         mode = path.stat().st_mode
-        raw = path.read_text().strip()
+        raw = read_text_file(path).strip()
     except OSError as exc:
         raise ConfigError(f"cannot read key file {path}: {exc.strerror or exc}") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
@@ -117,7 +118,7 @@ def _public_key_spec(spec: str) -> DirectoryKey:
     """``--key-pub``: a ``.pub`` file written by ``keygen``, a file with bare hex, or hex."""
     path, given = Path(spec), spec
     if path.is_file():
-        raw = path.read_text().strip()
+        raw = read_text_file(path).strip()
         if raw.startswith("{"):
             return DirectoryKey.from_dict(strict_json_loads(raw, str(path)), str(path))
         if _HEX64.fullmatch(raw) and not path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):

@@ -23,6 +23,7 @@ from node.cli.common import (
     member_country,
     parse_moment,
     print_json,
+    read_text_file,
     styled,
     text_column,
 )
@@ -54,7 +55,7 @@ FileArg = Annotated[Path, typer.Argument(help="Agreement YAML file.")]
 
 def _read(path: Path) -> Any:
     with _naming(path):
-        return load_signed_agreement(path.read_text(encoding="utf-8"))
+        return load_signed_agreement(read_text_file(path))
 
 
 @contextmanager
@@ -272,7 +273,7 @@ def install(
         try:
             with _naming(path):
                 message = AgreementBook(runtime).install_text(
-                    path.read_text(encoding="utf-8"), runtime.clock.now()
+                    read_text_file(path), runtime.clock.now()
                 )
         finally:
             runtime.close()

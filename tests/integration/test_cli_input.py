@@ -94,3 +94,23 @@ def test_an_agreement_file_that_does_not_parse_is_named(tmp_path: Path) -> None:
     assert code == 1
     assert f"{dated}: $.valid_until: '2027-12-01' is not valid here" in out
     assert "e.g. 2027-12-01T00:00:00Z" in out
+
+
+def test_a_file_that_is_not_utf8_or_not_json_is_named(tmp_path: Path) -> None:
+    home = tmp_path / "pan"
+    assert run("init", "--home", str(home), "--country", "PAN")[0] == 0
+    latin = tmp_path / "latin1.yaml"
+    latin.write_bytes("format: enlace-agreement/1\ntitle: Panamá\n".encode("latin-1"))
+    for command in ("install", "verify"):
+        code, out = run("policy", command, str(latin), "--home", str(home))
+        assert code == 1
+        assert f"{latin}: not UTF-8 (line 2" in out and "save the file as UTF-8" in out
+
+
+def test_evidence_that_is_not_json_is_named(live, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    directory = live.federation.homes["PAN"].root / "directory.json"
+    not_json = tmp_path / "evidence.yaml"
+    not_json.write_text("entries: [1, 2]\n")
+    code, out = run("audit", "check-evidence", str(not_json), "--directory", str(directory))
+    assert code == 1
+    assert f"{not_json}: not JSON (line 1, column 1" in out
