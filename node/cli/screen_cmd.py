@@ -258,6 +258,16 @@ def manifest_command(
                    **({} if written else {"reports_error": failed})})  # fmt: skip
     else:
         console.print(_table(screening))
+        for failure in screening.peer_errors():  # why "incomplete": which peer, and why
+            err_console.print(
+                warning_line(
+                    "not answered",
+                    f"{failure['peer']} {failure['dataset']} ({failure['travellers']} "
+                    f"traveller(s)): {failure['reason']}",
+                ),
+                highlight=False,
+                soft_wrap=True,
+            )
         for problem in screening.manifest.problems:
             if problem.severity == "warning":
                 err_console.print(warning_line("warning", f"{problem.position}: "

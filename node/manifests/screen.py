@@ -114,6 +114,20 @@ class Screening:
         errors = any(o.status == "error" for r in self.travellers for o in r.results.values())
         return "incomplete" if errors or self.rejected or self.unanswered() else "clear"
 
+    def peer_errors(self) -> list[dict[str, Any]]:
+        """Each (peer, dataset) that failed, with its reason and how many travellers it left
+        unchecked there: what the operator must know to judge an ``incomplete`` screening."""
+        found: dict[tuple[str, str, str], int] = {}
+        for result in self.travellers:
+            for outcome in result.results.values():
+                if outcome.status == "error":
+                    key = (outcome.peer, outcome.dataset, outcome.detail)
+                    found[key] = found.get(key, 0) + 1
+        return [
+            {"peer": peer, "dataset": dataset, "reason": reason, "travellers": count}
+            for (peer, dataset, reason), count in sorted(found.items())
+        ]
+
     def unanswered(self) -> list[Traveller]:
         """Travellers no peer looked at (every peer and dataset "not granted")."""
         return [r.traveller for r in self.travellers if not r.answered]
@@ -130,6 +144,7 @@ class Screening:
             "hits": len(self.hits()),
             "travellers_hit": sum(1 for r in self.travellers if r.hits()),
             "not_answered": len(self.unanswered()),
+            "peer_errors": self.peer_errors(),
             "elements": self.elements,
             "seconds": round(self.seconds, 3),
             "travellers": [

@@ -180,3 +180,20 @@ def test_the_reports_a_screening_writes_are_noted_for_deletion_with_it(
         jobs.leader.release()
         runtime.close()
     assert not any(p.exists() for p in reports) and flight.exists()
+
+
+def test_a_peer_down_is_named_with_its_reason(federation: dict[str, Any], tmp_path: Path) -> None:
+    federation["live"].servers.pop("PAN").stop(grace=None)
+    flight = tmp_path / "flight.edi"
+    flight.write_text(one_line_paxlst(federation), encoding="utf-8")
+    result = screen(federation["home"], str(flight), "--json")
+    assert result.exit_code == EXIT_INCOMPLETE, result.output
+    report = json.loads(result.stdout)
+    assert report["status"] == "incomplete"
+    (failure,) = [e for e in report["peer_errors"] if e["dataset"] == "travel_documents"]
+    assert failure["peer"] == "PAN" and failure["reason"]
+    assert failure["travellers"] == len(report["travellers"])
+    text = screen(federation["home"], str(flight))
+    assert f"not answered PAN travel_documents ({failure['travellers']} traveller(s)): " in (
+        text.output
+    )
