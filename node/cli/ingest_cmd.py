@@ -280,13 +280,15 @@ def imports(
         print_json([r.to_dict() for r in history])
         return
     table = Table(title="Imports")
-    # The whole sha256, folded if need be (64 digits on one line would starve 7 columns).
-    for column in ("finished", "dataset", "file", "sha256", "added", "unchanged", "rejected"):
+    # The SHA-256 goes under the table, whole: 64 digits in a column would starve the others.
+    for column in ("#", "finished", "dataset", "file", "added", "unchanged", "rejected"):
         text_column(table, column)
     text_column(table, "status")
-    for r in history:
-        row: list[Any] = [r.finished_at.strftime("%Y-%m-%d %H:%M:%S"), r.dataset, r.file_name]
-        row += [r.file_sha256, f"{r.rows_added:,}", f"{r.rows_unchanged:,}"]
+    for number, r in enumerate(history, 1):
+        row: list[Any] = [str(number), r.finished_at.strftime("%Y-%m-%d %H:%M:%S"), r.dataset]
+        row += [r.file_name, f"{r.rows_added:,}", f"{r.rows_unchanged:,}"]
         row += [f"{r.rows_rejected:,}", r.status]
         table.add_row(*row)
     console.print(table)
+    for number, r in enumerate(history, 1):
+        console.print(f"  {number:>3}  sha256 {r.file_sha256}", highlight=False, soft_wrap=True)

@@ -20,6 +20,7 @@ from node.cli.common import (
     JsonOption,
     cli_errors,
     console,
+    id_column,
     member_country,
     print_json,
     styled,
@@ -215,7 +216,9 @@ def peers(
 
 def peers_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="Peers")
-    for column in ("country", "endpoint", "reachable", "latency ms", "directory", "cert expires"):
+    text_column(table, "country")
+    id_column(table, "endpoint")  # read back and typed into configurations: never split
+    for column in ("reachable", "latency ms", "directory", "cert expires"):
         text_column(table, column)
     for r in rows:
         table.add_row(

@@ -122,7 +122,8 @@ def _table(screening: Screening) -> Table:
     m = screening.manifest
     table = Table(
         title=f"{m.format.upper()} {m.reference or m.transport} {m.departure_port}→"
-        f"{m.arrival_port}: {len(m.travellers)} travellers ({screening.purpose})"
+        f"{m.arrival_port}: {len(m.travellers)} traveller{'s' * (len(m.travellers) != 1)} "
+        f"({screening.purpose})"
     )
     for column in ("#", "traveller", "born", "document", "result"):
         text_column(table, column)

@@ -84,7 +84,10 @@ def _show(report: dict[str, Any]) -> None:
         highlight=False,
     )
     d = report["directory"]
-    console.print(f"directory: v{d['version']} {d['state']} — {d['message']}", highlight=False)
+    # The message already names the version and state when there is one ("directory v1 valid
+    # until …"); an unusable directory has only the message.
+    shown = d["message"] if d["version"] is not None else f"directory unusable: {d['message']}"
+    console.print(shown, highlight=False, soft_wrap=True)
     console.print(f"data as of: {report['data_as_of'] or '— (nothing imported)'}", highlight=False)
     if report["data"]:
         table = Table(title="datasets")
