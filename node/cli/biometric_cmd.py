@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from node.agreements import AgreementBook
@@ -36,6 +35,7 @@ from node.cli.common import (
     id_column,
     node_runtime,
     print_json,
+    progress_bar,
     styled,
     text_column,
 )
@@ -171,17 +171,11 @@ def search(
                 field="--template",
                 hint="use --batch FILE for several",
             )
-        columns = (
-            TextColumn("probing", markup=False),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-        )
         quiet = as_json or template is not None
         with (
             node_runtime(home) as runtime,
             BiometricClient(runtime, timeout=timeout) as client,
-            Progress(*columns, console=err_console, transient=True, disable=quiet) as bar,
+            progress_bar("probing", disable=quiet) as bar,
         ):
             task = bar.add_task("probes", total=None)
 

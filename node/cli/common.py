@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console, JustifyMethod, RenderableType
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 from rich.text import Text
 
@@ -181,6 +182,21 @@ def member_country(code: str, option: str, *, secretariat: bool = True) -> str:
         field=option,
         hint=(f"did you mean {', '.join(close)}? " if close else "")
         + f"members: {', '.join(allowed)}",
+    )
+
+
+def progress_bar(label: str = "", *, disable: bool = False) -> Progress:
+    """The CLI's progress bar on stderr (stdout stays for tables and JSON): ``label`` (or each
+    task's description, when empty; never parsed as markup), bar, done/total, time elapsed.
+    It disappears when done."""
+    return Progress(
+        TextColumn(label or "{task.description}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=disable,
     )
 
 

@@ -14,15 +14,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from node.cli.common import (
     JsonOption,
     cli_errors,
     console,
-    err_console,
     print_json,
+    progress_bar,
     text_column,
 )
 from node.errors import InvalidArgumentError
@@ -87,9 +86,7 @@ def generate_command(
             summary = generate(code, encounters, seed, out, federation_seed=federation_seed,
                                templates_fraction=templates_fraction)  # fmt: skip
         else:
-            columns = (TextColumn("{task.description}", markup=False), BarColumn(),
-                       MofNCompleteColumn(), TimeElapsedColumn())  # fmt: skip
-            with Progress(*columns, console=err_console, transient=True) as bar:
+            with progress_bar() as bar:
                 task = bar.add_task(f"{code} encounters", total=max(encounters, 0))
                 summary = generate(
                     code, encounters, seed, out, federation_seed=federation_seed,

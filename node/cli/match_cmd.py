@@ -18,13 +18,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from node.cli.common import (
@@ -37,6 +30,7 @@ from node.cli.common import (
     error_line,
     node_runtime,
     print_json,
+    progress_bar,
     styled,
     text_column,
     warning_line,
@@ -336,12 +330,10 @@ def batch(
             if ("document" in kinds and d in DOCUMENT_DATASETS)
             or ("person" in kinds and d in PERSON_DATASETS)
         ]
-        columns = (TextColumn("matching", markup=False), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn())  # fmt: skip
         with (
             node_runtime(home) as runtime,
             MatchClient(runtime, timeout=timeout) as mc,
-            Progress(*columns, console=err_console, transient=True, disable=as_json) as bar,
+            progress_bar("matching", disable=as_json) as bar,
         ):
             task = bar.add_task("elements", total=None)
 

@@ -15,12 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
     TaskID,
-    TextColumn,
-    TimeElapsedColumn,
 )
 from rich.table import Table
 
@@ -29,10 +24,10 @@ from node.cli.common import (
     JsonOption,
     cli_errors,
     console,
-    err_console,
     id_column,
     node_runtime,
     print_json,
+    progress_bar,
     text_column,
 )
 from node.cli.match_cmd import DatasetOption, chosen_datasets, print_rows
@@ -73,9 +68,7 @@ class _RebuildBar:
     then "writing" while its entries are stored and its filter published."""
 
     def __init__(self, enabled: bool) -> None:
-        columns = (TextColumn("{task.description}", markup=False), BarColumn(),
-                   MofNCompleteColumn(), TimeElapsedColumn())  # fmt: skip
-        self.bar = Progress(*columns, console=err_console, transient=True, disable=not enabled)
+        self.bar = progress_bar(disable=not enabled)
         self.tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> _RebuildBar:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from node.cli.common import (
@@ -35,6 +34,7 @@ from node.cli.common import (
     id_column,
     node_runtime,
     print_json,
+    progress_bar,
     styled,
     text_column,
     warning_line,
@@ -217,11 +217,9 @@ def manifest_command(
         now = runtime.clock.now()
         manifest = read_manifest(file, fmt, now.date())
         purge_expired(runtime.store, now)
-        columns = (TextColumn("screening", markup=False), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn())  # fmt: skip
         with (
             MatchClient(runtime, timeout=timeout) as mc,
-            Progress(*columns, console=err_console, transient=True, disable=as_json) as bar,
+            progress_bar("screening", disable=as_json) as bar,
         ):
             task = bar.add_task("elements", total=None)
             screening = screen_manifest(
