@@ -172,9 +172,8 @@ class Calendar:
             timezone=dt.UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 6 * 3600},
         )
-        self.scheduler.add_jobstore(
-            _SharedEngineStore(engine=writer(runtime.store.engine), tablename=TABLE), STORE
-        )
+        self._store = _SharedEngineStore(engine=writer(runtime.store.engine), tablename=TABLE)
+        self.scheduler.add_jobstore(self._store, STORE)
         self.scheduler.add_jobstore(MemoryJobStore(), "default")
         self._runner: JobRunner | None = None
 
@@ -287,8 +286,14 @@ class Calendar:
         self.scheduler.resume_job(job_id, jobstore=STORE)
 
     def last_due(self, job_id: str, now: dt.datetime) -> dt.datetime | None:
-        """When the job last fell due at or before ``now`` (None: paused, missing, or never)."""
-        job = self.scheduler.get_job(job_id, jobstore=STORE)
+        """When the job last fell due at or before ``now`` (None: paused, missing, or never).
+
+        Read from the job store, not through the scheduler: jobs call this (the catch-up), and
+        APScheduler's ``shutdown(wait=True)`` holds the scheduler's job-store lock while it
+        waits for running jobs, so a job asking the scheduler would wait for the shutdown that
+        waits for it — the node would never stop.
+        """
+        job = self._store.lookup_job(job_id)
         if job is None or job.next_run_time is None:
             return None
         return last_fire(job.trigger, now)

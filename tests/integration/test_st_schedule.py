@@ -133,3 +133,31 @@ def test_one_calendar_among_replicas_on_postgresql(
     finally:
         for each in offices:
             each.stop()
+
+
+def test_stopping_while_a_job_reads_the_calendar_does_not_hang(
+    live_federation_factory: Callable[..., LiveFederation],
+) -> None:
+    import threading
+
+    live = live_federation_factory(("PAN",))
+    crm = live.runtimes["CRM"]
+    runner = office(crm)
+    calendar = Calendar(crm)
+    calendar.start(runner)
+    reading, release, read = threading.Event(), threading.Event(), threading.Event()
+
+    def job() -> None:  # as the catch-up does: ask the calendar from inside a job
+        reading.set()
+        release.wait(10)
+        calendar.last_due("quarterly-pull", dt.datetime.now(dt.UTC))
+        read.set()
+
+    calendar.scheduler.add_job(job, jobstore="default", next_run_time=dt.datetime.now(dt.UTC))
+    assert reading.wait(10)
+    stopping = threading.Thread(target=calendar.shutdown, daemon=True)
+    stopping.start()
+    time.sleep(0.3)  # the shutdown now holds the scheduler's locks and waits for the job
+    release.set()
+    stopping.join(10)
+    assert read.is_set() and not stopping.is_alive()
