@@ -29,18 +29,10 @@ from bio_support import (
     vectors,
     write_templates,
 )
-from typer.testing import CliRunner
+from cli_support import enlace
 
 from node.biometrics.service import FOLLOW_UP
-from node.cli.main import app
 from policies.agreement import Quotas
-
-
-def enlace(*args: str) -> Any:
-    result = CliRunner().invoke(app, list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    assert "Traceback" not in result.output
-    return result
 
 
 def _federation(

@@ -16,20 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import enlace
 from match_support import read_csv, serving_holder
-from typer.testing import CliRunner
 
 from node.matching.peers import EVALUATE
 from node.runtime import NodeRuntime
-
-
-def enlace(*args: str) -> Any:
-    from node.cli.main import app
-
-    result = CliRunner().invoke(app, list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    assert "Traceback" not in result.output
-    return result
 
 
 @pytest.fixture

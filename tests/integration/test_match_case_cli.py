@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from cli_support import enlace
 from match_support import (
     holder,
     install,
@@ -24,19 +25,9 @@ from match_support import (
     read_csv,
     synthetic,
 )
-from typer.testing import CliRunner
 
 from node.matching.peers import FOLLOW_UP
 from policies.agreement import Quotas
-
-
-def enlace(*args: str) -> Any:
-    from node.cli.main import app
-
-    result = CliRunner().invoke(app, list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    assert "Traceback" not in result.output
-    return result
 
 
 def _federation(factory: Callable[..., Any], root: Any, **agreement: Any) -> Any:

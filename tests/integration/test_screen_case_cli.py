@@ -17,23 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import enlace
 from match_support import holder, install, load_records, match_agreement, synthetic
-from typer.testing import CliRunner
 
-from node.cli.main import app
 from node.manifests.paxlst_writer import write_paxlst
 from node.manifests.sample import sample_manifest
 from node.manifests.screen import EXIT_FOLLOW_UP_FAILED, EXIT_HIT
 from policies.agreement import Quotas
 
 CASE = "CRI-S-1"
-
-
-def enlace(*args: str) -> Any:
-    result = CliRunner().invoke(app, list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    assert "Traceback" not in result.output
-    return result
 
 
 @pytest.fixture
