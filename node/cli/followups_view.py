@@ -15,8 +15,9 @@ Invariants of an entry (a JSON object):
   fields), :data:`NOT_ASKED` (our copy of the agreement grants no follow-up attribute: the peer
   would refuse, and it would cost both an audit entry and a unit of quota, so it is not called)
   or :data:`FAILED` (the call failed). Both carry a ``reason``.
-* Only :data:`FAILED` makes the command exit 1; a ``denied`` answer and a ``not asked`` entry
-  are answers, not failures. One failure never hides the other follow-ups.
+* Only :data:`FAILED` changes the exit status (1, or the command's own code: a screening
+  exits 5); a ``denied`` answer and a ``not asked`` entry are answers, not failures. One
+  failure never hides the other follow-ups.
 """
 
 from __future__ import annotations

@@ -20,11 +20,11 @@ from node.cli.common import (
     JsonOption,
     cli_errors,
     console,
+    member_country,
     print_json,
     progress_bar,
     text_column,
 )
-from node.errors import InvalidArgumentError
 from node.manifests.sample import write_samples
 from node.records.codelists import REGIONAL_MEMBERS
 from node.records.generate import DEFAULT_FEDERATION_SEED, GenerationSummary, generate
@@ -74,13 +74,7 @@ def generate_command(
 ) -> None:
     """Generate realistic, deterministic synthetic records for one member country."""
     with cli_errors(as_json):
-        code = country.strip().upper()
-        if code not in REGIONAL_MEMBERS:
-            raise InvalidArgumentError(
-                f"{country!r} is not a member of the CRM",
-                field="country",
-                hint="use one of " + ", ".join(REGIONAL_MEMBERS),
-            )
+        code = member_country(country, "--country", secretariat=False)
         started = time.monotonic()
         if as_json:
             summary = generate(code, encounters, seed, out, federation_seed=federation_seed,
