@@ -69,7 +69,18 @@ class _Bounded(io.RawIOBase):
 
 
 class CsvSource(Source):
-    def _open(self) -> tuple[io.TextIOWrapper, IO[bytes], Any, list[str]]:
+    def _layout(self, header: list[str]) -> tuple[list[int], int, bool]:
+        """Match the header to the dataset's columns: where each column present is in a row,
+        the row width, and whether rows are already in the dataset's order."""
+        positions = match_header(self.spec, header, self.facts.path)
+        self.extras_present, picks = column_layout(self.spec, positions)
+        width = len(header)
+        return picks, width, picks == list(range(width))
+
+    def _open(self) -> tuple[io.TextIOWrapper, Any, list[str]]:
+        """The text stream, the parser past the header, and the header's cells; the binary
+        stream under them is :attr:`handle` (for :attr:`position`)."""
+        csv.field_size_limit(MAX_FIELD_READ)
         part = self.part
         binary: IO[bytes] = self.facts.path.open("rb")
         if part is not None and part.start == 0:
@@ -88,7 +99,8 @@ class CsvSource(Source):
             binary = io.BufferedReader(_Bounded(self.facts.path.open("rb"), part.start, part.stop))
             text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
         reader = csv.reader(text, delimiter=delimiter, strict=True)
-        return text, binary, reader, [h.strip() for h in header]
+        self.handle = binary
+        return text, reader, [h.strip() for h in header]
 
     @property
     def _line_base(self) -> int:
@@ -110,14 +122,9 @@ class CsvSource(Source):
     def rows(self) -> Iterator[SourceRow]:
         if self.part is not None:
             raise ValueError("a part of a file is read with batches()")
-        csv.field_size_limit(MAX_FIELD_READ)
-        text, binary, reader, header = self._open()
-        self.handle = binary
+        text, reader, header = self._open()
         with text:
-            positions = match_header(self.spec, header, self.facts.path)
-            self.extras_present, picks = column_layout(self.spec, positions)
-            width = len(header)
-            identity = picks == list(range(width))
+            picks, width, identity = self._layout(header)
             while True:
                 start = reader.line_num + 2  # the header line was read before the reader
                 try:
@@ -137,14 +144,9 @@ class CsvSource(Source):
     def batches(self, size: int) -> Iterator[SourceBatch]:
         """:meth:`rows` in batches, with one loop over the parser (the per-row path of an
         import of millions of rows): same rows, same numbers, same problems, same order."""
-        csv.field_size_limit(MAX_FIELD_READ)
-        text, binary, reader, header = self._open()
-        self.handle = binary
+        text, reader, header = self._open()
         with text:
-            positions = match_header(self.spec, header, self.facts.path)
-            self.extras_present, picks = column_layout(self.spec, positions)
-            width = len(header)
-            identity = picks == list(range(width))
+            picks, width, identity = self._layout(header)
             batch = SourceBatch([], [], [])
             numbers, rows = batch.numbers, batch.cells
             base = self._line_base
