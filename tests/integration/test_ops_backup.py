@@ -5,39 +5,17 @@ from __future__ import annotations
 
 import json
 import tarfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
+from ops_support import serving_in_place_of_pan
 
 from enlace.v1 import node_pb2
 from node.errors import ConfigError
-from node.home import NodeHome
 from node.ops.backup import backup_node, read_archive, restore_node
-from node.runtime import NodeRuntime, open_runtime
-from node.server.factory import build_server
 from node.server.jobs import write_checkpoint
 
 PING = "/enlace.v1.NodeService/Ping"
-
-
-@contextmanager
-def serving_in_place_of_pan(live: Any, target: Path) -> Iterator[NodeRuntime]:
-    """The original PAN stops; the node restored at ``target`` serves in its place and answers
-    CRI's signed Ping (its runtime is yielded while it serves)."""
-    live.servers.pop("PAN").stop(grace=0.5)
-    restored = open_runtime(NodeHome(target), live.clocks["PAN"])
-    server = build_server(restored)
-    server.start()
-    try:
-        with live.client("CRI", "PAN") as client:
-            assert client.call(PING, node_pb2.PingRequest(), node_pb2.PingResponse).message
-        yield restored
-    finally:
-        server.stop(grace=0.5)
-        restored.close()
 
 
 def test_backup_restore_verify_and_serve_again(live, tmp_path: Path, restore_target) -> None:  # type: ignore[no-untyped-def]

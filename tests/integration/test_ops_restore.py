@@ -10,7 +10,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from test_ops_backup import serving_in_place_of_pan
+from ops_support import serving_in_place_of_pan
 
 from enlace.v1 import node_pb2
 from node.errors import AuditIntegrityError, ConfigError
