@@ -15,11 +15,13 @@ Invariants:
   ``received``; ``pulling`` once it may have read the member's data), another one for the
   same period starts nothing and is answered with the waiting update's id (``pull_started``
   false): that pull has not read anything yet, so it will see what the second update
-  announced. A member has at most one pull per period running and one waiting.
+  announced. A member has at most one pull per period running and one waiting. An update
+  waiting longer than :data:`COALESCE_WINDOW` is not joined (its pull was lost with a restart).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import threading
 from collections.abc import Callable, Sequence
@@ -33,6 +35,10 @@ from node.stats.matrices import MATRICES, matrix
 from node.stats.query import parse_period
 
 SERVICE = "enlace.v1.SecretariatService"
+#: How long an update waits to be joined by the next: a pull starts within seconds, so one
+#: still waiting after this was lost (the process that was to run it stopped), and a new
+#: update must start its own rather than join it forever.
+COALESCE_WINDOW = dt.timedelta(minutes=10)
 EMERGENCY = f"/{SERVICE}/EmergencyUpdate"
 
 #: Starts the pull of (member, period, matrices, emergency id) in the background.
@@ -68,7 +74,8 @@ def method_specs(start: Starter) -> list[MethodSpec]:
                     "received_at": ctx.now,
                     "pull_id": "",
                     "status": "received",
-                }
+                },
+                waiting_since=ctx.now - COALESCE_WINDOW,
             )
         if recorded != emergency_id:
             ctx.audit_extra.update(emergency=recorded, period=request.period, coalesced="yes")

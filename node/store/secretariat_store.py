@@ -270,15 +270,17 @@ class SecretariatStore:
         with self._read.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query).all()]
 
-    def add_emergency(self, row: dict[str, Any]) -> str:
-        """Record an emergency update, unless one of the same member and period is still
-        waiting for its pull: then nothing is added and that one's id is returned (``row``'s
-        own id when it was added)."""
+    def add_emergency(self, row: dict[str, Any], *, waiting_since: dt.datetime) -> str:
+        """Record an emergency update, unless one of the same member and period, received at
+        or after ``waiting_since``, is still waiting for its pull: then nothing is added and
+        that one's id is returned (``row``'s own id when it was added). An older one waiting
+        is not joined: its pull was lost with the process that was to run it."""
         waiting = (
             select(st_emergencies.c.emergency_id)
             .where(st_emergencies.c.member == row["member"])
             .where(st_emergencies.c.period == row["period"])
             .where(st_emergencies.c.status == "received")
+            .where(st_emergencies.c.received_at >= waiting_since)
             .limit(1)
         )
         with self._write.begin() as conn:

@@ -22,7 +22,7 @@ from enlace.v1 import secretariat_pb2
 from node.cli.status_cmd import node_status
 from node.demo.federation import free_port
 from node.errors import PeerError
-from node.secretariat.emergency import EMERGENCY, send_emergency_update
+from node.secretariat.emergency import COALESCE_WINDOW, EMERGENCY, send_emergency_update
 from node.secretariat.freshness import period_end, quarter_of
 from node.secretariat.notify import NOTIFY
 
@@ -170,6 +170,12 @@ def test_emergency_updates_coalesce_while_one_waits_to_start(
     again = send_emergency_update(pan, QUARTER, ["M01"], "imported after the pull began")
     assert again.pull_started and again.emergency_id != first.emergency_id
     assert len(started) == 3
+    # An update left waiting longer than the window lost its pull (a restart): not joined.
+    for clock in st_live.clocks.values():
+        clock.advance(COALESCE_WINDOW + dt.timedelta(seconds=1))
+    later = send_emergency_update(pan, QUARTER, ["M01"], "the next morning")
+    assert later.pull_started and later.emergency_id != again.emergency_id
+    assert len(started) == 4
 
 
 def test_emergency_updates_go_to_the_secretariat_only(st_live: LiveFederation) -> None:
