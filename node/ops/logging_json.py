@@ -13,6 +13,11 @@ an audit entry and the caller's own records point at the same exchange.
 
 Invariants: a record always serialises (values that are not JSON become strings); fields set
 with ``extra=`` win over the call context; nothing here reads request bodies or keys.
+
+Third-party libraries log at INFO what means nothing to an operator (alembic's "Context impl
+SQLiteImpl.", faiss's "Loading faiss with AVX2 support."). :func:`install` puts a
+:class:`ThirdPartyFilter` on the root handlers, so the log holds the node's own records at the
+configured level and other libraries' records from WARNING up; at ``DEBUG`` it holds them all.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ CURRENT_CALL: ContextVar[tuple[str, str]] = ContextVar("enlace_current_call", de
 
 
 FORMAT_VARIABLE = "ENLACE_LOG_FORMAT"
+#: The top-level loggers of this project; every other logger is a third-party library's.
+OWN_LOGGERS = ("node", "crypto", "policies", "enlace")
 REQUEST_ID_LENGTH = 16
 ACCESS_LOGGER = "node.access"
 
@@ -67,19 +74,42 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str, ensure_ascii=False, separators=(",", ":"))
 
 
+def own_logger(name: str) -> bool:
+    """True for this project's loggers (``node``, ``node.server``, ``crypto.…``)."""
+    return any(name == own or name.startswith(own + ".") for own in OWN_LOGGERS)
+
+
+class ThirdPartyFilter(logging.Filter):
+    """Pass every record of the node's own loggers (their level decides), and third-party
+    records only from WARNING up, unless the root logger is at DEBUG or below.
+
+    The root level is read at each record, so ``enlace serve`` setting it from ``node.toml``
+    after start-up is followed; the libraries' own levels are left alone."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING or own_logger(record.name):
+            return True
+        return logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+
+
 def install(environ: Mapping[str, str] | None = None) -> bool:
-    """Switch the root handlers to JSON when ``ENLACE_LOG_FORMAT=json``; True if switched."""
+    """Set up the root handlers: third-party records below WARNING left out unless the level
+    is DEBUG (:class:`ThirdPartyFilter`), and JSON when ``ENLACE_LOG_FORMAT=json``.
+    True if switched to JSON."""
     env = os.environ if environ is None else environ
     wanted = env.get(FORMAT_VARIABLE, "text").strip().lower()
+    root = logging.getLogger()
+    if wanted == "json" and not root.handlers:
+        root.addHandler(logging.StreamHandler())
+    for handler in root.handlers:
+        if not any(isinstance(f, ThirdPartyFilter) for f in handler.filters):
+            handler.addFilter(ThirdPartyFilter())
     if wanted not in ("json", "text", ""):
         logging.getLogger("node").warning(
             "%s=%r is unknown; use json or text", FORMAT_VARIABLE, wanted
         )
     if wanted != "json":
         return False
-    root = logging.getLogger()
-    if not root.handlers:
-        root.addHandler(logging.StreamHandler())
     for handler in root.handlers:
         handler.setFormatter(JsonFormatter())
     return True
