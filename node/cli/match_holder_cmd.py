@@ -31,6 +31,7 @@ from node.cli.common import (
     text_column,
 )
 from node.cli.match_cmd import DatasetOption, chosen_datasets, print_rows
+from node.cli.progress import CommandProgress
 from node.errors import InvalidArgumentError
 from node.matching.filters import Holder, UpdateReport
 from node.matching.peers import EVALUATE, FOLLOW_UP
@@ -65,10 +66,13 @@ def _reports(reports: list[UpdateReport], title: str, as_json: bool) -> None:
 
 class _RebuildBar:
     """A rebuild's progress on stderr: one bar per dataset, records evaluated of its records,
-    then "writing" while its entries are stored and its filter published."""
+    then "writing" while its entries are stored and its filter published. Off a terminal, a
+    line per dataset every tenth ("identities: 120,000 of 600,000 records evaluated (20%,
+    9 s)"), then "identities: writing, publishing"."""
 
     def __init__(self, enabled: bool) -> None:
-        self.bar = progress_bar(disable=not enabled)
+        self.bar = progress_bar(disable=not enabled, unit="records evaluated")
+        self.plain = isinstance(self.bar, CommandProgress) and self.bar.plain
         self.tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> _RebuildBar:
@@ -83,6 +87,10 @@ class _RebuildBar:
         if task is None:
             task = self.tasks[dataset] = self.bar.add_task(dataset, total=total)
         writing = done >= total
+        if self.plain:  # the line names the dataset, and says what follows the count
+            status = "writing, publishing" if writing else ""
+            self.bar.update(task, completed=done, total=total, status=status)
+            return
         description = f"{dataset}: writing, publishing" if writing else dataset
         self.bar.update(task, completed=done, total=total, description=description)
 
