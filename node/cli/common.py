@@ -13,21 +13,28 @@ Invariants of what is printed:
 * Identifiers an operator copies (ids, references, hashes, fingerprints, key ids) are never
   truncated in tables: add their columns with :func:`id_column`. Every other column is added
   with :func:`text_column`, which folds long text instead of cutting it.
+* Tables are :class:`FittedTable`: on a narrow terminal no word is broken in the middle. Each
+  text column is at least as wide as its longest word; the columns an operator can do without
+  (``text_column(..., drop=n)``) are left out first, and said below the table.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console, JustifyMethod, RenderableType
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, JustifyMethod, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 from rich.text import Text
@@ -106,9 +113,162 @@ def id_column(table: Table, header: str, *, justify: JustifyMethod = "left") -> 
     )
 
 
-def text_column(table: Table, header: str, *, justify: JustifyMethod = "left") -> None:
-    """Add a column of text that wraps and folds (never ends in an ellipsis)."""
-    table.add_column(header, justify=justify, overflow="fold")
+@dataclass
+class _PlainColumn(Column):
+    """A column of text, with what :class:`FittedTable` needs to lay it out when narrow."""
+
+    drop: int = 0
+    longest_word: int = 24
+
+
+def text_column(
+    table: Table,
+    header: str,
+    *,
+    justify: JustifyMethod = "left",
+    drop: int = 0,
+    longest_word: int = 24,
+) -> None:
+    """Add a column of text that wraps at spaces and folds only a word too long for any
+    terminal (never ends in an ellipsis).
+
+    In a :class:`FittedTable` the column is never narrower than its longest word (up to
+    ``longest_word`` characters: a longer one, a path or a hash in a message, may fold). A
+    column with ``drop`` > 0 is one an operator can do without: when the terminal is too narrow
+    for every column, such columns are left out (highest ``drop`` first) and said below the
+    table; one whose value is the same on every row is shown below the table instead.
+    """
+    table.columns.append(
+        _PlainColumn(
+            header=header,
+            justify=justify,
+            overflow="fold",
+            highlight=table.highlight,
+            _index=len(table.columns),
+            drop=drop,
+            longest_word=longest_word,
+        )
+    )
+
+
+def _plain(cell: RenderableType) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
+
+
+class FittedTable(Table):
+    """A :class:`rich.table.Table` that fits the terminal without breaking a word in the
+    middle ("approv|ed", "2027-0|3-14").
+
+    rich narrows the widest columns first, down to a few characters, whatever they hold. When
+    every column does not fit at its natural width, this table instead gives each text column
+    at least its longest word, and the rest of the width in proportion to what each would use;
+    :func:`id_column` columns keep their whole width. If even that does not fit, the columns
+    added with ``drop`` are taken out (highest first): one whose value is the same on every row
+    is printed below the table as ``header: value``; the others are named below the table, with
+    their values keyed by ``key`` (the header of a column naming the rows) if the table has
+    one, else with ``hidden_hint`` (where to see them).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        key: str | None = None,
+        hidden_hint: str = "see --json, or widen the terminal",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.key, self.hidden_hint = key, hidden_hint
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self.width is not None or not self.columns:
+            yield from super().__rich_console__(console, options)
+            return
+        table, notes = self._fitted(console, options)
+        yield from Table.__rich_console__(table, console, options)
+        yield from notes
+
+    def _content_width(self, columns: list[Column]) -> int:
+        """The width of everything but cell content, for a table of ``columns``."""
+        trial = copy.copy(self)
+        trial.columns = columns
+        return trial._extra_width + sum(trial._get_padding_width(i) for i in range(len(columns)))
+
+    def _fitted(self, console: Console, options: ConsoleOptions) -> tuple[Table, list[Text]]:
+        wide = options.update_width(10_000)
+        low: dict[int, int] = {}
+        high: dict[int, int] = {}
+        for column in self.columns:
+            cells = [column.header, *column.cells]
+            measures = [Measurement.get(console, wide, c) for c in cells]
+            high[id(column)] = max(m.maximum for m in measures)
+            if isinstance(column, _IdColumn):
+                low[id(column)] = high[id(column)]
+            else:
+                words = [cell_len(w) for c in cells for w in _plain(c).split()] or [1]
+                cap = column.longest_word if isinstance(column, _PlainColumn) else 24
+                low[id(column)] = min(max(words), cap)
+
+        def room(columns: list[Column]) -> int:
+            return options.max_width - self._content_width(columns)
+
+        kept = list(self.columns)
+        if sum(high[id(c)] for c in kept) <= room(kept):
+            return self, []
+        shared: list[Column] = []
+
+        def same(column: Column) -> bool:
+            return len(self.rows) > 0 and len({_plain(x) for x in column.cells}) == 1
+
+        # A value shared by every row is said once below the table (nothing is lost), so those
+        # columns go first; then the others, highest ``drop`` first.
+        droppable = sorted(
+            (c for c in kept if isinstance(c, _PlainColumn) and c.drop > 0),
+            key=lambda c: (not same(c), -c.drop, -c._index),
+        )
+        hidden: list[Column] = []
+        while droppable and sum(low[id(c)] for c in kept) > room(kept):
+            column = droppable.pop(0)
+            kept.remove(column)
+            (shared if same(column) else hidden).append(column)
+        shared.sort(key=lambda c: c._index)
+        hidden.sort(key=lambda c: c._index)
+        notes = [Text(f"{_plain(c.header)}: {_plain(next(iter(c.cells)))}") for c in shared]
+        if hidden:
+            notes.extend(self._hidden(hidden, options.max_width))
+        table = copy.copy(self)
+        table.columns = []
+        for index, original in enumerate(kept):
+            column = copy.copy(original)
+            column._index = index
+            table.columns.append(column)
+        spare = room(table.columns) - sum(low[id(c)] for c in kept)
+        if spare >= 0:
+            # The columns that need least are made whole first: as many cells as possible on
+            # one line; what is left goes to the next one.
+            widths = {id(c): low[id(c)] for c in kept}
+            for column in sorted(kept, key=lambda c: high[id(c)] - low[id(c)]):
+                given = min(spare, high[id(column)] - low[id(column)])
+                widths[id(column)] += given
+                spare -= given
+            for original, column in zip(kept, table.columns, strict=True):
+                column.width = widths[id(original)]
+        return table, notes
+
+    def _hidden(self, columns: list[Column], width: int) -> list[Text]:
+        """Lines below the table for the columns left out."""
+        key = next((c for c in self.columns if _plain(c.header) == self.key), None)
+        if key is None:
+            names = ", ".join(_plain(c.header) for c in columns)
+            return [Text(f"not shown at {width} columns: {names} ({self.hidden_hint})")]
+        name = _plain(key.header)
+        keys = [f"{name}{'' if name == '#' else ' '}{_plain(k)}" for k in key.cells]
+        lines: list[Text] = []
+        for column in columns:
+            lines.append(Text(f"{_plain(column.header)}:"))
+            lines.extend(
+                Text(f"  {k}: {_plain(v)}") for k, v in zip(keys, column.cells, strict=False)
+            )
+        return lines
 
 
 def print_json(data: Any) -> None:

@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from node.cli.common import (
+    FittedTable,
     JsonOption,
     cli_errors,
     console,
@@ -35,7 +36,7 @@ def register(app: typer.Typer) -> None:
 
 
 def matrix_table(result: DemoResult) -> Table:
-    table = Table(title="Signed Ping latency (ms), caller → callee")
+    table = FittedTable(title="Signed Ping latency (ms), caller → callee")
     text_column(table, "from \\ to")
     for country in result.countries:
         text_column(table, country, justify="right")

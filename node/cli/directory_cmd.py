@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from crypto.errors import CryptoError
 from crypto.signing import SigningKey, key_id
 from node.cli.common import (
+    FittedTable,
     HomeOption,
     JsonOption,
     cli_errors,
@@ -407,7 +407,7 @@ def show(directory_file: DirArg, as_json: JsonOption = False) -> None:
                 }
             )
             return
-        table = Table(title=Text(f"{d.federation} directory v{d.version}"))
+        table = FittedTable(title=Text(f"{d.federation} directory v{d.version}"))
         for column in ("country", "name", "roles", "endpoint"):
             text_column(table, column)
         id_column(table, "key ids")

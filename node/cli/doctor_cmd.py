@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from node.cli.common import (
+    FittedTable,
     HomeOption,
     JsonOption,
     cli_errors,
@@ -44,7 +44,7 @@ def doctor(
     if as_json:
         print_json({**result, "checks": [c.to_dict() for c in checks]})
     else:
-        table = Table(title=f"enlace doctor — {home}")
+        table = FittedTable(title=f"enlace doctor — {home}")
         for column in ("check", "status", "detail", "fix"):
             text_column(table, column)
         for check in checks:

@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 
 from node.cli.common import (
+    FittedTable,
     JsonOption,
     cli_errors,
     console,
@@ -35,7 +36,7 @@ def register(app: typer.Typer) -> None:
 
 
 def summary_table(summary: GenerationSummary, seconds: float) -> Table:
-    table = Table(
+    table = FittedTable(
         title=f"Synthetic records of {summary.country} in {summary.out_dir} "
         f"(seed {summary.seed}, federation seed {summary.federation_seed})"
     )

@@ -25,6 +25,7 @@ from rich.progress import (
 from rich.table import Table
 
 from node.cli.common import (
+    FittedTable,
     HomeOption,
     JsonOption,
     cli_errors,
@@ -121,7 +122,7 @@ class _View:
 
 def _summary(report: IngestReport) -> Table:
     title = f"{report.dataset}: " + ("dry run, nothing written" if report.dry_run else "imported")
-    table = Table(title=title)
+    table = FittedTable(title=title)
     for column in ("file", "rows", "added", "unchanged", "replaced", "rejected"):
         text_column(table, column, justify="left" if column == "file" else "right")
     for f in report.files:
@@ -253,7 +254,7 @@ def counts(home: HomeOption, as_json: JsonOption = False) -> None:
             }
         )
         return
-    table = Table(title="Records")
+    table = FittedTable(title="Records")
     text_column(table, "dataset")
     text_column(table, "records", justify="right")
     text_column(table, "as of (latest import)")
@@ -279,7 +280,7 @@ def imports(
     if as_json:
         print_json([r.to_dict() for r in history])
         return
-    table = Table(title="Imports")
+    table = FittedTable(title="Imports")
     # The SHA-256 goes under the table, whole: 64 digits in a column would starve the others.
     for column in ("#", "finished", "dataset", "file", "added", "unchanged", "rejected"):
         text_column(table, column)

@@ -21,6 +21,7 @@ import typer
 from rich.table import Table
 
 from node.cli.common import (
+    FittedTable,
     HomeOption,
     JsonOption,
     check_writable,
@@ -113,7 +114,7 @@ def chosen_datasets(chosen: Sequence[str] | None, default: Sequence[str]) -> lis
 
 
 def _results_table(report: MatchReport, title: str) -> Table:
-    table = Table(title=title)
+    table = FittedTable(title=title)
     for column in ("peer", "dataset", "result", "strength", "agreement / reason"):
         text_column(table, column)
     style = {"hit": "bold green", "no hit": "", "not granted": "dim", "error": "red"}
@@ -375,7 +376,7 @@ def batch(
             }
         )
         return
-    table = Table(title=f"{len(queries):,} queries, {report.elements:,} elements")
+    table = FittedTable(title=f"{len(queries):,} queries, {report.elements:,} elements")
     for column in ("peer", "dataset", "result", "count"):
         text_column(table, column)
     for (p, d, s), n in sorted(summary.items()):
@@ -440,7 +441,7 @@ def print_rows(rows: list[dict[str, Any]], title: str, as_json: bool) -> None:
         print_json(rows)
         return
     columns = list(dict.fromkeys(k for row in rows for k in row))
-    table = Table(title=title)
+    table = FittedTable(title=title)
     for column in columns:
         text_column(table, column)
     for row in rows:

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from enlace.v1 import stats_pb2
 from node.cli.common import (
+    FittedTable,
     HomeOption,
     JsonOption,
     cli_errors,
@@ -98,7 +98,7 @@ def _emit(
 
 
 def _show(result: StatsAnswer, title: str) -> None:
-    table = Table(title=title)
+    table = FittedTable(title=title)
     for name in result.dimensions:
         text_column(table, name)
     text_column(table, "value", justify="right")
@@ -288,7 +288,7 @@ def matrices(as_json: JsonOption = False) -> None:
     if as_json:
         print_json({"version": MATRICES_VERSION, "matrices": rows})
         return
-    table = Table(title=f"CRM matrices ({MATRICES_VERSION})")
+    table = FittedTable(title=f"CRM matrices ({MATRICES_VERSION})")
     for column in ("id", "title (es)", "measure", "dimensions"):
         text_column(table, column)
     for r in rows:

@@ -11,10 +11,17 @@ import datetime as dt
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
-from node.cli.common import HomeOption, JsonOption, cli_errors, console, print_json, text_column
+from node.cli.common import (
+    FittedTable,
+    HomeOption,
+    JsonOption,
+    cli_errors,
+    console,
+    print_json,
+    text_column,
+)
 from node.errors import EnlaceError, NotFoundError
 from node.home import NodeHome
 from node.runtime import NodeRuntime, open_runtime
@@ -90,7 +97,7 @@ def _show(report: dict[str, Any]) -> None:
     console.print(shown, highlight=False, soft_wrap=True)
     console.print(f"data as of: {report['data_as_of'] or '— (nothing imported)'}", highlight=False)
     if report["data"]:
-        table = Table(title="datasets")
+        table = FittedTable(title="datasets")
         for column in ("dataset", "records", "as of"):
             text_column(table, column)
         for row in report["data"]:
