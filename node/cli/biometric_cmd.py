@@ -12,6 +12,7 @@ reference or fetch a pending decision. Template formats: :mod:`node.biometrics.t
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import functools
 from collections import Counter
 from pathlib import Path
@@ -25,6 +26,7 @@ from node.biometrics.client import BiometricClient, BiometricReport
 from node.biometrics.holder import DATASET, GalleryHolder
 from node.biometrics.templates import read_templates
 from node.cli.common import (
+    FittedTable,
     HomeOption,
     JsonOption,
     check_writable,
@@ -112,9 +114,13 @@ def _follow_ups(
 
 
 def _table(report: BiometricReport, title: str) -> Table:
-    table = Table(title=title)
-    for column in ("probe", "peer", "result", "agreement / reason"):
-        text_column(table, column)
+    """One row per (probe, peer). On a narrow terminal the probe (said below the table when
+    there is only one) and then the agreement or reason give way to the hit reference."""
+    table = FittedTable(title=title)
+    text_column(table, "probe", drop=1)
+    text_column(table, "peer")
+    text_column(table, "result")
+    text_column(table, "agreement / reason", drop=2)
     id_column(table, "hit reference")
     for o in report.outcomes:
         style = _STYLE.get(o.status, "red")
@@ -215,7 +221,7 @@ def search(
         console.print(_table(report, f"biometric probe {probes.labels[0]} ({purpose})"))
     else:
         summary = Counter((o.peer, o.status) for o in report.outcomes)
-        table = Table(title=f"{len(probes):,} probes ({purpose})")
+        table = FittedTable(title=f"{len(probes):,} probes ({purpose})")
         for column in ("peer", "result", "count"):
             text_column(table, column)
         for (p, s), n in sorted(summary.items()):
@@ -330,14 +336,15 @@ def status(home: HomeOption, as_json: JsonOption = False) -> None:
         f"peers with a biometric grant: {', '.join(granted) or 'none'}",
         highlight=False,
     )
-    table = Table(title="galleries")
+    table = FittedTable(title="galleries")
     for column in ("peer", "epoch"):
         text_column(table, column)
     id_column(table, "key id")
-    for column in ("codes", "updated"):
+    for column in ("codes", "updated (UTC)"):
         text_column(table, column)
     for g in galleries:
-        table.add_row(g.peer, str(g.epoch), g.key_id, f"{g.codes:,}", g.updated_at.isoformat())
+        updated = g.updated_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
+        table.add_row(g.peer, str(g.epoch), g.key_id, f"{g.codes:,}", updated)
     console.print(table)
 
 
@@ -384,7 +391,7 @@ def _reports(rows: list[dict[str, object]], title: str, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table(title=title)
+    table = FittedTable(title=title)
     for column in ("peer", "epoch"):
         text_column(table, column)
     id_column(table, "key id")

@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 
 from node.cli.common import (
+    FittedTable,
     HomeOption,
     JsonOption,
     cli_errors,
@@ -40,18 +41,29 @@ OutboundOption = Annotated[
 ByOption = Annotated[str, typer.Option("--by", help="Who decides (default: the OS user).")]
 
 
+def followups_table(records: list[FollowUpRecord], title: str) -> Table:
+    """The follow-ups, one a row. On a narrow terminal the id, peer, status and date stay;
+    attributes, purpose, dataset and then the case reference give way (``show`` has them)."""
+    table = FittedTable(title=title, hidden_hint="see `enlace followup show ID` or --json")
+    id_column(table, "id")
+    text_column(table, "peer")
+    text_column(table, "dataset", drop=3)
+    text_column(table, "status")
+    text_column(table, "case", drop=2)
+    text_column(table, "purpose", drop=4)
+    text_column(table, "attributes", drop=5)
+    text_column(table, "when (UTC)")
+    for r in records:
+        table.add_row(r.followup_id, r.peer, r.dataset, r.status, r.case_reference, r.purpose,
+                      ", ".join(r.attributes), r.created_at.strftime("%Y-%m-%d %H:%M"))  # fmt: skip
+    return table
+
+
 def _print(records: list[FollowUpRecord], as_json: bool, title: str) -> None:
     if as_json:
         print_json([r.to_dict() for r in records])
         return
-    table = Table(title=title)
-    id_column(table, "id")
-    for column in ("peer", "dataset", "status", "case", "purpose", "attributes", "when"):
-        text_column(table, column)
-    for r in records:
-        table.add_row(r.followup_id, r.peer, r.dataset, r.status, r.case_reference, r.purpose,
-                      ", ".join(r.attributes), r.created_at.strftime("%Y-%m-%d %H:%M"))  # fmt: skip
-    console.print(table)
+    console.print(followups_table(records, title))
 
 
 @app.command("list")

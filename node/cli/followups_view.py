@@ -28,7 +28,14 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from node.cli.common import err_console, error_line, id_column, styled, text_column
+from node.cli.common import (
+    FittedTable,
+    err_console,
+    error_line,
+    id_column,
+    styled,
+    text_column,
+)
 from node.store.followup_store import FollowUpRecord
 
 #: Follow-up entries that are not a peer's answer.
@@ -70,14 +77,20 @@ def followups_table(
     entries: list[dict[str, Any]], case: str, *, hit: tuple[str, str] | None = None
 ) -> Table:
     """The Follow-ups table; ``hit`` = (entry key, header) of a first column that says which
-    hit a row follows up (a manifest position, a biometric probe)."""
-    table = Table(title=f"Follow-ups (case {case})")
-    for column in ((hit[1],) if hit else ()) + ("peer", "dataset", "status"):
-        text_column(table, column)
+    hit a row follows up (a manifest position, a biometric probe).
+
+    On a narrow terminal the dataset, then the hit column, give way to the id and the reason
+    (said once below the table when every row has the same one)."""
+    table = FittedTable(title=f"Follow-ups (case {case})")
+    if hit:
+        text_column(table, hit[1], drop=1)
+    text_column(table, "peer")
+    text_column(table, "dataset", drop=2)
+    text_column(table, "status")
     id_column(table, "follow-up id")
     text_column(table, "released / reason")
     for f in entries:
-        released = ", ".join(f"{k}={v}" for k, v in (f.get("released") or {}).items())
+        released = ", ".join(f"{k}: {v}" for k, v in (f.get("released") or {}).items())
         table.add_row(
             *((str(f.get(hit[0], "")),) if hit else ()),
             f["peer"],

@@ -116,7 +116,8 @@ def test_a_hit_reference_is_shown_whole_at_80_columns(width, capsys) -> None:  #
     common.console.print(biometric_cmd._table(report, "biometric probe probe-0001"))
     out = capsys.readouterr().out
     assert reference in out.split()  # on one line, uncut
-    assert _squeezed(f"UNAVAILABLE: {HOSTILE}") in _column(out, 3)
+    assert _squeezed(f"UNAVAILABLE: {HOSTILE}") in _column(out, 2)
+    assert "probe: probe-0001" in out.splitlines()  # the one probe, below the table
 
 
 def test_id_columns_stay_whole_and_fold_rather_than_cut_when_nothing_fits(width, capsys) -> None:  # type: ignore[no-untyped-def]
