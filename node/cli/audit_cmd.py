@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from crypto.envelope import decode_header
@@ -21,6 +20,7 @@ from node.audit import (
     verify_evidence,
 )
 from node.cli.common import (
+    FittedTable,
     HomeOption,
     JsonOption,
     cli_errors,
@@ -138,21 +138,31 @@ def show(
         if as_json:
             print_json(rows)
             return
-        table = Table(title="Audit log")
-        for column in ("seq", "at", "dir", "peer", "method", "status"):
-            text_column(table, column)
-        id_column(table, "agreement")
-        for r in rows:
-            table.add_row(
-                str(r["seq"]),
-                r["at"][:19],
-                "in" if r["direction"] == "inbound" else "out",
-                r["peer"],
-                r["method"].rsplit("/", 1)[-1],
-                r["status"] if r["status"] == "OK" else styled(r["status"], "red"),
-                r["agreement"] or "—",
-            )
-        console.print(table)
+        console.print(audit_table(rows))
+
+
+def audit_table(rows: list[dict[str, Any]]) -> FittedTable:
+    """Audit entries (``_row``), one a row. On a narrow terminal the direction, then the
+    method, give way (``--json`` has them)."""
+    table = FittedTable(title="Audit log (UTC)")
+    text_column(table, "seq")
+    text_column(table, "at")
+    text_column(table, "dir", drop=2)
+    text_column(table, "peer")
+    text_column(table, "method", drop=1)
+    text_column(table, "status")
+    id_column(table, "agreement")
+    for r in rows:
+        table.add_row(
+            str(r["seq"]),
+            r["at"][:19].replace("T", " "),
+            "in" if r["direction"] == "inbound" else "out",
+            r["peer"],
+            r["method"].rsplit("/", 1)[-1],
+            r["status"] if r["status"] == "OK" else styled(r["status"], "red"),
+            r["agreement"] or "—",
+        )
+    return table
 
 
 @app.command("checkpoint")

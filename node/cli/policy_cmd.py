@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from enlace.v1 import agreements_pb2
 from node.agreements import AgreementBook
 from node.cli.common import (
+    FittedTable,
     HomeOption,
     JsonOption,
     cli_errors,
@@ -205,6 +205,29 @@ def _grant_rows(agreement: Agreement) -> list[dict[str, Any]]:
     ]
 
 
+def _quota(count: int | None, per: str) -> str:
+    return f"{count}/{per}" if count is not None else f"unlimited/{per}"
+
+
+def grants_table(grants: list[dict[str, Any]]) -> FittedTable:
+    """The grants of an agreement, one a row (``_grant_rows``). On a narrow terminal the
+    quotas are listed below the table, by grant number, rather than break words."""
+    table = FittedTable(key="#")
+    for column in ("#", "holder → requester", "service", "datasets", "purposes"):
+        text_column(table, column)
+    text_column(table, "quotas", drop=1)
+    for g in grants:
+        table.add_row(
+            str(g["grant"]),
+            f"{g['holder']} → {g['requester']}",
+            g["service"],
+            ", ".join(g["datasets"]),
+            ", ".join(g["purposes"]),
+            f"{_quota(g['per_day'], 'day')}, {_quota(g['per_quarter'], 'quarter')}",
+        )
+    return table
+
+
 @app.command("show")
 def show(path: FileArg, as_json: JsonOption = False) -> None:
     """Print an agreement: parties, validity, signatures and every grant."""
@@ -230,19 +253,7 @@ def show(path: FileArg, as_json: JsonOption = False) -> None:
             f"parties {' ↔ '.join(agreement.parties)}; valid {data['valid_from']} → "
             f"{data['valid_until']}; signed by {', '.join(data['signed_by']) or 'nobody yet'}"
         )
-        table = Table()
-        for column in ("#", "holder → requester", "service", "datasets", "purposes", "quotas"):
-            text_column(table, column)
-        for g in data["grants"]:
-            table.add_row(
-                str(g["grant"]),
-                f"{g['holder']} → {g['requester']}",
-                g["service"],
-                ", ".join(g["datasets"]),
-                ", ".join(g["purposes"]),
-                f"{g['per_day']}/day, {g['per_quarter']}/quarter",
-            )
-        console.print(table)
+        console.print(grants_table(data["grants"]))
 
 
 @app.command("diff")
@@ -305,7 +316,7 @@ def list_(home: HomeOption, as_json: JsonOption = False) -> None:
         if as_json:
             print_json(data)
             return
-        table = Table(title="Agreements")
+        table = FittedTable(title="Agreements")
         id_column(table, "id")
         for column in ("v", "parties", "valid until", "state"):
             text_column(table, column)

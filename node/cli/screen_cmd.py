@@ -24,6 +24,7 @@ import typer
 from rich.table import Table
 
 from node.cli.common import (
+    FittedTable,
     HomeOption,
     JsonOption,
     check_writable,
@@ -120,7 +121,7 @@ def write_reports(screening: Screening, stem: Path) -> tuple[Path, Path]:
 
 def _table(screening: Screening) -> Table:
     m = screening.manifest
-    table = Table(
+    table = FittedTable(
         title=f"{m.format.upper()} {m.reference or m.transport} {m.departure_port}→"
         f"{m.arrival_port}: {len(m.travellers)} traveller{'s' * (len(m.travellers) != 1)} "
         f"({screening.purpose})"
@@ -298,14 +299,23 @@ def list_command(home: HomeOption, as_json: JsonOption = False) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table(title="Screened manifests")
+    console.print(stored_table(rows))
+
+
+def stored_table(rows: list[dict[str, Any]]) -> FittedTable:
+    """The kept manifests (their ``to_dict()``). On a narrow terminal the format, then the
+    number of travellers, give way (``--json`` has them)."""
+    table = FittedTable(title="Screened manifests")
     id_column(table, "manifest_id")
-    for column in ("format", "reference", "travellers", "hits", "status", "expires_at"):
+    text_column(table, "format", drop=2)
+    text_column(table, "reference")
+    text_column(table, "travellers", drop=1)
+    for column in ("hits", "status", "expires"):
         text_column(table, column)
+    shown = ("manifest_id", "format", "reference", "travellers", "hits", "status")
     for row in rows:
-        table.add_row(*(str(row[c]) for c in ("manifest_id", "format", "reference", "travellers",
-                                              "hits", "status", "expires_at")))  # fmt: skip
-    console.print(table)
+        table.add_row(*(str(row[c]) for c in shown), row["expires_at"][:10])
+    return table
 
 
 @app.command("show")
@@ -323,7 +333,9 @@ def show_command(
         print_json({"manifest": stored.to_dict(), "report": stored.report, "events": events,
                     "travellers": [t | {"results": r} for t, r in travellers]})  # fmt: skip
         return
-    table = Table(title=f"{stored.manifest_id} ({stored.status}, expires {stored.expires_at:%F})")
+    table = FittedTable(
+        title=f"{stored.manifest_id} ({stored.status}, expires {stored.expires_at:%F})"
+    )
     for column in ("#", "traveller", "result"):
         text_column(table, column)
     for t, _ in travellers:

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from node.cli.common import (
+    FittedTable,
     HomeOption,
     JsonOption,
     cli_errors,
@@ -54,6 +54,54 @@ def _office(home: Path) -> tuple[NodeRuntime, Secretariat]:
 
 def _iso(moment: dt.datetime | None) -> str | None:
     return moment.astimezone(dt.UTC).isoformat(timespec="seconds") if moment else None
+
+
+def _minute(iso: str | None) -> str:
+    """An ISO moment of the report, as ``2027-03-14 09:30`` (UTC) for a table: it wraps
+    between date and time instead of in the middle of either."""
+    return (
+        dt.datetime.fromisoformat(iso).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M") if iso else ""
+    )
+
+
+def members_table(report: dict[str, Any]) -> FittedTable:
+    """Each member's freshness (the ``members`` of the status report)."""
+    table = FittedTable(title=f"Members' data for {report['period']} (UTC)")
+    for column in ("member", "state", "data as of", "deadline", "late (days)", "last answer"):
+        text_column(table, column)
+    colours = {"current": "green", "pending": "yellow", "late": "red"}
+    for m in report["members"]:
+        table.add_row(
+            m["country"],
+            styled(m["state"], colours.get(m["state"], "")),
+            _minute(m["as_of"]) or "—",
+            (m["deadline"] or "")[:10],
+            str(m["days_late"] or ""),
+            _minute(m["last_answer"]) or "never",
+        )
+    return table
+
+
+def pulls_table(pulls: list[dict[str, Any]]) -> FittedTable:
+    """The recent pulls (the ``pulls`` of the status report). On a narrow terminal the time
+    gives way (the pull id starts with it: P20270402T060000-…), then the trigger."""
+    table = FittedTable(title="Recent pulls (UTC)")
+    id_column(table, "pull")
+    text_column(table, "when", drop=2)
+    text_column(table, "trigger", drop=1)
+    for column in ("period", "status", "missing"):
+        text_column(table, column)
+    for p in pulls:
+        shown = styled("PARTIAL", "bold red") if p["status"] == "partial" else p["status"]
+        table.add_row(
+            p["pull_id"],
+            _minute(p["created_at"]),
+            p["trigger"],
+            p["period"],
+            shown,
+            ", ".join(p["missing"]),
+        )
+    return table
 
 
 @app.command("status")
@@ -112,42 +160,14 @@ def status(home: HomeOption, period: PeriodOption = "", as_json: JsonOption = Fa
         if as_json:
             print_json(report)
             return
-        table = Table(title=f"Members' data for {report['period']}")
-        for column in ("member", "state", "data as of", "deadline", "late (days)", "last answer"):
-            text_column(table, column)
-        colours = {"current": "green", "pending": "yellow", "late": "red"}
-        for m in report["members"]:
-            state = styled(m["state"], colours.get(m["state"], ""))
-            table.add_row(
-                m["country"],
-                state,
-                m["as_of"] or "—",
-                (m["deadline"] or "")[:10],
-                str(m["days_late"] or ""),
-                m["last_answer"] or "never",
-            )
-        console.print(table)
-        pulls = Table(title="Recent pulls")
-        id_column(pulls, "pull")
-        for column in ("when", "trigger", "period", "status", "missing"):
-            text_column(pulls, column)
-        for p in report["pulls"]:
-            shown = styled("PARTIAL", "bold red") if p["status"] == "partial" else p["status"]
-            pulls.add_row(
-                p["pull_id"],
-                p["created_at"],
-                p["trigger"],
-                p["period"],
-                shown,
-                ",".join(p["missing"]),
-            )
-        console.print(pulls)
+        console.print(members_table(report))
+        console.print(pulls_table(report["pulls"]))
 
 
 def _print_collection(report: dict[str, Any]) -> None:
     pull = report.get("pull")
     if pull:
-        table = Table(title=f"Pull {pull['pull_id']} — {pull['period']} ({pull['trigger']})")
+        table = FittedTable(title=f"Pull {pull['pull_id']} — {pull['period']} ({pull['trigger']})")
         for column in ("member", "status", "received", "failed", "attempts", "seconds"):
             text_column(table, column)
         for country, o in pull["members"].items():
@@ -326,7 +346,7 @@ def calendar(
         if as_json:
             print_json(rows)
             return
-        table = Table(title="Secretariat calendar (UTC)")
+        table = FittedTable(title="Secretariat calendar (UTC)")
         for column in ("job", "schedule", "next run", "what"):
             text_column(table, column)
         for row in rows:
