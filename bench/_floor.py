@@ -91,21 +91,28 @@ def _holder_keys(seed: bytes) -> tuple[OprfServerKey, nacl.signing.SigningKey]:
     return OprfServerKey.derive(seed, b"bench floor"), signing
 
 
-def serve(args: argparse.Namespace) -> int:
-    """Child process: one holder's Evaluate on a mutual-TLS port."""
-    seeds = Path(args.keys).read_text(encoding="ascii").split()
-    oprf, signer = _holder_keys(bytes.fromhex(seeds[0]))
-    querier = nacl.signing.VerifyKey(bytes.fromhex(seeds[1]))
-    chain = _Chain(Path(args.db))
+class ReplayedError(Exception):
+    """The request's nonce was seen before: nothing was committed and nothing is answered."""
 
-    def evaluate(request: bytes, context: grpc.ServicerContext) -> bytes:
+
+class FloorHolder:
+    """One holder's per-call work: verify, evaluate, sign bound to the request, and commit
+    the nonce and one audit row in one transaction before answering."""
+
+    def __init__(self, seed: bytes, querier: bytes, db: Path) -> None:
+        self.oprf, self.signer = _holder_keys(seed)
+        self.querier = nacl.signing.VerifyKey(querier)
+        self.chain = _Chain(db)
+
+    def answer(self, request: bytes) -> bytes:
         signature, message = request[:64], request[64:]
-        querier.verify(message, signature)
+        self.querier.verify(message, signature)
         nonce, element = message[:16], message[16:48]
-        evaluated = oprf.blind_evaluate([element])[0]
+        evaluated = self.oprf.blind_evaluate([element])[0]
         digest = hashlib.sha256(request).digest()
         body = digest + evaluated
-        answer = signer.sign(body).signature + body
+        answer: bytes = self.signer.sign(body).signature + body
+        chain = self.chain
         with chain.lock:
             chain.db.execute("BEGIN IMMEDIATE")
             try:
@@ -116,8 +123,53 @@ def serve(args: argparse.Namespace) -> int:
                 chain.db.execute("COMMIT")
             except sqlite3.IntegrityError:
                 chain.db.execute("ROLLBACK")
-                context.abort(grpc.StatusCode.ALREADY_EXISTS, "replayed nonce")
+                raise ReplayedError from None
         return answer
+
+
+class FloorQuerier:
+    """The querier's per-holder work: a fresh blind, the request signed, the answer's
+    signature and binding checked, the output finalised, one audit row committed."""
+
+    def __init__(self, db: Path, filler: int) -> None:
+        self.key = nacl.signing.SigningKey.generate()
+        self.chain = _Chain(db)
+        self.padding = b"\x20" * filler
+
+    def ask(
+        self,
+        send: Callable[[bytes], bytes],
+        country: str,
+        holder_key: nacl.signing.VerifyKey,
+        points: HashedInputs,
+    ) -> bytes:
+        state = blind(points.inputs, Mode.OPRF, points=points)
+        message = os.urandom(16) + state.blinded_elements[0] + self.padding
+        request = self.key.sign(message).signature + message
+        answer = send(request)
+        holder_key.verify(answer[64:], answer[:64])
+        digest = hashlib.sha256(request).digest()
+        if answer[64:96] != digest:
+            raise RuntimeError(f"{country}'s answer is not bound to the request")
+        (output,) = state.finalize([answer[96:128]])
+        chain = self.chain
+        with chain.lock:
+            chain.db.execute("BEGIN IMMEDIATE")
+            chain.append(country, digest.hex(), hashlib.sha256(answer).hexdigest())
+            chain.db.execute("COMMIT")
+        return output
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Child process: one holder's Evaluate on a mutual-TLS port."""
+    seeds = Path(args.keys).read_text(encoding="ascii").split()
+    holder = FloorHolder(bytes.fromhex(seeds[0]), bytes.fromhex(seeds[1]), Path(args.db))
+
+    def evaluate(request: bytes, context: grpc.ServicerContext) -> bytes:
+        try:
+            return holder.answer(request)
+        except ReplayedError:
+            context.abort(grpc.StatusCode.ALREADY_EXISTS, "replayed nonce")
 
     server = grpc.server(futures.ThreadPoolExecutor(WORKERS), options=[("grpc.so_reuseport", 0)])
     handler = grpc.unary_unary_rpc_method_handler(evaluate)
@@ -140,8 +192,7 @@ def floor_fanout(
     stand in for the JSON header a node's request carries, so the wire sizes match."""
     from node.demo.federation import free_port
 
-    querier_key = nacl.signing.SigningKey.generate()
-    chain = _Chain(root / "floor-querier.db")
+    querier = FloorQuerier(root / "floor-querier.db", filler)
     key_pem, cert_pem = federation.homes["CRI"].keys.load_tls()
     peers: list[tuple[str, Any, nacl.signing.VerifyKey]] = []
     pids = []
@@ -149,7 +200,7 @@ def floor_fanout(
         seed = os.urandom(32)
         keys = root / f"floor-{country}.keys"
         keys.touch(mode=0o600)
-        keys.write_text(f"{seed.hex()} {bytes(querier_key.verify_key).hex()}", encoding="ascii")
+        keys.write_text(f"{seed.hex()} {bytes(querier.key.verify_key).hex()}", encoding="ascii")
         port, tls = free_port(), federation.homes[country].keys
         child = ChildProcess([
             sys.executable, str(Path(__file__).resolve()), "--serve", f"--port={port}",
@@ -171,24 +222,10 @@ def floor_fanout(
         _, signer = _holder_keys(seed)
         peers.append((country, channel.unary_unary(METHOD), signer.verify_key))
     pool = stack.enter_context(futures.ThreadPoolExecutor(WORKERS))
-    padding = b"\x20" * filler
 
     def one(peer: tuple[str, Any, nacl.signing.VerifyKey], points: HashedInputs) -> bytes:
         country, stub, holder_key = peer
-        state = blind(points.inputs, Mode.OPRF, points=points)
-        message = os.urandom(16) + state.blinded_elements[0] + padding
-        request = querier_key.sign(message).signature + message
-        answer = stub(request, timeout=10.0)
-        holder_key.verify(answer[64:], answer[:64])
-        digest = hashlib.sha256(request).digest()
-        if answer[64:96] != digest:
-            raise RuntimeError(f"{country}'s answer is not bound to the request")
-        (output,) = state.finalize([answer[96:128]])
-        with chain.lock:
-            chain.db.execute("BEGIN IMMEDIATE")
-            chain.append(country, digest.hex(), hashlib.sha256(answer).hexdigest())
-            chain.db.execute("COMMIT")
-        return output
+        return querier.ask(lambda request: stub(request, timeout=10.0), country, holder_key, points)
 
     def fan(value: bytes) -> None:
         points = hash_inputs([value], Mode.OPRF)
