@@ -107,9 +107,10 @@ def serve(
     from node.server.factory import build_server
 
     with cli_errors():
-        runtime = open_runtime(NodeHome(home))
-        if "ENLACE_LOG_LEVEL" not in os.environ:
-            logging.getLogger().setLevel(runtime.config.log_level.upper())
+        node_home = NodeHome(home)
+        if "ENLACE_LOG_LEVEL" not in os.environ:  # before the database opens and migrates
+            logging.getLogger().setLevel(node_home.config().log_level.upper())
+        runtime = open_runtime(node_home)
         server = build_server(runtime, listen=listen or None)
         jobs = NodeJobs(runtime)
         metrics_server = instrument(runtime, server, jobs)

@@ -11,6 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
+import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -29,11 +33,23 @@ def pan(tmp_path_factory: pytest.TempPathFactory) -> NodeProcess:
     return NodeProcess("PAN", fed.homes["PAN"], fed.endpoint("PAN"))
 
 
-def _served_log(node: NodeProcess, env: dict[str, str]) -> list[str]:
-    """The log lines of one start of ``enlace serve``, up to a clean stop."""
+def _served_log(node: NodeProcess, env: dict[str, str] | None) -> list[str]:
+    """The log lines of one start of ``enlace serve``, up to a clean stop; ``env`` None:
+    without ``ENLACE_LOG_LEVEL``, so that ``log_level`` of ``node.toml`` decides."""
     log_path = node.home.root / "serve.log"
     log_path.unlink(missing_ok=True)
-    node.start(env)
+    if env is None:
+        plain = {k: v for k, v in os.environ.items() if k != "ENLACE_LOG_LEVEL"}
+        with log_path.open("ab") as log:
+            node.process = subprocess.Popen(
+                [sys.executable, "-m", "node.cli.main", "serve", "--home", str(node.home.root)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=plain,
+                start_new_session=True,
+            )
+    else:
+        node.start(env)
     try:
         node.wait_ready(time.monotonic() + 60)
     finally:
@@ -66,6 +82,23 @@ def test_at_debug_the_libraries_lines_are_still_there(pan: NodeProcess) -> None:
     assert "faiss.loader" in loggers, lines
     assert any("Context impl SQLiteImpl" in line for line in lines)
     assert "node.server" in loggers
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_the_level_of_node_toml_holds_from_start_up(pan: NodeProcess, level: str) -> None:
+    config = pan.home.root / "node.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        re.sub(r'(?m)^log_level = ".*"$', f'log_level = "{level}"', text), encoding="utf-8"
+    )
+    try:
+        lines = _served_log(pan, None)
+    finally:
+        config.write_text(text, encoding="utf-8")
+    loggers = {_logger_of(line, False) for line in lines}
+    assert "node.server" in loggers, lines
+    # The database is opened (and migrated) at the configured level, not before it is set.
+    assert ("alembic.runtime.migration" in loggers) == (level == "DEBUG"), lines
 
 
 def _passes(name: str, level: int, root_level: int) -> bool:
