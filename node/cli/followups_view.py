@@ -36,6 +36,7 @@ from node.cli.common import (
     styled,
     text_column,
 )
+from node.errors import EnlaceError
 from node.store.followup_store import FollowUpRecord
 
 #: Follow-up entries that are not a peer's answer.
@@ -57,13 +58,15 @@ def follow_up_entry(
 ) -> dict[str, Any]:
     """The entry of one hit: ``where`` (``peer``, ``dataset``, ``case_reference`` and what
     says which hit) with the answer of ``ask()`` if ``granted``, else :data:`NOT_ASKED`;
-    :data:`FAILED` with the error as ``reason`` if ``ask()`` raises."""
+    :data:`FAILED` with the error as ``reason`` if ``ask()`` raises one of the node's errors
+    (a peer's refusal, an unreachable peer, a store failure). Anything else is a bug here and
+    is raised: shown as one peer's failure, it would be read as the peer's doing."""
     if not granted:
         reason = not_granted_reason(where["peer"], where["dataset"], purpose)
         return where | {"status": NOT_ASKED, "reason": reason}
     try:
         record = ask()
-    except Exception as exc:  # one peer's refusal must not hide the others
+    except EnlaceError as exc:  # one peer's refusal must not hide the others
         return where | {"status": FAILED, "reason": str(exc)}
     return where | record.to_dict()
 
