@@ -17,9 +17,9 @@ import typer
 from rich.progress import (
     TaskID,
 )
-from rich.table import Table
 
 from node.cli.common import (
+    FittedTable,
     HomeOption,
     JsonOption,
     cli_errors,
@@ -53,7 +53,7 @@ def _reports(reports: list[UpdateReport], title: str, as_json: bool) -> None:
         print_json([r.to_dict() for r in reports])
         return
     epochs = sorted({r.epoch for r in reports})
-    table = Table(title=f"{title} (key epoch {', '.join(map(str, epochs))})")
+    table = FittedTable(title=f"{title} (key epoch {', '.join(map(str, epochs))})")
     id_column(table, "dataset")
     for column in ("version", "records keyed", "keys", "seconds"):
         text_column(table, column, justify="right")

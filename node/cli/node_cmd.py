@@ -10,12 +10,13 @@ import threading
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.console import Group, RenderableType
 from rich.text import Text
 
 from crypto.keys import certificate_not_after
 from enlace.v1 import node_pb2
 from node.cli.common import (
+    FittedTable,
     HomeOption,
     JsonOption,
     cli_errors,
@@ -215,21 +216,26 @@ def peers(
             raise typer.Exit(2)
 
 
-def peers_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="Peers")
+def peers_table(rows: list[dict[str, Any]]) -> RenderableType:
+    """The peers table, then one line per unreachable peer with the whole error and its hint:
+    an error is a sentence, which a table column would cut into a word per line."""
+    table = FittedTable(title="Peers", key="country")
     text_column(table, "country")
     id_column(table, "endpoint")  # read back and typed into configurations: never split
-    for column in ("reachable", "latency ms", "directory", "cert expires"):
-        text_column(table, column)
+    text_column(table, "reachable")
+    text_column(table, "latency ms")
+    text_column(table, "directory", drop=1)  # usually one version: said below when narrow
+    text_column(table, "cert expires")
+    errors: list[RenderableType] = []
     for r in rows:
         table.add_row(
             r["country"],
             r["endpoint"],
-            styled("yes", "green")
-            if r["reachable"]
-            else Text.assemble(("no", "red"), " ", r["error"]),
+            styled("yes", "green") if r["reachable"] else styled("no", "red"),
             f"{r['latency_ms']:.1f}" if r["latency_ms"] is not None else "—",
             f"v{r['directory_version']}" if r["directory_version"] else "—",
             r["certificate_expires"].date().isoformat(),
         )
-    return table
+        if not r["reachable"]:
+            errors.append(Text.assemble((r["country"], "bold"), ": ", r["error"]))
+    return Group(table, *errors)

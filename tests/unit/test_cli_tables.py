@@ -81,7 +81,35 @@ def test_the_peers_table_shows_the_whole_error_and_its_hint(width, capsys) -> No
     for columns in (80, 250):
         width(columns)
         common.console.print(peers_table([_peer_row(error)]))
-        assert _column(capsys.readouterr().out, 2) == _squeezed(f"no {error}")
+        out = capsys.readouterr().out
+        assert _column(out, 2) == "no"  # the sentence is below the table, not cut in a column
+        below = out.split("└")[1].split("\n", 1)[1]
+        assert _squeezed(f"PAN: {error}") in _squeezed(below)
+
+
+def test_the_peers_table_at_80_columns_breaks_no_word(width, capsys) -> None:  # type: ignore[no-untyped-def]
+    rows = [
+        _peer_row("") | {"country": c, "endpoint": f"{c.lower()}.enlace.example.gob:7443"}
+        for c in ("GTM", "HND", "PAN")
+    ]
+    for row in rows:
+        row |= {"reachable": True, "latency_ms": 3.2, "directory_version": 7}
+    common.console.print(peers_table(rows))
+    out = capsys.readouterr().out
+    headers = {w for line in out.splitlines() if line.startswith("┃") for w in line[1:].split()}
+    assert headers - {"┃"} == {
+        "country",
+        "endpoint",
+        "reachable",
+        "latency",
+        "ms",
+        "cert",
+        "expires",
+    }
+    cells = [c.strip() for line in out.splitlines() if line.startswith("│ GTM")
+             for c in line.split("│")[1:-1]]  # fmt: skip
+    assert cells == ["GTM", "gtm.enlace.example.gob:7443", "yes", "3.2", "2027-01-01"]
+    assert "directory: v7" in out  # the one version, said once below the table
 
 
 def test_not_screened_reasons_are_whole_with_their_position(width, capsys) -> None:  # type: ignore[no-untyped-def]
