@@ -12,10 +12,16 @@ service (rule key)      answered on                   allowed callers
 =====================  ============================  ============================================
 notifications          every node                     role ``secretariat`` (membership level)
 emergency              the secretariat                role ``member``
-stats (Contribute)     members (agreement rule)       the ``stats`` grant to the caller
+stats (Contribute)     members (agreement rule)       the ``stats`` grant to the caller, and
+                                                      role ``secretariat`` (method-keyed rule)
 directory (consular)   members (agreement rule)       the ``directory`` grant to the caller
 shares, share-sums     the helper                     role ``member``; role ``secretariat``
 =====================  ============================  ============================================
+
+``Contribute`` is keyed by its method, not only its service: the ``stats`` grant a member holds
+for disclosure-controlled ``Aggregate`` must not buy it a share of another member's raw table
+(with a helper's share, the table itself). The helper refuses shares for a requester other than
+the secretariat, but a member's release must not rest on the helper's honesty alone.
 """
 
 from __future__ import annotations
@@ -55,9 +61,14 @@ class RoleRule:
 
 
 def rules(runtime: NodeRuntime) -> dict[str, Authorizer]:
-    """Authoriser rules for the services below (``stats``/``directory`` are the factory's)."""
+    """Authoriser rules for the services below (``stats``/``directory`` are the factory's),
+    and for ``Contribute`` by method (see :class:`~node.server.authorize.ServiceAuthorizer`)."""
     roles = set(runtime.config.roles)
-    out: dict[str, Authorizer] = {"notifications": RoleRule("secretariat")}
+    out: dict[str, Authorizer] = {
+        "notifications": RoleRule("secretariat"),
+        # checked after the factory's ``stats`` rule: the ST's share of a member's raw table
+        share_service.CONTRIBUTE: RoleRule("secretariat"),
+    }
     if "secretariat" in roles:
         out["emergency"] = RoleRule("member")
     if "helper" in roles:
