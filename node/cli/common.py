@@ -35,7 +35,7 @@ import typer
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, JustifyMethod, RenderableType, RenderResult
 from rich.measure import Measurement
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 from rich.text import Text
 
@@ -44,6 +44,7 @@ from node.errors import EnlaceError, InvalidArgumentError, from_policy
 from policies.errors import PolicyError
 
 if TYPE_CHECKING:
+    from node.cli.progress import CommandProgress
     from node.runtime import NodeRuntime
 
 console = Console(markup=False)
@@ -55,6 +56,17 @@ HomeOption = Annotated[
 ]
 JsonOption = Annotated[
     bool, typer.Option("--json", envvar="ENLACE_JSON", help="Print machine-readable JSON.")
+]
+#: Progress of a long command on stderr, with ``--json`` too (stdout keeps only the JSON);
+#: ``--quiet``/``-q``, or ``ENLACE_PROGRESS=0`` as the default of every command, silences it.
+ProgressOption = Annotated[
+    bool,
+    typer.Option(
+        "--progress/--quiet",
+        " /-q",
+        envvar="ENLACE_PROGRESS",
+        help="Show progress on stderr (also with --json); --quiet or ENLACE_PROGRESS=0: none.",
+    ),
 ]
 
 T = TypeVar("T")
@@ -345,20 +357,22 @@ def member_country(code: str, option: str, *, secretariat: bool = True) -> str:
     )
 
 
-def progress_bar(label: str = "", *, disable: bool = False, unit: str = "") -> Progress:
+def progress_bar(label: str = "", *, disable: bool = False, unit: str = "") -> CommandProgress:
     """The CLI's progress on stderr (stdout stays for tables and JSON). On a terminal, a bar:
     ``label`` (or each task's description, when empty; never parsed as markup), bar,
     done/total, time elapsed; it disappears when done. Off a terminal (cron, ssh without a
     TTY, a pipe), a plain line per task every tenth of its total or every few seconds, and at
     its end: "travel_documents: 200,000 of 1,000,000 records evaluated (20%, 11 s)", where
     ``unit`` names what is counted when there is no ``label`` (see
-    :class:`node.cli.progress.CommandProgress`). ``disable``: nothing, on a terminal or not."""
-    from node.cli.progress import CommandProgress
+    :class:`node.cli.progress.CommandProgress`). A task with a ``detail`` field shows it
+    instead of done/total ("12,000 rows read, 4,100 rows/s"). ``disable``: nothing, on a
+    terminal or not (commands pass ``not progress``, from :data:`ProgressOption`)."""
+    from node.cli.progress import CommandProgress, CountColumn
 
     return CommandProgress(
         TextColumn(label or "{task.description}", markup=False),
         BarColumn(),
-        MofNCompleteColumn(),
+        CountColumn(),
         TimeElapsedColumn(),
         console=err_console,
         label=label,

@@ -2,7 +2,7 @@
 
 Why: rich draws its bar only on a terminal. Run from cron or ``ssh host enlace match rebuild``
 (no TTY), a rebuild of a large holder printed nothing for a minute and looked hung. The one
-``progress_bar`` of the CLI (ingest aside, every command with a bar uses it) now writes a line
+``progress_bar`` of the CLI (every command with a bar uses it) now writes a line
 per task every tenth of its total or every few seconds, and at its end; on a terminal the bar
 is unchanged.
 """
@@ -120,3 +120,32 @@ def test_a_disabled_progress_says_nothing(monkeypatch: pytest.MonkeyPatch, termi
         for done in range(11):
             bar.update(task, completed=done)
     assert stream.getvalue() == ""
+
+
+def test_a_detail_replaces_the_count_and_its_change_is_movement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``enlace ingest``: the bar is the file's bytes, the count its rows; an XLSX file tells
+    no byte position until its end, yet its rows get a line every few seconds."""
+    stream = _stderr(monkeypatch, terminal=False)
+    bar = _bar()
+    clock = bar.clock = Clock()
+    with bar:
+        task = bar.add_task("people.xlsx", total=4_000, started=clock.now - 2)
+        for rows in (1_000, 2_000):
+            bar.update(task, completed=0, detail=f"{rows:,} rows read")
+            clock.now += LINE_SECONDS
+        bar.update(task, completed=4_000, detail="3,000 rows read")
+    assert stream.getvalue().splitlines() == [
+        "people.xlsx: 1,000 rows read (0%, 2 s)",
+        "people.xlsx: 2,000 rows read (0%, 12 s)",
+        "people.xlsx: 3,000 rows read (100%, 22 s)",
+    ]
+    shown = io.StringIO()
+    console = Console(file=shown, force_terminal=True, width=80, markup=False)
+    monkeypatch.setattr(common, "err_console", console)
+    live = _bar()
+    with live:
+        live.add_task("people.xlsx", total=4_000, detail="[b]3,000 rows read")
+        live.refresh()
+    assert "[b]3,000 rows read" in shown.getvalue()  # literal, never markup
