@@ -9,30 +9,24 @@ fix``, at most :data:`MAX_ERROR_LINES` of them, and exits 1; nothing was written
 from __future__ import annotations
 
 import datetime as dt
-import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import TaskID
 from rich.table import Table
 
 from node.cli.common import (
     FittedTable,
     HomeOption,
     JsonOption,
+    ProgressOption,
     cli_errors,
     console,
     err_console,
     error_line,
     print_json,
+    progress_bar,
     text_column,
     warning_line,
 )
@@ -74,50 +68,35 @@ def _equivalence(node_home: NodeHome, path: Path | None, country: str) -> Equiva
 
 
 class _View:
-    """Progress on stderr: a rich bar on a terminal, a line every few seconds otherwise."""
+    """An import's progress on stderr (:func:`node.cli.common.progress_bar`): one task per
+    file, its bar the bytes read, its count the rows read and their rate. Off a terminal, a
+    line per file every tenth of it (or every 10 s) and at its end: "encounters.csv: 120,000
+    rows read, 41,000 rows/s (30%, 3 s)"."""
 
     def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.live = enabled and err_console.is_terminal
-        self.bar = Progress(
-            TextColumn("{task.description}", markup=False),  # a file name, never markup
-            BarColumn(),
-            TextColumn(
-                "{task.fields[rows]:>10,} rows  {task.fields[rate]:>8,.0f} rows/s", markup=False
-            ),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=True,
-        )
-        self.tasks: dict[str, TaskID] = {}
-        self.started = time.monotonic()
-        self.last_line = 0.0
+        self.bar = progress_bar(disable=not enabled)
+        self.tasks: dict[str, tuple[TaskID, float]] = {}
+        self.mark = self.bar.clock()  # when the file being read was started (hashing included)
 
     def __enter__(self) -> _View:
-        if self.live:
-            self.bar.start()
+        self.bar.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.live:
-            self.bar.stop()
+        self.bar.stop()
 
     def __call__(self, event: ImportProgress) -> None:
-        if not self.enabled:
-            return
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        rate = event.rows / elapsed
-        if self.live:
-            task = self.tasks.get(event.file)
-            if task is None:
-                task = self.tasks[event.file] = self.bar.add_task(
-                    Path(event.file).name, total=event.size or None, rows=0, rate=0.0
-                )
-            self.bar.update(task, completed=event.position, rows=event.rows, rate=rate)
-        elif time.monotonic() - self.last_line >= 1.0 or event.position >= event.size:
-            self.last_line = time.monotonic()
-            sys.stderr.write(f"ingest: {event.file}: {event.rows} rows ({rate:,.0f} rows/s)\n")
-            sys.stderr.flush()
+        now = self.bar.clock()
+        if event.file not in self.tasks:  # the file's name, never markup
+            name, total = Path(event.file).name, event.size or None
+            task = self.bar.add_task(name, total=total, started=self.mark)
+            self.tasks[event.file] = (task, self.mark)
+        task, started = self.tasks[event.file]
+        rate = event.rows / max(now - started, 1e-3)
+        detail = f"{event.rows:,} rows read, {rate:,.0f} rows/s"
+        self.bar.update(task, completed=event.position, detail=detail)
+        if event.size and event.position >= event.size:
+            self.mark = now  # the next file starts
 
 
 def _summary(report: IngestReport) -> Table:
@@ -187,13 +166,14 @@ def ingest(
         ),
     ] = 0,
     as_json: JsonOption = False,
+    progress: ProgressOption = True,
 ) -> None:
     """Validate FILES and import them into DATASET in one transaction (all or nothing)."""
     with cli_errors(as_json):
         node_home, store, country = _open(home)
         try:
             table = _equivalence(node_home, equivalence, country)
-            with _View(enabled=not as_json) as view:
+            with _View(enabled=progress) as view:
                 report = ingest_pipeline.ingest(
                     store,
                     dataset,
