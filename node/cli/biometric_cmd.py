@@ -29,6 +29,7 @@ from node.cli.common import (
     FittedTable,
     HomeOption,
     JsonOption,
+    ProgressOption,
     check_writable,
     cli_errors,
     console,
@@ -155,6 +156,7 @@ def search(
     out: OutOption = None,
     timeout: TimeoutOption = 30.0,
     as_json: JsonOption = False,
+    progress: ProgressOption = True,
 ) -> None:
     """Probe every allowed peer's biometric gallery with protected codes of a template."""
     with cli_errors(as_json):
@@ -177,7 +179,7 @@ def search(
                 field="--template",
                 hint="use --batch FILE for several",
             )
-        quiet = as_json or template is not None
+        quiet = not progress or template is not None  # one probe: no bar
         with (
             node_runtime(home) as runtime,
             BiometricClient(runtime, timeout=timeout) as client,
@@ -185,7 +187,7 @@ def search(
         ):
             task = bar.add_task("probes", total=None)
 
-            def progress(done: int, total: int) -> None:
+            def advance(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
             report = client.search(
@@ -194,7 +196,7 @@ def search(
                 labels=probes.labels,
                 peers=peer,
                 ask_all=all_peers,
-                progress=progress,
+                progress=advance,
             )
             followups = _follow_ups(client, report, case, purpose) if case else []
     failed = ""

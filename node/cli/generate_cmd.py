@@ -19,6 +19,7 @@ from rich.table import Table
 from node.cli.common import (
     FittedTable,
     JsonOption,
+    ProgressOption,
     cli_errors,
     console,
     member_country,
@@ -72,22 +73,19 @@ def generate_command(
         int, typer.Option("--manifests", help="Also write sample manifests of N travellers.")
     ] = 0,
     as_json: JsonOption = False,
+    progress: ProgressOption = True,
 ) -> None:
     """Generate realistic, deterministic synthetic records for one member country."""
     with cli_errors(as_json):
         code = member_country(country, "--country", secretariat=False)
         started = time.monotonic()
-        if as_json:
-            summary = generate(code, encounters, seed, out, federation_seed=federation_seed,
-                               templates_fraction=templates_fraction)  # fmt: skip
-        else:
-            with progress_bar() as bar:
-                task = bar.add_task(f"{code} encounters", total=max(encounters, 0))
-                summary = generate(
-                    code, encounters, seed, out, federation_seed=federation_seed,
-                    templates_fraction=templates_fraction,
-                    progress=lambda done: bar.update(task, completed=done),
-                )  # fmt: skip
+        with progress_bar(disable=not progress) as bar:
+            task = bar.add_task(f"{code} encounters", total=max(encounters, 0))
+            summary = generate(
+                code, encounters, seed, out, federation_seed=federation_seed,
+                templates_fraction=templates_fraction,
+                progress=lambda done: bar.update(task, completed=done),
+            )  # fmt: skip
         if manifests > 0:
             write_samples(code, out, travellers=manifests, seed=seed, now=dt.datetime.now(dt.UTC))
         seconds = time.monotonic() - started

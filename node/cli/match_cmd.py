@@ -24,6 +24,7 @@ from node.cli.common import (
     FittedTable,
     HomeOption,
     JsonOption,
+    ProgressOption,
     check_writable,
     cli_errors,
     console,
@@ -286,6 +287,7 @@ def batch(
     all_peers: AllOption = False,
     timeout: TimeoutOption = 30.0,
     as_json: JsonOption = False,
+    progress: ProgressOption = True,
 ) -> None:
     """Match thousands of documents and persons; write one result row per query, peer, dataset.
 
@@ -334,15 +336,15 @@ def batch(
         with (
             node_runtime(home) as runtime,
             MatchClient(runtime, timeout=timeout) as mc,
-            progress_bar("matching", disable=as_json) as bar,
+            progress_bar("matching", disable=not progress) as bar,
         ):
             task = bar.add_task("elements", total=None)
 
-            def progress(done: int, total: int) -> None:
+            def advance(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
             report = mc.run(
-                queries, datasets, purpose=purpose, peers=peer, ask_all=all_peers, progress=progress
+                queries, datasets, purpose=purpose, peers=peer, ask_all=all_peers, progress=advance
             )
         wanted = {(i, d) for i, q in enumerate(queries) for d in datasets if _asks(q, d)}
         with target.open("w", encoding="utf-8", newline="") as handle:

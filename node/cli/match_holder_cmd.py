@@ -22,6 +22,7 @@ from node.cli.common import (
     FittedTable,
     HomeOption,
     JsonOption,
+    ProgressOption,
     cli_errors,
     console,
     id_column,
@@ -100,9 +101,10 @@ def rebuild(
     dataset: DatasetOption = None,
     workers: Annotated[int, typer.Option(help="Evaluation processes (0: one per core).")] = 0,
     as_json: JsonOption = False,
+    progress: ProgressOption = True,
 ) -> None:
     """Re-evaluate every record under the current key and publish new filter versions."""
-    with cli_errors(as_json), node_runtime(home) as runtime, _RebuildBar(not as_json) as bar:
+    with cli_errors(as_json), node_runtime(home) as runtime, _RebuildBar(progress) as bar:
         reports = _holder(runtime).rebuild(
             dt.datetime.now(dt.UTC),
             chosen_datasets(dataset, MATCH_DATASETS),
@@ -117,12 +119,13 @@ def rotate_epoch(
     mode: Annotated[str | None, typer.Option(help="oprf or voprf (default: unchanged).")] = None,
     workers: Annotated[int, typer.Option(help="Evaluation processes (0: one per core).")] = 0,
     as_json: JsonOption = False,
+    progress: ProgressOption = True,
 ) -> None:
     """Move to a new key epoch: old outputs and filters stop matching; peers must resync."""
     with cli_errors(as_json), node_runtime(home) as runtime:
         if mode not in (None, "oprf", "voprf"):
             raise InvalidArgumentError("must be oprf or voprf", field="--mode")
-        with _RebuildBar(not as_json) as bar:
+        with _RebuildBar(progress) as bar:
             reports = _holder(runtime).rotate(
                 dt.datetime.now(dt.UTC),
                 mode="voprf" if mode == "voprf" else "oprf" if mode else None,

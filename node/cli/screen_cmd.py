@@ -27,6 +27,7 @@ from node.cli.common import (
     FittedTable,
     HomeOption,
     JsonOption,
+    ProgressOption,
     check_writable,
     cli_errors,
     console,
@@ -203,6 +204,7 @@ def manifest_command(
     ] = SCREEN_DATES,
     timeout: TimeoutOption = 30.0,
     as_json: JsonOption = False,
+    progress: ProgressOption = True,
 ) -> None:
     """Screen every traveller of a manifest against every peer the agreements allow."""
     followups: list[dict[str, Any]] = []
@@ -220,7 +222,7 @@ def manifest_command(
         purge_expired(runtime.store, now)
         with (
             MatchClient(runtime, timeout=timeout) as mc,
-            progress_bar("screening", disable=as_json) as bar,
+            progress_bar("screening", disable=not progress) as bar,
         ):
             task = bar.add_task("elements", total=None)
             screening = screen_manifest(

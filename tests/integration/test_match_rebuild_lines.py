@@ -1,4 +1,5 @@
-"""``enlace match rebuild`` without a terminal says how far it is, on stderr only.
+"""``enlace match rebuild`` without a terminal says how far it is, on stderr only, with
+``--json`` too; ``--quiet`` silences it.
 
 Why: from cron or ``ssh`` without a TTY rich draws no bar, and a rebuild of a large holder
 printed nothing until its table. The CLI runner's streams are not terminals, as there.
@@ -43,7 +44,16 @@ def test_rebuild_off_a_terminal_writes_progress_lines_to_stderr_only(
     assert "records evaluated" not in result.stdout  # stdout: the table, as before
     assert "Filters rebuilt" in result.stdout
 
-    quiet = enlace("match", "rebuild", "--home", home, "--json")
+    # --json: stdout is the JSON document only; the same progress lines are on stderr.
+    as_json = enlace("match", "rebuild", "--home", home, "--json")
+    assert as_json.exit_code == 0, as_json.output
+    assert [r["dataset"] for r in json.loads(as_json.stdout)] == list(MATCH_DATASETS)
+    json_lines = as_json.stderr.splitlines()
+    named = [m.group(1) for m in map(LINE.fullmatch, json_lines) if m]
+    assert list(dict.fromkeys(named)) == list(MATCH_DATASETS), json_lines
+    assert all(f"{dataset}: writing, publishing" in json_lines for dataset in MATCH_DATASETS)
+
+    quiet = enlace("match", "rebuild", "--home", home, "--json", "--quiet")
     assert quiet.exit_code == 0, quiet.output
     assert [r["dataset"] for r in json.loads(quiet.stdout)] == list(MATCH_DATASETS)
-    assert quiet.stderr == ""  # --json: no progress at all, as with the other commands
+    assert quiet.stderr == ""  # --quiet: no progress at all

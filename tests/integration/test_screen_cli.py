@@ -85,7 +85,7 @@ def test_a_stray_quote_in_a_bus_csv_is_not_screened_and_not_clear(
     bus.write_text("\n".join(rows) + "\n", encoding="utf-8")
     result = screen(federation["home"], str(bus), "--json")
     assert result.exit_code in (EXIT_HIT, EXIT_INCOMPLETE), result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)  # stderr: the progress
     assert report["status"] != "clear" and len(report["travellers"]) == len(rows) - 2
     (rejected,) = report["rejected"]
     assert rejected["location"] == "line 3" and "not closed" in rejected["reasons"][0]

@@ -385,7 +385,7 @@ def test_cli_generate_json_and_errors(tmp_path: Path) -> None:
     args += ["--seed", "3"]
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)  # stderr: the progress
     assert summary["country"] == "GTM" and summary["rows"]["encounters.csv"] == 500
     assert len(read(tmp_path, "encounters.csv")) == 500
     table = runner.invoke(app, args)
