@@ -27,9 +27,6 @@ from node.runtime import NodeRuntime
 from node.trust.directory import parse_directory_json
 
 log = logging.getLogger("node.jobs")
-#: APScheduler logs "Running job …" and "… executed successfully" at INFO for every run (two
-#: lines every few seconds); the jobs log their own failures and the metrics count their runs.
-_QUIET = ("apscheduler.executors.default", "apscheduler.scheduler")
 
 
 def write_checkpoint(runtime: NodeRuntime, *, force: bool = True) -> int:
@@ -95,9 +92,6 @@ class NodeJobs:
         self.runtime = runtime
         self.leader = leader or LeaderElection(runtime.store.engine, runtime.config.country)
         self.observers: list[Callable[[str, str, float], None]] = []
-        for name in _QUIET:
-            if logging.getLogger(name).getEffectiveLevel() > logging.DEBUG:
-                logging.getLogger(name).setLevel(logging.WARNING)
         self.scheduler = BackgroundScheduler(timezone="UTC")
         config = runtime.config
         self.scheduler.add_job(

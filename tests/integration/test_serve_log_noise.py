@@ -23,7 +23,7 @@ from node.demo.federation import create_federation
 from node.demo.processes import NodeProcess
 from node.ops.logging_json import ThirdPartyFilter, own_logger
 
-THIRD_PARTY = ("alembic", "faiss")
+THIRD_PARTY = ("alembic", "faiss", "apscheduler")
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +80,7 @@ def test_at_debug_the_libraries_lines_are_still_there(pan: NodeProcess) -> None:
     loggers = {_logger_of(line, False) for line in lines}
     assert "alembic.runtime.migration" in loggers, lines
     assert "faiss.loader" in loggers, lines
+    assert any(name.startswith("apscheduler.") for name in loggers), lines  # "Scheduler started"
     assert any("Context impl SQLiteImpl" in line for line in lines)
     assert "node.server" in loggers
 
