@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import pytest
 from google.protobuf.message import Message
 
+from crypto.envelope import MAX_HEADER_BYTES, sha256_hex
 from crypto.oprf import hash_to_group
 from enlace.v1 import biometric_pb2, match_pb2, node_pb2, stats_pb2
 from hostile.toolkit import (
@@ -161,19 +162,27 @@ def test_attack_is_refused_on_every_method_and_audited(fed: Federation, attack: 
         head = store.audit_head()[0]
         if not attack.audited:
             continue
-        # The callee's own entry for this call: a handler may have started outbound work of
-        # its own (EmergencyUpdate starts a pull) whose entries land in between or after.
+        # The callee's own entry for this request, found by its digest: a handler may have
+        # started outbound work of its own (EmergencyUpdate starts a pull), and the ST's
+        # calendar runs pulls and share rounds, whose entries land in between or after. A
+        # replay's first delivery is audited too (allowed): the refusal is the last entry.
+        assert delivery.request is not None
+        digest = sha256_hex(delivery.request.header[:MAX_HEADER_BYTES])
         appended = [store.audit_entry(seq) for seq in range(before + 1, head + 1)]
-        inbound = [
+        mine = [
             e
             for e in appended
             if e is not None
             and e.record.direction == "inbound"
-            and e.record.method == target.spec.full_name
+            and e.record.request_digest == digest
         ]
-        assert head > before and inbound
-        last = inbound[-1]
-        if (last.record.status, last.record.decision) != (delivery.status, "denied"):
+        assert head > before and mine, f"{target.spec.full_name}: no audit entry for the request"
+        last = mine[-1]
+        if (last.record.method, last.record.status, last.record.decision) != (
+            target.spec.full_name,
+            delivery.status,
+            "denied",
+        ):
             wrong.append(f"{target.spec.full_name}: not audited as refused ({last.record})")
     assert not wrong, f"{attack.name}:\n" + "\n".join(wrong)
     for country in SERVED:

@@ -158,6 +158,7 @@ class Delivery:
     status: str  # "OK" or the gRPC status name
     details: str
     responses: tuple[Sealed, ...] = ()
+    request: Sealed | None = None  # what was sent (set by :func:`launch`)
 
 
 def header(aim: Aim, **changes: Any) -> Header:
@@ -250,9 +251,11 @@ def launch(aim: Aim, attack: Attack) -> Delivery:
     for sealed in shot.prime:
         deliver(aim.client.channel, sealed, shot.route, streaming=aim.streaming)
     if not shot.oversize:
-        return deliver(aim.client.channel, shot.sealed, shot.route, streaming=aim.streaming)
-    with oversize_channel(aim.client) as channel:
-        return deliver(channel, shot.sealed, shot.route, streaming=aim.streaming)
+        sent = deliver(aim.client.channel, shot.sealed, shot.route, streaming=aim.streaming)
+    else:
+        with oversize_channel(aim.client) as channel:
+            sent = deliver(channel, shot.sealed, shot.route, streaming=aim.streaming)
+    return dataclasses.replace(sent, request=shot.sealed)
 
 
 # -- the attacks -----------------------------------------------------------------------------
