@@ -10,14 +10,17 @@ Invariants:
 * Every :class:`Agreement` instance is valid: construction re-checks it against the
   published JSON Schema (``policies/schema/agreement.schema.json``, draft 2020-12) and the
   semantic rules (``valid_from < valid_until``; each grant's holder and requester are the
-  two parties and differ; a DP budget is at least one query's epsilon). Failures raise
+  two parties and differ; a DP budget is at least one query's epsilon, and a DP total, when
+  set, at least the budget per period). Failures raise
   :class:`~policies.errors.AgreementFormatError` naming the JSON path.
 * Set-like lists (datasets, purposes, dimensions, attributes) are kept sorted; their order in
   the YAML changes neither the agreement nor its hash. Grant order is kept (it numbers them).
 * Defaults are explicit in the canonical body (``min_cell: 5``, ``secondary: true``,
   ``perturbation: null``, ``dp: null``, ``followup_requires_approval: true``), so the hash
   covers the values actually enforced. Quotas have no default: both ``per_day`` and
-  ``per_quarter`` must be written, ``null`` meaning no limit for that window.
+  ``per_quarter`` must be written, ``null`` meaning no limit for that window. The one
+  exception is the optional ``dp.budget_total``: it is left out of the canonical body when
+  unset, so agreements written before it existed keep their bytes, hash and signatures.
 * :meth:`Agreement.canonical_bytes` never includes signatures; :attr:`Agreement.hash` is the
   SHA-256 hex of those bytes and is what responses and revocations cite.
 * A :class:`VerifiedAgreement` exists only if *both* parties' signatures verified with keys
@@ -75,16 +78,23 @@ class Perturbation:
 
 @dataclass(frozen=True)
 class DifferentialPrivacy:
-    """Differential privacy with a per-peer budget that refuses once spent in the period."""
+    """Differential privacy with a per-peer budget that refuses once spent in the period.
+
+    ``budget_total`` (optional) caps what the peer may spend in all, across every period; it
+    never resets. ``None`` means no cap beyond the budget per period.
+    """
 
     mechanism: str
     epsilon_per_query: Decimal
     budget_per_period: Decimal
     period: str = "quarter"
+    budget_total: Decimal | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "epsilon_per_query", parse_decimal(self.epsilon_per_query))
         object.__setattr__(self, "budget_per_period", parse_decimal(self.budget_per_period))
+        if self.budget_total is not None:
+            object.__setattr__(self, "budget_total", parse_decimal(self.budget_total))
 
 
 @dataclass(frozen=True)
@@ -224,6 +234,7 @@ def _grant_from(doc: Mapping[str, Any]) -> Grant:
                 parse_decimal(dp["epsilon_per_query"]),
                 parse_decimal(dp["budget_per_period"]),
                 dp["period"],
+                None if dp.get("budget_total") is None else parse_decimal(dp["budget_total"]),
             ),
         )
     return Grant(
@@ -276,6 +287,9 @@ def _disclosure_to(d: Disclosure) -> dict[str, Any]:
             "budget_per_period": decimal_text(d.dp.budget_per_period),
             "period": d.dp.period,
         }
+        # Emitted only when set: an agreement without a total keeps its pre-existing bytes.
+        if d.dp.budget_total is not None:
+            dp["budget_total"] = decimal_text(d.dp.budget_total)
     return {
         "profile": d.profile,
         "min_cell": d.min_cell,
@@ -307,23 +321,33 @@ def validate_document(document: object) -> None:
             problems.append((f"$.grants[{i}].requester", "must be the other party"))
         dp = (grant.get("disclosure") or {}).get("dp")
         if dp is not None:
-            eps, budget = (
-                parse_decimal(dp["epsilon_per_query"]),
-                parse_decimal(dp["budget_per_period"]),
-            )
-            at = f"$.grants[{i}].disclosure.dp"
-            for name, value in (("epsilon_per_query", eps), ("budget_per_period", budget)):
-                if not _DECIMAL_TEXT.fullmatch(decimal_text(value)):
-                    problems.append(
-                        (f"{at}.{name}", "at most 6 digits before and 9 after the point")
-                    )
-            if eps <= 0:
-                problems.append((f"{at}.epsilon_per_query", "must be > 0"))
-            if budget < eps:
-                problems.append((f"{at}.budget_per_period", "must be at least epsilon_per_query"))
+            problems.extend(_dp_problems(dp, f"$.grants[{i}].disclosure.dp"))
     if problems:
         path, message = problems[0]
         raise AgreementFormatError(message, path=path, problems=[f"{p}: {m}" for p, m in problems])
+
+
+def _dp_problems(dp: Mapping[str, Any], at: str) -> list[tuple[str, str]]:
+    """``epsilon_per_query`` ≤ ``budget_per_period`` ≤ ``budget_total`` (when set), all exact
+    decimals of at most 6 digits before and 9 after the point."""
+    problems: list[tuple[str, str]] = []
+    eps = parse_decimal(dp["epsilon_per_query"], path=f"{at}.epsilon_per_query")
+    budget = parse_decimal(dp["budget_per_period"], path=f"{at}.budget_per_period")
+    values = [("epsilon_per_query", eps), ("budget_per_period", budget)]
+    total = None
+    if dp.get("budget_total") is not None:
+        total = parse_decimal(dp["budget_total"], path=f"{at}.budget_total")
+        values.append(("budget_total", total))
+    for name, value in values:
+        if not _DECIMAL_TEXT.fullmatch(decimal_text(value)):
+            problems.append((f"{at}.{name}", "at most 6 digits before and 9 after the point"))
+    if eps <= 0:
+        problems.append((f"{at}.epsilon_per_query", "must be > 0"))
+    if budget < eps:
+        problems.append((f"{at}.budget_per_period", "must be at least epsilon_per_query"))
+    if total is not None and total < budget:
+        problems.append((f"{at}.budget_total", "must be at least budget_per_period"))
+    return problems
 
 
 # --- helpers used by the other modules ----------------------------------------------------
