@@ -26,8 +26,9 @@ Invariants (the promises an answer keeps):
   raises instead of releasing.
 * Cell-key noise depends only on the contributing records and the node secret: repeating a
   query returns the same values; no random source is involved.
-* Differential privacy charges the per-peer, per-period budget before any noise is drawn and
-  refuses (``RESOURCE_EXHAUSTED``) once the budget is spent.
+* Differential privacy charges the per-peer, per-period budget (and the peer's total, when the
+  grant caps it with ``budget_total``) before any noise is drawn and refuses
+  (``RESOURCE_EXHAUSTED``) once either is spent.
 
 Errors (all :class:`policies.errors.PolicyError`)::
 
@@ -36,6 +37,7 @@ Errors (all :class:`policies.errors.PolicyError`)::
     │   ├── TableTooLarge      INVALID_ARGUMENT    too many dimensions or cells to protect
     │   └── ProtectionError    INTERNAL            a suppressed cell would be narrowable
     └── BudgetExhausted        RESOURCE_EXHAUSTED  the peer's privacy budget for the period
+                                                   (or its total, which never resets)
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from policies.disclosure.apply import (
 )
 from policies.disclosure.cellkey import cell_key, noise, noise_distribution, perturb, record_key
 from policies.disclosure.dp import (
+    TOTAL_PERIOD,
     BudgetExhausted,
     BudgetLedger,
     Mechanism,
@@ -87,6 +90,7 @@ __all__ = [
     "OBS_NORMAL",
     "OBS_SUPPRESSED",
     "TOTAL",
+    "TOTAL_PERIOD",
     "BudgetExhausted",
     "BudgetLedger",
     "Coord",

@@ -9,7 +9,8 @@ the period key and the random source, and persists the returned ledger with the 
 
 Order:
 
-1. Differential privacy, when the profile has ``dp``: charge ε to ``(peer, period)`` first
+1. Differential privacy, when the profile has ``dp``: charge ε to ``(peer, period)`` (and to
+   ``(peer, TOTAL_PERIOD)`` when the profile sets ``budget_total``) first
    (:class:`~policies.disclosure.dp.BudgetExhausted` refuses before any noise is drawn),
    then noise every interior cell, clamp at 0 and recompute the margins from the noisy cells.
    The noisy table is what the rest of the pipeline sees (post-processing keeps DP). Cell-key
@@ -146,8 +147,14 @@ def protect(
                 hint="load the peer's ledger for the current quarter before answering",
             )
         mechanism = Mechanism.from_profile(profile.dp, sensitivity=sensitivity)
+        dp = profile.dp
         ledger = charge(
-            budget_state, peer, period, profile.dp.epsilon_per_query, profile.dp.budget_per_period
+            budget_state,
+            peer,
+            period,
+            dp.epsilon_per_query,
+            dp.budget_per_period,
+            total=dp.budget_total,
         )
         epsilon = profile.dp.epsilon_per_query
         basis = _noisy_table(table, mechanism, rng)

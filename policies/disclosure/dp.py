@@ -27,13 +27,16 @@ keeps the table additive.
 
 Budget: :class:`BudgetLedger` maps ``(peer, period)`` to the ε already spent; :func:`charge`
 returns a new ledger or raises :class:`BudgetExhausted` (``RESOURCE_EXHAUSTED``) when the
-query would take the period's spending above the grant's ``budget_per_period``. Charging ε
+query would take the period's spending above the grant's ``budget_per_period`` or, when the
+grant sets ``budget_total``, the peer's spending over every period (kept under the period key
+:data:`TOTAL_PERIOD`, which never resets) above that total. Charging ε
 linearly is exact for pure DP (basic composition) and conservative for the discrete Gaussian
 (Σεᵢ²/2 ≤ (Σεᵢ)²/2).
 
 Invariants:
 * Samplers consume only ``randbelow(n)`` (uniform on ``0 … n-1``); production passes
   :func:`secrets.randbelow`, tests a seeded generator. No floats anywhere in sampling.
+* :func:`charge` charges the period and the total together or not at all.
 * :func:`charge` is pure: the ledger passed in is never modified, and the node persists the
   returned one atomically with the answer (charge first, then sample: a refusal costs nothing
   and reveals nothing).
@@ -61,6 +64,9 @@ Number = Fraction | Decimal | int
 
 MECHANISMS = ("discrete_laplace", "discrete_gaussian")
 _QUARTER = re.compile(r"^(\d{4})-Q([1-4])$", re.ASCII)
+#: The ledger's period key (and the store's window key) of the spending over every period. It
+#: is not a ``YYYY-Qn`` key, so it never collides with a quarter and never resets.
+TOTAL_PERIOD = "total"
 
 
 # --- exact samplers --------------------------------------------------------------------------
@@ -178,10 +184,12 @@ class Mechanism:
 
 
 class BudgetExhausted(PolicyError):  # noqa: N818 - the name the design uses
-    """The peer's privacy budget for the period cannot pay for this query.
+    """The peer's privacy budget for the period, or in total, cannot pay for this query.
 
-    ``spent`` is what the period already used, ``limit`` the grant's budget, ``requested``
-    the query's epsilon and ``resets_at`` (when known) the start of the next period.
+    ``spent`` is what the period (or, when ``period`` is :data:`TOTAL_PERIOD`, every period)
+    already used, ``limit`` the grant's ``budget_per_period`` (or ``budget_total``),
+    ``requested`` the query's epsilon and ``resets_at`` the start of the next period (``None``
+    for the total, which never resets). ``limit_name`` names the agreement field that refused.
     """
 
     status_name = "RESOURCE_EXHAUSTED"
@@ -196,13 +204,23 @@ class BudgetExhausted(PolicyError):  # noqa: N818 - the name the design uses
         requested: Fraction,
         resets_at: datetime | None,
     ) -> None:
-        when = f"; it resets at {resets_at.isoformat()}" if resets_at else ""
-        super().__init__(
-            f"privacy budget of {peer} for {period} exhausted: spent {_text(spent)} of "
-            f"{_text(limit)}, this query needs {_text(requested)}",
-            hint="ask again in the next period, or ask without differential privacy"
-            " if the agreement allows it" + when,
-        )
+        amounts = f"spent {_text(spent)} of {_text(limit)}, this query needs {_text(requested)}"
+        if period == TOTAL_PERIOD:
+            message = (
+                f"total privacy budget of {peer} (budget_total) exhausted: {amounts}; "
+                "it does not reset"
+            )
+            hint = (
+                "the total is spent for good under this grant: ask without differential privacy"
+                " if the agreement allows it, or agree a larger budget_total"
+            )
+        else:
+            when = f"; it resets at {resets_at.isoformat()}" if resets_at else ""
+            message = f"privacy budget of {peer} for {period} exhausted: {amounts}"
+            hint = "ask again in the next period, or ask without differential privacy"
+            hint += " if the agreement allows it" + when
+        super().__init__(message, hint=hint)
+        self.limit_name = "budget_total" if period == TOTAL_PERIOD else "budget_per_period"
         self.peer = peer
         self.period = period
         self.spent = spent
@@ -264,23 +282,30 @@ def charge(
     budget: Number,
     *,
     resets_at: datetime | None = None,
+    total: Number | None = None,
 ) -> BudgetLedger:
-    """The ledger after charging ``epsilon`` to ``(peer, period)``; refuses past ``budget``."""
+    """The ledger after charging ``epsilon`` to ``(peer, period)``; refuses past ``budget``.
+
+    With ``total`` (the grant's ``budget_total``) the same epsilon is also charged to
+    ``(peer, TOTAL_PERIOD)`` and refused past ``total``: both or neither. When both limits
+    would be exceeded the refusal names the total, which waiting does not cure.
+    """
     if not peer or not period:
         raise DisclosureError("a budget charge needs a peer and a period")
+    if period == TOTAL_PERIOD:
+        raise DisclosureError(f"{TOTAL_PERIOD!r} is not a period; pass the total as total=")
     cost, limit = _fraction(epsilon), _fraction(budget)
     if cost <= 0:
         raise DisclosureError(f"epsilon must be > 0, not {epsilon}")
-    spent = state.spent_for(peer, period)
-    if spent + cost > limit:
-        raise BudgetExhausted(
-            peer=peer,
-            period=period,
-            spent=spent,
-            limit=limit,
-            requested=cost,
-            resets_at=resets_at or period_resets_at(period),
-        )
+    windows = [(period, limit, resets_at or period_resets_at(period))]
+    if total is not None:
+        windows.insert(0, (TOTAL_PERIOD, _fraction(total), None))
     updated = dict(state.spent)
-    updated[(peer, period)] = spent + cost
+    for key, cap, resets in windows:
+        spent = state.spent_for(peer, key)
+        if spent + cost > cap:
+            raise BudgetExhausted(
+                peer=peer, period=key, spent=spent, limit=cap, requested=cost, resets_at=resets
+            )
+        updated[(peer, key)] = spent + cost
     return BudgetLedger(updated)

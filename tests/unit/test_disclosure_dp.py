@@ -13,6 +13,7 @@ import pytest
 
 from policies.agreement import DifferentialPrivacy, Disclosure
 from policies.disclosure import (
+    TOTAL_PERIOD,
     BudgetExhausted,
     BudgetLedger,
     Dimension,
@@ -175,6 +176,53 @@ def test_charge_refuses_nonsense() -> None:
         charge(BudgetLedger(), "CRI", "2026-Q1", 0.5, 1)  # type: ignore[arg-type]
 
 
+def test_a_total_budget_refuses_across_periods_and_never_resets() -> None:
+    ledger = BudgetLedger()
+    for period in ("2026-Q1", "2026-Q1", "2026-Q2"):
+        ledger = charge(ledger, "CRI", period, Decimal("0.5"), Decimal("1"), total=Decimal("1.5"))
+    assert ledger.spent_for("CRI", TOTAL_PERIOD) == Fraction(3, 2)
+    assert ledger.spent_for("CRI", "2026-Q2") == Fraction(1, 2)
+    # The third quarter's budget is untouched, but the total is spent.
+    with pytest.raises(BudgetExhausted) as caught:
+        charge(ledger, "CRI", "2026-Q3", Decimal("0.5"), Decimal("1"), total=Decimal("1.5"))
+    error = caught.value
+    assert error.status_name == "RESOURCE_EXHAUSTED"
+    assert (error.limit_name, error.period, error.resets_at) == ("budget_total", "total", None)
+    assert (error.spent, error.limit, error.requested) == (
+        Fraction(3, 2),
+        Fraction(3, 2),
+        Fraction(1, 2),
+    )
+    assert "budget_total" in str(error) and "does not reset" in str(error)
+    assert "resets at" not in str(error)
+    # Without the total (an agreement without the field) the quarter alone decides.
+    assert charge(ledger, "CRI", "2026-Q3", Decimal("0.5"), Decimal("1")).spent_for(
+        "CRI", "2026-Q3"
+    ) == Fraction(1, 2)
+
+
+def test_the_period_still_refuses_under_a_total_and_names_itself() -> None:
+    ledger = charge(BudgetLedger(), "CRI", "2026-Q1", 1, 1, total=10)
+    with pytest.raises(BudgetExhausted) as caught:
+        charge(ledger, "CRI", "2026-Q1", Fraction(1, 1000), 1, total=10)
+    assert caught.value.limit_name == "budget_per_period"
+    assert caught.value.resets_at == datetime(2026, 4, 1, tzinfo=UTC)
+    assert "2026-Q1" in str(caught.value) and "2026-04-01" in str(caught.value)
+
+
+def test_when_both_limits_refuse_the_total_is_named() -> None:
+    ledger = charge(BudgetLedger(), "CRI", "2026-Q1", 1, 1, total=1)
+    with pytest.raises(BudgetExhausted) as caught:
+        charge(ledger, "CRI", "2026-Q1", 1, 1, total=1)
+    assert caught.value.limit_name == "budget_total"
+
+
+def test_the_total_is_not_a_period() -> None:
+    with pytest.raises(DisclosureError):
+        charge(BudgetLedger(), "CRI", TOTAL_PERIOD, 1, 1)
+    assert period_resets_at(TOTAL_PERIOD) is None
+
+
 def test_period_resets_at_the_next_quarter() -> None:
     assert period_resets_at("2026-Q1") == datetime(2026, 4, 1, tzinfo=UTC)
     assert period_resets_at("2026-Q3") == datetime(2026, 10, 1, tzinfo=UTC)
@@ -251,3 +299,24 @@ def test_protect_needs_a_ledger_peer_and_period_for_dp() -> None:
         protect(table, dp_profile(), peer="HND", period="2026-Q2")
     with pytest.raises(DisclosureError, match="budget ledger"):
         protect(table, dp_profile(), budget_state=BudgetLedger(), period="2026-Q2")
+
+
+def test_protect_charges_the_total_when_the_profile_caps_it() -> None:
+    table = Table.from_counts([AGE, SEX], COUNTS)
+    capped = Disclosure(
+        profile="dp",
+        dp=DifferentialPrivacy(
+            "discrete_laplace", Decimal("1"), Decimal("1"), "quarter", Decimal("2")
+        ),
+    )
+    ledger = BudgetLedger()
+    for period in ("2026-Q1", "2026-Q2"):
+        released = protect(
+            table, capped, budget_state=ledger, rng=seeded(1), peer="HND", period=period
+        )
+        assert released.budget_state is not None
+        ledger = released.budget_state
+    assert ledger.spent_for("HND", TOTAL_PERIOD) == 2
+    with pytest.raises(BudgetExhausted) as caught:
+        protect(table, capped, budget_state=ledger, rng=seeded(1), peer="HND", period="2026-Q3")
+    assert caught.value.limit_name == "budget_total"
