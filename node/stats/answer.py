@@ -20,7 +20,11 @@ Invariants:
   nano-epsilon); a spent budget refuses the query. The budget is the *peer's*: every
   agreement under which a peer asks draws on the one counter (each answer is checked against
   the budget of the agreement it is asked under), so holding several agreements does not
-  multiply what a peer may learn.
+  multiply what a peer may learn. The same call adds the epsilon to the peer's total counter
+  (window :data:`~policies.disclosure.TOTAL_PERIOD`, never reset) on every DP answer, and a
+  grant with ``budget_total`` refuses once that would be exceeded: the quarter and the total
+  are charged together or not at all. The total is kept whether or not a grant caps it, so a
+  cap agreed later counts what the peer spent before.
 * The cell-key secret never leaves the node; it lives in ``HOME/keys/cellkey.key`` (0600).
   There is one perturbation secret per node, the same for every agreement and every peer:
   a cell gets the same noisy value whoever asks, so colluding peers (or a peer holding
@@ -51,6 +55,7 @@ from policies.disclosure import (
     CONF_PRIMARY,
     CONF_SECONDARY,
     TOTAL,
+    TOTAL_PERIOD,
     BudgetLedger,
     Dimension,
     Table,
@@ -157,25 +162,37 @@ def budget_scope(peer: str) -> str:
 def _charge_budget(
     runtime: NodeRuntime, profile: Disclosure, peer: str, now: dt.datetime
 ) -> tuple[BudgetLedger, str]:
-    """Reserve one query's epsilon for ``peer`` in the current quarter; return the prior ledger.
+    """Reserve one query's epsilon for ``peer`` in the current quarter and in total; return
+    the prior ledger.
 
-    The counter is the peer's whatever agreement the query comes under; the limit is the
-    budget of that agreement's grant.
+    The counters are the peer's whatever agreement the query comes under; the limits are the
+    ``budget_per_period`` and ``budget_total`` of that agreement's grant. Both counters are
+    incremented in one store call, which rolls both back when either limit refuses.
     """
     dp = profile.dp
     assert dp is not None
     period = quota_windows(now)["quarter"].key
+    windows = (period, TOTAL_PERIOD)
     epsilon = Fraction(dp.epsilon_per_query)
     cost = int(epsilon * NANO)
     used_before: dict[str, int] = {}
 
+    def ledger_of(used: Mapping[str, int]) -> BudgetLedger:
+        return BudgetLedger({(peer, key): Fraction(used.get(key, 0), NANO) for key in windows})
+
     def check(used: Mapping[str, int]) -> None:
         used_before.update(used)
-        ledger = BudgetLedger({(peer, period): Fraction(used.get(period, 0), NANO)})
-        charge(ledger, peer, period, dp.epsilon_per_query, dp.budget_per_period)
+        charge(
+            ledger_of(used),
+            peer,
+            period,
+            dp.epsilon_per_query,
+            dp.budget_per_period,
+            total=dp.budget_total,
+        )
 
-    runtime.store.policies.consume_quota(budget_scope(peer), [period], cost, check)
-    return BudgetLedger({(peer, period): Fraction(used_before.get(period, 0), NANO)}), period
+    runtime.store.policies.consume_quota(budget_scope(peer), windows, cost, check)
+    return ledger_of(used_before), period
 
 
 def answer(

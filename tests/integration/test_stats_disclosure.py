@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from random import Random
 
@@ -30,6 +31,7 @@ from node.stats.service import to_proto
 from policies.agreement import DifferentialPrivacy, Disclosure, Perturbation
 from policies.disclosure import (
     TOTAL,
+    TOTAL_PERIOD,
     BudgetExhausted,
     BudgetLedger,
     Dimension,
@@ -127,10 +129,13 @@ def test_cell_key_noise_is_the_same_for_every_agreement_and_peer(holder: Holder)
     assert _published(answer(holder.runtime, q, without_ref, now=NOW))[("HTI",)] in values
 
 
-def _dp(epsilon: str = "0.5", budget: str = "1", **extra: object) -> Disclosure:
+def _dp(
+    epsilon: str = "0.5", budget: str = "1", total: str | None = None, **extra: object
+) -> Disclosure:
     mechanism = DifferentialPrivacy(
         mechanism="discrete_laplace", epsilon_per_query=Decimal(epsilon),
         budget_per_period=Decimal(budget),
+        budget_total=None if total is None else Decimal(total),
     )  # fmt: skip
     return Disclosure(profile="dp", dp=mechanism, **extra)  # type: ignore[arg-type]
 
@@ -153,6 +158,69 @@ def test_the_privacy_budget_is_the_peers_for_the_quarter_of_asking(holder: Holde
     assert answer(holder.runtime, q, _dp(), peer="HND", now=NOW).epsilon_spent == "0.5"
     next_quarter = NOW.replace(month=4)
     assert answer(holder.runtime, q, _dp(), peer="CRI", now=next_quarter).epsilon_spent == "0.5"
+
+
+def _spent(holder: Holder, peer: str, *windows: str) -> dict[str, Fraction]:
+    used = holder.runtime.store.policies.quota_usage(budget_scope(peer), windows)
+    return {window: Fraction(used.get(window, 0), 10**9) for window in windows}
+
+
+def test_a_total_privacy_budget_refuses_for_good_even_after_the_quarter_resets(
+    holder: Holder,
+) -> None:
+    """Attack: spend a fresh quarterly budget on the same table, quarter after quarter."""
+    holder.add(20, nationality="AGO")
+    q = query(["nationality"], measure="persons")
+    capped = _dp(epsilon="0.5", budget="1", total="1.5")
+    for _ in range(2):
+        assert answer(holder.runtime, q, capped, peer="CRI", now=NOW).epsilon_spent == "0.5"
+    # The quarter's budget still refuses within the quarter, and charges nothing.
+    with pytest.raises(BudgetExhausted) as within:
+        answer(holder.runtime, q, capped, peer="CRI", now=NOW)
+    assert within.value.limit_name == "budget_per_period"
+    assert within.value.resets_at == dt.datetime(2024, 4, 1, tzinfo=dt.UTC)
+    assert _spent(holder, "CRI", "2024-Q1", TOTAL_PERIOD) == {"2024-Q1": 1, TOTAL_PERIOD: 1}
+    # A new quarter renews the quarter's budget, not the total.
+    april = dt.datetime(2024, 4, 1, tzinfo=dt.UTC)
+    assert answer(holder.runtime, q, capped, peer="CRI", now=april).epsilon_spent == "0.5"
+    for later in (
+        april,
+        dt.datetime(2024, 7, 1, tzinfo=dt.UTC),
+        dt.datetime(2031, 1, 1, tzinfo=dt.UTC),
+    ):
+        with pytest.raises(BudgetExhausted) as total:
+            answer(holder.runtime, q, capped, peer="CRI", now=later)
+        error = total.value
+        assert (error.limit_name, error.resets_at) == ("budget_total", None)
+        assert (error.spent, error.limit, error.requested) == (Fraction(3, 2), 1.5, Fraction(1, 2))
+        assert "does not reset" in str(error)
+    # The refusals charged neither counter: both stay where the last answer left them.
+    assert _spent(holder, "CRI", "2024-Q1", "2024-Q2", "2024-Q3", TOTAL_PERIOD) == {
+        "2024-Q1": 1, "2024-Q2": Fraction(1, 2), "2024-Q3": 0, TOTAL_PERIOD: Fraction(3, 2),
+    }  # fmt: skip
+    # Another peer has its own total.
+    assert answer(holder.runtime, q, capped, peer="HND", now=april).epsilon_spent == "0.5"
+
+
+def test_the_total_counts_answers_under_grants_without_a_total(holder: Holder) -> None:
+    """A cap agreed later bounds what the peer spent before it, as well as after."""
+    holder.add(20, nationality="AGO")
+    q = query(["nationality"], measure="persons")
+    for month in (2, 5, 8):  # three quarters, an uncapped grant: nothing refuses
+        now = NOW.replace(month=month)
+        assert answer(holder.runtime, q, _dp(budget="0.5"), peer="CRI", now=now).epsilon_spent
+    assert _spent(holder, "CRI", TOTAL_PERIOD) == {TOTAL_PERIOD: Fraction(3, 2)}
+    with pytest.raises(BudgetExhausted) as caught:
+        answer(
+            holder.runtime, q, _dp(budget="0.5", total="1.5"), peer="CRI", now=NOW.replace(month=11)
+        )
+    assert caught.value.limit_name == "budget_total"
+    assert _spent(holder, "CRI", "2024-Q4", TOTAL_PERIOD) == {
+        "2024-Q4": 0,
+        TOTAL_PERIOD: Fraction(3, 2),
+    }
+    # The uncapped grant answers as before: its quarter alone decides.
+    assert answer(holder.runtime, q, _dp(budget="0.5"), peer="CRI", now=NOW.replace(month=11))
 
 
 def _population(holder: Holder) -> None:
