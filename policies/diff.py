@@ -18,10 +18,12 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 
 from policies.agreement import Agreement, Disclosure, Grant
-from policies.canonical import canonical_json
+from policies.canonical import canonical_json, decimal_text
 from policies.quota import QUOTA_UNITS
 
 #: ISO 3166-1 alpha-3 codes of the eleven CRM members, and ``CRM`` for the Technical
@@ -205,10 +207,17 @@ def describe_disclosure(d: Disclosure) -> list[str]:
 
 def _describe_dp(d: Disclosure) -> str:
     assert d.dp is not None
+    total = "" if d.dp.budget_total is None else f", {_total(d.dp.budget_total)}"
     return (
         f"differential privacy ({_MECHANISMS.get(d.dp.mechanism, d.dp.mechanism)}, epsilon "
-        f"{d.dp.epsilon_per_query} per query, budget {d.dp.budget_per_period} per {d.dp.period})"
+        f"{decimal_text(d.dp.epsilon_per_query)} per query, budget "
+        f"{decimal_text(d.dp.budget_per_period)} per {d.dp.period}"
+        f"{total})"
     )
+
+
+def _total(budget_total: Decimal) -> str:
+    return f"at most {decimal_text(budget_total)} in total over every period, never reset"
 
 
 def _ref(value: str | None) -> str:
@@ -257,10 +266,35 @@ def _disclosure_sentences(old: Grant | None, new: Grant) -> list[str]:
     if d_old.dp != d_new.dp:
         if d_new.dp is None:
             out.append(f"Differential privacy is no longer applied to {subject}.")
+        elif d_old.dp is not None and replace(d_old.dp, budget_total=None) == replace(
+            d_new.dp, budget_total=None
+        ):
+            out.append(_total_sentence(subject, d_old.dp.budget_total, d_new.dp.budget_total))
         else:
             was = f" (it was {_describe_dp(d_old)})" if d_old.dp is not None else ""
             out.append(f"{_cap(subject)} now use {_describe_dp(d_new)}{was}.")
     return out
+
+
+def _total_sentence(subject: str, before: Decimal | None, after: Decimal | None) -> str:
+    """Only the total privacy budget changed (so at most one of the two is ``None``)."""
+    if before is None or after is None:
+        if before is not None:
+            return (
+                f"The total privacy budget for {subject} is no longer capped "
+                f"(it was {decimal_text(before)})."
+            )
+        assert after is not None
+        return (
+            f"The privacy budget for {subject} now also has a total: at most "
+            f"{decimal_text(after)} over every period, never reset (it was renewed every "
+            "period without a total)."
+        )
+    trend = "rises" if after > before else "falls"
+    return (
+        f"The total privacy budget for {subject} {trend} from {decimal_text(before)} to "
+        f"{decimal_text(after)} (over every period, never reset)."
+    )
 
 
 def _approval_sentences(old: Grant | None, new: Grant) -> list[str]:

@@ -163,6 +163,15 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
         ],
     ),
     (
+        "dp-added-with-a-total",
+        lambda d: d["grants"][0]["disclosure"].update(dp={**_DP, "budget_total": "20"}),
+        [
+            "Statistics from Mexico to Costa Rica now use differential privacy (discrete "
+            "Gaussian, epsilon 0.25 per query, budget 4 per quarter, at most 20 in total over "
+            "every period, never reset)."
+        ],
+    ),
+    (
         "service-withdrawn",
         lambda d: d["grants"].pop(1),
         ["Mexico may no longer ask Costa Rica for document matching at all."],
@@ -193,6 +202,14 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
         ["Only the order of the grants changes; what each country may ask is the same."],
     ),
 ]
+
+
+_DP = {
+    "mechanism": "discrete_gaussian",
+    "epsilon_per_query": "0.25",
+    "budget_per_period": "4",
+    "period": "quarter",
+}
 
 
 @pytest.mark.parametrize(("mutate", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -247,3 +264,44 @@ def test_unknown_parties_are_named_by_code() -> None:
 def test_human_date() -> None:
     a = Agreement.from_document(base())
     assert human_date(a.valid_from) == "1 January 2026"
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "expected"),
+    [
+        (
+            None,
+            "20",
+            "The privacy budget for statistics from Mexico to Costa Rica now also has a total: "
+            "at most 20 over every period, never reset (it was renewed every period without "
+            "a total).",
+        ),
+        (
+            "20",
+            "12.5",
+            "The total privacy budget for statistics from Mexico to Costa Rica falls from 20 to "
+            "12.5 (over every period, never reset).",
+        ),
+        (
+            "20",
+            None,
+            "The total privacy budget for statistics from Mexico to Costa Rica is no longer "
+            "capped (it was 20).",
+        ),
+    ],
+)
+def test_a_change_of_the_total_privacy_budget_alone_reads_as_one_sentence(
+    before: str | None, after: str | None, expected: str
+) -> None:
+    def with_total(total: str | None) -> dict[str, Any]:
+        doc = base()
+        dp = dict(_DP) if total is None else {**_DP, "budget_total": total}
+        doc["grants"][0]["disclosure"]["dp"] = dp
+        return doc
+
+    old, new = with_total(before), with_total(after)
+    new["version"] = 2
+    assert diff_agreements(Agreement.from_document(old), Agreement.from_document(new)) == [
+        "Version 2 replaces version 1.",
+        expected,
+    ]
