@@ -357,6 +357,11 @@ def member_country(code: str, option: str, *, secretariat: bool = True) -> str:
     )
 
 
+#: A task's name (longer ones end in "…"), its bar, a detail such as "120,000 rows read,
+#: 41,000 rows/s" and the time fit one line of an 80-column terminal; the detail never wraps.
+NAME_WIDTH, BAR_WIDTH = 24, 12
+
+
 def progress_bar(label: str = "", *, disable: bool = False, unit: str = "") -> CommandProgress:
     """The CLI's progress on stderr (stdout stays for tables and JSON). On a terminal, a bar:
     ``label`` (or each task's description, when empty; never parsed as markup), bar,
@@ -370,9 +375,13 @@ def progress_bar(label: str = "", *, disable: bool = False, unit: str = "") -> C
     from node.cli.progress import CommandProgress, CountColumn
 
     return CommandProgress(
-        TextColumn(label or "{task.description}", markup=False),
-        BarColumn(),
-        CountColumn(),
+        TextColumn(
+            label or "{task.description}",
+            markup=False,
+            table_column=Column(no_wrap=True, overflow="ellipsis", max_width=NAME_WIDTH),
+        ),
+        BarColumn(bar_width=BAR_WIDTH),
+        CountColumn(table_column=Column(no_wrap=True)),
         TimeElapsedColumn(),
         console=err_console,
         label=label,

@@ -149,3 +149,21 @@ def test_a_detail_replaces_the_count_and_its_change_is_movement(
         live.add_task("people.xlsx", total=4_000, detail="[b]3,000 rows read")
         live.refresh()
     assert "[b]3,000 rows read" in shown.getvalue()  # literal, never markup
+
+
+def test_on_an_80_column_terminal_a_task_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file name, the bar, ingest's detail and the time fit 80 columns: the detail does not
+    wrap onto a line of its own under every bar."""
+    stream = _stderr(monkeypatch, terminal=True)
+    console = common.err_console
+    bar = _bar()
+    task = bar.add_task("encounters-2026-q3.csv", total=1000)
+    bar.update(task, completed=300, detail="120,000 rows read, 41,000 rows/s")
+    long = bar.add_task("registro-de-encuentros-migratorios-2026-tercer-trimestre.csv", total=9)
+    bar.update(long, completed=3, detail="120,000 rows read, 41,000 rows/s")
+    console.print(bar.get_renderable())
+    lines = [line for line in stream.getvalue().splitlines() if line.strip()]
+    assert len(lines) == 2, lines  # one per task
+    assert all("120,000 rows read, 41,000 rows/s" in line for line in lines)
+    assert "encounters-2026-q3.csv" in lines[0]
+    assert "registro-de-encuentros-…" in lines[1]  # a long name gives way, not the detail
