@@ -273,6 +273,12 @@ def _grant_to(grant: Grant) -> dict[str, Any]:
     return out
 
 
+def disclosure_fields(d: Disclosure) -> dict[str, Any]:
+    """A grant's disclosure profile as the agreement document states it (decimals as text), for
+    showing an agreement to the people who sign it."""
+    return _disclosure_to(d)
+
+
 def _disclosure_to(d: Disclosure) -> dict[str, Any]:
     pert: dict[str, Any] | None = None
     if d.perturbation is not None:

@@ -32,10 +32,10 @@ from node.errors import InvalidArgumentError, from_policy
 from node.home import NodeHome
 from node.runtime import open_runtime
 from node.server.agreement_service import SERVICE
-from policies.agreement import Agreement, Disclosure, Grant, Quotas
+from policies.agreement import Agreement, Disclosure, Grant, Quotas, disclosure_fields
 from policies.canonical import format_timestamp
 from policies.decision import Request
-from policies.diff import diff_agreements, who
+from policies.diff import describe_disclosure, diff_agreements, who
 from policies.errors import AgreementFormatError, PolicyError
 from policies.signatures import (
     Revocation,
@@ -199,6 +199,7 @@ def _grant_rows(agreement: Agreement) -> list[dict[str, Any]]:
             "per_day": g.quotas.per_day,
             "per_quarter": g.quotas.per_quarter,
             "min_cell": g.disclosure.min_cell if g.disclosure else None,
+            "disclosure": disclosure_fields(g.disclosure) if g.disclosure else None,
             "followup_requires_approval": g.followup_requires_approval,
         }
         for i, g in enumerate(agreement.grants)
@@ -228,6 +229,29 @@ def grants_table(grants: list[dict[str, Any]]) -> FittedTable:
     return table
 
 
+def grant_terms(agreement: Agreement) -> list[Text]:
+    """What each grant allows beyond the table's columns, a line per term: the statistics'
+    dimensions and disclosure profile (threshold, perturbation, differential privacy and its
+    budgets), the follow-up attributes and whether an operator approves each one."""
+    lines: list[Text] = []
+    for number, grant in enumerate(agreement.grants, start=1):
+        terms: list[str] = []
+        if grant.dimensions:
+            terms.append(f"dimensions {', '.join(grant.dimensions)}")
+        if grant.disclosure is not None:
+            terms.append("; ".join(describe_disclosure(grant.disclosure)))
+        if grant.attributes:
+            terms.append(f"attributes released {', '.join(grant.attributes)}")
+        if grant.service == "followup":
+            terms.append(
+                "each follow-up approved by an operator"
+                if grant.followup_requires_approval
+                else "follow-ups answered without an operator's approval"
+            )
+        lines.extend(Text(f"  #{number}: {term}") for term in terms)
+    return [Text("terms:"), *lines] if lines else []
+
+
 @app.command("show")
 def show(path: FileArg, as_json: JsonOption = False) -> None:
     """Print an agreement: parties, validity, signatures and every grant."""
@@ -254,6 +278,8 @@ def show(path: FileArg, as_json: JsonOption = False) -> None:
             f"{data['valid_until']}; signed by {', '.join(data['signed_by']) or 'nobody yet'}"
         )
         console.print(grants_table(data["grants"]))
+        for line in grant_terms(agreement):
+            console.print(line)
 
 
 @app.command("diff")

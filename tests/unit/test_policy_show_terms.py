@@ -1,0 +1,65 @@
+"""``enlace policy show``: the people who sign an agreement see every term it grants.
+
+Why: the grants table has room for the parties, service, datasets and purposes; the terms that
+decide what a peer can learn — a statistics grant's dimensions and disclosure profile
+(threshold, cell-key perturbation, differential privacy and its budgets), a follow-up grant's
+attributes and whether an operator approves each one — were shown nowhere, not even in
+``--json`` (only ``min_cell``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from decimal import Decimal
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from node.cli.main import app
+from node.cli.policy_cmd import grant_terms
+from policies.signatures import load_signed_agreement
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "agreement-pan-cri.yaml"
+
+
+def test_show_lists_each_grants_terms_below_the_table() -> None:
+    result = CliRunner().invoke(app, ["policy", "show", str(EXAMPLE)], env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    below = result.stdout.split("terms:", 1)[1]
+    flat = " ".join(below.split())
+    assert "#1: dimensions age_group, event_type, nationality, nationality_basis" in flat
+    assert "#1: disclosure profile 'standard'; smallest published count 5" in flat
+    assert "cell-key perturbation of at most ±2" in flat
+    assert "#3: attributes released event_type, first_seen_quarter, nationality_basis" in flat
+    assert "#3: each follow-up approved by an operator" in flat
+    assert "#4: disclosure profile 'strict'; smallest published count 10" in flat
+    assert "differential privacy (discrete Laplace, epsilon 0.5 per query, budget 10" in flat
+    assert "#2:" not in flat and "#5:" not in flat  # match grants carry no further terms
+
+
+def test_json_carries_the_whole_disclosure_profile() -> None:
+    result = CliRunner().invoke(app, ["policy", "show", str(EXAMPLE), "--json"])
+    assert result.exit_code == 0, result.output
+    grants = json.loads(result.stdout)["grants"]
+    assert grants[3]["disclosure"]["dp"] == {
+        "mechanism": "discrete_laplace",
+        "epsilon_per_query": "0.5",
+        "budget_per_period": "10",
+        "period": "quarter",
+    }
+    assert grants[0]["disclosure"]["perturbation"]["max_noise"] == 2
+    assert grants[1]["disclosure"] is None  # a match grant has no disclosure profile
+
+
+def test_a_total_privacy_budget_is_named() -> None:
+    agreement = load_signed_agreement(EXAMPLE.read_text(encoding="utf-8")).agreement
+    grants = list(agreement.grants)
+    disclosure = grants[3].disclosure
+    assert disclosure is not None and disclosure.dp is not None
+    capped = dataclasses.replace(disclosure.dp, budget_total=Decimal("40"))
+    grants[3] = dataclasses.replace(
+        grants[3], disclosure=dataclasses.replace(disclosure, dp=capped)
+    )
+    lines = [t.plain for t in grant_terms(dataclasses.replace(agreement, grants=tuple(grants)))]
+    assert any("at most 40 in total over every period, never reset" in line for line in lines)
