@@ -34,6 +34,7 @@ from node.ops.leader import LeaderElection
 from node.ops.rotation import alarm_window, expiry_report
 from node.runtime import NodeRuntime
 from node.store.schema import metadata
+from policies.disclosure import TOTAL_PERIOD
 from policies.quota import quota_windows
 
 log = logging.getLogger("node.metrics")
@@ -200,7 +201,7 @@ class _StateCollector(Collector):
         with runtime.store.engine.connect() as conn:
             rows = conn.execute(
                 select(table.c.scope, table.c.window_key, table.c.used).where(
-                    table.c.window_key.in_(list(windows))
+                    table.c.window_key.in_([*windows, TOTAL_PERIOD])
                 )
             ).all()
         quota = _gauge(
@@ -210,7 +211,8 @@ class _StateCollector(Collector):
         )
         budget = _gauge(
             "enlace_privacy_budget_used",
-            "Differential-privacy epsilon spent this quarter, per peer (whatever agreement).",
+            "Differential-privacy epsilon spent per peer (whatever agreement): this quarter "
+            "(period YYYY-Qn), and in all (period total, never reset).",
             ["peer", "period"],
         )
         for row in rows:
@@ -219,7 +221,7 @@ class _StateCollector(Collector):
                 peer = scope[3:]
                 if ":" not in peer:  # "dp:AGREEMENT:PEER" rows predate per-peer budgets
                     budget.add_metric([peer, str(row.window_key)], int(row.used) / NANO)
-            else:
+            elif str(row.window_key) in windows:
                 quota.add_metric([scope, windows[str(row.window_key)]], float(row.used))
         return [quota, budget]
 

@@ -102,7 +102,8 @@ def test_quota_budget_and_scheduler_runs(watched) -> None:  # type: ignore[no-un
     day = now.strftime("%Y-%m-%d")
     store = pan.store.policies
     store.consume_quota("PAN-CRI:PAN>CRI:stats", [day, quarter], 7, lambda used: None)
-    store.consume_quota(budget_scope("CRI"), [quarter], 250_000_000, lambda used: None)
+    store.consume_quota(budget_scope("CRI"), [quarter, "total"], 250_000_000, lambda used: None)
+    store.consume_quota(budget_scope("CRI"), ["total"], 500_000_000, lambda used: None)
     jobs._safe(lambda rt: None, "nonce-purge")()  # type: ignore[operator]
     jobs._safe(lambda rt: 1 / 0, "audit-checkpoint")()  # type: ignore[operator]
     samples = scrape(address)
@@ -111,6 +112,8 @@ def test_quota_budget_and_scheduler_runs(watched) -> None:  # type: ignore[no-un
     assert samples[("enlace_quota_used", (scope, ("window", "quarter")))] == 7
     budget = (("peer", "CRI"), ("period", quarter))
     assert samples[("enlace_privacy_budget_used", budget)] == pytest.approx(0.25)
+    total = (("peer", "CRI"), ("period", "total"))  # what a budget_total caps, never reset
+    assert samples[("enlace_privacy_budget_used", total)] == pytest.approx(0.75)
     runs = "enlace_scheduler_job_runs_total"
     assert samples[(runs, (("job", "nonce-purge"), ("outcome", "ok")))] == 1
     assert samples[(runs, (("job", "audit-checkpoint"), ("outcome", "failed")))] == 1
