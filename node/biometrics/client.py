@@ -43,6 +43,7 @@ from node.biometrics.holder import DATASET
 from node.biometrics.service import FOLLOW_UP, GET_EPOCH, MAX_PROBES, SEARCH
 from node.client import PeerClient
 from node.errors import EnlaceError, InvalidArgumentError, PeerError
+from node.matching.followup_answer import check_answer
 from node.records.datasets import TEMPLATE_DIMENSION
 from node.runtime import NodeRuntime
 from node.store.matching_store import FollowUpRecord
@@ -381,6 +382,7 @@ class BiometricClient:
             FOLLOW_UP, request, match_pb2.FollowUpResponse, purpose=purpose
         )
         answer = reply.message
+        check_answer(peer, answer, asked)
         now = self.runtime.clock.now()
         released = {a.name: a.value for a in answer.attributes} or None
         matching = self.runtime.store.matching

@@ -45,6 +45,7 @@ from node.agreements import AgreementBook
 from node.errors import EnlaceError, PeerError
 from node.matching.filters import NOT_PUBLISHED
 from node.matching.followup import ATTRIBUTES
+from node.matching.followup_answer import check_answer
 from node.matching.keys import parse_input, strongest
 from node.matching.peers import (
     EVALUATE,
@@ -461,6 +462,7 @@ class MatchClient:
             FOLLOW_UP, request, match_pb2.FollowUpResponse, purpose=purpose
         )
         answer = reply.message
+        check_answer(hit.peer, answer, asked)
         now = self.runtime.clock.now()
         record = FollowUpRecord(
             followup_id=answer.followup_id,

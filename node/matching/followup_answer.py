@@ -1,0 +1,58 @@
+"""What a querier accepts of a peer's signed follow-up answer before recording it.
+
+Why: the answer verified (it is the peer's, bound to our request), but its fields go into this
+node's own store, whose columns have limits (a 32-character id, a 16-character status) and
+which on PostgreSQL cannot hold a NUL character. A peer's bug, or a hostile peer, must not be
+able to make the querier's ``--case`` command fail with a database error half-way through its
+follow-ups: a malformed answer is that peer's failure, named as such, and nothing of it is
+stored.
+
+Invariants: :func:`check_answer` raises :class:`~node.errors.PeerError` (status
+``INVALID_ARGUMENT``) naming every problem, or returns; it is pure. An accepted answer has a
+32-hex-digit id, a known status, a reason of at most :data:`MAX_REASON` characters, released
+values only when the status is ``released`` and only for attributes that were asked, and no
+NUL anywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from enlace.v1 import match_pb2
+from node.errors import PeerError
+
+#: The statuses a holder's follow-up can have (node/matching/followup.py, biometrics/followup.py).
+STATUSES = frozenset({"pending", "approved", "denied", "released"})
+#: The longest reason and released value recorded; a holder's own reasons are a sentence.
+MAX_REASON = 1000
+MAX_VALUE = 1000
+_FOLLOWUP_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def check_answer(peer: str, answer: match_pb2.FollowUpResponse, asked: Sequence[str]) -> None:
+    """Refuse ``answer`` from ``peer`` unless this node can record it faithfully."""
+    problems: list[str] = []
+    if not _FOLLOWUP_ID.fullmatch(answer.followup_id):
+        problems.append(f"follow-up id {answer.followup_id[:40]!r} is not 32 hex digits")
+    if answer.status not in STATUSES:
+        problems.append(
+            f"status {answer.status[:40]!r} is not one of {', '.join(sorted(STATUSES))}"
+        )
+    if len(answer.reason) > MAX_REASON or "\x00" in answer.reason:
+        problems.append(f"reason is longer than {MAX_REASON} characters or holds a NUL")
+    if answer.attributes and answer.status != "released":
+        problems.append(f"values released with status {answer.status[:40]!r}")
+    wanted = set(asked)
+    for attribute in answer.attributes:
+        if attribute.name not in wanted:
+            problems.append(f"attribute {attribute.name[:40]!r} was not asked for")
+        if len(attribute.value) > MAX_VALUE or "\x00" in attribute.name + attribute.value:
+            problems.append(f"the value of {attribute.name[:40]!r} is too long or holds a NUL")
+    if problems:
+        raise PeerError(
+            f"{peer}'s follow-up answer cannot be recorded: {'; '.join(problems)}",
+            peer=peer,
+            status_name="INVALID_ARGUMENT",
+            hint=f"{peer}'s node answered outside the protocol; ask its operator",
+        )
