@@ -237,5 +237,8 @@ def peers_table(rows: list[dict[str, Any]]) -> RenderableType:
             r["certificate_expires"].date().isoformat(),
         )
         if not r["reachable"]:
-            errors.append(Text.assemble((r["country"], "bold"), ": ", r["error"]))
+            # A peer's error usually begins with its code already ("GTM: UNAVAILABLE …").
+            country, error = r["country"], str(r["error"])
+            rest = error[len(country) :] if error.startswith(f"{country}: ") else f": {error}"
+            errors.append(Text.assemble((country, "bold"), rest))
     return Group(table, *errors)

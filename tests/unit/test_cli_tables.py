@@ -85,6 +85,11 @@ def test_the_peers_table_shows_the_whole_error_and_its_hint(width, capsys) -> No
         assert _column(out, 2) == "no"  # the sentence is below the table, not cut in a column
         below = out.split("└")[1].split("\n", 1)[1]
         assert _squeezed(f"PAN: {error}") in _squeezed(below)
+    # As PeerClient words it, the error already starts with the peer: named once, not twice.
+    common.console.print(peers_table([_peer_row(f"PAN: UNAVAILABLE — {error}")]))
+    below = capsys.readouterr().out.split("└")[1]
+    assert _squeezed(f"PAN: UNAVAILABLE — {error}") in _squeezed(below)
+    assert "PAN:PAN:" not in _squeezed(below)
 
 
 def test_the_peers_table_at_80_columns_breaks_no_word(width, capsys) -> None:  # type: ignore[no-untyped-def]
