@@ -118,6 +118,12 @@ class CommandProgress(Progress):
         if self.plain:
             self._report(task_id, final=False)
 
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        """rich's ``advance`` (which ``track`` uses too), reported like :meth:`update`."""
+        super().advance(task_id, advance)
+        if self.plain:
+            self._report(task_id, final=False)
+
     def add_task(
         self,
         description: str,

@@ -167,3 +167,20 @@ def test_on_an_80_column_terminal_a_task_is_one_line(monkeypatch: pytest.MonkeyP
     assert all("120,000 rows read, 41,000 rows/s" in line for line in lines)
     assert "encounters-2026-q3.csv" in lines[0]
     assert "registro-de-encuentros-…" in lines[1]  # a long name gives way, not the detail
+
+
+def test_off_a_terminal_advance_and_track_report_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = _stderr(monkeypatch, terminal=False)
+    bar = _bar(unit="rows")
+    clock = bar.clock = Clock()
+    with bar:
+        task = bar.add_task("encounters.csv", total=10)
+        for _ in range(10):
+            clock.now += 1.0
+            bar.advance(task)
+        for _ in bar.track(range(4), description="matrices.csv"):
+            clock.now += 1.0
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "encounters.csv: 1 of 10 rows (10%, 1 s)"
+    assert "encounters.csv: 10 of 10 rows (100%, 10 s)" in lines
+    assert any(line.startswith("matrices.csv: 4 of 4 rows (100%") for line in lines)
