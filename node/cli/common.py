@@ -178,7 +178,9 @@ class FittedTable(Table):
     added with ``drop`` are taken out (highest first): one whose value is the same on every row
     is printed below the table as ``header: value``; the others are named below the table, with
     their values keyed by ``key`` (the header of a column naming the rows) if the table has
-    one, else with ``hidden_hint`` (where to see them).
+    one, else with ``hidden_hint`` (where to see them). In a table with a ``key``, on a terminal
+    too narrow even then (40 columns), the other text columns follow, rightmost first, so no
+    value is squeezed out of sight.
     """
 
     def __init__(
@@ -233,10 +235,23 @@ class FittedTable(Table):
 
         # A value shared by every row is said once below the table (nothing is lost), so those
         # columns go first; then the others, highest ``drop`` first.
-        droppable = sorted(
+        optional = sorted(
             (c for c in kept if isinstance(c, _PlainColumn) and c.drop > 0),
             key=lambda c: (not same(c), -c.drop, -c._index),
         )
+        droppable: list[Column] = list(optional)
+        # On a very narrow terminal (40 columns) even that may not fit: then the other text
+        # columns give way too, rightmost first, but never the key naming the rows, so every
+        # value is still said (below the table, by row) rather than squeezed to nothing.
+        last_resort = [
+            c
+            for c in reversed(kept)
+            if not isinstance(c, _IdColumn)
+            and c not in droppable
+            and _plain(c.header) != self.key
+            and self.key is not None
+        ]
+        droppable += last_resort
         hidden: list[Column] = []
         while droppable and sum(low[id(c)] for c in kept) > room(kept):
             column = droppable.pop(0)

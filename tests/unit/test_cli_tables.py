@@ -179,3 +179,24 @@ def test_cli_code_styles_with_text_objects_and_column_helpers_only() -> None:
             assert ".add_column(" not in text, path
         for column in re.findall(r"TextColumn\((.*?)\)", text, flags=re.S):
             assert "markup=False" in column, path
+
+
+def test_at_40_columns_no_peer_value_vanishes(width, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Too narrow even for the columns that give way: the others follow, listed by country
+    below the table, rather than squeezed to nothing beside the endpoint."""
+    width(40)
+    row = _peer_row("PAN: UNAVAILABLE") | {
+        "endpoint": "pan.enlace.example.gob:7443",
+        "latency_ms": None,
+        "directory_version": 7,
+    }
+    gtm = row | {"country": "GTM", "reachable": True, "endpoint": "gtm.enlace.example.gob:7443"}
+    common.console.print(peers_table([row, gtm]))
+    out = capsys.readouterr().out
+    for value in (
+        "gtm.enlace.example.gob:7443",
+        "country GTM: yes",
+        "country PAN: no",
+        "2027-01-01",
+    ):
+        assert value in out, out
