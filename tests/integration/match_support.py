@@ -97,6 +97,14 @@ def load_records(runtime: NodeRuntime, files: Path, now: dt.datetime) -> None:
         ingest(runtime.store, dataset, [files / f"{dataset}.csv"], now=now)
 
 
+def pan_with_records(live_federation_factory: Any, root: Path) -> Any:
+    """A live PAN–CRI federation whose PAN imported 300 synthetic encounters (seed 37), not yet
+    keyed for matching: what the rebuild tests start from."""
+    live = live_federation_factory(("PAN", "CRI"))
+    load_records(live.runtimes["PAN"], synthetic(root, "PAN", 300, 37), live.clocks["PAN"].now())
+    return live
+
+
 def holder(runtime: NodeRuntime) -> Holder:
     return Holder(runtime.store, runtime.home, runtime.config.country, runtime.signing_key)
 

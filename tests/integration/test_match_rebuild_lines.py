@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from cli_support import enlace
-from match_support import load_records, synthetic
+from match_support import pan_with_records
 
 from node.matching.sources import MATCH_DATASETS
 
@@ -24,11 +24,7 @@ LINE = re.compile(r"(\w+): ([\d,]+) of ([\d,]+) records evaluated \((\d+)%, \d+ 
 def test_rebuild_off_a_terminal_writes_progress_lines_to_stderr_only(
     live_federation_factory: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    live = live_federation_factory(("PAN", "CRI"))
-    now = live.clocks["PAN"].now()
-    load_records(
-        live.runtimes["PAN"], synthetic(tmp_path_factory.getbasetemp(), "PAN", 300, 37), now
-    )
+    live = pan_with_records(live_federation_factory, tmp_path_factory.getbasetemp())
     home = str(live.federation.homes["PAN"].root)
 
     result = enlace("match", "rebuild", "--home", home)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from match_support import holder, load_records, synthetic
+from match_support import holder, pan_with_records
 
 from crypto.match_keys import oprf_key_for
 from crypto.oprf import Mode
@@ -36,11 +36,8 @@ def _check(calls: list[Call], totals: dict[str, int]) -> None:
 def test_rebuild_reports_every_dataset_from_zero_to_its_records(
     live_federation_factory: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    live = live_federation_factory(("PAN", "CRI"))
+    live = pan_with_records(live_federation_factory, tmp_path_factory.getbasetemp())
     now = live.clocks["PAN"].now()
-    load_records(
-        live.runtimes["PAN"], synthetic(tmp_path_factory.getbasetemp(), "PAN", 300, 37), now
-    )
     pan = holder(live.runtimes["PAN"])
     engine = live.runtimes["PAN"].store.engine
     totals = {d: count_records(engine, d) for d in MATCH_DATASETS}
@@ -69,11 +66,7 @@ def test_progress_comes_in_chunks_in_this_process_and_from_workers(
     tmp_path_factory: pytest.TempPathFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    live = live_federation_factory(("PAN", "CRI"))
-    now = live.clocks["PAN"].now()
-    load_records(
-        live.runtimes["PAN"], synthetic(tmp_path_factory.getbasetemp(), "PAN", 300, 37), now
-    )
+    live = pan_with_records(live_federation_factory, tmp_path_factory.getbasetemp())
     engine = live.runtimes["PAN"].store.engine
     items = [(r.source, r.row) for r in iter_records(engine, "identities")]
     epoch, mode, master = 1, Mode.OPRF, bytes(range(32))
@@ -102,11 +95,7 @@ def test_the_rebuild_table_fits_80_columns_with_headers_and_datasets_whole(
 
     from node.cli.main import app
 
-    live = live_federation_factory(("PAN", "CRI"))
-    now = live.clocks["PAN"].now()
-    load_records(
-        live.runtimes["PAN"], synthetic(tmp_path_factory.getbasetemp(), "PAN", 300, 37), now
-    )
+    live = pan_with_records(live_federation_factory, tmp_path_factory.getbasetemp())
     home = str(live.federation.homes["PAN"].root)
     result = CliRunner().invoke(app, ["match", "rebuild", "--home", home], terminal_width=80)
     assert result.exit_code == 0, result.output
