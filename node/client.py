@@ -36,6 +36,7 @@ from crypto.keys import tls_server_name
 from enlace.v1 import envelope_pb2
 from node.audit import AuditRecord
 from node.errors import EnlaceError, PeerError
+from node.peer_checks import citation_problem
 from node.runtime import NodeRuntime
 
 M = TypeVar("M", bound=Message)
@@ -184,6 +185,16 @@ class PeerClient:
             )
             self._audit(method, sealed, response, error.status_name, error.message, started)
             raise error from None
+        cited = citation_problem(header)
+        if cited:  # it verified, but what it cites cannot be recorded (nor trusted)
+            error = PeerError(
+                f"{self.peer}'s answer cannot be used: {cited}",
+                peer=self.peer,
+                status_name="INVALID_ARGUMENT",
+                hint=f"{self.peer}'s node answered outside the protocol; ask its operator",
+            )
+            self._audit(method, sealed, response, error.status_name, error.message, started)
+            raise error from None
         self._audit(method, sealed, response, "OK", "", started)
         elapsed = (self.runtime.clock.now() - started).total_seconds() * 1000
         return PeerReply(message, header, sealed.digest, elapsed)
@@ -260,6 +271,8 @@ class PeerClient:
                 header = decode_header(response.header)
             except CryptoError:  # a malformed answer is audited too, without its citations
                 header = None
+            if header is not None and citation_problem(header):
+                header = None  # citations the audit columns cannot hold: kept in the bytes only
         self.runtime.store.append_audit(
             AuditRecord(
                 at=at,

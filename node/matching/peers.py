@@ -45,6 +45,7 @@ from crypto.match_keys import (
 from enlace.v1 import envelope_pb2, match_pb2
 from node.client import PeerClient, PeerReply
 from node.errors import EnlaceError, PeerError
+from node.peer_checks import citation_problem
 from node.runtime import NodeRuntime
 from node.store.matching_store import StoredFilter
 
@@ -105,6 +106,9 @@ class StreamingPeerClient(PeerClient):
                 if count > MAX_STREAM_MESSAGES:
                     raise EncodingError(f"more than {MAX_STREAM_MESSAGES} stream messages")
                 header = self._verify(response, sealed, method)
+                cited = citation_problem(header)
+                if cited:
+                    raise PeerError(cited, peer=self.peer, status_name="INVALID_ARGUMENT")
                 message = response_type.FromString(response.body)
                 elapsed = (self.runtime.clock.now() - started).total_seconds() * 1000
                 accept(PeerReply(message, header, sealed.digest, elapsed))
@@ -115,11 +119,14 @@ class StreamingPeerClient(PeerClient):
             raise error from None
         except (EnlaceError, CryptoError, DecodeError) as exc:
             answers.cancel()  # take nothing more of this stream
+            malformed = isinstance(exc, PeerError) and exc.status_name == "INVALID_ARGUMENT"
             error = PeerError(
                 f"stream from {self.peer} refused at message {count}: {exc}",
                 peer=self.peer,
-                status_name="UNAUTHENTICATED",
-                hint="the peer or something between us altered the answer; check the directory",
+                status_name="INVALID_ARGUMENT" if malformed else "UNAUTHENTICATED",
+                hint=f"{self.peer}'s node answered outside the protocol; ask its operator"
+                if malformed
+                else "the peer or something between us altered the answer; check the directory",
             )
             self._audit(method, sealed, first, error.status_name, error.message, started)
             raise error from None
