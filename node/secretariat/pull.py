@@ -51,6 +51,7 @@ from node.secretariat.pull_types import (
     matrix_items,
     parse_as_of,
 )
+from node.stats.answer_check import check_aggregate
 from node.store.secretariat_store import PullRow, ResultRow
 
 __all__ = [
@@ -142,6 +143,7 @@ class _MemberPull:
                 purpose=self.purpose,
                 deadline=deadline,
             )
+            check_aggregate(client.peer, reply.message, item.answer_dimensions)
         except PeerError as exc:
             self.outcome.attempts += retrier.attempts
             self._fail(item, f"{exc.status_name}: {exc.message}", retrier.attempts)

@@ -1,0 +1,57 @@
+"""A member's signed but malformed table is that member's failure in a Secretariat pull.
+
+Why: the pull stored every verified answer as it came; a member answering a negative count (or
+a table of other dimensions) was stored as ``complete`` and then made the regional
+aggregation refuse the table for every member. It must be recorded as missing for that member
+alone, with the reason, while the other members' tables are stored and summed.
+
+How: over real gRPC, the answer of PAN is altered after it verified — what a PAN node that
+signs a malformed table delivers to the querier's checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from st_support import QUARTER, office, serving_members
+
+from node.secretariat import pull
+from node.secretariat.outputs import regional_matrix
+
+LiveFederation = Any  # tests/integration/conftest.py
+MEMBERS = ("PAN", "CRI", "HND")
+
+
+def test_a_member_releasing_a_negative_count_is_missing_alone(
+    live_federation_factory: Callable[..., LiveFederation], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = serving_members(live_federation_factory(MEMBERS), MEMBERS)
+    genuine = pull.Retrier.call
+
+    def call(self: pull.Retrier, client: Any, *args: Any, **kwargs: Any) -> Any:
+        reply = genuine(self, client, *args, **kwargs)
+        if client.peer == "PAN":
+            cell = reply.message.cells[0]
+            cell.has_value, cell.value = True, -40
+        return reply
+
+    monkeypatch.setattr(pull.Retrier, "call", call)
+    st = office(live.runtimes["CRM"])
+    report = st.collect(QUARTER, matrices=["M03"])
+    assert report.pull is not None and report.pull.missing == ["PAN"]
+    failed = report.pull.members["PAN"].failed["M03"]
+    assert failed.startswith("INVALID_ARGUMENT") and "releases a negative count (-40)" in failed
+    assert {c: o.status for c, o in report.pull.members.items() if c != "PAN"} == {
+        "CRI": "complete",
+        "HND": "complete",
+    }
+    rows = live.runtimes["CRM"].store.secretariat.results(period=QUARTER)
+    assert {(r.member, r.status) for r in rows if r.received_at is not None} == {
+        ("CRI", "complete"),
+        ("HND", "complete"),
+    }
+    regional = regional_matrix(st, "M03", QUARTER)
+    assert set(regional.table.contributors) == {"CRI", "HND"}
+    assert regional.table.missing == ("PAN",)
