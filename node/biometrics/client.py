@@ -40,6 +40,7 @@ from enlace.v1 import biometric_pb2, match_pb2
 from node.agreements import AgreementBook
 from node.biometrics.followup import BIOMETRIC_ATTRIBUTES
 from node.biometrics.holder import DATASET
+from node.biometrics.search_answer import check_search
 from node.biometrics.service import FOLLOW_UP, GET_EPOCH, MAX_PROBES, SEARCH
 from node.client import PeerClient
 from node.errors import EnlaceError, InvalidArgumentError, PeerError
@@ -328,6 +329,7 @@ class BiometricClient:
                     peer=target.peer,
                     status_name="INTERNAL",
                 )
+            check_search(target.peer, reply.message, epoch=shared.epoch, probes=len(rows))
             return [
                 ProbeOutcome(
                     first + i,
