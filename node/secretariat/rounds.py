@@ -194,8 +194,14 @@ def run_round(
     if not set(summed) <= set(shares):
         report.status, report.detail = "failed", "the helper summed members the ST did not ask"
         return _finish(runtime, report, started)
-    total = add([decode(shares[m], words) for m in summed], words) + decode(answer_sum.sum, words)
-    cells = from_vector(layout, total)
+    try:  # a helper's sum of another length, or one that does not add up, is its failure
+        helper_sum = decode(answer_sum.sum, words)
+        cells = from_vector(
+            layout, add([decode(shares[m], words) for m in summed], words) + helper_sum
+        )
+    except EnlaceError as exc:
+        report.status, report.detail = "failed", f"helper {helper}'s sum cannot be used: {exc}"
+        return _finish(runtime, report, started)
     for country in sorted(set(shares) - set(summed)):
         report.missing[country] = "the helper holds no share of this member"
     report.contributors = summed
