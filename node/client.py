@@ -36,7 +36,7 @@ from crypto.keys import tls_server_name
 from enlace.v1 import envelope_pb2
 from node.audit import AuditRecord
 from node.errors import EnlaceError, PeerError
-from node.peer_checks import citation_problem
+from node.peer_checks import citation_problem, printable
 from node.runtime import NodeRuntime
 
 M = TypeVar("M", bound=Message)
@@ -240,7 +240,8 @@ class PeerClient:
 
     def _translate(self, exc: grpc.RpcError) -> PeerError:
         code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
-        details = (exc.details() if isinstance(exc, grpc.Call) else None) or ""
+        # The peer's own words, unsigned: printed and audited, so never a control sequence.
+        details = printable((exc.details() if isinstance(exc, grpc.Call) else None) or "")
         hint = ""
         if code == grpc.StatusCode.UNAVAILABLE:
             hint = (

@@ -46,6 +46,12 @@ def text_problem(name: str, value: str, longest: int) -> str:
     return ""
 
 
+def printable(text: str, longest: int = 1000) -> str:
+    """``text`` from a peer made safe to print and store: each control character (NUL, ESC,
+    CSI, line breaks…) replaced by U+FFFD, at most ``longest`` characters."""
+    return _CONTROL.sub("\ufffd", text[:longest])
+
+
 def citation_problem(header: Header) -> str:
     """What is wrong with the agreement a response header cites, or ``""``.
 
