@@ -10,8 +10,9 @@ stored.
 Invariants: :func:`check_answer` raises :class:`~node.errors.PeerError` (status
 ``INVALID_ARGUMENT``) naming every problem, or returns; it is pure. An accepted answer has a
 32-hex-digit id, a known status, a reason of at most :data:`MAX_REASON` characters, released
-values only when the status is ``released`` and only for attributes that were asked, and no
-NUL anywhere.
+values only when the status is ``released`` and only for attributes that were asked, no NUL
+anywhere, and no control character but line breaks and tabs in the reason and the values
+(they are printed to the operator, and a terminal obeys escape sequences).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ STATUSES = frozenset({"pending", "approved", "denied", "released"})
 MAX_REASON = 1000
 MAX_VALUE = 1000
 _FOLLOWUP_ID = re.compile(r"[0-9a-f]{32}")
+# Printed to the operator: no control character but a line break or a tab (ESC, CSI, CR…).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def check_answer(peer: str, answer: match_pb2.FollowUpResponse, asked: Sequence[str]) -> None:
@@ -41,6 +44,8 @@ def check_answer(peer: str, answer: match_pb2.FollowUpResponse, asked: Sequence[
         )
     if len(answer.reason) > MAX_REASON or "\x00" in answer.reason:
         problems.append(f"reason is longer than {MAX_REASON} characters or holds a NUL")
+    elif _CONTROL.search(answer.reason):
+        problems.append("reason holds a control character (an escape sequence)")
     if answer.attributes and answer.status != "released":
         problems.append(f"values released with status {answer.status[:40]!r}")
     wanted = set(asked)
@@ -49,6 +54,8 @@ def check_answer(peer: str, answer: match_pb2.FollowUpResponse, asked: Sequence[
             problems.append(f"attribute {attribute.name[:40]!r} was not asked for")
         if len(attribute.value) > MAX_VALUE or "\x00" in attribute.name + attribute.value:
             problems.append(f"the value of {attribute.name[:40]!r} is too long or holds a NUL")
+        elif _CONTROL.search(attribute.value):
+            problems.append(f"the value of {attribute.name[:40]!r} holds a control character")
     if problems:
         raise PeerError(
             f"{peer}'s follow-up answer cannot be recorded: {'; '.join(problems)}",

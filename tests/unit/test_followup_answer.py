@@ -32,6 +32,7 @@ def _answer(**fields: object) -> match_pb2.FollowUpResponse:
         _answer(),
         _answer(status="pending", attributes=[], reason="waiting for an officer of PAN"),
         _answer(status="denied", attributes=[], reason="x" * MAX_REASON),
+        _answer(status="denied", attributes=[], reason="line one\n\tline two"),
     ],
 )
 def test_a_well_formed_answer_is_accepted(answer: match_pb2.FollowUpResponse) -> None:
@@ -49,6 +50,8 @@ def test_a_well_formed_answer_is_accepted(answer: match_pb2.FollowUpResponse) ->
         (_answer(reason="x" * (MAX_REASON + 1)), "longer than 1000 characters"),
         (_answer(attributes=[("surname", "PÉREZ")]), "'surname' was not asked for"),
         (_answer(attributes=[("event_type", "a\x00b")]), "holds a NUL"),
+        (_answer(status="denied", attributes=[], reason="no\x1b[2J"), "reason holds a control"),
+        (_answer(attributes=[("event_type", "x\x9b31m")]), "'event_type' holds a control"),
     ],
 )
 def test_a_malformed_answer_is_the_peers_failure(
