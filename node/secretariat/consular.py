@@ -32,6 +32,7 @@ from enlace.v1 import secretariat_pb2
 from node.client import PeerClient
 from node.errors import EnlaceError, InvalidArgumentError
 from node.runtime import NodeRuntime
+from node.secretariat.consular_answer import check_entries
 from node.secretariat.pull import PullPolicy, Retrier, member_countries
 from node.server.pipeline import Ask, CallContext, MethodSpec
 
@@ -171,6 +172,7 @@ def _fetch(runtime: NodeRuntime, member: str, policy: PullPolicy) -> list[Consul
             purpose=PURPOSE,
             deadline=time.monotonic() + policy.node_deadline,
         )
+    check_entries(member, reply.message.entries)
     return [
         ConsularEntry(
             e.origin_country,

@@ -1,9 +1,10 @@
-"""A member's signed but malformed table is that member's failure in a Secretariat pull.
+"""A member's signed but malformed table (or consular directory) is that member's failure.
 
 Why: the pull stored every verified answer as it came; a member answering a negative count (or
 a table of other dimensions) was stored as ``complete`` and then made the regional
 aggregation refuse the table for every member. It must be recorded as missing for that member
-alone, with the reason, while the other members' tables are stored and summed.
+alone, with the reason, while the other members' tables are stored and summed. Likewise a
+consular entry with an escape sequence or a line break never reaches the merged directory.
 
 How: over real gRPC, the answer of PAN is altered after it verified — what a PAN node that
 signs a malformed table delivers to the querier's checks.
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from st_support import QUARTER, office, serving_members
 
-from node.secretariat import pull
+from node.secretariat import consular, pull
 from node.secretariat.outputs import regional_matrix
 
 LiveFederation = Any  # tests/integration/conftest.py
@@ -55,3 +56,24 @@ def test_a_member_releasing_a_negative_count_is_missing_alone(
     regional = regional_matrix(st, "M03", QUARTER)
     assert set(regional.table.contributors) == {"CRI", "HND"}
     assert regional.table.missing == ("PAN",)
+
+
+def test_a_member_sending_a_malformed_consular_entry_is_missing_alone(
+    live_federation_factory: Callable[..., LiveFederation], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = serving_members(live_federation_factory(MEMBERS), MEMBERS)
+    genuine = pull.Retrier.call
+
+    def call(self: pull.Retrier, client: Any, *args: Any, **kwargs: Any) -> Any:
+        reply = genuine(self, client, *args, **kwargs)
+        if client.peer == "HND":
+            reply.message.entries[0].city = "Tegucigalpa\x1b[2J\r\nIND,HND,forged"
+        return reply
+
+    monkeypatch.setattr(pull.Retrier, "call", call)
+    collection = consular.collect(live.runtimes["CRM"])
+    assert set(collection.received) == {"PAN", "CRI"} and list(collection.missing) == ["HND"]
+    assert "city" in collection.missing["HND"] and "control character" in collection.missing["HND"]
+    assert "\x1b" not in collection.missing["HND"]
+    assert not any("forged" in e.city for e in collection.entries)
+    assert all(r != "HND" for e in collection.entries for r in e.reported_by)
