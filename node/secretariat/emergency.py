@@ -22,6 +22,7 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 import threading
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ from collections.abc import Callable, Sequence
 from enlace.v1 import secretariat_pb2
 from node.client import PeerClient
 from node.errors import InvalidArgumentError
+from node.peer_checks import refuse, shown, text_problem
 from node.runtime import NodeRuntime
 from node.server.pipeline import CallContext, MethodSpec
 from node.stats.matrices import MATRICES, matrix
@@ -40,6 +42,8 @@ SERVICE = "enlace.v1.SecretariatService"
 #: update must start its own rather than join it forever.
 COALESCE_WINDOW = dt.timedelta(minutes=10)
 EMERGENCY = f"/{SERVICE}/EmergencyUpdate"
+EMERGENCY_ID = re.compile(r"E[0-9a-f]{16}")
+MAX_DETAIL = 500  # the ST's detail is one sentence
 
 #: Starts the pull of (member, period, matrices, emergency id) in the background.
 Starter = Callable[[str, str, list[str], str], None]
@@ -121,6 +125,18 @@ def send_emergency_update(
         period=period, matrices=list(matrices), reason=reason
     )
     _check(request)
-    with PeerClient(runtime, secretariat_of(runtime), timeout=timeout) as client:
+    secretariat = secretariat_of(runtime)
+    with PeerClient(runtime, secretariat, timeout=timeout) as client:
         reply = client.call(EMERGENCY, request, secretariat_pb2.EmergencyUpdateResponse)
-    return reply.message
+    answer = reply.message  # printed to the member's operator: the ST's id form, one line
+    refuse(
+        secretariat,
+        "emergency update receipt",
+        [
+            ""
+            if EMERGENCY_ID.fullmatch(answer.emergency_id)
+            else f"the id {shown(answer.emergency_id)} is not E and 16 hex digits",
+            text_problem("detail", answer.detail, MAX_DETAIL),
+        ],
+    )
+    return answer

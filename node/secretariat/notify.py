@@ -18,6 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import smtplib
 import ssl
@@ -29,6 +30,7 @@ from crypto.envelope import format_time
 from enlace.v1 import secretariat_pb2
 from node.client import PeerClient
 from node.errors import ConfigError, EnlaceError, InvalidArgumentError, UnavailableError
+from node.peer_checks import refuse, shown
 from node.runtime import NodeRuntime
 from node.secretariat.freshness import MemberFreshness
 from node.secretariat.settings import SecretariatSettings, smtp_password
@@ -39,6 +41,7 @@ log = logging.getLogger("node.secretariat")
 SERVICE = "enlace.v1.NotificationService"
 NOTIFY = f"/{SERVICE}/Notify"
 KINDS = ("reminder", "publication", "notice")
+NOTIFICATION_ID = re.compile(r"N[0-9a-f]{16}")
 
 
 def _check(request: secretariat_pb2.NotifyRequest) -> None:
@@ -112,6 +115,13 @@ def send_notification(
     _check(request)
     with PeerClient(runtime, member, timeout=timeout) as client:
         reply = client.call(NOTIFY, request, secretariat_pb2.NotifyResponse)
+    # Recorded on the reminder and printed: only the form members issue (see notify()).
+    if not NOTIFICATION_ID.fullmatch(reply.message.notification_id):
+        refuse(
+            member,
+            "notification receipt",
+            [f"the id {shown(reply.message.notification_id)} is not N and 16 hex digits"],
+        )
     return reply.message.notification_id
 
 
