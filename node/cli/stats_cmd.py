@@ -25,6 +25,7 @@ from node.errors import InvalidArgumentError
 from node.home import NodeHome
 from node.runtime import open_runtime
 from node.stats.answer import AnsweredCell, StatsAnswer, answer
+from node.stats.answer_check import check_aggregate
 from node.stats.matrices import MATRICES, MATRICES_VERSION, matrix
 from node.stats.query import build_query, parse_period
 from node.stats.service import SERVICE, query_from_request
@@ -195,6 +196,10 @@ def query(
                 )
         finally:
             runtime.close()
+        # The table is signed by the peer, but checked before it is shown or written: a
+        # malformed one is the peer's INVALID_ARGUMENT failure, not a crash or a forged row.
+        answered = matrix(matrix_id).dimensions if matrix_id else tuple(request.dimensions)
+        check_aggregate(peer.upper(), reply.message, answered)
         result = from_proto(reply.message)
         if fmt:
             _emit(result, fmt, out, peer.upper(), matrix_id, reply.header.agreement)

@@ -16,6 +16,7 @@ coverage text of one bounded line.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 from enlace.v1 import stats_pb2
@@ -82,6 +83,11 @@ def aggregate_problems(
             text_problem(f"coverage {name}", getattr(coverage, name), MAX_COVERAGE_TEXT)
         )
     problems.append(text_problem("holder", response.holder, MAX_KEY))
+    if coverage.as_of and not text_problem("coverage as_of", coverage.as_of, MAX_COVERAGE_TEXT):
+        try:
+            dt.datetime.fromisoformat(coverage.as_of)
+        except ValueError:
+            problems.append(f"coverage as_of {shown(coverage.as_of)} is not an ISO 8601 time")
     return [p for p in problems if p]
 
 

@@ -55,6 +55,7 @@ def test_a_well_formed_table_is_accepted() -> None:
         (_answer(suppressed_primary=-1), "coverage suppressed_primary is negative"),
         (_answer(disclosure_profile="p" * 201), "coverage disclosure_profile is longer than 200"),
         (_answer(matrix_version="v1\x1b]8;;http://x\x07"), "coverage matrix_version"),
+        (_answer(as_of="last Tuesday"), "coverage as_of 'last Tuesday' is not an ISO 8601 time"),
     ],
 )
 def test_a_malformed_table_is_the_holders_failure(
