@@ -28,7 +28,7 @@ from node.cli.common import (
     text_column,
 )
 from node.client import PeerClient
-from node.errors import InvalidArgumentError, from_policy
+from node.errors import InvalidArgumentError, PeerError, from_policy
 from node.home import NodeHome
 from node.runtime import open_runtime
 from node.server.agreement_service import SERVICE
@@ -410,6 +410,7 @@ def fetch(
                 )
             text = reply.message.document
             fetched = load_signed_agreement(text).agreement
+            _check_fetched(fetched, agreement_id, runtime.config.country, peer.upper())
             message = f"{fetched.label()} fetched from {peer.upper()}"
             if out:
                 out.write_text(text, encoding="utf-8")
@@ -419,6 +420,23 @@ def fetch(
         finally:
             runtime.close()
         console.print(message)
+
+
+def _check_fetched(fetched: Agreement, asked: str, me: str, peer: str) -> None:
+    """The document a peer sent for ``asked`` is that agreement, between it and this node:
+    nothing else is written to ``--out`` or installed in its name."""
+    problems = []
+    if fetched.id != asked:
+        problems.append(f"it is agreement {fetched.id!r}, not {asked!r}")
+    if not {me, peer} <= set(fetched.parties):
+        problems.append(f"its parties are {', '.join(fetched.parties)}, not {me} and {peer}")
+    if problems:
+        raise PeerError(
+            f"{peer} answered with another agreement: {'; '.join(problems)}",
+            peer=peer,
+            status_name="INVALID_ARGUMENT",
+            hint=f"nothing was written or installed; ask {peer}'s operator which id to fetch",
+        )
 
 
 @app.command("explain")

@@ -14,6 +14,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from node.cli.main import app
@@ -63,3 +64,17 @@ def test_a_total_privacy_budget_is_named() -> None:
     )
     lines = [t.plain for t in grant_terms(dataclasses.replace(agreement, grants=tuple(grants)))]
     assert any("at most 40 in total over every period, never reset" in line for line in lines)
+
+
+def test_a_fetched_agreement_must_be_the_one_asked_for_between_us() -> None:
+    """``policy fetch ID --install``: the peer's document is that agreement, with both nodes as
+    parties, before it is written to ``--out`` or installed."""
+    from node.cli.policy_cmd import _check_fetched
+    from node.errors import PeerError
+
+    agreement = load_signed_agreement(EXAMPLE.read_text(encoding="utf-8")).agreement
+    _check_fetched(agreement, agreement.id, "CRI", "PAN")
+    with pytest.raises(PeerError, match="it is agreement 'PAN-CRI-2026-01', not 'PAN-CRI-2027'"):
+        _check_fetched(agreement, "PAN-CRI-2027", "CRI", "PAN")
+    with pytest.raises(PeerError, match="its parties are PAN, CRI, not HND and PAN"):
+        _check_fetched(agreement, agreement.id, "HND", "PAN")
