@@ -32,6 +32,7 @@ from node.errors import ConfigError, PeerError
 from node.home import NodeHome, init_home
 from node.ops.logging_json import ACCESS_LOGGER, AccessLog
 from node.ops.metrics import MetricsServer, NodeMetrics
+from node.peer_checks import printable
 from node.runtime import NodeRuntime, open_runtime
 from node.server.app import NodeServer
 from node.server.jobs import NodeJobs
@@ -187,7 +188,7 @@ def probe_peers(runtime: NodeRuntime, timeout: float = 3.0) -> list[dict[str, An
                 reachable=True,
                 latency_ms=round(reply.elapsed_ms, 2),
                 directory_version=info.directory_version,
-                software_version=info.software_version,
+                software_version=printable(info.software_version, 100),  # a peer's text
                 error="",
             )
         except PeerError as exc:

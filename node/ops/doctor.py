@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import make_url, text
 
 from crypto.envelope import parse_time
+from crypto.errors import EncodingError
 from crypto.keys import certificate_fingerprint, certificate_not_after
 from enlace.v1 import node_pb2
 from node.client import PeerClient
@@ -41,6 +42,7 @@ from node.ops.rotation import (
     pending_tls,
     select_signing_key,
 )
+from node.peer_checks import printable
 from node.runtime import DirectoryHolder, NodeRuntime
 from node.store import database, open_store
 from node.trust.directory import Directory
@@ -276,7 +278,16 @@ def probe_peer(runtime: NodeRuntime, country: str, timeout: float) -> Check:
             f"check {country}'s endpoint and your firewall; `enlace peers`; ask its operator",
         )
     middle = sent + (received - sent) / 2
-    skew = (parse_time(reply.message.server_time) - middle).total_seconds()
+    try:
+        skew = (parse_time(reply.message.server_time) - middle).total_seconds()
+    except EncodingError:  # signed, but not the protocol's time form: the peer's fault
+        return Check(
+            f"peer {country}",
+            FAIL,
+            f"answered with a server time that is not RFC 3339 UTC: "
+            f"{printable(reply.message.server_time, 40)!r}",
+            f"ask {country}'s operator: its node does not follow the protocol",
+        )
     status = FAIL if abs(skew) > window else WARN if abs(skew) > window / 4 else OK
     return Check(
         f"peer {country}",

@@ -75,3 +75,23 @@ def test_pending_migrations_are_reported_not_applied(live, tmp_path) -> None:  #
         assert database.current_revision(engine) == "0001"  # doctor only looked
     finally:
         engine.dispose()
+
+
+def test_a_peer_answering_a_malformed_time_is_its_failure(live, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A signed Ping whose ``server_time`` is not the protocol's form (a buggy or hostile peer)
+    is that peer's FAIL, quoted without control characters, not a crash of the whole doctor.
+    The peer's answer is stood in for here: its signature is checked elsewhere (hostile tests),
+    what is tested is what the doctor makes of a verified answer."""
+    from enlace.v1 import node_pb2
+    from node.client import PeerClient, PeerReply
+
+    def call(self, method, request, response_type, **kwargs):  # type: ignore[no-untyped-def]
+        answer = node_pb2.PingResponse(server_time="yesterday\x1b[2J")
+        return PeerReply(answer, None, "0" * 64, 1.0)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PeerClient, "call", call)
+    checks = doctor_for(live, "CRI")
+    check = checks["peer PAN"]
+    assert check.status == FAIL and "not RFC 3339 UTC" in check.detail
+    assert "\x1b" not in check.detail and "does not follow the protocol" in check.fix
+    assert checks["database"].status == OK  # the other checks ran: the doctor did not stop
