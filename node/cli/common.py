@@ -24,6 +24,7 @@ import copy
 import datetime as dt
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -36,6 +37,7 @@ from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, JustifyMethod, RenderableType, RenderResult
 from rich.measure import Measurement
 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+from rich.segment import Segment
 from rich.table import Column, Table
 from rich.text import Text
 
@@ -47,8 +49,32 @@ if TYPE_CHECKING:
     from node.cli.progress import CommandProgress
     from node.runtime import NodeRuntime
 
-console = Console(markup=False)
-err_console = Console(stderr=True, markup=False)
+# C0 controls but line feed and tab, DEL and the C1 controls (CSI is U+009B).
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class SafeConsole(Console):
+    """A console that prints text, never terminal commands hidden in it.
+
+    Peers' words reach the operator's terminal (refusal reasons, released values, names in
+    answers), and a terminal obeys the control characters in what it is sent: an ESC sequence
+    can clear the screen, rewrite earlier lines or plant a hyperlink. Answers are checked where
+    they are taken (``node.peer_checks``); this is the last line: each control character in a
+    segment of text (not line feeds or tabs) is printed as U+FFFD. rich's own styling and
+    cursor control (control segments) pass unchanged.
+    """
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return super()._render_buffer(
+            segment
+            if segment.control or not _UNPRINTABLE.search(segment.text)
+            else Segment(_UNPRINTABLE.sub("\ufffd", segment.text), segment.style)
+            for segment in buffer
+        )
+
+
+console = SafeConsole(markup=False)
+err_console = SafeConsole(stderr=True, markup=False)
 
 HomeOption = Annotated[
     Path,
