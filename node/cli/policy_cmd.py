@@ -27,15 +27,22 @@ from node.cli.common import (
     styled,
     text_column,
 )
+from node.cli.policy_view import grant_rows, grant_terms, grants_table
 from node.client import PeerClient
 from node.errors import InvalidArgumentError, PeerError, from_policy
 from node.home import NodeHome
 from node.runtime import open_runtime
 from node.server.agreement_service import SERVICE
-from policies.agreement import Agreement, Disclosure, Grant, Quotas, disclosure_fields
+from policies.agreement import (
+    Agreement,
+    Disclosure,
+    Grant,
+    Perturbation,
+    Quotas,
+)
 from policies.canonical import format_timestamp
 from policies.decision import Request
-from policies.diff import describe_disclosure, diff_agreements, who
+from policies.diff import diff_agreements, who
 from policies.errors import AgreementFormatError, PolicyError
 from policies.signatures import (
     Revocation,
@@ -109,7 +116,14 @@ def new(
                 purposes=("quarterly_matrices",),
                 dimensions=("quarter", "nationality", "nationality_basis", "event_type"),
                 quotas=Quotas(per_day=100, per_quarter=2000),
-                disclosure=Disclosure(profile="standard", min_cell=5, secondary=True),
+                # Cell-key noise by default: with a threshold alone, two overlapping queries
+                # (periods, filters) difference to one person's cell (disclosure-control.md).
+                disclosure=Disclosure(
+                    profile="standard",
+                    min_cell=5,
+                    secondary=True,
+                    perturbation=Perturbation(max_noise=2),
+                ),
             )
 
         try:
@@ -185,73 +199,6 @@ def verify(path: FileArg, home: HomeOption, as_json: JsonOption = False) -> None
             )
 
 
-def _grant_rows(agreement: Agreement) -> list[dict[str, Any]]:
-    return [
-        {
-            "grant": i + 1,
-            "holder": g.holder,
-            "requester": g.requester,
-            "service": g.service,
-            "datasets": list(g.datasets),
-            "purposes": list(g.purposes),
-            "dimensions": list(g.dimensions),
-            "attributes": list(g.attributes),
-            "per_day": g.quotas.per_day,
-            "per_quarter": g.quotas.per_quarter,
-            "min_cell": g.disclosure.min_cell if g.disclosure else None,
-            "disclosure": disclosure_fields(g.disclosure) if g.disclosure else None,
-            "followup_requires_approval": g.followup_requires_approval,
-        }
-        for i, g in enumerate(agreement.grants)
-    ]
-
-
-def _quota(count: int | None, per: str) -> str:
-    return f"{count}/{per}" if count is not None else f"unlimited/{per}"
-
-
-def grants_table(grants: list[dict[str, Any]]) -> FittedTable:
-    """The grants of an agreement, one a row (``_grant_rows``). On a narrow terminal the
-    quotas are listed below the table, by grant number, rather than break words."""
-    table = FittedTable(key="#")
-    for column in ("#", "holder → requester", "service", "datasets", "purposes"):
-        text_column(table, column)
-    text_column(table, "quotas", drop=1)
-    for g in grants:
-        table.add_row(
-            str(g["grant"]),
-            f"{g['holder']} → {g['requester']}",
-            g["service"],
-            ", ".join(g["datasets"]),
-            ", ".join(g["purposes"]),
-            f"{_quota(g['per_day'], 'day')}, {_quota(g['per_quarter'], 'quarter')}",
-        )
-    return table
-
-
-def grant_terms(agreement: Agreement) -> list[Text]:
-    """What each grant allows beyond the table's columns, a line per term: the statistics'
-    dimensions and disclosure profile (threshold, perturbation, differential privacy and its
-    budgets), the follow-up attributes and whether an operator approves each one."""
-    lines: list[Text] = []
-    for number, grant in enumerate(agreement.grants, start=1):
-        terms: list[str] = []
-        if grant.dimensions:
-            terms.append(f"dimensions {', '.join(grant.dimensions)}")
-        if grant.disclosure is not None:
-            terms.append("; ".join(describe_disclosure(grant.disclosure)))
-        if grant.attributes:
-            terms.append(f"attributes released {', '.join(grant.attributes)}")
-        if grant.service == "followup":
-            terms.append(
-                "each follow-up approved by an operator"
-                if grant.followup_requires_approval
-                else "follow-ups answered without an operator's approval"
-            )
-        lines.extend(Text(f"  #{number}: {term}") for term in terms)
-    return [Text("terms:"), *lines] if lines else []
-
-
 @app.command("show")
 def show(path: FileArg, as_json: JsonOption = False) -> None:
     """Print an agreement: parties, validity, signatures and every grant."""
@@ -267,7 +214,7 @@ def show(path: FileArg, as_json: JsonOption = False) -> None:
             "valid_until": format_timestamp(agreement.valid_until),
             "hash": agreement.hash,
             "signed_by": sorted(signed.signatures),
-            "grants": _grant_rows(agreement),
+            "grants": grant_rows(agreement),
         }
         if as_json:
             print_json(data)

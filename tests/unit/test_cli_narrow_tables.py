@@ -16,7 +16,7 @@ import pytest
 from rich.table import Table
 
 from node.biometrics.client import BiometricReport, ProbeOutcome
-from node.cli import audit_cmd, biometric_cmd, common, followup_cmd, policy_cmd, screen_cmd, st_cmd
+from node.cli import audit_cmd, biometric_cmd, common, followup_cmd, policy_view, screen_cmd, st_cmd
 from node.cli.followups_view import followups_table
 from node.store.followup_store import FollowUpRecord
 from policies.signatures import load_signed_agreement
@@ -159,7 +159,7 @@ def test_st_status_tables_break_no_date_and_no_word(render: Any) -> None:
 def test_policy_show_lists_the_quotas_below_rather_than_break_words(render: Any) -> None:
     example = Path(__file__).parents[2] / "docs" / "examples" / "agreement-pan-cri.yaml"
     agreement = load_signed_agreement(example.read_text(encoding="utf-8")).agreement
-    table = policy_cmd.grants_table(policy_cmd._grant_rows(agreement))
+    table = policy_view.grants_table(policy_view.grant_rows(agreement))
     out = render(table)
     assert broken_words(out, table) == []
     assert "identity_verification" in out.split() and "consular_directory" in out.split()

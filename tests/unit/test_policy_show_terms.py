@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from node.cli.main import app
-from node.cli.policy_cmd import grant_terms
+from node.cli.policy_view import grant_terms
 from policies.signatures import load_signed_agreement
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "agreement-pan-cri.yaml"
@@ -78,3 +78,21 @@ def test_a_fetched_agreement_must_be_the_one_asked_for_between_us() -> None:
         _check_fetched(agreement, "PAN-CRI-2027", "CRI", "PAN")
     with pytest.raises(PeerError, match="its parties are PAN, CRI, not HND and PAN"):
         _check_fetched(agreement, agreement.id, "HND", "PAN")
+
+
+def test_a_drafted_statistics_grant_adds_cell_key_noise(tmp_path: Path) -> None:
+    """With a threshold alone, two overlapping queries difference to one person's cell; the
+    draft operators start from protects against that unless they remove it on purpose."""
+    draft = tmp_path / "draft.yaml"
+    args = ["policy", "new", "--id", "PAN-CRI-2027-01", "--parties", "PAN,CRI", "--out", draft]
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    agreement = load_signed_agreement(draft.read_text(encoding="utf-8")).agreement
+    stats = [g for g in agreement.grants if g.service == "stats"]
+    assert stats and all(
+        g.disclosure is not None
+        and g.disclosure.perturbation is not None
+        and g.disclosure.perturbation.method == "cell_key"
+        and g.disclosure.perturbation.max_noise == 2
+        for g in stats
+    )
