@@ -21,14 +21,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from hostile.test_response_binding import (
-    COUNTRIES,
-    Impostor,
-    _aggregate,
-    _resigned,
-    _serve,
-)
-from hostile.toolkit import BACKENDS, HELPER, MATCH_PURPOSE, backend_federation, furnish, in_process
+from hostile.impostor import Impostor, aggregate, resigned, running_impostor
+from hostile.toolkit import BACKENDS, MATCH_PURPOSE
 from node.audit import verify_chain
 from node.client import PeerClient
 from node.errors import PeerError
@@ -48,23 +42,13 @@ CASES = {
 def impostor(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Impostor]:
-    with backend_federation(request, tmp_path_factory, "citations", COUNTRIES, helper=HELPER) as (
-        fed,
-        root,
-    ):
-        furnish(fed, root / "data")
-        pipeline, methods = in_process(fed.runtimes["PAN"])
-        made = Impostor(fed, pipeline, methods)
-        server = _serve(made)
-        try:
-            yield made
-        finally:
-            server.stop(grace=None)
+    with running_impostor(request, tmp_path_factory, "citations") as made:
+        yield made
 
 
 def _cite(impostor: Impostor, case: str) -> None:
     field, value, _ = CASES[case]
-    impostor.forge = lambda _r, answers: [_resigned(impostor, a, **{field: value}) for a in answers]
+    impostor.forge = lambda _r, answers: [resigned(impostor, a, **{field: value}) for a in answers]
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -74,12 +58,12 @@ def test_a_unary_answer_citing_a_malformed_agreement_is_refused_and_audited(
     cri = impostor.fed.runtimes["CRI"]
     with PeerClient(cri, "PAN", endpoint=impostor.endpoint) as client:
         impostor.forge = None
-        assert _aggregate(client).header.agreement  # the honest answer cites its agreement
+        assert aggregate(client).header.agreement  # the honest answer cites its agreement
         before = cri.store.audit_head()[0]
         _cite(impostor, case)
         try:
             with pytest.raises(PeerError) as caught:
-                _aggregate(client)
+                aggregate(client)
         finally:
             impostor.forge = None
     error = caught.value
