@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -89,6 +90,19 @@ def generated(root: Path, country: str, encounters: int = 300, seed: int = 5) ->
 def load(runtime: NodeRuntime, files: Path, now: dt.datetime) -> None:
     for dataset in ("encounters", "biometric_templates"):
         ingest(runtime.store, dataset, [files / f"{dataset}.csv"], now=now)
+
+
+def pan_gallery(live_federation_factory: Any, root: Path) -> Any:
+    """A live federation where PAN imported a generated gallery (``live.files``), agreed with
+    CRI on biometric hit/no-hit and serves it: what the biometric service tests start from."""
+    live = live_federation_factory()
+    now = live.clocks["PAN"].now()
+    files = generated(root, "PAN")
+    load(live.runtimes["PAN"], files, now)
+    install(live.runtimes, biometric_agreement("PAN", "CRI", now), now)
+    live.serve("PAN")
+    live.files = files
+    return live
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:

@@ -17,10 +17,7 @@ from typing import Any
 import pytest
 from bio_support import (
     PURPOSE,
-    biometric_agreement,
-    generated,
-    install,
-    load,
+    pan_gallery,
     read_rows,
     recapture,
     vectors,
@@ -34,14 +31,7 @@ from node.biometrics.service import SEARCH
 def fed(
     live_federation_factory: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Any:
-    live = live_federation_factory()
-    now = live.clocks["PAN"].now()
-    files = generated(tmp_path_factory.getbasetemp(), "PAN")
-    load(live.runtimes["PAN"], files, now)
-    install(live.runtimes, biometric_agreement("PAN", "CRI", now), now)
-    live.serve("PAN")
-    live.files = files  # type: ignore[attr-defined]
-    return live
+    return pan_gallery(live_federation_factory, tmp_path_factory.getbasetemp())
 
 
 def _reference(answer: Any) -> None:

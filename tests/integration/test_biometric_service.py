@@ -22,6 +22,7 @@ from bio_support import (
     generated,
     install,
     load,
+    pan_gallery,
     read_rows,
     recapture,
     strangers,
@@ -42,14 +43,7 @@ from policies.agreement import Agreement, Grant, Quotas
 def fed(
     live_federation_factory: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Any:
-    live = live_federation_factory()
-    now = live.clocks["PAN"].now()
-    files = generated(tmp_path_factory.getbasetemp(), "PAN")
-    load(live.runtimes["PAN"], files, now)
-    install(live.runtimes, biometric_agreement("PAN", "CRI", now), now)
-    live.serve("PAN")
-    live.files = files  # type: ignore[attr-defined]
-    return live
+    return pan_gallery(live_federation_factory, tmp_path_factory.getbasetemp())
 
 
 def _holder(runtime: NodeRuntime) -> GalleryHolder:
