@@ -25,20 +25,31 @@ LiveFederation = Any  # tests/integration/conftest.py
 MEMBERS = ("PAN", "CRI", "HND")
 
 
-def test_a_member_releasing_a_negative_count_is_missing_alone(
-    live_federation_factory: Callable[..., LiveFederation], monkeypatch: pytest.MonkeyPatch
+def alter_answers_of(
+    monkeypatch: pytest.MonkeyPatch, peer: str, change: Callable[[Any], None]
 ) -> None:
-    live = serving_members(live_federation_factory(MEMBERS), MEMBERS)
+    """The Secretariat receives ``peer``'s answers changed by ``change`` after they verified, as
+    if ``peer`` had signed them so (signatures are the hostile tests' concern)."""
     genuine = pull.Retrier.call
 
     def call(self: pull.Retrier, client: Any, *args: Any, **kwargs: Any) -> Any:
         reply = genuine(self, client, *args, **kwargs)
-        if client.peer == "PAN":
-            cell = reply.message.cells[0]
-            cell.has_value, cell.value = True, -40
+        if client.peer == peer:
+            change(reply.message)
         return reply
 
     monkeypatch.setattr(pull.Retrier, "call", call)
+
+
+def test_a_member_releasing_a_negative_count_is_missing_alone(
+    live_federation_factory: Callable[..., LiveFederation], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = serving_members(live_federation_factory(MEMBERS), MEMBERS)
+
+    def negative(answer: Any) -> None:
+        answer.cells[0].has_value, answer.cells[0].value = True, -40
+
+    alter_answers_of(monkeypatch, "PAN", negative)
     st = office(live.runtimes["CRM"])
     report = st.collect(QUARTER, matrices=["M03"])
     assert report.pull is not None and report.pull.missing == ["PAN"]
@@ -62,15 +73,11 @@ def test_a_member_sending_a_malformed_consular_entry_is_missing_alone(
     live_federation_factory: Callable[..., LiveFederation], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     live = serving_members(live_federation_factory(MEMBERS), MEMBERS)
-    genuine = pull.Retrier.call
 
-    def call(self: pull.Retrier, client: Any, *args: Any, **kwargs: Any) -> Any:
-        reply = genuine(self, client, *args, **kwargs)
-        if client.peer == "HND":
-            reply.message.entries[0].city = "Tegucigalpa\x1b[2J\r\nIND,HND,forged"
-        return reply
+    def forged(answer: Any) -> None:
+        answer.entries[0].city = "Tegucigalpa\x1b[2J\r\nIND,HND,forged"
 
-    monkeypatch.setattr(pull.Retrier, "call", call)
+    alter_answers_of(monkeypatch, "HND", forged)
     collection = consular.collect(live.runtimes["CRM"])
     assert set(collection.received) == {"PAN", "CRI"} and list(collection.missing) == ["HND"]
     assert "city" in collection.missing["HND"] and "control character" in collection.missing["HND"]
