@@ -35,6 +35,7 @@ from node.runtime import NodeRuntime
 from node.secretariat.consular_answer import check_entries
 from node.secretariat.pull import PullPolicy, Retrier, member_countries
 from node.server.pipeline import Ask, CallContext, MethodSpec
+from node.stats.export import spreadsheet_safe
 
 SERVICE = "enlace.v1.ConsularService"
 LIST = f"/{SERVICE}/ListConsulates"
@@ -214,19 +215,24 @@ def collect(
 
 
 def to_csv(entries: Sequence[ConsularEntry]) -> bytes:
+    """The merged directory as CSV for people who open it in a spreadsheet: a member's free
+    text (city, name, address, e-mail) that a spreadsheet would run as a formula ("=…", "@…")
+    is prefixed with ``'``; the phone is already held to ``+507 263 9001``'s form, digits only,
+    and stays as reported."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
+    safe = spreadsheet_safe
     for e in entries:
         writer.writerow(
             [
                 e.origin_country,
                 e.host_country,
-                e.city,
-                e.consulate_name,
-                e.address,
+                safe(e.city),
+                safe(e.consulate_name),
+                safe(e.address),
                 e.phone,
-                e.email,
+                safe(e.email),
                 ";".join(e.procedures),
                 ";".join(e.reported_by),
             ]

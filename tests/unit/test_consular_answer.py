@@ -54,3 +54,33 @@ def test_a_malformed_entry_is_the_members_failure(entry: object, problem: str) -
     assert error.peer == "PAN" and error.status_name == "INVALID_ARGUMENT"
     assert "PAN's consular directory cannot be used" in error.message
     assert not any(c in error.message for c in "\x00\x1b\x07\n")
+
+
+def test_the_published_csv_does_not_run_a_members_text_as_a_formula() -> None:
+    """A member's free text beginning like a formula ("=HYPERLINK(…)", "@SUM(…)") reaches the
+    spreadsheet of whoever opens the regional directory as text; phone numbers, held to their
+    international form, stay as reported."""
+    import csv
+    import io
+
+    from node.secretariat.consular import COLUMNS, ConsularEntry, to_csv
+
+    entry = ConsularEntry(
+        origin_country="IND",
+        host_country="PAN",
+        city='=HYPERLINK("http://x","Panamá")',
+        consulate_name="@SUM(1+1)",
+        address="-2+3",
+        phone="+507 263 9001",
+        email="=cmd@x.example",
+        procedures=("passport_issue",),
+        reported_by=("PAN",),
+    )
+    (header, row) = list(csv.reader(io.StringIO(to_csv([entry]).decode("utf-8"))))
+    assert tuple(header) == tuple(COLUMNS)
+    cells = dict(zip(header, row, strict=True))
+    assert cells["city"] == "'" + entry.city
+    assert cells["consulate_name"] == "'@SUM(1+1)"
+    assert cells["address"] == "'-2+3"
+    assert cells["email"] == "'=cmd@x.example"
+    assert cells["phone"] == "+507 263 9001"  # digits in the international form: no formula
