@@ -26,6 +26,8 @@ AGREEMENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # C0 controls (NUL, ESC, CR, LF, …), DEL and the C1 controls (CSI is U+009B).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: The same, but for text of several lines: line feeds and tabs are text there.
+CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def shown(value: str) -> str:
@@ -69,14 +71,15 @@ def citation_problem(header: Header) -> str:
     return "; ".join(problems)
 
 
-def refuse(peer: str, what: str, problems: Sequence[str]) -> None:
-    """Raise the peer's failure for ``what`` (e.g. "answer to Aggregate") if ``problems``."""
+def refuse(peer: str, what: str, problems: Sequence[str], *, cannot: str = "be used") -> None:
+    """Raise the peer's failure for ``what`` (e.g. "answer to Aggregate") if ``problems``:
+    "PAN's table cannot be used: …" (``cannot`` says what this node cannot do with it)."""
     found = [p for p in problems if p]
     if not found:
         return
     more = f"; and {len(found) - 5} more" if len(found) > 5 else ""
     raise PeerError(
-        f"{peer}'s {what} cannot be used: {'; '.join(found[:5])}{more}",
+        f"{peer}'s {what} cannot {cannot}: {'; '.join(found[:5])}{more}",
         peer=peer,
         status_name="INVALID_ARGUMENT",
         hint=f"{peer}'s node answered outside the protocol; ask its operator",

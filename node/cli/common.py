@@ -24,7 +24,6 @@ import copy
 import datetime as dt
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -43,14 +42,12 @@ from rich.text import Text
 
 from crypto.errors import CryptoError
 from node.errors import EnlaceError, InvalidArgumentError, from_policy
+from node.peer_checks import CONTROL_IN_TEXT
 from policies.errors import PolicyError
 
 if TYPE_CHECKING:
     from node.cli.progress import CommandProgress
     from node.runtime import NodeRuntime
-
-# C0 controls but line feed and tab, DEL and the C1 controls (CSI is U+009B).
-_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class SafeConsole(Console):
@@ -67,8 +64,8 @@ class SafeConsole(Console):
     def _render_buffer(self, buffer: Iterable[Segment]) -> str:
         return super()._render_buffer(
             segment
-            if segment.control or not _UNPRINTABLE.search(segment.text)
-            else Segment(_UNPRINTABLE.sub("\ufffd", segment.text), segment.style)
+            if segment.control or not CONTROL_IN_TEXT.search(segment.text)
+            else Segment(CONTROL_IN_TEXT.sub("\ufffd", segment.text), segment.style)
             for segment in buffer
         )
 

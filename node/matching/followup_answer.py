@@ -8,11 +8,12 @@ follow-ups: a malformed answer is that peer's failure, named as such, and nothin
 stored.
 
 Invariants: :func:`check_answer` raises :class:`~node.errors.PeerError` (status
-``INVALID_ARGUMENT``) naming every problem, or returns; it is pure. An accepted answer has a
-32-hex-digit id, a known status, a reason of at most :data:`MAX_REASON` characters, released
-values only when the status is ``released`` and only for attributes that were asked, no NUL
-anywhere, and no control character but line breaks and tabs in the reason and the values
-(they are printed to the operator, and a terminal obeys escape sequences).
+``INVALID_ARGUMENT``) naming the problems (the first five), or returns; it is pure. An
+accepted answer has a 32-hex-digit id, a known status, a reason of at most
+:data:`MAX_REASON` characters, released values only when the status is ``released`` and only
+for attributes that were asked, no NUL anywhere, and no control character but line breaks
+and tabs in the reason and the values (they are printed to the operator, and a terminal obeys
+escape sequences).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import re
 from collections.abc import Sequence
 
 from enlace.v1 import match_pb2
-from node.errors import PeerError
+from node.peer_checks import CONTROL_IN_TEXT, refuse
 
 #: The statuses a holder's follow-up can have (node/matching/followup.py, biometrics/followup.py).
 STATUSES = frozenset({"pending", "approved", "denied", "released"})
@@ -29,8 +30,6 @@ STATUSES = frozenset({"pending", "approved", "denied", "released"})
 MAX_REASON = 1000
 MAX_VALUE = 1000
 _FOLLOWUP_ID = re.compile(r"[0-9a-f]{32}")
-# Printed to the operator: no control character but a line break or a tab (ESC, CSI, CR…).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def check_answer(peer: str, answer: match_pb2.FollowUpResponse, asked: Sequence[str]) -> None:
@@ -44,7 +43,7 @@ def check_answer(peer: str, answer: match_pb2.FollowUpResponse, asked: Sequence[
         )
     if len(answer.reason) > MAX_REASON or "\x00" in answer.reason:
         problems.append(f"reason is longer than {MAX_REASON} characters or holds a NUL")
-    elif _CONTROL.search(answer.reason):
+    elif CONTROL_IN_TEXT.search(answer.reason):
         problems.append("reason holds a control character (an escape sequence)")
     if answer.attributes and answer.status != "released":
         problems.append(f"values released with status {answer.status[:40]!r}")
@@ -54,12 +53,6 @@ def check_answer(peer: str, answer: match_pb2.FollowUpResponse, asked: Sequence[
             problems.append(f"attribute {attribute.name[:40]!r} was not asked for")
         if len(attribute.value) > MAX_VALUE or "\x00" in attribute.name + attribute.value:
             problems.append(f"the value of {attribute.name[:40]!r} is too long or holds a NUL")
-        elif _CONTROL.search(attribute.value):
+        elif CONTROL_IN_TEXT.search(attribute.value):
             problems.append(f"the value of {attribute.name[:40]!r} holds a control character")
-    if problems:
-        raise PeerError(
-            f"{peer}'s follow-up answer cannot be recorded: {'; '.join(problems)}",
-            peer=peer,
-            status_name="INVALID_ARGUMENT",
-            hint=f"{peer}'s node answered outside the protocol; ask its operator",
-        )
+    refuse(peer, "follow-up answer", problems, cannot="be recorded")
