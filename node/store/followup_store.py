@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Engine, String, Table, Text, and_, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
+from node.errors import StoreError
 from node.store.schema import UtcDateTime, metadata
 
 match_followups = Table(
@@ -119,6 +122,14 @@ def _followup(row: Any) -> FollowUpRecord:
     )
 
 
+@contextmanager
+def _store_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise StoreError(f"{what}: {exc}") from exc
+
+
 class FollowUpStore:
     """Follow-up rows (both directions)."""
 
@@ -128,7 +139,9 @@ class FollowUpStore:
 
     # -- follow-ups (both sides) -----------------------------------------------------------
     def add_followup(self, record: FollowUpRecord) -> None:
-        with self._write.begin() as conn:
+        """Store a new follow-up; a database failure is a :class:`StoreError` (the ``--case``
+        commands show it as that follow-up's failure and go on with the others)."""
+        with _store_errors("follow-up not recorded"), self._write.begin() as conn:
             conn.execute(
                 insert(match_followups).values(
                     followup_id=record.followup_id,
@@ -195,7 +208,7 @@ class FollowUpStore:
             values["note"] = note
         if released is not None:
             values["released"] = json.dumps(released, sort_keys=True)
-        with self._write.begin() as conn:
+        with _store_errors("follow-up not updated"), self._write.begin() as conn:
             result = conn.execute(
                 update(match_followups)
                 .where(
