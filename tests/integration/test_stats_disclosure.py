@@ -16,6 +16,7 @@ from pathlib import Path
 from random import Random
 
 import pytest
+from stats_support import NOW, Holder, query
 
 from enlace.v1 import stats_pb2
 from node.stats.answer import (
@@ -40,7 +41,6 @@ from policies.disclosure import (
     attack,
     protect,
 )
-from tests.integration.stats_support import NOW, Holder, query
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from stats_support import NOW, Holder, query
 
 from node.stats.answer import answer, dp_counts
 from node.stats.compute import cell_members, count_cells
 from policies.agreement import Disclosure, Perturbation
-from tests.integration.stats_support import NOW, Holder, query
 
 
 @pytest.fixture
