@@ -9,6 +9,10 @@ archive`` into a temporary directory), the other this working tree; one querier 
 The figures are per side: p50 and p90 of the whole fan-out, the holders' CPU per call and the
 querier's CPU per peer (from ``/proc`` and ``resource``), and this tree's ratios to the base.
 
+``--storeless``: this tree's holders and its querier write nothing per call (no nonce, no
+quota counter, no audit row; ``bench/_storeless.py``), so the run bounds what any storage
+design could win; such a node breaks the design and exists only here.
+
 What it cannot compare: querier-side changes (the querier is this tree's for both sides), and
 revisions whose database schema differs from this tree's (both federations are built with
 this tree's migrations; a base that cannot open them fails to start, and the run stops).
@@ -72,16 +76,27 @@ def working_directory(path: Path) -> Any:
         os.chdir(here)
 
 
-def federation_side(root: Path, code: Path, holders: list[str], source: Path) -> tuple[Any, Any]:
+def federation_side(
+    root: Path, code: Path, holders: list[str], source: Path, *, storeless: bool = False
+) -> tuple[Any, Any]:
     """A federation whose holders serve the code in ``code``; its querier's runtime (this
-    tree's) and the holder processes."""
+    tree's) and the holder processes. ``storeless``: neither the holders' stores nor the
+    querier's write anything per call (``bench/_storeless.py``)."""
     federation, runtimes = document_holders(root, holders, source)
+    env = {}
+    if storeless:
+        from bench._storeless import strip_instance
+
+        strip_instance(runtimes["CRI"].store)
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "bench" / "_storeless_site"), str(ROOT)])
     with working_directory(code):
-        nodes = serve_nodes(federation, holders)
+        nodes = serve_nodes(federation, holders, env)
     return runtimes["CRI"], nodes
 
 
-def run(base: str, peers: int, seconds: float, max_queries: int) -> dict[str, Any]:
+def run(
+    base: str, peers: int, seconds: float, max_queries: int, *, storeless: bool = False
+) -> dict[str, Any]:
     from node.matching.client import MatchClient
     from node.matching.sources import document_query
     from node.records.codelists import REGIONAL_MEMBERS
@@ -99,7 +114,7 @@ def run(base: str, peers: int, seconds: float, max_queries: int) -> dict[str, An
             runtimes, processes, clients = {}, {}, {}
             for side, code in zip(sides, (work / "base-code", ROOT), strict=True):
                 runtimes[side], processes[side] = federation_side(
-                    work / side, code, holders, source
+                    work / side, code, holders, source, storeless=storeless and side == "tree"
                 )
                 stack.callback(runtimes[side].close)
                 for node in processes[side]:
@@ -136,7 +151,7 @@ def run(base: str, peers: int, seconds: float, max_queries: int) -> dict[str, An
         shutil.rmtree(work, ignore_errors=True)
     calls = rounds * len(holders)
     out: dict[str, Any] = {"base": base, "base_commit": commit, "peers": len(holders),
-                           "queries_per_side": rounds}  # fmt: skip
+                           "queries_per_side": rounds, "tree_storeless": storeless}  # fmt: skip
     for side in sides:
         out[f"{side}_p50_ms"] = percentile(times[side], 50)
         out[f"{side}_p90_ms"] = percentile(times[side], 90)
@@ -153,9 +168,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=30.0, help="time budget of the loop")
     parser.add_argument("--max-queries", type=int, default=2000, help="queries per side, at most")
+    parser.add_argument(
+        "--storeless",
+        action="store_true",
+        help="this tree's holders and querier write nothing per call (a bound; "
+        "bench/_storeless.py)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    result = run(args.base, args.peers, args.seconds, args.max_queries)
+    result = run(args.base, args.peers, args.seconds, args.max_queries, storeless=args.storeless)
     if args.json:
         print_json({**result, **machine()})
         return 0
@@ -170,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     columns = ("holders serve", "p50 ms", "p90 ms", "holder CPU ms/call", "querier CPU ms/peer")
     for column in columns:
         table.add_column(column)
-    for side, label in (("base", args.base), ("tree", "this tree")):
+    tree_label = "this tree, storeless" if args.storeless else "this tree"
+    for side, label in (("base", args.base), ("tree", tree_label)):
         table.add_row(label, *(f"{result[f'{side}_{k}']:.2f}" for k in (
             "p50_ms", "p90_ms", "holder_cpu_ms_per_call", "querier_cpu_ms_per_peer")))  # fmt: skip
     table.add_row("tree / base", *(f"{result[f'tree_vs_base_{k}']:.3f}" for k in (

@@ -119,12 +119,14 @@ def agree(runtimes: dict[str, Any], holder: str, requester: str, now: dt.datetim
         AgreementBook(runtimes[party]).install_text(dump_signed_agreement(signed), now)
 
 
-def serve_nodes(federation: Any, countries: list[str]) -> list[Any]:
+def serve_nodes(
+    federation: Any, countries: list[str], env: dict[str, str] | None = None
+) -> list[Any]:
     from node.demo.processes import NodeProcess
 
     nodes = [NodeProcess(c, federation.homes[c], federation.endpoint(c)) for c in countries]
     for node in nodes:
-        node.start({"ENLACE_LOG_LEVEL": "WARNING"})
+        node.start({"ENLACE_LOG_LEVEL": "WARNING", **(env or {})})
     deadline = time.monotonic() + 120
     for node in nodes:
         try:
