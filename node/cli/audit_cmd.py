@@ -28,10 +28,10 @@ from node.cli.common import (
     id_column,
     parse_moment,
     print_json,
-    read_json_file,
     styled,
     text_column,
 )
+from node.cli.files import read_json_file
 from node.errors import AuditIntegrityError, NotFoundError
 from node.home import NodeHome
 from node.runtime import NodeRuntime, open_runtime

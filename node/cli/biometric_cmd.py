@@ -30,7 +30,6 @@ from node.cli.common import (
     HomeOption,
     JsonOption,
     ProgressOption,
-    check_writable,
     cli_errors,
     console,
     err_console,
@@ -42,6 +41,7 @@ from node.cli.common import (
     styled,
     text_column,
 )
+from node.cli.files import check_writable
 from node.cli.followups_view import (
     exit_if_failed,
     follow_up_entry,

@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -41,6 +40,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from crypto.errors import CryptoError
+from node.cli.files import file_error
 from node.errors import EnlaceError, InvalidArgumentError, from_policy
 from node.peer_checks import CONTROL_IN_TEXT
 from policies.errors import PolicyError
@@ -327,24 +327,11 @@ def print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
-def _file_error(exc: OSError) -> InvalidArgumentError:
-    """A file the user named cannot be read or written: say which, and why, in one line."""
-    reason = exc.strerror or type(exc).__name__
-    if isinstance(exc, FileNotFoundError):
-        hint = "check the path (relative paths start from the current directory)"
-    elif isinstance(exc, (IsADirectoryError, NotADirectoryError)):
-        hint = "give the path of a file"
-    elif isinstance(exc, PermissionError):
-        hint = "check the file's permissions, or run as the node's user"
-    else:
-        hint = "check the path and the disk"
-    return InvalidArgumentError(f"{exc.filename}: {reason}", hint=hint)
-
-
 @contextmanager
 def cli_errors(as_json: bool = False) -> Iterator[None]:
-    """Turn domain errors, and files that cannot be opened, into one line on stderr (or a JSON
-    object) and exit code 1."""
+    """Turn domain errors, files that cannot be opened and a failing database into one line
+    on stderr (or a JSON object) and exit code 1. A database failure's traceback goes to the
+    log at DEBUG (``ENLACE_LOG_LEVEL=DEBUG``), never its SQL or parameters to the screen."""
     try:
         try:
             yield
@@ -353,7 +340,16 @@ def cli_errors(as_json: bool = False) -> Iterator[None]:
         except OSError as exc:
             if exc.filename is None:  # not a file the user named: a fault, with its traceback
                 raise
-            raise _file_error(exc) from exc
+            raise file_error(exc) from exc
+        except Exception as exc:
+            if "node.store" not in sys.modules:  # no database was opened: not one failing
+                raise
+            from node.store.failures import reported_failure
+
+            failure = reported_failure(exc)
+            if failure is None:
+                raise
+            raise failure from exc
     except EnlaceError as exc:
         if as_json:
             print_json({"error": exc.message, "hint": exc.hint, "status": exc.status_name})
@@ -428,30 +424,6 @@ def progress_bar(label: str = "", *, disable: bool = False, unit: str = "") -> C
     )
 
 
-def read_text_file(path: Path) -> str:
-    """A UTF-8 text file the user named; one that is not UTF-8 is an error naming the byte."""
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InvalidArgumentError(
-            f"{path}: not UTF-8 (line {line}, byte {exc.start})",
-            hint="save the file as UTF-8 (in most editors: Save as, encoding UTF-8)",
-        ) from None
-
-
-def read_json_file(path: Path) -> Any:
-    """A JSON file the user named; one that does not parse is an error naming line and column."""
-    try:
-        return json.loads(read_text_file(path))
-    except json.JSONDecodeError as exc:
-        raise InvalidArgumentError(
-            f"{path}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
-            hint="give the file the command expects (see its --help)",
-        ) from None
-
-
 @contextmanager
 def node_runtime(home: Path) -> Iterator[NodeRuntime]:
     """The runtime of the node at ``home``, closed on the way out."""
@@ -475,22 +447,3 @@ def guarded(fn: Callable[..., T]) -> Callable[..., T]:
             return fn(*args, **kwargs)
 
     return wrapper
-
-
-def check_writable(paths: tuple[Path, ...], option: str) -> None:
-    """Refuse output files that cannot be written, before any work is done.
-
-    Why: a screening or a biometric search costs quota at the peers and its hit references are
-    single-use; finding out afterwards that the report cannot be written would lose them.
-    """
-    for path in paths:
-        parent = path.parent
-        fix = f"give {option} a path in an existing, writable directory"
-        if path.is_dir():
-            raise InvalidArgumentError(f"{path} is a directory", field=option, hint=fix)
-        if not parent.is_dir():
-            raise InvalidArgumentError(f"directory {parent} does not exist", field=option, hint=fix)
-        target = path if path.exists() else parent
-        too_long = len(path.name.encode()) > os.pathconf(parent, "PC_NAME_MAX")
-        if too_long or not os.access(target, os.W_OK):
-            raise InvalidArgumentError(f"{path} cannot be written", field=option, hint=fix)

@@ -35,9 +35,9 @@ from node.cli.common import (
     id_column,
     member_country,
     print_json,
-    read_text_file,
     text_column,
 )
+from node.cli.files import read_text_file
 from node.errors import ConfigError, InvalidArgumentError
 from node.trust.authoring import add_member, new_directory, remove_member, sign_directory
 from node.trust.directory import (

@@ -25,7 +25,6 @@ from node.cli.common import (
     HomeOption,
     JsonOption,
     ProgressOption,
-    check_writable,
     cli_errors,
     console,
     err_console,
@@ -37,6 +36,7 @@ from node.cli.common import (
     text_column,
     warning_line,
 )
+from node.cli.files import check_writable
 from node.cli.followups_view import (
     exit_if_failed,
     follow_up_entry,

@@ -23,10 +23,10 @@ from node.cli.common import (
     member_country,
     parse_moment,
     print_json,
-    read_text_file,
     styled,
     text_column,
 )
+from node.cli.files import read_text_file
 from node.cli.policy_view import grant_rows, grant_terms, grants_table
 from node.client import PeerClient
 from node.errors import InvalidArgumentError, PeerError, from_policy

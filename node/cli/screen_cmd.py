@@ -28,7 +28,6 @@ from node.cli.common import (
     HomeOption,
     JsonOption,
     ProgressOption,
-    check_writable,
     cli_errors,
     console,
     err_console,
@@ -41,6 +40,7 @@ from node.cli.common import (
     text_column,
     warning_line,
 )
+from node.cli.files import check_writable
 from node.cli.followups_view import (
     NOT_ASKED,
     exit_if_failed,

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
 from node.errors import StoreError
+from node.store.failures import database_error, driver_message, redacted_url
 
 WRITE_OPTION = "enlace_write"
 MIGRATIONS = str(Path(__file__).with_name("migrations"))
@@ -32,7 +33,9 @@ def make_engine(url: str) -> Engine:
     """An engine with the per-backend settings the store relies on."""
     if url.startswith("postgresql") and "+" not in url.split("://", 1)[0]:
         url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-    kwargs: dict[str, Any] = {"future": True}
+    # A failing statement's parameters (records' names and document numbers, among others)
+    # stay out of exception texts and so out of logs and screens.
+    kwargs: dict[str, Any] = {"future": True, "hide_parameters": True}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:
@@ -41,7 +44,8 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, **kwargs)
     except (SQLAlchemyError, ImportError) as exc:
         raise StoreError(
-            f"cannot use database URL {url!r}: {exc}", hint="check ENLACE_DATABASE_URL"
+            f"cannot use database URL {redacted_url(url)}: {driver_message(exc)}",
+            hint="check ENLACE_DATABASE_URL",
         ) from exc
     if engine.dialect.name == "sqlite":
         _require_sqlite_json()
@@ -113,4 +117,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
     except SQLAlchemyError as exc:
-        raise StoreError(f"database migration failed: {exc}") from exc
+        failure = database_error(exc)
+        raise StoreError(
+            f"database migration failed: {driver_message(exc)}", hint=failure.hint
+        ) from exc

@@ -27,6 +27,7 @@ from node.errors import AuthenticationError, StoreError
 from node.store import database
 from node.store.biometric_store import BiometricStore
 from node.store.dialect import insert_ignore, upsert
+from node.store.failures import database_error, redacted_url
 from node.store.manifest_store import ManifestStore
 from node.store.matching_store import MatchingStore
 from node.store.policy_store import PolicyStore
@@ -329,8 +330,33 @@ def _row_entry(row: Row[object] | Sequence[object]) -> AuditEntry:
 
 
 def open_store(url: str, *, migrate: bool = True) -> Store:
-    """Open the database at ``url``; apply pending migrations unless ``migrate`` is False."""
-    store = Store(database.make_engine(url))
-    if migrate:
-        store.migrate()
+    """Open the database at ``url``; apply pending migrations unless ``migrate`` is False.
+
+    A database that cannot be opened (damaged, unreachable, not writable) is a
+    :class:`StoreError` naming it, never the driver's traceback."""
+    engine = database.make_engine(url)
+    try:
+        store = Store(engine)  # on SQLite this opens the file (the hot path's connection)
+        try:
+            if migrate:
+                store.migrate()
+            else:  # still open it now, so a damaged file is reported here
+                engine.connect().close()
+        except BaseException:
+            store.close()
+            raise
+    except (SQLAlchemyError, sqlite3.Error) as exc:
+        engine.dispose()
+        raise database_error(exc, _where(url)) from exc
+    except StoreError as exc:  # a failed migration: say which database
+        engine.dispose()
+        message = f"the node's database {_where(url)} cannot be used: {exc.message}"
+        raise StoreError(message, hint=exc.hint) from exc
     return store
+
+
+def _where(url: str) -> str:
+    """The database named for an operator: the file of an SQLite URL, else the redacted URL."""
+    if url.startswith("sqlite"):
+        return url.split(":///", 1)[-1] or "(in memory)"
+    return redacted_url(url)
