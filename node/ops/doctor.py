@@ -45,6 +45,7 @@ from node.ops.rotation import (
 from node.peer_checks import printable
 from node.runtime import DirectoryHolder, NodeRuntime
 from node.store import database, open_store
+from node.store.failures import reported_failure
 from node.trust.directory import Directory
 from node.trust.freshness import FreshnessState
 from node.trust.member import format_time
@@ -305,6 +306,9 @@ def _guard(name: str, check: Callable[[], list[Check]]) -> list[Check]:
     except EnlaceError as exc:
         return [Check(name, FAIL, exc.message, exc.hint)]
     except Exception as exc:  # a check that crashes is a finding, not the end of the run
+        failure = reported_failure(exc)  # the database's words and advice, never its SQL
+        if failure is not None:
+            return [Check(name, FAIL, failure.message, failure.hint)]
         return [Check(name, FAIL, f"{exc.__class__.__name__}: {exc}", "")]
 
 

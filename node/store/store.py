@@ -340,8 +340,6 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
         try:
             if migrate:
                 store.migrate()
-            else:  # still open it now, so a damaged file is reported here
-                engine.connect().close()
         except BaseException:
             store.close()
             raise

@@ -95,3 +95,32 @@ def test_a_peer_answering_a_malformed_time_is_its_failure(live, monkeypatch) -> 
     assert check.status == FAIL and "not RFC 3339 UTC" in check.detail
     assert "\x1b" not in check.detail and "does not follow the protocol" in check.fix
     assert checks["database"].status == OK  # the other checks ran: the doctor did not stop
+
+
+def test_a_database_gone_is_a_failed_check_in_its_own_words(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL down: the database check fails with what the driver said and what to do, the
+    URL without its password, and the other checks still run."""
+    import socket
+
+    from typer.testing import CliRunner
+
+    from node.cli.main import app
+    from node.home import NodeHome
+
+    home = tmp_path / "pan"
+    assert CliRunner().invoke(app, ["init", "--home", str(home), "--country", "PAN"]).exit_code == 0
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("ENLACE_DATABASE_URL", f"postgresql://enlace:pw-77@127.0.0.1:{port}/x")
+    runtime = open_for_checks(NodeHome(home), ManualClock(dt.datetime.now(dt.UTC)))
+    try:
+        checks = by_name(run_checks(runtime, peers=False))
+    finally:
+        runtime.close()
+    check = checks["database"]
+    assert check.status == FAIL, check
+    assert "cannot be used" in check.detail and "refused" in check.detail.lower(), check
+    assert "PostgreSQL is unreachable" in check.fix
+    assert "SELECT" not in check.detail and "pw-77" not in check.detail
+    assert checks["directory"].detail and any(n.startswith("disk ") for n in checks)  # went on
