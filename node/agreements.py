@@ -38,7 +38,7 @@ from node.errors import InvalidArgumentError, from_policy
 from node.runtime import NodeRuntime
 from node.store.policy_store import StoredRevocation
 from node.trust.directory import KeyResolver
-from policies.agreement import Agreement
+from policies.agreement import REVOCATION_FORMAT, Agreement
 from policies.canonical import format_timestamp
 from policies.decision import AgreementSet, Decision, Request, UnusableAgreement
 from policies.errors import PolicyError
@@ -115,7 +115,7 @@ class AgreementBook:
     # -- installing ---------------------------------------------------------------------
     def install_text(self, text: str, now: dt.datetime) -> str:
         """Install an agreement or a revocation document; returns what was installed."""
-        if "enlace-agreement-revocation/1" in text:
+        if REVOCATION_FORMAT in text:
             return self.install_revocation(load_revocation(text), now)
         return self.install_agreement(load_signed_agreement(text), now)
 

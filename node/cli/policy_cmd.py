@@ -19,21 +19,24 @@ from node.cli.common import (
     JsonOption,
     cli_errors,
     console,
+    err_console,
     id_column,
     member_country,
     parse_moment,
     print_json,
     styled,
     text_column,
+    warning_line,
 )
 from node.cli.files import read_text_file
-from node.cli.policy_view import grant_rows, grant_terms, grants_table
+from node.cli.policy_view import grant_rows, grant_terms, grants_table, weakness_lines
 from node.client import PeerClient
 from node.errors import InvalidArgumentError, PeerError, from_policy
 from node.home import NodeHome
 from node.runtime import open_runtime
 from node.server.agreement_service import SERVICE
 from policies.agreement import (
+    REVOCATION_FORMAT,
     Agreement,
     Disclosure,
     Grant,
@@ -54,6 +57,7 @@ from policies.signatures import (
     sign_revocation,
     verify_agreement,
 )
+from policies.weaknesses import disclosure_weaknesses
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -215,6 +219,7 @@ def show(path: FileArg, as_json: JsonOption = False) -> None:
             "hash": agreement.hash,
             "signed_by": sorted(signed.signatures),
             "grants": grant_rows(agreement),
+            "warnings": [w.to_dict() for w in disclosure_weaknesses(agreement)],
         }
         if as_json:
             print_json(data)
@@ -225,7 +230,7 @@ def show(path: FileArg, as_json: JsonOption = False) -> None:
             f"{data['valid_until']}; signed by {', '.join(data['signed_by']) or 'nobody yet'}"
         )
         console.print(grants_table(data["grants"]))
-        for line in grant_terms(agreement):
+        for line in [*grant_terms(agreement), *weakness_lines(disclosure_weaknesses(agreement))]:
             console.print(line)
 
 
@@ -256,12 +261,16 @@ def install(
         runtime = open_runtime(NodeHome(home))
         try:
             with _naming(path):
-                message = AgreementBook(runtime).install_text(
-                    read_text_file(path), runtime.clock.now()
-                )
+                text = read_text_file(path)
+                message = AgreementBook(runtime).install_text(text, runtime.clock.now())
+            me = runtime.config.country
         finally:
             runtime.close()
         console.print(message)
+        if REVOCATION_FORMAT not in text:  # an agreement: what it leaves open to requesters
+            agreement = load_signed_agreement(text).agreement
+            for weakness in disclosure_weaknesses(agreement, holder=me):
+                err_console.print(warning_line("warning:", weakness.line()), soft_wrap=True)
 
 
 @app.command("list")

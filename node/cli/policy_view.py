@@ -14,6 +14,7 @@ from rich.text import Text
 from node.cli.common import FittedTable, text_column
 from policies.agreement import Agreement, disclosure_fields
 from policies.diff import describe_disclosure
+from policies.weaknesses import Weakness
 
 
 def grant_rows(agreement: Agreement) -> list[dict[str, Any]]:
@@ -81,3 +82,13 @@ def grant_terms(agreement: Agreement) -> list[Text]:
             )
         lines.extend(Text(f"  #{number}: {term}") for term in terms)
     return [Text("terms:"), *lines] if lines else []
+
+
+def weakness_lines(weaknesses: list[Weakness]) -> list[Text]:
+    """What a requester could learn beyond each answer (:mod:`policies.weaknesses`), in the
+    warning colour, after the terms."""
+    if not weaknesses:
+        return []
+    return [Text("warnings:", style="yellow")] + [
+        Text(f"  {w.line()}", style="yellow") for w in weaknesses
+    ]

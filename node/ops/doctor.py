@@ -221,6 +221,36 @@ def check_keys(runtime: NodeRuntime, now: dt.datetime) -> list[Check]:
     return checks
 
 
+def check_disclosure(runtime: NodeRuntime, now: dt.datetime) -> list[Check]:
+    """Statistics grants in force whose disclosure control a requester can get round by
+    differencing or averaging answers (:mod:`policies.weaknesses`); this node's data only."""
+    from node.agreements import AgreementBook
+    from policies.in_force import agreement_status
+    from policies.weaknesses import disclosure_weaknesses
+
+    view = AgreementBook(runtime).current(now)
+    me = runtime.config.country
+    found: list[str] = []
+    for verified in view.agreements:
+        if agreement_status(verified, view.revocations, now, others=view.agreements):
+            continue  # not in force: nothing is released under it
+        agreement = verified.agreement
+        found += [
+            f"{agreement.label()} {w.line()}" for w in disclosure_weaknesses(agreement, holder=me)
+        ]
+    if not found:
+        return [Check("disclosure", OK, "no statistics grant in force relies on thresholds alone")]
+    return [
+        Check(
+            "disclosure",
+            WARN,
+            "; ".join(found),
+            "agree a new version with the other party (`enlace policy new` drafts cell-key "
+            "noise); `enlace policy show FILE` lists each weakness",
+        )
+    ]
+
+
 def check_peer_expiry(runtime: NodeRuntime, directory: Directory, now: dt.datetime) -> Check:
     report = expiry_report(runtime.home, directory, runtime.config.country)
     peers = [e for e in report if e.kind.startswith("peer_")]
@@ -322,6 +352,8 @@ def run_checks(runtime: NodeRuntime, *, peers: bool = True, timeout: float = 3.0
     if directory is not None:
         checks += _guard("peer-credentials", lambda: [check_peer_expiry(runtime, directory, now)])
     checks += _guard("disk", lambda: check_disk(runtime))
+    if directory is not None:
+        checks += _guard("disclosure", lambda: check_disclosure(runtime, now))
     usable = not any(c.status == FAIL and c.name in ("database", "directory") for c in checks)
     if peers and directory is not None and usable:
         others = [m.country for m in directory.members if m.country != runtime.config.country]
