@@ -44,7 +44,7 @@ from node.biometrics.search_answer import check_search
 from node.biometrics.service import FOLLOW_UP, GET_EPOCH, MAX_PROBES, SEARCH
 from node.client import PeerClient
 from node.errors import EnlaceError, InvalidArgumentError, PeerError
-from node.matching.followup_answer import check_answer
+from node.matching.followup_answer import check_answer, check_owner
 from node.records.datasets import TEMPLATE_DIMENSION
 from node.runtime import NodeRuntime
 from node.store.matching_store import FollowUpRecord
@@ -385,6 +385,7 @@ class BiometricClient:
         released = {a.name: a.value for a in answer.attributes} or None
         matching = self.runtime.store.matching
         existing = matching.followup(answer.followup_id, "outbound")
+        check_owner(peer, answer.followup_id, existing, asked_id=followup_id, dataset=DATASET)
         if existing is not None:
             matching.update_followup(
                 existing.followup_id,

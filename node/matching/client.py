@@ -45,7 +45,7 @@ from node.agreements import AgreementBook
 from node.errors import EnlaceError, PeerError
 from node.matching.filters import NOT_PUBLISHED
 from node.matching.followup import ATTRIBUTES
-from node.matching.followup_answer import check_answer
+from node.matching.followup_answer import check_answer, check_owner
 from node.matching.keys import parse_input, strongest
 from node.matching.peers import (
     EVALUATE,
@@ -484,6 +484,9 @@ class MatchClient:
         )
         matching = self.runtime.store.matching
         existing = matching.followup(record.followup_id, "outbound")
+        check_owner(
+            hit.peer, record.followup_id, existing, asked_id=followup_id, dataset=hit.dataset
+        )
         if existing is None:
             matching.add_followup(record)
         else:

@@ -14,6 +14,11 @@ accepted answer has a 32-hex-digit id, a known status, a reason of at most
 for attributes that were asked, no NUL anywhere, and no control character but line breaks
 and tabs in the reason and the values (they are printed to the operator, and a terminal obeys
 escape sequences).
+
+:func:`check_owner` then holds the answer's id against what this node already recorded: a
+peer answers for a follow-up it was asked about (the id asked for, or a new one), never for
+another peer's or another dataset's — otherwise a peer that learnt another's follow-up id (a
+log, a guess) could rewrite that record's status and released values.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import Sequence
 
 from enlace.v1 import match_pb2
 from node.peer_checks import CONTROL_IN_TEXT, refuse
+from node.store.followup_store import FollowUpRecord
 
 #: The statuses a holder's follow-up can have (node/matching/followup.py, biometrics/followup.py).
 STATUSES = frozenset({"pending", "approved", "denied", "released"})
@@ -55,4 +61,27 @@ def check_answer(peer: str, answer: match_pb2.FollowUpResponse, asked: Sequence[
             problems.append(f"the value of {attribute.name[:40]!r} is too long or holds a NUL")
         elif CONTROL_IN_TEXT.search(attribute.value):
             problems.append(f"the value of {attribute.name[:40]!r} holds a control character")
+    refuse(peer, "follow-up answer", problems, cannot="be recorded")
+
+
+def check_owner(
+    peer: str,
+    answer_id: str,
+    existing: FollowUpRecord | None,
+    *,
+    asked_id: str,
+    dataset: str,
+) -> None:
+    """Refuse an answer whose id is not the follow-up ``peer`` was asked about on ``dataset``:
+    ``existing`` is this node's outbound record with ``answer_id``, if any."""
+    problems: list[str] = []
+    if asked_id and answer_id != asked_id:
+        problems.append(f"it answers for follow-up {answer_id}, this node asked about {asked_id}")
+    elif not asked_id and existing is not None:  # a holder gives every new follow-up a new id
+        problems.append(f"the new follow-up's id {answer_id} is one this node recorded already")
+    elif existing is not None and (existing.peer, existing.dataset) != (peer, dataset):
+        problems.append(
+            f"follow-up {answer_id} is one of {existing.peer}'s on {existing.dataset}, not "
+            f"{peer}'s on {dataset}"
+        )
     refuse(peer, "follow-up answer", problems, cannot="be recorded")

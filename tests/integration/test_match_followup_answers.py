@@ -165,3 +165,49 @@ def test_the_answer_has_no_field_a_count_could_travel_in() -> None:
     assert set(fields) == {"followup_id", "status", "attributes", "reason"}
     with pytest.raises(ValueError):
         match_pb2.FollowUpResponse(records=3)  # type: ignore[call-arg]
+
+
+def test_a_peer_cannot_answer_for_another_peers_follow_up(
+    fed: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HND, having learnt the id of CRI's follow-up with PAN (a log, a guess), answers with
+    that id and forged values: refused, and PAN's record stays as PAN answered it. HND's
+    answer is stood in for after verification: its signature is the transport's to check
+    (hostile tests); what is tested is what CRI records of a verified answer."""
+    from types import SimpleNamespace
+
+    from node.client import PeerClient, PeerReply
+
+    with MatchClient(fed.runtimes["CRI"]) as client:
+        hit = _hit_on_a_person_with_many_records(fed, client)
+        mine = client.follow_up(hit, case_reference="C-9", purpose=PURPOSE)
+        assert mine.peer == "PAN" and mine.status == "pending"
+        forged = match_pb2.FollowUpResponse(
+            followup_id=mine.followup_id,
+            status="released",
+            attributes=[match_pb2.Attribute(name="first_seen_quarter", value="2019-Q1")],
+        )
+        real_call = PeerClient.call
+
+        def call(self: PeerClient, method: str, request: Any, response_type: Any, **kw: Any) -> Any:
+            if self.peer != "HND":
+                return real_call(self, method, request, response_type, **kw)
+            return PeerReply(forged, SimpleNamespace(agreement="HND-CRI-1"), "0" * 64, 1.0)
+
+        monkeypatch.setattr(PeerClient, "call", call)
+        theirs = Outcome(0, "HND", "identities", "hit", epoch=hit.epoch, output=b"\x01" * 32)
+        refusals = {
+            "": "the new follow-up's id",  # a holder gives every new follow-up a new id
+            mine.followup_id: "is one of PAN's on identities, not HND's on identities",
+            "f" * 32: f"it answers for follow-up {mine.followup_id}, this node asked about",
+        }
+        for asked, says in refusals.items():
+            with pytest.raises(PeerError, match="follow-up answer cannot be recorded") as caught:
+                client.follow_up(
+                    theirs, case_reference="C-9", purpose=PURPOSE, attributes=GRANTED,
+                    followup_id=asked,
+                )  # fmt: skip
+            assert says in str(caught.value), (asked, caught.value)
+        kept = client.runtime.store.matching.followup(mine.followup_id, "outbound")
+        assert kept is not None
+        assert (kept.peer, kept.status, kept.released) == ("PAN", "pending", None)

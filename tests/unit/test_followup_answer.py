@@ -12,7 +12,8 @@ import pytest
 
 from enlace.v1 import match_pb2
 from node.errors import PeerError
-from node.matching.followup_answer import MAX_REASON, check_answer
+from node.matching.followup_answer import MAX_REASON, check_answer, check_owner
+from node.store.followup_store import FollowUpRecord
 
 ASKED = ("first_seen_quarter", "event_type")
 GOOD_ID = "3f2b9c4e8a1d4f6b9e0c7a5d2b1e8f40"
@@ -62,3 +63,28 @@ def test_a_malformed_answer_is_the_peers_failure(
     assert problem in str(raised.value)
     assert raised.value.peer == "PAN" and raised.value.status_name == "INVALID_ARGUMENT"
     assert "PAN's follow-up answer cannot be recorded" in str(raised.value)
+
+
+def _recorded(peer: str, dataset: str) -> FollowUpRecord:
+    import datetime as dt
+
+    return FollowUpRecord(
+        "a" * 32, "outbound", peer, dataset, 1, "", "C-1", "identity_verification", "X-1",
+        ("first_seen_quarter",), (), "pending", dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+    )  # fmt: skip
+
+
+def test_an_answer_is_held_to_the_follow_up_it_was_asked_about() -> None:
+    pan = _recorded("PAN", "identities")
+    check_owner("PAN", "a" * 32, pan, asked_id="a" * 32, dataset="identities")  # a fetch
+    check_owner("PAN", "b" * 32, None, asked_id="", dataset="identities")  # a new one
+    refused = {
+        "another peer's": ("HND", "a" * 32, pan, "a" * 32, "identities"),
+        "another dataset's": ("PAN", "a" * 32, pan, "a" * 32, "travel_documents"),
+        "an id already recorded for a new one": ("PAN", "a" * 32, pan, "", "identities"),
+        "not the id asked about": ("PAN", "a" * 32, pan, "c" * 32, "identities"),
+    }
+    for case, (peer, answer_id, existing, asked, dataset) in refused.items():
+        with pytest.raises(PeerError, match="follow-up answer cannot be recorded"):
+            check_owner(peer, answer_id, existing, asked_id=asked, dataset=dataset)
+            pytest.fail(case)
