@@ -51,6 +51,7 @@ from node.cli.followups_view import (
 from node.errors import InvalidArgumentError
 from node.matching.followup import check_case_reference
 from node.runtime import NodeRuntime
+from node.stats.export import spreadsheet_safe
 from node.store.matching_store import FollowUpRecord
 
 app = typer.Typer(no_args_is_help=True)
@@ -248,9 +249,8 @@ def _write_results(path: Path, report: BiometricReport) -> None:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(("label", "peer", "result", "hit_reference", "status", "detail"))
         for o in report.outcomes:
-            writer.writerow(
-                (report.labels[o.probe], o.peer, o.status, o.reference, o.code, o.detail)
-            )
+            cells = (report.labels[o.probe], o.peer, o.status, o.reference, o.code, o.detail)
+            writer.writerow([spreadsheet_safe(str(c)) for c in cells])  # peers' details too
 
 
 def register_match(match_app: typer.Typer) -> None:

