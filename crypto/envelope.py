@@ -125,7 +125,8 @@ def decode_header(data: bytes) -> Header:
         raise EncodingError("header must be a JSON object")
     unknown = set(raw) - _ALL
     if unknown:
-        raise EncodingError(f"header has unknown fields: {', '.join(sorted(unknown))}")
+        names = ", ".join(repr(name[:40]) for name in sorted(unknown)[:5])  # escaped: anyone's
+        raise EncodingError(f"header has unknown fields: {names}")
     missing = _ALWAYS - set(raw)
     if missing:
         raise EncodingError(f"header lacks fields: {', '.join(sorted(missing))}")

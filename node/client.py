@@ -36,7 +36,7 @@ from crypto.keys import tls_server_name
 from enlace.v1 import envelope_pb2
 from node.audit import AuditRecord
 from node.errors import EnlaceError, PeerError
-from node.peer_checks import citation_problem, printable
+from node.peer_checks import citation_problem, printable, shown
 from node.runtime import NodeRuntime
 
 M = TypeVar("M", bound=Message)
@@ -203,7 +203,9 @@ class PeerClient:
         claimed = decode_header(response.header)
         directory = self.runtime.directory.current(self.runtime.clock.now())
         if claimed.sender != self.peer:
-            raise PeerError(f"response signed by {claimed.sender}", peer=self.peer, status_name="")
+            raise PeerError(
+                f"response signed by {shown(claimed.sender)}", peer=self.peer, status_name=""
+            )
         public_key = directory.live_signing_key(
             self.peer, claimed.key_id, claimed.issued_at_time, self.runtime.clock.now()
         )
@@ -213,7 +215,9 @@ class PeerClient:
         if header.request_digest != request.digest or header.method != method:
             raise PeerError("response is not bound to this request", peer=self.peer, status_name="")
         if header.status != "OK":
-            raise PeerError(f"response status {header.status}", peer=self.peer, status_name="")
+            raise PeerError(
+                f"response status {shown(header.status)}", peer=self.peer, status_name=""
+            )
         return header
 
     def _signed_refusal(self, exc: grpc.RpcError, request: Sealed) -> Sealed | None:

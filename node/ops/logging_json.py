@@ -18,6 +18,12 @@ Third-party libraries log at INFO what means nothing to an operator (alembic's "
 SQLiteImpl.", faiss's "Loading faiss with AVX2 support."). :func:`install` puts a
 :class:`ThirdPartyFilter` on the root handlers, so the log holds the node's own records at the
 configured level and other libraries' records from WARNING up; at ``DEBUG`` it holds them all.
+
+A log line may quote what a peer sent before it was authenticated (a refused header's
+method, a peer's error text). Neither format lets it act on whoever reads the log: in text,
+:class:`SafeText` replaces every control character but line feeds and tabs (ESC, CSI, the
+bidirectional overrides) with U+FFFD, so ``tail -f`` in a terminal obeys no escape sequence
+and no line is forged; in JSON the same characters are written as ``\\u`` escapes.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ import os
 from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any
+
+from node.peer_checks import CONTROL_IN_TEXT
 
 #: (request digest, method) of the call this thread is handling, for log records. Set by the
 #: server's request pipeline; defined here so that logging needs nothing of the server.
@@ -71,7 +79,9 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str, ensure_ascii=False, separators=(",", ":"))
+        line = json.dumps(out, default=str, ensure_ascii=False, separators=(",", ":"))
+        # json escapes C0 controls itself; DEL, C1 and the bidirectional controls it keeps.
+        return CONTROL_IN_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
 
 
 def own_logger(name: str) -> bool:
@@ -109,10 +119,24 @@ def install(environ: Mapping[str, str] | None = None) -> bool:
             "%s=%r is unknown; use json or text", FORMAT_VARIABLE, wanted
         )
     if wanted != "json":
+        for handler in root.handlers:
+            if not isinstance(handler.formatter, SafeText):
+                handler.setFormatter(SafeText(handler.formatter))
         return False
     for handler in root.handlers:
         handler.setFormatter(JsonFormatter())
     return True
+
+
+class SafeText(logging.Formatter):
+    """Another formatter's lines with control characters (but line feeds and tabs) replaced."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        return CONTROL_IN_TEXT.sub("\ufffd", self.inner.format(record))
 
 
 class AccessLog:

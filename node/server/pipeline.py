@@ -54,6 +54,7 @@ from node.errors import (
     from_policy,
 )
 from node.ops.logging_json import CURRENT_CALL
+from node.peer_checks import shown
 from node.runtime import NodeRuntime
 from node.trust.member import MemberDescriptor
 from policies.decision import Decision
@@ -240,12 +241,12 @@ class Pipeline:
             raise AuthenticationError("a response header was sent as a request")
         if header.method != spec.full_name:
             raise AuthenticationError(
-                f"request was signed for {header.method}, but called {spec.full_name}",
+                f"request was signed for {header.method[:120]!r}, but called {spec.full_name}",
                 hint="sign the header for the method you call",
             )
         if header.recipient != me:
             raise AuthenticationError(
-                f"request is addressed to {header.recipient}, this node is {me}",
+                f"request is addressed to {shown(header.recipient)}, this node is {me}",
                 hint="address the request to the node you are calling",
             )
         directory = self.runtime.directory.current(now)

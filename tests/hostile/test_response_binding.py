@@ -76,9 +76,9 @@ def _case(impostor: Impostor, name: str, method: str) -> Forge:
 CASES = {
     "earlier-answer": "not bound to this request",
     "addressed-to-HND": "addressed to another node",
-    "sender-HND": "response signed by HND",
+    "sender-HND": "response signed by 'HND'",
     "other-method": "not bound to this request",
-    "refusal-with-grpc-ok": "response status UNAUTHENTICATED",
+    "refusal-with-grpc-ok": "response status 'UNAUTHENTICATED'",
     "altered-body": "body does not match the signed body digest",
 }
 

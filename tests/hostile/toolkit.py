@@ -386,7 +386,7 @@ ATTACKS: tuple[Attack, ...] = (
         "misaddressed",
         _AUTH,
         lambda a: _SIGNED(a, recipient=_accomplice(a).config.country),
-        "request is addressed to HND",
+        "request is addressed to 'HND'",
     ),
     Attack(
         "wrong-method-route",
@@ -411,7 +411,7 @@ ATTACKS: tuple[Attack, ...] = (
         "unknown-header-field",
         _BAD,
         lambda a: Shot(fields_signed(a, {**_as_dict(a), "role": "secretariat"}), a.method),
-        "header has unknown fields: role",
+        "header has unknown fields: 'role'",
     ),
     Attack(
         "non-canonical-header",

@@ -287,7 +287,7 @@ def test_decode_accepts_the_canonical_bytes() -> None:
 
 
 def test_unknown_field_refused() -> None:
-    with pytest.raises(EncodingError, match="unknown fields: priority"):
+    with pytest.raises(EncodingError, match="unknown fields: 'priority'"):
         decode_header(canonical(header_fields(priority="high")))
 
 
