@@ -27,6 +27,7 @@ from sqlalchemy import BigInteger, Column, Engine, String, Table, Text, and_, in
 from sqlalchemy.exc import SQLAlchemyError
 
 from node.errors import StoreError
+from node.store.failures import database_error, driver_message
 from node.store.schema import UtcDateTime, metadata
 
 match_followups = Table(
@@ -126,8 +127,8 @@ def _followup(row: Any) -> FollowUpRecord:
 def _store_errors(what: str) -> Iterator[None]:
     try:
         yield
-    except SQLAlchemyError as exc:
-        raise StoreError(f"{what}: {exc}") from exc
+    except SQLAlchemyError as exc:  # the database's words and advice; never its SQL
+        raise StoreError(f"{what}: {driver_message(exc)}", hint=database_error(exc).hint) from exc
 
 
 class FollowUpStore:
@@ -171,7 +172,7 @@ class FollowUpStore:
                 match_followups.c.direction == direction,
             )
         )
-        with self._read.connect() as conn:
+        with _store_errors("follow-up not read"), self._read.connect() as conn:
             row = conn.execute(query).first()
         return None if row is None else _followup(row)
 
@@ -183,7 +184,7 @@ class FollowUpStore:
         if wanted:
             query = query.where(match_followups.c.status.in_(wanted))
         query = query.order_by(match_followups.c.created_at.desc()).limit(limit)
-        with self._read.connect() as conn:
+        with _store_errors("follow-ups not read"), self._read.connect() as conn:
             return [_followup(r) for r in conn.execute(query)]
 
     def update_followup(

@@ -36,9 +36,15 @@ def test_a_database_failure_writing_a_follow_up_is_a_store_error(database_url: s
             store.matching.add_followup(_record())  # the same id twice: the key refuses it
         with store.engine.begin() as conn:
             conn.execute(text("DROP TABLE match_followups"))
-        with pytest.raises(StoreError, match="follow-up not updated"):
+        with pytest.raises(StoreError, match="follow-up not updated") as caught:
             store.matching.update_followup(
                 _record().followup_id, "outbound", expect=("pending",), status="released"
             )
+        assert "UPDATE" not in str(caught.value)  # the database's words, not its statement
+        assert "schema" in caught.value.hint
+        with pytest.raises(StoreError, match="follow-up not read"):
+            store.matching.followup(_record().followup_id, "outbound")
+        with pytest.raises(StoreError, match="follow-ups not read"):
+            store.matching.followups(direction="outbound")
     finally:
         store.close()
