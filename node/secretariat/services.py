@@ -66,7 +66,7 @@ def rules(runtime: NodeRuntime) -> dict[str, Authorizer]:
     roles = set(runtime.config.roles)
     out: dict[str, Authorizer] = {
         "notifications": RoleRule("secretariat"),
-        # checked after the factory's ``stats`` rule: the ST's share of a member's raw table
+        # checked before the factory's ``stats`` rule: the ST's share of a member's raw table
         share_service.CONTRIBUTE: RoleRule("secretariat"),
     }
     if "secretariat" in roles:

@@ -33,9 +33,10 @@ class ServiceAuthorizer:
     """Dispatch to one rule per service; refuse services without a rule.
 
     A rule keyed by a method's full name (``/enlace.v1.Service/Method``) narrows that method
-    further: it is checked after the service's rule admitted the call (so the service's own
-    refusals keep their reasons), and the permit is still the service rule's. This is how
-    ``ShareService/Contribute``, a ``stats`` release, is kept for the Secretariat alone.
+    further: it is checked before the service's rule, whose admission has effects (the
+    agreement rule spends a unit of the caller's quota), so a caller the method is not for is
+    refused for that reason and spends nothing; the permit is still the service rule's. This
+    is how ``ShareService/Contribute``, a ``stats`` release, is kept for the Secretariat alone.
     """
 
     def __init__(self, rules: Mapping[str, Authorizer]) -> None:
@@ -50,11 +51,10 @@ class ServiceAuthorizer:
                 f"service {service!r} is not offered to {peer.country} by this node",
                 hint="ask the holder to sign an agreement granting it",
             )
-        permit = rule.authorize(service, header, ask, peer, now)
         narrower = self._rules.get(header.method)  # the method the pipeline checked was signed
         if narrower is not None:
             narrower.authorize(header.method, header, ask, peer, now)
-        return permit
+        return rule.authorize(service, header, ask, peer, now)
 
 
 def default_authorizer() -> ServiceAuthorizer:

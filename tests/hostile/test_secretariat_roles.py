@@ -23,9 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from google.protobuf.message import Message
+from sqlalchemy import text
 
 from enlace.v1 import secretariat_pb2
 from hostile.toolkit import (
@@ -111,12 +113,13 @@ CASES = (
     Case(MEMBER, EMERGENCY, ST, absent("emergency", ST)),
     Case(HELPER, EMERGENCY, MEMBER, absent("emergency", MEMBER)),
     # Contribute: the ST asks a member under the member's stats grant to the ST. A member with a
-    # stats grant of its own is no Secretariat: it must not get a share of PAN's raw table.
+    # stats grant of its own is no Secretariat: it must not get a share of PAN's raw table. The
+    # role is checked first, so a caller it is not for spends none of its quota on the refusal.
     Case(MEMBER, CONTRIBUTE, ST),
     Case(MEMBER, CONTRIBUTE, "CRI", role(CONTRIBUTE, "secretariat", "CRI")),
-    Case(MEMBER, CONTRIBUTE, "SLV", NO_AGREEMENT),
-    Case(MEMBER, CONTRIBUTE, HELPER, NO_AGREEMENT),
-    Case(ST, CONTRIBUTE, MEMBER, ONE_WAY),
+    Case(MEMBER, CONTRIBUTE, "SLV", role(CONTRIBUTE, "secretariat", "SLV")),
+    Case(MEMBER, CONTRIBUTE, HELPER, role(CONTRIBUTE, "secretariat", HELPER)),
+    Case(ST, CONTRIBUTE, MEMBER, role(CONTRIBUTE, "secretariat", MEMBER)),
     Case(HELPER, CONTRIBUTE, ST, NO_AGREEMENT),
     # SubmitShare: members to the helper, agreement or not; not the ST, and no other node.
     Case(HELPER, SUBMIT, MEMBER),
@@ -265,11 +268,22 @@ def _body(fed: Federation, case: Case) -> Message:
     return body
 
 
+def _quota_usage(store: Any, requester: str) -> dict[tuple[str, str], int]:
+    """``requester``'s quota counters at ``store``'s node (scopes read ``id:HOLDER>REQUESTER:
+    service``). The ST's own are left out: its calendar pulls members in the background."""
+    if requester == ST:
+        return {}
+    with store.engine.connect() as conn:
+        rows = conn.execute(text("SELECT scope, window_key, used FROM quota_usage")).all()
+    return {(s, k): int(used) for s, k, used in rows if f">{requester}:" in s}
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_the_rule_admits_or_refuses_the_caller(fed: Federation, case: Case) -> None:
     body = _body(fed, case)
     callee = fed.runtimes[case.callee].store
     before = callee.audit_head()[0]
+    quotas = _quota_usage(callee, case.caller)
     purpose = PURPOSES.get(case.method, "")
     agreement = AGREEMENTS.get(case.caller, "") if purpose else ""
     with fed.client(case.caller, case.callee) as client:
@@ -294,3 +308,4 @@ def test_the_rule_admits_or_refuses_the_caller(fed: Federation, case: Case) -> N
     ]
     if case.reason:
         assert case.reason in mine[0].reason
+        assert _quota_usage(callee, case.caller) == quotas, "a refusal spent the caller's quota"
