@@ -187,15 +187,16 @@ def ingest(
                     progress=view,
                     workers=workers,
                 )
+            filters: list[dict[str, Any]] = []
             if report.committed:
-                refresh_match_filters(node_home, store, dataset, quiet=as_json)
+                filters = refresh_match_filters(node_home, store, dataset, quiet=as_json)
         except IngestError as exc:
             _print_errors(exc, as_json)
             raise typer.Exit(1) from None
         finally:
             store.close()
     if as_json:
-        print_json(report.to_dict())
+        print_json({**report.to_dict(), "match_filters": filters})
         return
     console.print(_summary(report))
     for f in report.files:

@@ -83,8 +83,12 @@ CaseOption = Annotated[
 ]
 
 
-def refresh_match_filters(home: NodeHome, store: Store, table: str, *, quiet: bool) -> None:
-    """After an import: update the match filters it feeds (never fails the import itself)."""
+def refresh_match_filters(
+    home: NodeHome, store: Store, table: str, *, quiet: bool
+) -> list[dict[str, Any]]:
+    """After an import: update the match filters it feeds (never fails the import itself).
+    Returns what changed, for ``--json``: per dataset its new version and counts, or one
+    ``{"error": …}`` when they could not be updated (the warning is printed either way)."""
     try:
         reports = refresh_after_ingest(home, store, table, dt.datetime.now(dt.UTC))
     except Exception as exc:  # the import is committed; say how to catch up
@@ -94,7 +98,13 @@ def refresh_match_filters(home: NodeHome, store: Store, table: str, *, quiet: bo
             ),
             highlight=False,
         )
-        return
+        return [{"error": f"match filters not updated ({exc})", "fix": "enlace match rebuild"}]
+    changed = [
+        {"dataset": r.dataset, "version": r.version, "entries": r.entries,
+         "keys_added": r.keys_added, "records_keyed": r.records_keyed,
+         "records_removed": r.records_removed}
+        for r in reports
+    ]  # fmt: skip
     if not quiet:
         for r in reports:
             err_console.print(
@@ -103,6 +113,7 @@ def refresh_match_filters(home: NodeHome, store: Store, table: str, *, quiet: bo
                 f"{r.records_removed:,} records removed)",
                 highlight=False,
             )
+    return changed
 
 
 def chosen_datasets(chosen: Sequence[str] | None, default: Sequence[str]) -> list[str]:

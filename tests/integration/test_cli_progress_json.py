@@ -137,3 +137,23 @@ def test_generate(tmp_path: Path) -> None:
     args = ["generate", "--country", "PAN", "--encounters", "40", "--seed", "1"]
     summary = check([*args, "--out", str(tmp_path / "out")], line)
     assert summary
+
+
+def test_ingest_json_says_which_match_filters_it_brought_up_to_date(
+    fed: Any, tmp_path: Path
+) -> None:
+    """With matching on at PAN, an import updates the filters it feeds; ``--json`` says so in
+    the document (the lines a terminal gets are not printed with ``--json``)."""
+    from match_support import synthetic
+
+    more = synthetic(tmp_path, "PAN", 20, 99)  # the same record ids, other people: --replace
+    home = str(fed.federation.homes["PAN"].root)
+    args = ["ingest", "encounters", str(more / "encounters.csv"), "--home", home, "--replace"]
+    shown = run([*args, "--json"])
+    assert shown.exit_code == 0, shown.output
+    document = json.loads(shown.stdout)
+    filters = {f["dataset"]: f for f in document["match_filters"]}
+    assert "identities" in filters, document["match_filters"]
+    assert filters["identities"]["version"] >= 2
+    assert filters["identities"]["records_keyed"] > 0
+    assert "match filter identities" not in shown.stderr
