@@ -67,6 +67,21 @@ def _duration(seconds: float) -> str:
     return f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60:02d} s"
 
 
+def redraws(console: Console) -> bool:
+    """Whether a bar can redraw itself on ``console``: it writes to a terminal and its file is
+    one. ``FORCE_COLOR`` or ``TTY_COMPATIBLE`` (set in CI and some cron setups to keep colour)
+    make rich treat any file as a terminal; a bar redrawn into a log or a cron mail is a wall of
+    escape sequences, so off a TTY the plain lines are written whatever they say, as they are
+    on a ``dumb`` terminal."""
+    if not console.is_terminal or console.is_dumb_terminal:
+        return False
+    isatty = getattr(console.file, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed file
+        return False
+
+
 class CommandProgress(Progress):
     """rich's :class:`~rich.progress.Progress`, which writes plain lines (``plain``) instead of
     the bar when ``console`` is not a terminal.
@@ -86,7 +101,7 @@ class CommandProgress(Progress):
         disable: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.plain = not disable and not console.is_terminal
+        self.plain = not disable and not redraws(console)
         super().__init__(*columns, console=console, transient=True, disable=disable or self.plain)
         self.label, self.unit, self.clock = label, unit, clock
         self._written: dict[TaskID, _Written] = {}

@@ -27,9 +27,16 @@ class Clock:
         return self.now
 
 
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal, as stderr in an operator's shell does."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 def _stderr(monkeypatch: pytest.MonkeyPatch, *, terminal: bool) -> io.StringIO:
     """Stand in for the CLI's stderr console: a terminal or not."""
-    stream = io.StringIO()
+    stream = Terminal() if terminal else io.StringIO()
     console = Console(file=stream, force_terminal=terminal, width=80, markup=False)
     monkeypatch.setattr(common, "err_console", console)
     return stream
@@ -141,7 +148,7 @@ def test_a_detail_replaces_the_count_and_its_change_is_movement(
         "people.xlsx: 2,000 rows read (0%, 12 s)",
         "people.xlsx: 3,000 rows read (100%, 22 s)",
     ]
-    shown = io.StringIO()
+    shown = Terminal()
     console = Console(file=shown, force_terminal=True, width=80, markup=False)
     monkeypatch.setattr(common, "err_console", console)
     live = _bar()
@@ -184,3 +191,26 @@ def test_off_a_terminal_advance_and_track_report_too(monkeypatch: pytest.MonkeyP
     assert lines[0] == "encounters.csv: 1 of 10 rows (10%, 1 s)"
     assert "encounters.csv: 10 of 10 rows (100%, 10 s)" in lines
     assert any(line.startswith("matrices.csv: 4 of 4 rows (100%") for line in lines)
+
+
+@pytest.mark.parametrize(
+    "environ", [{"FORCE_COLOR": "1"}, {"TTY_COMPATIBLE": "1"}, {"TERM": "dumb", "FORCE_COLOR": "1"}]
+)
+def test_forced_colour_off_a_terminal_still_gets_plain_lines(
+    monkeypatch: pytest.MonkeyPatch, environ: dict[str, str]
+) -> None:
+    """CI and some cron setups set FORCE_COLOR (or TTY_COMPATIBLE) to keep colour: rich then
+    takes any file for a terminal, and a bar redrawn there is a wall of escape sequences."""
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    stream = io.StringIO()  # a log file, a cron mail: not a TTY
+    monkeypatch.setattr(common, "err_console", Console(file=stream, width=80, markup=False))
+    assert common.err_console.is_terminal  # what rich believes
+    clock = Clock()
+    with common.progress_bar("matching", unit="elements") as bar:
+        bar.clock = clock
+        task = bar.add_task("matching", total=10)
+        clock.now += 1
+        bar.update(task, completed=10)
+    text = stream.getvalue()
+    assert "\x1b" not in text and "matching: 10 of 10 elements (100%" in text, repr(text)

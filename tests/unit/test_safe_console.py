@@ -49,7 +49,11 @@ def test_the_consoles_own_styling_still_reaches_the_terminal() -> None:
 
 
 def test_a_progress_bar_still_draws_on_a_safe_console(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    stream = io.StringIO()
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
     monkeypatch.setattr(
         common, "err_console", SafeConsole(file=stream, force_terminal=True, width=80)
     )
