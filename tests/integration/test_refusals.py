@@ -132,7 +132,7 @@ def test_request_addressed_to_another_node_is_refused(live) -> None:  # type: ig
         key = client.runtime.signing_key
         error = refused(client, seal(header_for(client, recipient="HND"), ping_body(), key))
     assert error.status_name == "UNAUTHENTICATED"
-    assert "addressed to HND" in error.message
+    assert "addressed to 'HND'" in error.message
 
 
 def test_request_signed_for_another_method_is_refused(live) -> None:  # type: ignore[no-untyped-def]
