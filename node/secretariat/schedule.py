@@ -208,7 +208,16 @@ class Calendar:
         self.ensure_defaults()
 
     def shutdown(self) -> None:
+        """Stop, leaving every job in the shared store as it is.
+
+        APScheduler's loop, woken by ``shutdown()``, looks for due jobs once more before it
+        sees it must stop, and hands them to the executors it has just stopped: an error in
+        the log, and each such job's next run moved on as if it had run. A command line that
+        made a job due (``enlace st calendar --run-now``) lost it that way to its own exit, and
+        a node stopping at a job's due time skipped it. So the shared store is detached first:
+        the last look finds nothing, and the running node (or the next start) runs the job."""
         if self.scheduler.running:
+            self.scheduler.remove_jobstore(STORE, shutdown=False)
             self.scheduler.shutdown(wait=True)
 
     # -- jobs ----------------------------------------------------------------------------

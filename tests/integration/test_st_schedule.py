@@ -65,6 +65,24 @@ def test_calendar_edits_are_checked(live_federation_factory: Callable[..., LiveF
         edit_calendar(crm, lambda c: c.set_interval("retry-partial", 5))
 
 
+def test_run_now_leaves_the_job_due_for_the_serving_node(
+    live_federation_factory: Callable[..., LiveFederation], caplog: pytest.LogCaptureFixture
+) -> None:
+    """``st calendar --run-now`` edits from a command line: its own, paused scheduler must not
+    take the job it just made due on its way out (APScheduler looks once more after
+    ``shutdown()``), log an error and move the job's next run to its next date."""
+    crm = live_federation_factory(("PAN",)).runtimes["CRM"]
+    edit_calendar(crm)  # the defaults
+    due = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(seconds=1)
+    caplog.set_level(logging.WARNING)
+    for _ in range(5):  # the race needed the loop to wake at the wrong moment: try it often
+        rows = {r["id"]: r for r in edit_calendar(crm, lambda c: c.run_soon("retry-partial", due))}
+        assert rows["retry-partial"]["next_run"] == due
+    rows = {r["id"]: r for r in edit_calendar(crm)}
+    assert rows["retry-partial"]["next_run"] == due  # still due: for the node to run
+    assert "Error submitting job" not in caplog.text and "after shutdown" not in caplog.text
+
+
 def test_jobs_run_only_on_the_secretariat(
     live_federation_factory: Callable[..., LiveFederation], caplog: pytest.LogCaptureFixture
 ) -> None:
