@@ -193,9 +193,12 @@ def write_regional(
     out_dir: Path | None = None,
     formats: Sequence[str] = ("csv", "xlsx", "sdmx"),
 ) -> list[Path]:
-    """Write each regional matrix of ``period``; one SDMX-CSV file holds every matrix."""
+    """Write each regional matrix of ``period``; one SDMX-CSV file holds every matrix.
+
+    Every file is rendered before the first is written: a matrix that cannot be exported (a
+    refused code) leaves the folder as it was, not half of a new set beside the old one."""
     out = (out_dir or office.settings.output_dir(office.runtime.home.root)) / period
-    written: list[Path] = []
+    files: list[tuple[Path, bytes]] = []
     sdmx_rows: list[dict[str, str]] = []
     summaries = []
     for table_id in matrices or office.settings.matrices:
@@ -217,14 +220,12 @@ def write_regional(
                 n_contrib=contrib,
                 notes=result.notes,
             )
-            path = out / f"regional-{table_id}-{period}.{EXTENSIONS[fmt]}"
-            atomic_write(path, data)
-            written.append(path)
+            files.append((out / f"regional-{table_id}-{period}.{EXTENSIONS[fmt]}", data))
         summaries.append(result.summary())
     if "sdmx" in formats:
-        path = out / f"regional-{period}.sdmx.csv"
-        atomic_write(path, write_sdmx_csv(sdmx_rows, regional=True))
-        written.append(path)
+        files.append(
+            (out / f"regional-{period}.sdmx.csv", write_sdmx_csv(sdmx_rows, regional=True))
+        )
     status = {
         "period": period,
         "holder": REGION,
@@ -232,13 +233,16 @@ def write_regional(
         "note_en": TRANSITS_NOTE["en"],
         "tables": summaries,
     }
-    path = out / f"regional-{period}.json"
-    atomic_write(path, (json.dumps(status, indent=2, ensure_ascii=False) + "\n").encode())
-    written.append(path)
-    path = out / "LEEME-README.txt"
-    atomic_write(path, _readme(period, summaries).encode("utf-8"))
-    written.append(path)
-    return written
+    files.append(
+        (
+            out / f"regional-{period}.json",
+            (json.dumps(status, indent=2, ensure_ascii=False) + "\n").encode(),
+        )
+    )
+    files.append((out / "LEEME-README.txt", _readme(period, summaries).encode("utf-8")))
+    for path, data in files:
+        atomic_write(path, data)
+    return [path for path, _ in files]
 
 
 def _readme(period: str, summaries: Sequence[dict[str, Any]]) -> str:

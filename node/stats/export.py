@@ -286,7 +286,12 @@ def export_answer_rows(
     if unknown := set(answer.dimensions) - {d[1] for d in SDMX_DIMENSIONS} - set(time_dims):
         raise _refuse(f"{sorted(unknown)} have no SDMX concept", "dimensions")
     position = {name: i for i, name in enumerate(answer.dimensions)}
-    times = [c.key[position[time_dims[0]]] if time_dims else TOTAL for c in answer.cells]
+    # A table with no records has "_Z" (not applicable) as its only time code: its cells are
+    # the whole period's, as the totals are.
+    times = [
+        _whole_if_empty(c.key[position[time_dims[0]]], whole) if time_dims else TOTAL
+        for c in answer.cells
+    ]
     repeated = whole in times  # one period: its time totals would repeat the cells' SDMX keys
     rows = []
     for cell, time in zip(answer.cells, times, strict=True):
@@ -297,7 +302,7 @@ def export_answer_rows(
             code = cell.key[position[name]] if name in position else TOTAL
             row[sdmx_id] = _dimension_code(sdmx_id, list_name, code)
         row.update(REF_AREA=area, TIME_PERIOD=whole)
-        if time != TOTAL:
+        if time not in (TOTAL, whole):
             if not _TIME_CODE.match(time):
                 raise _refuse(f"{time!r} is not a {time_dims[0]} code", "TIME_PERIOD")
             row["TIME_PERIOD"] = time
@@ -308,6 +313,10 @@ def export_answer_rows(
             row["N_CONTRIB"] = str(contrib[cell.key]) if cell.key in contrib else ""
         rows.append(row)
     return rows
+
+
+def _whole_if_empty(time: str, whole: str) -> str:
+    return whole if time == NOT_APPLICABLE else time
 
 
 def write_sdmx_csv(rows: Iterable[Mapping[str, str]], *, regional: bool = False) -> bytes:

@@ -129,9 +129,27 @@ def test_a_late_node_hits_its_deadline_without_holding_up_the_others(
     assert report.pull.members["PAN"].status == "complete"
 
 
-def test_regional_outputs_say_what_they_count(st_live: LiveFederation, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_regional_outputs_say_what_they_count(
+    st_live: LiveFederation, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     st = office(st_live.runtimes["CRM"])
     st.collect(QUARTER, matrices=["M01", "M02"])
+    # A matrix that cannot be exported leaves no file of the set: not M01's beside nothing.
+    from node.errors import InvalidArgumentError
+    from node.secretariat import outputs
+
+    real = outputs.export_answer_rows
+
+    def refuse_m02(answer, **kwargs):  # type: ignore[no-untyped-def]
+        if kwargs.get("matrix") == "M02":
+            raise InvalidArgumentError("'_Q' is not a quarter code", field="TIME_PERIOD")
+        return real(answer, **kwargs)
+
+    monkeypatch.setattr(outputs, "export_answer_rows", refuse_m02)
+    with pytest.raises(InvalidArgumentError):
+        write_regional(st, QUARTER, matrices=["M01", "M02"], out_dir=tmp_path)
+    assert not (tmp_path / QUARTER).exists()
+    monkeypatch.setattr(outputs, "export_answer_rows", real)
     paths = write_regional(st, QUARTER, matrices=["M01", "M02"], out_dir=tmp_path)
     names = sorted(p.name for p in paths)
     assert names == [

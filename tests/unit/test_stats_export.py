@@ -472,3 +472,24 @@ def test_a_one_quarter_table_keeps_sdmx_keys_unique(pysdmx_io: Any) -> None:
     assert keys == [("VEN", "2023-Q3"), ("HTI", "2023-Q3"), ("_T", "2023-Q3")]
     assert [_number(o["OBS_VALUE"]) for o in observations] == [40, None, 42]
     assert len(_csv_rows(export_table(answer, "csv", holder="PAN"))) == 6  # the human CSV keeps all
+
+
+@pytest.mark.parametrize("period", ["2026Q3", "2026Q2..2026Q3"])
+def test_a_period_without_records_exports_its_zero_totals(period: str, pysdmx_io: Any) -> None:
+    """No record in the period: every dimension's only code is "_Z" (not applicable), the
+    quarter's too. SDMX has no "_Z" period: those cells are the whole period's, once each."""
+    answer = _answer(
+        ("nationality", "quarter"),
+        [
+            _ok(("_Z", "_Z"), 0),
+            _ok(("_Z", "_T"), 0),
+            _ok(("_T", "_Z"), 0),
+            _ok(("_T", "_T"), 0),
+        ],
+        period=period,
+    )
+    _, observations = _observations(export_table(answer, "sdmx", holder="PAN"), pysdmx_io)
+    whole = sdmx_time_period(period)
+    keys = [(o["NATIONALITY"], o["TIME_PERIOD"]) for o in observations]
+    assert keys == [("_Z", whole), ("_T", whole)]
+    assert [_number(o["OBS_VALUE"]) for o in observations] == [0, 0]
