@@ -88,12 +88,20 @@ def list_followups(
 
 def _get(home: Path, followup_id: str, direction: str) -> FollowUpRecord:
     runtime = open_runtime(NodeHome(home))
+    other = "outbound" if direction == "inbound" else "inbound"
     try:
         record = runtime.store.matching.followup(followup_id, direction)
+        elsewhere = record is None and runtime.store.matching.followup(followup_id, other)
     finally:
         runtime.close()
     if record is None:
-        raise NotFoundError(f"no {direction} follow-up {followup_id!r}", hint="see the list")
+        if elsewhere and other == "outbound":
+            hint = "it is one this node asked of a peer: add --outbound"
+        elif elsewhere:
+            hint = "it is one a peer asked of this node: leave out --outbound"
+        else:
+            hint = f"see `enlace followup list{' --outbound' if other == 'inbound' else ''}`"
+        raise NotFoundError(f"no {direction} follow-up {followup_id!r}", hint=hint)
     return record
 
 

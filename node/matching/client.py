@@ -499,7 +499,7 @@ class MatchClient:
                 note=record.note,
                 released=record.released,
             )
-            record = FollowUpRecord(
-                **{**existing.__dict__, "status": record.status, "released": record.released}
-            )
+            # As stored now: the holder's note and decision time with the new status (a copy of
+            # the old record kept its empty note, so a denial's reason showed only next time).
+            record = matching.followup(record.followup_id, "outbound") or record
         return record

@@ -119,6 +119,13 @@ def test_followup_ids_are_listed_whole_and_show_accepts_them(
         shown = runner.invoke(app, ["followup", "show", followup_id, "--home", _home(live, "PAN")])
         assert shown.exit_code == 0, shown.output
         assert "[urgente]" in shown.output
+    # Asked with the wrong direction: the hint says which flag finds it.
+    wrong = ["followup", "show", ids[0], "--home", _home(live, "PAN"), "--outbound"]
+    missed = runner.invoke(app, wrong)
+    assert missed.exit_code == 1
+    assert "it is one a peer asked of this node: leave out --outbound" in missed.output
+    nowhere = runner.invoke(app, ["followup", "show", "f" * 32, "--home", _home(live, "PAN")])
+    assert nowhere.exit_code == 1 and "see `enlace followup list`" in nowhere.output
 
 
 def test_directory_show_prints_every_tls_fingerprint_whole(

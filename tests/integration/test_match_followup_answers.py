@@ -211,3 +211,21 @@ def test_a_peer_cannot_answer_for_another_peers_follow_up(
         kept = client.runtime.store.matching.followup(mine.followup_id, "outbound")
         assert kept is not None
         assert (kept.peer, kept.status, kept.released) == ("PAN", "pending", None)
+
+
+def test_a_denial_shows_its_reason_on_the_first_fetch(fed: Any) -> None:
+    """The record ``followup fetch`` prints is the one stored: status, the holder's note and
+    when it decided, all from the answer just received."""
+    now = fed.clocks["PAN"].now()
+    with MatchClient(fed.runtimes["CRI"]) as client:
+        hit = _hit_on_a_person_with_many_records(fed, client)
+        asked = client.follow_up(hit, case_reference="C-2", purpose=PURPOSE)
+        assert (asked.status, asked.note) == ("pending", None)
+        decide(fed.runtimes["PAN"].store, asked.followup_id, approve=False, by="op",
+               note="not for this case", now=now)  # fmt: skip
+        fetched = client.follow_up(
+            hit, case_reference="C-2", purpose=PURPOSE, followup_id=asked.followup_id
+        )
+    assert (fetched.status, fetched.note) == ("denied", "not for this case")
+    assert fetched.decided_at is not None
+    assert fetched == client.runtime.store.matching.followup(asked.followup_id, "outbound")
