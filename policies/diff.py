@@ -45,7 +45,7 @@ COUNTRY_NAMES: Mapping[str, str] = {
 
 SERVICE_NAMES: Mapping[str, str] = {
     "stats": "statistics",
-    "match": "document matching",
+    "match": "document and identity matching",
     "biometric": "biometric matching",
     "followup": "follow-up details after a hit",
     "directory": "consular directory data",

@@ -287,7 +287,10 @@ def batch(
         ),
     ],
     home: HomeOption,
-    out: Annotated[Path | None, typer.Option("--out", help="Results CSV.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Results CSV (default: FILE's stem + .results.csv)."),
+    ] = None,
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Ask the valid rows, refuse others.")
     ] = False,

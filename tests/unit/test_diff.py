@@ -91,9 +91,9 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
         "dataset-and-purpose-removed",
         lambda d: d["grants"][1].update(purposes=["document_fraud"]),
         [
-            "Mexico may now also ask Costa Rica for document matching on dataset "
+            "Mexico may now also ask Costa Rica for document and identity matching on dataset "
             "'travel_documents' for purpose 'document_fraud'.",
-            "Mexico may no longer ask Costa Rica for document matching on dataset "
+            "Mexico may no longer ask Costa Rica for document and identity matching on dataset "
             "'travel_documents' for purpose 'identity_verification'.",
         ],
     ),
@@ -101,16 +101,16 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
         "daily-quota-falls",
         lambda d: d["grants"][1]["quotas"].update(per_day=5000),
         [
-            "The daily quota for document matching by Mexico against Costa Rica falls from "
-            "10,000 to 5,000 elements."
+            "The daily quota for document and identity matching by Mexico against Costa Rica "
+            "falls from 10,000 to 5,000 elements."
         ],
     ),
     (
         "quarterly-quota-lifted",
         lambda d: d["grants"][1]["quotas"].update(per_quarter=None),
         [
-            "The quarterly quota for document matching by Mexico against Costa Rica is lifted "
-            "(it was 200,000 elements; now unlimited)."
+            "The quarterly quota for document and identity matching by Mexico against Costa Rica "
+            "is lifted (it was 200,000 elements; now unlimited)."
         ],
     ),
     (
@@ -174,7 +174,7 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
     (
         "service-withdrawn",
         lambda d: d["grants"].pop(1),
-        ["Mexico may no longer ask Costa Rica for document matching at all."],
+        ["Mexico may no longer ask Costa Rica for document and identity matching at all."],
     ),
     (
         "service-granted",
@@ -256,8 +256,8 @@ def test_unknown_parties_are_named_by_code() -> None:
     new["grants"][1]["quotas"]["per_day"] = 20000
     sentences = diff_agreements(Agreement.from_document(old), Agreement.from_document(new))
     assert sentences == [
-        "The daily quota for document matching by XAA against Costa Rica rises from 10,000 "
-        "to 20,000 elements."
+        "The daily quota for document and identity matching by XAA against Costa Rica rises "
+        "from 10,000 to 20,000 elements."
     ]
 
 
