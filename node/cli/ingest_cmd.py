@@ -40,6 +40,7 @@ from node.ingest.report import Progress as ImportProgress
 from node.records.datasets import DATASETS
 from node.records.equivalence import EquivalenceTable, load_equivalence
 from node.store import Store, open_store
+from node.store.records_store import ImportRecord
 
 MAX_ERROR_LINES = 50
 
@@ -261,16 +262,24 @@ def imports(
     if as_json:
         print_json([r.to_dict() for r in history])
         return
-    table = FittedTable(title="Imports")
-    # The SHA-256 goes under the table, whole: 64 digits in a column would starve the others.
-    for column in ("#", "finished", "dataset", "file", "added", "unchanged", "rejected"):
+    console.print(imports_table(history))
+    for number, r in enumerate(history, 1):
+        console.print(f"  {number:>3}  sha256 {r.file_sha256}", highlight=False, soft_wrap=True)
+
+
+def imports_table(history: list[ImportRecord]) -> FittedTable:
+    """One import a row. The SHA-256 goes under the table, whole (64 digits in a column would
+    starve the others); on a narrow terminal the counts an operator can do without (unchanged,
+    then rejected) are listed below by number rather than break a word."""
+    table = FittedTable(title="Imports", key="#")
+    for column in ("#", "finished", "dataset", "file", "added"):
         text_column(table, column)
+    text_column(table, "unchanged", drop=1)
+    text_column(table, "rejected", drop=2)
     text_column(table, "status")
     for number, r in enumerate(history, 1):
         row: list[Any] = [str(number), r.finished_at.strftime("%Y-%m-%d %H:%M:%S"), r.dataset]
         row += [r.file_name, f"{r.rows_added:,}", f"{r.rows_unchanged:,}"]
         row += [f"{r.rows_rejected:,}", r.status]
         table.add_row(*row)
-    console.print(table)
-    for number, r in enumerate(history, 1):
-        console.print(f"  {number:>3}  sha256 {r.file_sha256}", highlight=False, soft_wrap=True)
+    return table

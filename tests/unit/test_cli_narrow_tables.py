@@ -205,3 +205,25 @@ def test_a_fitted_table_that_fits_is_laid_out_as_rich_does(render: Any) -> None:
     common.text_column(plain, "note")
     plain.add_row("PAN", "a note")
     assert render(table) == render(plain)
+
+
+def test_the_import_history_breaks_no_word(render: Any) -> None:
+    from node.cli.ingest_cmd import imports_table
+    from node.store.records_store import ImportRecord
+
+    def run(n: int, dataset: str, name: str, added: int, status: str) -> ImportRecord:
+        moment = dt.datetime(2026, 11, 29, 16, 20 + n, 5, tzinfo=dt.UTC)
+        return ImportRecord(
+            f"I{n}", dataset, name, "ab" * 32, 1_000_000, "csv", added + 12, added, 12_345, 0,
+            0 if n else 3, moment, moment, status, None, "2026-11", "1",
+        )  # fmt: skip
+
+    history = [
+        run(0, "encounters", "encuentros-2026-10.csv", 1_000_000, "committed"),
+        run(1, "travel_documents", "documentos_viaje.xlsx", 48_211, "committed"),
+    ]
+    table = imports_table(history)
+    out = render(table)
+    assert broken_words(out, table) == []
+    assert "2026-11-29" in out.split() and "travel_documents" in out.split()
+    assert "1,000,000" in out.split()
