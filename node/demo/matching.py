@@ -172,4 +172,13 @@ def matching_step(runtimes: dict[str, NodeRuntime], root: Path, say: Say) -> dic
         result["document_flagged_by"] = sorted(
             {o.peer for o in report.hits() if o.dataset == "document_alerts"}
         )
+        # The hit says PAN holds an alert on the document; the follow-up says what kind.
+        result["document_followups"] = []
+        for hit in report.hits():
+            if hit.peer != "PAN" or hit.dataset != "document_alerts":
+                continue
+            record = client.follow_up(hit, case_reference=CASE, purpose="document_fraud")
+            result["document_followups"].append(record.to_dict())
+            values = ", ".join(f"{k}={v}" for k, v in (record.released or {}).items())
+            say(f"   follow-up with PAN on the alert (case {CASE}): {record.status}: {values}")
     return result

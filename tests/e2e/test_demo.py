@@ -40,6 +40,8 @@ def test_demo_runs_every_node_and_exits_cleanly(tmp_path: Path) -> None:
     (followup,) = matching["followups"]
     assert followup["status"] == "released" and followup["peer"] == "PAN"
     assert set(followup["released"]) == {"first_seen_quarter", "event_type", "nationality_basis"}
+    (alert,) = matching["document_followups"]  # what kind of alert: the demo picks a fraud
+    assert alert["status"] == "released" and alert["released"] == {"alert_type": "fraudulent"}
     # Costa Rica screens a generated flight manifest (PAXLST): hits equal the ground truth.
     screening = matching["manifest"]
     assert screening["matches_truth"] is True, screening
