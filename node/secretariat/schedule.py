@@ -214,10 +214,13 @@ class Calendar:
         sees it must stop, and hands them to the executors it has just stopped: an error in
         the log, and each such job's next run moved on as if it had run. A command line that
         made a job due (``enlace st calendar --run-now``) lost it that way to its own exit, and
-        a node stopping at a job's due time skipped it. So the shared store is detached first:
-        the last look finds nothing, and the running node (or the next start) runs the job."""
+        a node stopping at a job's due time skipped it; a one-off job in memory could be
+        removed twice (``JobLookupError`` in the scheduler's thread). So the stores are detached
+        first: the last look finds nothing, and the running node (or the next start) runs the
+        job. The shared store's rows stay; the in-memory store held only this run's jobs."""
         if self.scheduler.running:
             self.scheduler.remove_jobstore(STORE, shutdown=False)
+            self.scheduler.remove_jobstore("default", shutdown=False)
             self.scheduler.shutdown(wait=True)
 
     # -- jobs ----------------------------------------------------------------------------
