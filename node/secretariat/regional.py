@@ -135,8 +135,11 @@ def judge(
     """Apply the publication rule to one summed cell."""
     if total < 0 or n_contrib < 0:
         raise InvalidArgumentError("negative regional count", field="cells")
-    if n_contrib == 0:  # every member that answered has no one here: a true zero
-        return RegionalCell(key, total, 0, n_suppressed, "A", "F", "", perturbed)
+    if n_contrib == 0:  # every member that answered has no one here: a zero, estimated if a
+        # member's answer was perturbed (its zero is then a noisy count, flagged E as members do)
+        return RegionalCell(
+            key, total, 0, n_suppressed, "E" if perturbed else "A", "F", "", perturbed
+        )
     if n_contrib < rule.min_countries:
         return RegionalCell(key, None, n_contrib, n_suppressed, "Q", "A", "few_countries")
     if total < rule.min_persons:

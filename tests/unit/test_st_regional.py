@@ -133,3 +133,15 @@ def test_margin_totals_and_the_transits_note() -> None:
     result = regional_totals(members, dimensions=("nationality", "sex"))
     assert margin_totals(result, "nationality") == {"HTI": 75}
     assert "transits" in TRANSITS_NOTE["en"] and "tránsitos" in TRANSITS_NOTE["es"]
+
+
+def test_a_zero_summed_from_perturbed_answers_is_flagged_estimated() -> None:
+    """A member that perturbs (cell-key) flags its zeros E: a noisy count. The regional zero
+    keeps that flag; a zero from unperturbed answers is a plain A."""
+    noisy = MemberTable("MEX", DIMS, {("SEN",): MemberCell(0, perturbed=True)})
+    plain = MemberTable("PAN", DIMS, {("SEN",): MemberCell(0)})
+    cell = regional_totals([noisy, plain], dimensions=DIMS).cell(("SEN",))
+    assert cell is not None
+    assert (cell.value, cell.obs_status, cell.conf_status, cell.perturbed) == (0, "E", "F", True)
+    cell = regional_totals([plain], dimensions=DIMS).cell(("SEN",))
+    assert cell is not None and (cell.value, cell.obs_status, cell.perturbed) == (0, "A", False)
