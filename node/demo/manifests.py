@@ -43,6 +43,7 @@ def manifest_step(runtimes: dict[str, NodeRuntime], root: Path, say: Say) -> dic
     if "CRI" not in runtimes or not all(
         (p / "travel_documents.csv").exists() for p in peers.values()
     ):
+        say("   (no manifest screened: that needs CRI in --countries)")
         return {}
     runtime = runtimes["CRI"]
     now = runtime.clock.now().replace(microsecond=0)

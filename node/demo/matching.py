@@ -149,6 +149,8 @@ def matching_step(runtimes: dict[str, NodeRuntime], root: Path, say: Say) -> dic
     result: dict[str, Any] = {}
     person, alert = pick_person(root), pick_alert(root)
     if "CRI" not in runtimes or person is None or alert is None:
+        needed = ", ".join(c for c in DATA_COUNTRIES if c not in runtimes) or "CRI, PAN, HND"
+        say(f"   (skipped: identifying a person from Costa Rica needs {needed} in --countries)")
         return result
     with MatchClient(runtimes["CRI"], timeout=10.0) as client:
         query = person_query(person["surname"], person["given_names"], person["birth_date"])

@@ -133,6 +133,8 @@ def secretariat_step(
         if down is not None:
             down.stop()
             say(f"   {DOWN}'s node is stopped")
+        else:
+            say(f"   (no member goes down: that part needs {DOWN} in --countries)")
         partial = office.collect(QUARTER, matrices=MATRICES).to_dict()
         result["pull"] = {
             "pull_id": partial["pull"]["pull_id"],

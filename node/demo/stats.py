@@ -53,6 +53,7 @@ def _sample(cells: list[stats_pb2.Cell]) -> list[stats_pb2.Cell]:
 def peer_matrix_step(runtimes: dict[str, NodeRuntime], say: Say) -> dict[str, Any]:
     """From Costa Rica: ask Mexico for a protected CRM matrix; print a few flagged rows."""
     if REQUESTER not in runtimes or HOLDER not in runtimes:
+        say(f"   (no matrix pulled: that needs {REQUESTER} and {HOLDER} in --countries)")
         return {}
     definition = matrix(MATRIX)
     request = stats_pb2.AggregateRequest(
