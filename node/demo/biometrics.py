@@ -170,9 +170,7 @@ def biometric_step(runtimes: dict[str, NodeRuntime], root: Path, say: Say) -> di
     result: dict[str, Any] = {}
     chosen = pick_undocumented(root)
     if QUERIER not in runtimes or chosen is None:
-        say(
-            f"   (skipped: a face probe from {QUERIER} needs {QUERIER} and PAN or HND in --countries)"
-        )
+        say(f"   (skipped: a face probe needs {QUERIER} and PAN or HND in --countries)")
         return result
     probe = _vector(runtimes[QUERIER], chosen["record_id"])
     with BiometricClient(runtimes[QUERIER], timeout=10.0) as client:
