@@ -24,10 +24,12 @@ from node.errors import PeerError
 #: An agreement id as the agreement schema defines it (policies/schema): what a response cites.
 AGREEMENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-# Invisible characters that change what a reader sees: the bidirectional marks, embeddings,
-# overrides and isolates (they reorder the text around them, "Trojan Source") and the Unicode
-# line and paragraph separators (a line break to some terminals and viewers).
-_INVISIBLE = "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+# Invisible characters that change what a reader sees: the bidirectional embeddings,
+# overrides and isolates (they reorder the text that follows, "Trojan Source") and the Unicode
+# line and paragraph separators (a line break to some terminals and viewers). The single
+# direction marks (U+200E, U+200F, U+061C) stay: ordinary Arabic and Hebrew text holds them,
+# and they reorder nothing beyond their neighbours.
+_INVISIBLE = "\u2028\u2029\u202a-\u202e\u2066-\u2069"
 # C0 controls (NUL, ESC, CR, LF, …), DEL, the C1 controls (CSI is U+009B) and the above.
 _CONTROL = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{_INVISIBLE}]")
 #: The same, but for text of several lines: line feeds and tabs are text there.

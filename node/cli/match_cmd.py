@@ -60,6 +60,7 @@ from node.matching.sources import (
 )
 from node.stats.export import spreadsheet_safe
 from node.store import Store
+from node.store.failures import reported_failure
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -92,13 +93,15 @@ def refresh_match_filters(
     try:
         reports = refresh_after_ingest(home, store, table, dt.datetime.now(dt.UTC))
     except Exception as exc:  # the import is committed; say how to catch up
+        failure = reported_failure(exc)  # a database's words, never its SQL
+        said = failure.message if failure is not None else str(exc)
         err_console.print(
             warning_line(
-                "warning:", f"match filters not updated ({exc}); run `enlace match rebuild`"
+                "warning:", f"match filters not updated ({said}); run `enlace match rebuild`"
             ),
             highlight=False,
         )
-        return [{"error": f"match filters not updated ({exc})", "fix": "enlace match rebuild"}]
+        return [{"error": f"match filters not updated ({said})", "fix": "enlace match rebuild"}]
     changed = [
         {"dataset": r.dataset, "version": r.version, "entries": r.entries,
          "keys_added": r.keys_added, "records_keyed": r.records_keyed,

@@ -64,6 +64,7 @@ from node.errors import StoreError
 from node.ingest import IngestError, RowError
 from node.ingest.readers import ByteRange, FileFacts, Source
 from node.records.equivalence import EquivalenceTable
+from node.store.failures import reported_failure
 from node.store.records_schema import DATASET_TABLES, key_column
 from node.store.records_writer import RecordsWriter
 
@@ -276,7 +277,9 @@ def _part_engine(part_path: str, store_path: str) -> Engine:
         conn.execute(f"ATTACH DATABASE 'file:{url_quote(store_path)}?mode=ro' AS {STORED}")
         return conn
 
-    engine = create_engine("sqlite+pysqlite://", creator=connect, future=True)
+    # As the node's engines: a failing statement's values (names, document numbers) stay out
+    # of the exception text, which travels to the importing process and onto the screen.
+    engine = create_engine("sqlite+pysqlite://", creator=connect, future=True, hide_parameters=True)
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
@@ -293,7 +296,12 @@ def _helper_main(job: PartJob, rows: Any, position: Any, sender: Pipe, control: 
         except IngestError as exc:
             outcome = PartOutcome(file_errors=list(exc.errors), file_hint=exc.hint or "")
         except Exception as exc:  # reported to the importing process, which raises it there
-            detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            failure = reported_failure(exc)  # a database's words, never its SQL
+            detail = (
+                failure.message
+                if failure is not None
+                else traceback.format_exception_only(type(exc), exc)[-1].strip()
+            )
             outcome = PartOutcome(crash=detail)
         sender.send(outcome)
         sender.close()

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from node.errors import InvalidArgumentError
 from node.records.codelists import CODELISTS_VERSION, REGIONAL_MEMBERS, codelist
-from node.stats.answer import StatsAnswer
+from node.stats.answer import AnsweredCell, StatsAnswer
 from node.stats.matrices import MATRICES, MATRICES_VERSION
 from node.stats.matrices import matrix as matrix_definition
 from node.stats.query import CODE_DIMENSIONS, TIME_DIMENSIONS, TOTAL, parse_period
@@ -286,15 +286,13 @@ def export_answer_rows(
     if unknown := set(answer.dimensions) - {d[1] for d in SDMX_DIMENSIONS} - set(time_dims):
         raise _refuse(f"{sorted(unknown)} have no SDMX concept", "dimensions")
     position = {name: i for i, name in enumerate(answer.dimensions)}
-    # A table with no records has "_Z" (not applicable) as its only time code: its cells are
-    # the whole period's, as the totals are.
-    times = [
-        _whole_if_empty(c.key[position[time_dims[0]]], whole) if time_dims else TOTAL
-        for c in answer.cells
-    ]
+    times = [c.key[position[time_dims[0]]] if time_dims else TOTAL for c in answer.cells]
+    cells = list(answer.cells)
+    if NOT_APPLICABLE in times:
+        cells, times = _without_empty_time(cells, times, whole)
     repeated = whole in times  # one period: its time totals would repeat the cells' SDMX keys
     rows = []
-    for cell, time in zip(answer.cells, times, strict=True):
+    for cell, time in zip(cells, times, strict=True):
         if repeated and time == TOTAL:
             continue
         row = {"STRUCTURE": "dataflow", "STRUCTURE_ID": DATAFLOW_REF, "ACTION": SDMX_ACTION}
@@ -315,8 +313,25 @@ def export_answer_rows(
     return rows
 
 
-def _whole_if_empty(time: str, whole: str) -> str:
-    return whole if time == NOT_APPLICABLE else time
+def _without_empty_time(
+    cells: list[AnsweredCell], times: list[str], whole: str
+) -> tuple[list[AnsweredCell], list[str]]:
+    """Cells and time codes with "_Z" (not applicable: no record, so no period) resolved.
+
+    A table with no record at all has "_Z" as its only time code: its cells are the whole
+    period's, as its totals are. A regional table also holds the "_Z" cells of a member that
+    had no record beside the real quarters of the others: those are zeros of no period, left
+    out (kept, two observations would share an SDMX key, the total and a contradicting 0). A
+    "_Z" period with a count in a table that has real periods is refused, as any other code
+    that is not a period."""
+    if all(t in (NOT_APPLICABLE, TOTAL) for t in times):
+        return cells, [whole if t == NOT_APPLICABLE else t for t in times]
+    kept = [
+        (cell, time)
+        for cell, time in zip(cells, times, strict=True)
+        if not (time == NOT_APPLICABLE and cell.value == 0)
+    ]
+    return [c for c, _ in kept], [t for _, t in kept]
 
 
 def write_sdmx_csv(rows: Iterable[Mapping[str, str]], *, regional: bool = False) -> bytes:

@@ -129,3 +129,22 @@ def test_open_store_names_the_database_it_could_not_open(tmp_path: Path) -> None
 def test_a_url_is_shown_without_its_password() -> None:
     assert redacted_url("postgresql://u:pw@h:5432/d") == "postgresql://u:***@h:5432/d"
     assert redacted_url("::not a url::") == "the configured database URL"
+
+
+def test_a_parallel_import_part_never_carries_values_into_its_failure(tmp_path: Path) -> None:
+    """A helper process converting part of a file reports a crash to the importing process as
+    text, which reaches the screen: the database's words, not the statement's values."""
+    import sqlite3
+
+    from node.ingest.parallel import _part_engine
+    from node.store.failures import reported_failure
+
+    stored = tmp_path / "enlace.db"
+    sqlite3.connect(stored).close()
+    engine = _part_engine(str(tmp_path / "part.db"), str(stored))
+    with pytest.raises(SQLAlchemyError) as caught, engine.connect() as conn:
+        conn.execute(text("INSERT INTO nowhere VALUES (:name)"), {"name": "GARCIA LOPEZ P1234567"})
+    engine.dispose()
+    assert "P1234567" not in str(caught.value)
+    failure = reported_failure(caught.value)
+    assert failure is not None and failure.message.endswith("no such table: nowhere")

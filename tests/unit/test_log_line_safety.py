@@ -57,10 +57,13 @@ def test_json_lines_escape_them(captured: logging.Handler) -> None:
 
 
 def test_peer_text_with_invisible_controls_is_refused_or_replaced() -> None:
-    for sneaky in ("\u202e", "\u2066", "\u2028", "\u200f"):
+    for sneaky in ("\u202e", "\u2066", "\u2028"):
         assert "control character" in text_problem("code", f"NIC{sneaky}A", 40)
         assert sneaky not in printable(f"NIC{sneaky}A")
     assert text_problem("code", "Ñandú — São Tomé", 40) == ""  # letters are letters
+    # A right-to-left mark is part of ordinary Hebrew and Arabic text: kept.
+    address = "\u200fרחוב הירקון 1\u200f, Tel Aviv"
+    assert text_problem("address", address, 80) == "" and printable(address) == address
 
 
 def test_a_header_field_name_is_quoted_escaped() -> None:

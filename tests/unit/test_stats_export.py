@@ -9,6 +9,7 @@ secondary-suppressed cells and margins.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -493,3 +494,30 @@ def test_a_period_without_records_exports_its_zero_totals(period: str, pysdmx_io
     keys = [(o["NATIONALITY"], o["TIME_PERIOD"]) for o in observations]
     assert keys == [("_Z", whole), ("_T", whole)]
     assert [_number(o["OBS_VALUE"]) for o in observations] == [0, 0]
+
+
+def test_a_member_without_records_beside_real_quarters_adds_no_contradicting_zero(
+    pysdmx_io: Any,
+) -> None:
+    """A regional table sums the "_Z" cells of a member with no record into the same table as
+    the others' quarters: those zeros of no period are left out, not published as a second
+    observation of the quarter's total."""
+    answer = _answer(
+        ("nationality", "quarter"),
+        [
+            _ok(("VEN", "2026-Q1"), 120),
+            _ok(("VEN", "_T"), 120),
+            _ok(("_Z", "_Z"), 0),
+            _ok(("_Z", "_T"), 0),
+            _ok(("_T", "2026-Q1"), 120),
+            _ok(("_T", "_Z"), 0),
+            _ok(("_T", "_T"), 120),
+        ],
+        period="2026Q1",
+    )
+    _, observations = _observations(export_table(answer, "sdmx", holder="CRM"), pysdmx_io)
+    keys = [(o["NATIONALITY"], o["TIME_PERIOD"], _number(o["OBS_VALUE"])) for o in observations]
+    assert keys == [("VEN", "2026-Q1", 120), ("_T", "2026-Q1", 120)]
+    counted = dataclasses.replace(answer, cells=[*answer.cells[:5], _ok(("_T", "_Z"), 3)])
+    with pytest.raises(InvalidArgumentError, match="'_Z' is not a quarter code"):
+        export_table(counted, "sdmx", holder="CRM")
