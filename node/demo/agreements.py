@@ -1,6 +1,7 @@
 """The demo's agreements: a realistic, asymmetric set, signed by both parties and installed.
 
-* Panama grants every member document matching (travel documents and document alerts).
+* Panama grants every member document and identity matching, and follow-ups after a hit;
+  Mexico's follow-ups wait for the approval of an operator in Panama.
 * Mexico grants Costa Rica statistics, but not matching.
 * Every member grants the Secretariat (CRM) statistics for the quarterly matrices.
 * Honduras and Costa Rica had an agreement that has already expired.
@@ -53,7 +54,9 @@ def stats_grant(holder: str, requester: str, *, perturb: bool = False) -> Grant:
     )
 
 
-def match_grants(holder: str, requester: str) -> list[Grant]:
+def match_grants(holder: str, requester: str, *, approval: bool = False) -> list[Grant]:
+    """Matching and follow-ups of ``holder``'s records for ``requester``; with ``approval``,
+    each follow-up waits for an operator of the holder (``enlace followup approve``)."""
     return [
         Grant(
             holder=holder,
@@ -70,7 +73,7 @@ def match_grants(holder: str, requester: str) -> list[Grant]:
             datasets=("travel_documents", "identities", "document_alerts"),
             purposes=("identity_verification", "document_fraud"),
             attributes=("first_seen_quarter", "event_type", "nationality_basis", "alert_type"),
-            followup_requires_approval=False,
+            followup_requires_approval=approval,
             quotas=Quotas(per_day=200, per_quarter=5000),
         ),
     ]
@@ -97,7 +100,9 @@ def demo_agreements(countries: Iterable[str], now: dt.datetime, st: str = "CRM")
         for member in members:
             if member == "PAN":
                 continue
-            grants = match_grants("PAN", member)
+            # Panama's operator approves Mexico's follow-ups: the one pair of the demo where
+            # `enlace followup approve` and `deny` can be tried (docs/operator-guide.md).
+            grants = match_grants("PAN", member, approval=member == "MEX")
             if member in {"CRI", "HND"}:
                 grants += match_grants(member, "PAN")
             out.append(
