@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import make_url, text
+from sqlalchemy import Engine, make_url, text
 
 from crypto.envelope import parse_time
 from crypto.errors import EncodingError
@@ -32,7 +32,7 @@ from crypto.keys import certificate_fingerprint, certificate_not_after
 from enlace.v1 import node_pb2
 from node.client import PeerClient
 from node.clock import Clock
-from node.errors import EnlaceError, PeerError
+from node.errors import EnlaceError, PeerError, StoreError
 from node.home import NodeHome
 from node.ops.rotation import (
     ALARM_BEFORE,
@@ -67,16 +67,37 @@ class Check:
 
 
 def open_for_checks(home: NodeHome, clock: Clock) -> NodeRuntime:
-    """A runtime whose store is opened without migrating (doctor must see what is pending)."""
+    """A runtime whose store is opened without migrating (doctor must see what is pending).
+
+    A database that cannot even be opened (a damaged SQLite file) is the ``database`` check's
+    finding, not the end of the doctor: the runtime then holds an :class:`_UnopenedStore`,
+    whose engine only names the database (the disk check needs its folder) and whose every
+    other use raises what opening it raised."""
     config = home.config()
+    url = home.database_url(config)
+    try:
+        store: Any = open_store(url, migrate=False)
+    except StoreError as exc:
+        store = _UnopenedStore(database.make_engine(url), exc)
     return NodeRuntime(
         home=home,
         config=config,
         signing_key=home.signing_key(),
-        store=open_store(home.database_url(config), migrate=False),
+        store=store,
         directory=DirectoryHolder.from_file(home.directory_path, config),
         clock=clock,
     )
+
+
+class _UnopenedStore:
+    def __init__(self, engine: Engine, failure: StoreError) -> None:
+        self.engine, self.failure = engine, failure
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __getattr__(self, name: str) -> Any:
+        raise StoreError(self.failure.message, hint=self.failure.hint)
 
 
 def _days(delta: dt.timedelta) -> str:
@@ -84,6 +105,9 @@ def _days(delta: dt.timedelta) -> str:
 
 
 def check_database(runtime: NodeRuntime) -> list[Check]:
+    if isinstance(runtime.store, _UnopenedStore):
+        failure = runtime.store.failure
+        return [Check("database", FAIL, failure.message, failure.hint)]
     engine = runtime.store.engine
     where = make_url(engine.url).render_as_string(hide_password=True)
     with engine.connect() as conn:
@@ -352,7 +376,8 @@ def run_checks(runtime: NodeRuntime, *, peers: bool = True, timeout: float = 3.0
     if directory is not None:
         checks += _guard("peer-credentials", lambda: [check_peer_expiry(runtime, directory, now)])
     checks += _guard("disk", lambda: check_disk(runtime))
-    if directory is not None:
+    stored = not any(c.status == FAIL and c.name == "database" for c in checks)
+    if directory is not None and stored:
         checks += _guard("disclosure", lambda: check_disclosure(runtime, now))
     usable = not any(c.status == FAIL and c.name in ("database", "directory") for c in checks)
     if peers and directory is not None and usable:

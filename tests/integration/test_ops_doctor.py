@@ -124,3 +124,29 @@ def test_a_database_gone_is_a_failed_check_in_its_own_words(tmp_path, monkeypatc
     assert "PostgreSQL is unreachable" in check.fix
     assert "SELECT" not in check.detail and "pw-77" not in check.detail
     assert checks["directory"].detail and any(n.startswith("disk ") for n in checks)  # went on
+
+
+def test_a_damaged_database_file_is_one_failed_check_among_the_others(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """On SQLite the store opens the file at once: a damaged one used to stop the doctor at its
+    first line. It is the database check's FAIL, with the way back, and the disk is checked."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from node.cli.main import app
+
+    home = tmp_path / "pan"
+    runner = CliRunner()
+    assert runner.invoke(app, ["init", "--home", str(home), "--country", "PAN"]).exit_code == 0
+    assert runner.invoke(app, ["followup", "list", "--home", str(home)]).exit_code == 0
+    with (home / "enlace.db").open("r+b") as file:  # the header stays, the schema goes
+        file.seek(0)
+        file.write(b"not a database at all" * 100)
+    result = runner.invoke(app, ["doctor", "--home", str(home), "--no-peers", "--json"])
+    assert result.exit_code == 1, result.output
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["database"]["status"] == FAIL
+    assert "enlace.db cannot be used" in checks["database"]["detail"]
+    assert "restore" in checks["database"]["fix"]
+    assert any(name.startswith("disk ") for name in checks)  # the doctor went on
+    assert "disclosure" not in checks  # nothing to read agreements from
