@@ -32,12 +32,14 @@ import bisect
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
+from crypto.errors import KeyError_
 from node.errors import InvalidArgumentError, from_policy
 from node.runtime import NodeRuntime
 from node.store.policy_store import StoredRevocation
-from node.trust.directory import KeyResolver
+from node.trust.directory import DirectoryLookupError, KeyResolver
 from policies.agreement import REVOCATION_FORMAT, Agreement
 from policies.canonical import format_timestamp
 from policies.decision import AgreementSet, Decision, Request, UnusableAgreement
@@ -132,7 +134,7 @@ class AgreementBook:
             )
         directory = self.runtime.directory.current(now)
         try:
-            verify_agreement(signed, directory.signing_key, now)
+            verify_agreement(signed, party_keys(directory), now)
         except PolicyError as exc:
             raise from_policy(exc) from exc
         before = next(
@@ -179,7 +181,7 @@ class AgreementBook:
             )
         directory = self.runtime.directory.current(now)
         try:
-            verified = verify_revocation(signed, target.agreement, directory.signing_key, now)
+            verified = verify_revocation(signed, target.agreement, party_keys(directory), now)
         except PolicyError as exc:
             raise from_policy(exc) from exc
         policies = self.runtime.store.policies
@@ -275,7 +277,7 @@ class AgreementBook:
         for signed in self._signed_agreements():
             agreement = signed.agreement
             try:
-                by_hash[agreement.hash] = verify_agreement(signed, directory.signing_key, now)
+                by_hash[agreement.hash] = verify_agreement(signed, party_keys(directory), now)
             except PolicyError as exc:
                 unusable[agreement.hash] = UnusableAgreement(
                     agreement,
@@ -324,6 +326,23 @@ class AgreementBook:
         return rows
 
 
+def party_keys(directory: KeyResolver) -> Callable[[str, str, dt.datetime], bytes]:
+    """``directory.signing_key`` as :mod:`policies.signatures` expects a key resolver: a key
+    the directory does not list, or not as valid at the time asked (a party's old key after
+    its rotation), raises :class:`crypto.errors.KeyError_`. That is one signature's problem —
+    the agreement is named as not validly signed, with the way to re-sign it — where the
+    directory's own error escaped the agreement checks and stopped every agreement of the
+    node at once."""
+
+    def resolve(country: str, key_id: str, at: dt.datetime) -> bytes:
+        try:
+            return directory.signing_key(country, key_id, at)
+        except DirectoryLookupError as exc:
+            raise KeyError_(exc.message) from exc
+
+    return resolve
+
+
 def _reverify(
     stored: StoredRevocation, agreement: Agreement, directory: KeyResolver, now: dt.datetime
 ) -> VerifiedRevocation:
@@ -334,7 +353,7 @@ def _reverify(
     """
     signed = load_revocation(stored.document)
     if stored.public_key is None:
-        return verify_revocation(signed, agreement, directory.signing_key, now)
+        return verify_revocation(signed, agreement, party_keys(directory), now)
     return verify_recorded_revocation(signed, agreement, stored.public_key, now)
 
 

@@ -12,7 +12,7 @@ import typer
 from rich.text import Text
 
 from enlace.v1 import agreements_pb2
-from node.agreements import AgreementBook
+from node.agreements import AgreementBook, party_keys
 from node.cli.common import (
     FittedTable,
     HomeOption,
@@ -180,7 +180,7 @@ def verify(path: FileArg, home: HomeOption, as_json: JsonOption = False) -> None
             now = runtime.clock.now()
             signed = _read(path)
             try:
-                verified = verify_agreement(signed, runtime.directory.current(now).signing_key, now)
+                verified = verify_agreement(signed, party_keys(runtime.directory.current(now)), now)
             except PolicyError as exc:
                 raise from_policy(exc) from exc
         finally:

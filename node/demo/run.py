@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from enlace.v1 import agreements_pb2, node_pb2
-from node.agreements import AgreementBook
+from node.agreements import AgreementBook, party_keys
 from node.client import PeerClient
 from node.demo.agreements import install_demo_agreements
 from node.demo.biometrics import biometric_step, prepare_biometrics
@@ -210,7 +210,7 @@ def fetch_agreement(
     now = runtime.clock.now()
     verified = verify_agreement(
         load_signed_agreement(reply.message.document),
-        runtime.directory.current(now).signing_key,
+        party_keys(runtime.directory.current(now)),
         now,
     )
     return {

@@ -46,7 +46,7 @@ from node.peer_checks import printable
 from node.runtime import DirectoryHolder, NodeRuntime
 from node.store import database, open_store
 from node.store.failures import reported_failure
-from node.trust.directory import Directory
+from node.trust.directory import Directory, DirectoryLookupError
 from node.trust.freshness import FreshnessState
 from node.trust.member import format_time
 
@@ -275,6 +275,54 @@ def check_disclosure(runtime: NodeRuntime, now: dt.datetime) -> list[Check]:
     ]
 
 
+def check_agreement_keys(runtime: NodeRuntime, now: dt.datetime) -> list[Check]:
+    """Installed agreements signed with a key the directory retires soon (or has retired).
+
+    An agreement counts only while both parties' signatures verify with keys valid now. When
+    a party rotates its signing key, the old key stays listed for ``--retire-after-days``
+    (seven by default); an agreement not re-signed with the new key by then stops allowing
+    anything, under every grant. The operator must hear it while there is time."""
+    from policies.signatures import load_signed_agreement
+
+    directory = runtime.directory.current(now)
+    me = runtime.config.country
+    found: list[tuple[dt.timedelta, str, str]] = []
+    for stored in runtime.store.policies.agreements():
+        signed = load_signed_agreement(stored.document)
+        agreement = signed.agreement
+        if agreement.valid_until <= now:
+            continue  # over anyway
+        for party, signature in sorted(signed.signatures.items()):
+            try:
+                key = directory.member(party).signing_key(signature.key_id)
+            except DirectoryLookupError:  # no longer a member: no key of it counts
+                key = None
+            left = (key.not_after - now) if key is not None else dt.timedelta(0)
+            if left > ALARM_BEFORE:
+                continue
+            when = "is not listed" if key is None else (
+                f"ends {format_time(key.not_after)}" if left > dt.timedelta(0)
+                else f"ended {format_time(key.not_after)}"
+            )  # fmt: skip
+            who = "this node" if party == me else party
+            found.append(
+                (left, f"{agreement.label()}: {who}'s signature key {signature.key_id} {when}",
+                 party)
+            )  # fmt: skip
+    if not found:
+        return [Check("agreement-signatures", OK, "every installed agreement's keys stay valid")]
+    found.sort(key=lambda f: f[0])
+    status = FAIL if found[0][0] <= dt.timedelta(0) else WARN
+    mine = any(party == me for _, _, party in found)
+    fix = (
+        "re-sign with the node's current key (`enlace policy sign FILE --home HOME`) and "
+        "install the copy on both nodes"
+        if mine
+        else "ask the other party to re-sign with its new key and send the copy to install"
+    )
+    return [Check("agreement-signatures", status, "; ".join(f[1] for f in found), fix)]
+
+
 def check_peer_expiry(runtime: NodeRuntime, directory: Directory, now: dt.datetime) -> Check:
     report = expiry_report(runtime.home, directory, runtime.config.country)
     peers = [e for e in report if e.kind.startswith("peer_")]
@@ -378,6 +426,7 @@ def run_checks(runtime: NodeRuntime, *, peers: bool = True, timeout: float = 3.0
     checks += _guard("disk", lambda: check_disk(runtime))
     stored = not any(c.status == FAIL and c.name == "database" for c in checks)
     if directory is not None and stored:
+        checks += _guard("agreement-signatures", lambda: check_agreement_keys(runtime, now))
         checks += _guard("disclosure", lambda: check_disclosure(runtime, now))
     usable = not any(c.status == FAIL and c.name in ("database", "directory") for c in checks)
     if peers and directory is not None and usable:

@@ -17,11 +17,11 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import update
 
-from crypto.errors import KeyError_
 from crypto.signing import SigningKey
 from node.agreements import AgreementBook
 from node.store import Store, open_store
 from node.store.schema import revocations
+from node.trust.directory import DirectoryLookupError
 from policies.agreement import Agreement, Grant, Quotas
 from policies.decision import Request
 from policies.errors import Denied
@@ -54,8 +54,8 @@ class Directory:
     def signing_key(self, country: str, key_id: str, at: dt.datetime) -> bytes:
         try:
             return self.keys[(country, key_id)]
-        except KeyError:
-            raise KeyError_(f"{country} has no signing key {key_id}") from None
+        except KeyError:  # the real directory's error, not the one policies expects
+            raise DirectoryLookupError(f"{country} has no signing key {key_id}") from None
 
     def current(self, now: dt.datetime) -> Directory:
         return self

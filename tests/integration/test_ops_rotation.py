@@ -301,3 +301,56 @@ def test_history_signed_with_retired_keys_verifies_after_two_rotations(
     with pytest.raises(PeerError) as refused:
         ping(pair, "PAN", "CRI", lagging)
     assert refused.value.status_name == "UNAUTHENTICATED"
+
+
+def test_an_agreement_signed_with_a_retiring_key_is_flagged_then_named_not_fatal(pair) -> None:  # type: ignore[no-untyped-def]
+    """PAN rotates its signing key. While the old key is still listed, the doctor says which
+    agreement must be re-signed; once it retired, that agreement is refused by name with the
+    way to re-sign it — the directory's lookup error used to escape the agreement checks and
+    stop every agreement, status and decision of the node. Re-signed, it is in force again."""
+    from match_support import install, match_agreement
+
+    from node.agreements import AgreementBook
+    from node.ops.doctor import FAIL, OK, WARN, run_checks
+    from policies.decision import Request
+    from policies.errors import Denied
+    from policies.signatures import dump_signed_agreement, load_signed_agreement, sign_agreement
+
+    pan, cri = pair.runtimes["PAN"], pair.runtimes["CRI"]
+    install(pair.runtimes, match_agreement("PAN", "CRI", pair.clock.now()), pair.clock.now())
+    request = Request("CRI", "PAN", "match", "travel_documents", "identity_verification")
+
+    def signatures_check(runtime):  # type: ignore[no-untyped-def]
+        checks = {c.name: c for c in run_checks(runtime, peers=False)}
+        return checks["agreement-signatures"]
+
+    assert signatures_check(pan).status == OK
+    rotation = rotate_signing_key(
+        pan.home, pair.clock.now(), activate_after=dt.timedelta(hours=1),
+        retire_after=dt.timedelta(days=2),
+    )  # fmt: skip
+    advance(pair, dt.timedelta(hours=2))
+    republish(pair, 2)
+    assert apply_due_rotations(pan) == [f"signing with key {rotation.new_key_id}"]
+    mine, theirs = signatures_check(pan), signatures_check(cri)
+    assert mine.status == WARN and "this node's signature key" in mine.detail
+    assert "re-sign with the node's current key" in mine.fix
+    assert theirs.status == WARN and "PAN's signature key" in theirs.detail
+    assert "ask the other party" in theirs.fix
+
+    advance(pair, dt.timedelta(days=2, hours=1))  # past the old key's not_after
+    now = pair.clock.now()
+    book = AgreementBook(cri)
+    with pytest.raises(Denied) as refused:
+        book.decide(request, now)
+    assert "no longer verify" in str(refused.value) and "re-sign" in refused.value.hint
+    (status,) = book.status(now)
+    assert "no longer verify" in status.state
+    assert signatures_check(cri).status == FAIL
+
+    stored = cri.store.policies.agreements()[0].document
+    resigned = sign_agreement(load_signed_agreement(stored), "PAN", pan.signing_key)
+    for runtime in (pan, cri):
+        AgreementBook(runtime).install_text(dump_signed_agreement(resigned), now)
+    assert AgreementBook(cri).decide(request, now).allowed
+    assert signatures_check(cri).status == OK
