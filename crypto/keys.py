@@ -38,9 +38,17 @@ def tls_server_name(country: str) -> str:
     return f"enlace-{country.lower()}"
 
 
+def private_directory(folder: Path) -> None:
+    """Create ``folder`` (and its parents) if missing; one this creates is 0700, as the
+    keys folder should be (an existing folder's mode is the operator's)."""
+    if not folder.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)
+
+
 def write_private(path: Path, data: bytes) -> None:
-    """Create ``path`` with mode 0600; refuse if it exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Create ``path`` with mode 0600 (in a folder created 0700); refuse if it exists."""
+    private_directory(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
     except FileExistsError as exc:

@@ -38,6 +38,8 @@ from node.server.app import NodeServer
 from node.server.jobs import NodeJobs
 from node.server.node_service import SERVICE
 
+log = logging.getLogger(__name__)
+
 
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
@@ -133,11 +135,18 @@ def serve(
         if metrics_server is not None:
             console.print(f"metrics on http://{metrics_server.address}/metrics", highlight=False)
         stop.wait()
+        log.info("stopping: calls in progress get up to 5 s to finish")
         server.stop(grace=5.0)
-        jobs.shutdown()
+        leader = jobs.leader.is_leader
+        jobs.shutdown()  # the leader signs a final checkpoint
         if metrics_server is not None:
             metrics_server.stop()
+        head = runtime.store.audit_head()[0]
         runtime.close()
+        if leader:
+            log.info("stopped; final checkpoint signed over audit entry %d", head)
+        else:
+            log.info("stopped; the leader among the replicas signs the checkpoints")
 
 
 def instrument(runtime: NodeRuntime, server: NodeServer, jobs: NodeJobs) -> MetricsServer | None:

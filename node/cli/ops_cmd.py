@@ -7,6 +7,7 @@ on error with one line on stderr.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,7 +53,8 @@ def _emit(summary: dict[str, Any], as_json: bool, title: str) -> None:
         return
     console.print(title, highlight=False)
     for key, value in summary.items():
-        console.print(f"  {key:18} {value}", highlight=False)
+        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+        console.print(f"  {key:18} {shown}", highlight=False)
 
 
 def backup(

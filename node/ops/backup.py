@@ -47,6 +47,7 @@ import tomli_w
 from sqlalchemy import inspect, make_url, text
 from sqlalchemy.engine import URL
 
+from crypto.keys import private_directory
 from node.audit import verify_chain_with_checkpoints
 from node.clock import Clock
 from node.errors import AuditIntegrityError, ConfigError, StoreError
@@ -302,8 +303,11 @@ def _write_home(root: Path, contents: dict[str, bytes], settings: dict[str, Any]
         if not name.startswith("home/"):
             continue
         target = root.joinpath(*Path(name).parts[1:])
-        target.parent.mkdir(parents=True, exist_ok=True)
         private = target.parent.name == "keys" or target.parent.parent.name == "keys"
+        if private:
+            private_directory(target.parent)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         fd = os.open(target, flags, 0o600 if private else 0o644)
         with os.fdopen(fd, "wb") as handle:

@@ -328,7 +328,14 @@ def check_peer_expiry(runtime: NodeRuntime, directory: Directory, now: dt.dateti
     peers = [e for e in report if e.kind.startswith("peer_")]
     soon = [e for e in peers if e.remaining(now) <= ALARM_BEFORE]
     if not soon:
-        return Check("peer-credentials", OK, f"{len(peers)} peer keys and certificates current")
+        keys = sum(1 for e in peers if e.kind == "peer_signing_key")
+        members = len({e.subject.split("/")[0] for e in peers})
+        return Check(
+            "peer-credentials",
+            OK,
+            f"{members} peer(s): {keys} signing key(s) and {len(peers) - keys} TLS "
+            "certificate(s) current",
+        )
     worst = min(soon, key=lambda e: e.expires_at)
     status = FAIL if worst.remaining(now) <= dt.timedelta(0) else WARN
     names = ", ".join(f"{e.kind} {e.subject} {format_time(e.expires_at)}" for e in soon)

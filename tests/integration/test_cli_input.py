@@ -114,3 +114,15 @@ def test_evidence_that_is_not_json_is_named(live, tmp_path: Path) -> None:  # ty
     code, out = run("audit", "check-evidence", str(not_json), "--directory", str(directory))
     assert code == 1
     assert f"{not_json}: not JSON (line 1, column 1" in out
+
+
+def test_rotate_signing_key_prints_its_key_dates_as_json(tmp_path: Path) -> None:
+    """operations.md shows ``old_keys_until {"aa69…": "…"}``: JSON, not a Python dict."""
+    home = tmp_path / "pan"
+    assert run("init", "--home", str(home), "--country", "PAN")[0] == 0
+    code, out = run("rotate-signing-key", "--home", str(home))
+    assert code == 0, out
+    (line,) = [line for line in out.splitlines() if "old_keys_until" in line]
+    dates = json.loads(line.split("old_keys_until", 1)[1])
+    assert len(dates) == 1 and all(v.endswith("Z") for v in dates.values())
+    assert oct((home / "keys").stat().st_mode & 0o777) == "0o700"

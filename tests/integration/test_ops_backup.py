@@ -34,6 +34,8 @@ def test_backup_restore_verify_and_serve_again(live, tmp_path: Path, restore_tar
     report = restore_node(archive, target, database_url=restore_target(manifest.schema))
     assert (report.audit_entries, report.checkpoints, report.country) == (3, 1, "PAN")
     assert oct((target / "keys" / "signing.key").stat().st_mode & 0o777) == "0o600"
+    assert oct((target / "keys").stat().st_mode & 0o777) == "0o700"  # as `enlace init` makes it
+    assert oct((pan.home.root / "keys").stat().st_mode & 0o777) == "0o700"
 
     with serving_in_place_of_pan(live, target) as restored:
         assert restored.store.audit_head()[0] == 4  # the chain goes on from the backup

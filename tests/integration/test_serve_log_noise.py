@@ -70,6 +70,9 @@ def test_at_info_the_start_up_log_holds_only_the_nodes_lines(pan: NodeProcess, f
     lines = _served_log(pan, {"ENLACE_LOG_LEVEL": "INFO", "ENLACE_LOG_FORMAT": fmt})
     loggers = [_logger_of(line, fmt == "json") for line in lines]
     assert "node.server" in loggers, lines  # "PAN listening on …": the node's own INFO
+    said = " ".join(lines)  # a clean stop says so, with the final checkpoint
+    assert "stopping: calls in progress get up to 5 s to finish" in said, lines
+    assert "stopped; final checkpoint signed over audit entry" in said, lines
     chatter = [line for line in lines if any(lib in line for lib in THIRD_PARTY)]
     assert not chatter, "\n".join(chatter)
     assert all(own_logger(name) for name in loggers if name), lines
