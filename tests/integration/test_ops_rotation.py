@@ -346,6 +346,9 @@ def test_an_agreement_signed_with_a_retiring_key_is_flagged_then_named_not_fatal
     assert "no longer verify" in str(refused.value) and "re-sign" in refused.value.hint
     (status,) = book.status(now)
     assert "no longer verify" in status.state
+    explained = book.current(now).explain(request, now)  # what `policy explain` prints
+    assert not explained.allowed
+    assert any("no longer verify" in r.message for r in explained.reasons), explained
     assert signatures_check(cri).status == FAIL
 
     stored = cri.store.policies.agreements()[0].document
