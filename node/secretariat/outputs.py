@@ -193,13 +193,15 @@ def write_regional(
     out_dir: Path | None = None,
     formats: Sequence[str] = ("csv", "xlsx", "sdmx"),
 ) -> list[Path]:
-    """Write each regional matrix of ``period``; one SDMX-CSV file holds every matrix.
+    """Write each regional matrix of ``period``, each in its own SDMX-CSV file too.
 
-    Every file is rendered before the first is written: a matrix that cannot be exported (a
-    refused code) leaves the folder as it was, not half of a new set beside the old one."""
+    One SDMX file per matrix: the matrix is an attribute (``TABLE_ID``), not part of the
+    observation key, so two matrices in one file repeat keys (M01's and M07's Chinese total of
+    the quarter) with different values, which a loader keeping the last one silently
+    overwrites. Every file is rendered before the first is written: a matrix that cannot be
+    exported (a refused code) leaves the folder as it was, not half of a new set."""
     out = (out_dir or office.settings.output_dir(office.runtime.home.root)) / period
     files: list[tuple[Path, bytes]] = []
-    sdmx_rows: list[dict[str, str]] = []
     summaries = []
     for table_id in matrices or office.settings.matrices:
         result = regional_matrix(office, table_id, period)
@@ -207,9 +209,11 @@ def write_regional(
         contrib = result.table.n_contrib
         for fmt in formats:
             if fmt == "sdmx":
-                sdmx_rows += export_answer_rows(
+                rows = export_answer_rows(
                     answer, holder=REGION, matrix=table_id, regional=True, n_contrib=contrib
                 )
+                sdmx = write_sdmx_csv(rows, regional=True)
+                files.append((out / f"regional-{table_id}-{period}.sdmx.csv", sdmx))
                 continue
             data = export_table(
                 answer,
@@ -222,10 +226,6 @@ def write_regional(
             )
             files.append((out / f"regional-{table_id}-{period}.{EXTENSIONS[fmt]}", data))
         summaries.append(result.summary())
-    if "sdmx" in formats:
-        files.append(
-            (out / f"regional-{period}.sdmx.csv", write_sdmx_csv(sdmx_rows, regional=True))
-        )
     status = {
         "period": period,
         "holder": REGION,

@@ -55,7 +55,7 @@ def test_pull_partial_retry_status_and_report(
     assert {Path(p).name for p in report["files"]} >= {
         "regional-M01-2024Q2.csv",
         "regional-M01-2024Q2.xlsx",
-        "regional-2024Q2.sdmx.csv",
+        "regional-M01-2024Q2.sdmx.csv",
     }
     assert all(Path(p).exists() for p in report["files"] + report["consular"])
 

@@ -155,26 +155,31 @@ def test_regional_outputs_say_what_they_count(
     assert names == [
         "LEEME-README.txt",
         "regional-2024Q2.json",
-        "regional-2024Q2.sdmx.csv",
         "regional-M01-2024Q2.csv",
+        "regional-M01-2024Q2.sdmx.csv",
         "regional-M01-2024Q2.xlsx",
         "regional-M02-2024Q2.csv",
+        "regional-M02-2024Q2.sdmx.csv",
         "regional-M02-2024Q2.xlsx",
     ]
     human = list(
-        csv.DictReader(io.StringIO((tmp_path / QUARTER / names[3]).read_text("utf-8-sig")))
+        csv.DictReader(io.StringIO((tmp_path / QUARTER / names[2]).read_text("utf-8-sig")))
     )
     assert human and all(r["n_contrib"].isdigit() for r in human)
     assert all(r["value"] == "" for r in human if r["obs_status"] == "Q")  # withheld, not 0
-    sdmx = list(csv.DictReader(io.StringIO((tmp_path / QUARTER / names[2]).read_text())))
-    assert {r["REF_AREA"] for r in sdmx} == {"CRM"} and {r["TABLE_ID"] for r in sdmx} == {
-        "M01",
-        "M02",
-    }
-    assert all(r["N_CONTRIB"].isdigit() for r in sdmx)
+    for table, name in (("M01", names[3]), ("M02", names[6])):  # one matrix a file: unique keys
+        sdmx = list(csv.DictReader(io.StringIO((tmp_path / QUARTER / name).read_text())))
+        assert {r["REF_AREA"] for r in sdmx} == {"CRM"} and {r["TABLE_ID"] for r in sdmx} == {table}
+        assert all(r["N_CONTRIB"].isdigit() for r in sdmx)
+        keys = [tuple(v for k, v in r.items() if k not in _ATTRIBUTES) for r in sdmx]
+        assert len(keys) == len(set(keys)), table
     status = json.loads((tmp_path / QUARTER / names[1]).read_text())
     assert "transits, not unique persons" in status["note_en"]
     assert "tránsitos" in (tmp_path / QUARTER / names[0]).read_text()
+
+
+#: SDMX-CSV columns that are not part of an observation's key.
+_ATTRIBUTES = {"OBS_VALUE", "OBS_STATUS", "CONF_STATUS", "UNIT_MEASURE", "TABLE_ID", "N_CONTRIB"}
 
 
 def test_consular_directory_is_merged_from_every_member(st_live: LiveFederation) -> None:
