@@ -359,9 +359,10 @@ def calendar(
 def notify(
     home: HomeOption,
     period: PeriodOption = "",
-    channels: Annotated[str, typer.Option("--channel", help="node,email (comma-separated).")] = (
-        "node,email"
-    ),
+    channels: Annotated[
+        str,
+        typer.Option("--channel", help="Reminders: node,email (comma-separated; default both)."),
+    ] = "",
     force: Annotated[bool, typer.Option(help="Remind every late member now.")] = False,
     member: Annotated[str, typer.Option(help="Send a notice to this member instead.")] = "",
     kind: Annotated[str, typer.Option(help="notice or publication (with --member).")] = "notice",
@@ -378,6 +379,13 @@ def notify(
             if member:
                 if not subject:
                     raise InvalidArgumentError("a notice needs a subject", field="--subject")
+                if channels.replace(" ", "") not in ("", "node"):
+                    raise InvalidArgumentError(
+                        "a notice to one member travels by node only (signed, shown in its "
+                        "`enlace status`)",
+                        field="--channel",
+                        hint="leave --channel out; it chooses the channels of reminders",
+                    )
                 notification = send_notification(
                     runtime,
                     member.upper(),
@@ -392,7 +400,7 @@ def notify(
                      "detail": notification}
                 ]  # fmt: skip
             else:
-                wanted = [c.strip() for c in channels.split(",") if c.strip()]
+                wanted = [c.strip() for c in (channels or "node,email").split(",") if c.strip()]
                 sent = office.remind_late(period or None, channels=wanted, force=force)
         finally:
             office.stop()

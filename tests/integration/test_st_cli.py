@@ -72,6 +72,11 @@ def test_calendar_edit_and_notifications(homes: tuple[Any, dict[str, str]]) -> N
     run("st", "calendar", "--home", home["PAN"], code=1)  # not the secretariat
 
     subject = "Matrices regionales 2024Q2 publicadas"
+    # A notice travels by node only: asking for e-mail is refused, not silently ignored.
+    refused = CliRunner().invoke(app, ["st", "notify", "--home", home["CRM"], "--member", "PAN",
+                                       "--channel", "email", "--subject", subject])  # fmt: skip
+    assert refused.exit_code == 1
+    assert "--channel: a notice to one member travels by node only" in refused.output
     sent = run("st", "notify", "--home", home["CRM"], "--member", "PAN", "--kind",
                "publication", "--subject", subject, "--json")  # fmt: skip
     assert sent[0]["status"] == "sent"
