@@ -227,7 +227,13 @@ def build_brief_data(office: Secretariat, month: str, language: str) -> BriefDat
             status = "complete"
         late = assess(country, month, as_of, now, office.freshness_rule).late
         members.append(MemberStatus(country, directory.member(country).name, as_of, status, late))
-        errors = "; ".join(sorted({r.last_error for r in rows.values() if r.last_error}))
+        # A public document: the failure's status code, in the brief's language, and only
+        # while it matters (a pull completed on retry is complete); never the raw error text,
+        # which names internal addresses and is in English.
+        codes = sorted({_status_code(r.last_error) for r in rows.values() if r.last_error})
+        errors = "" if status == "complete" or not codes else (
+            ("sin respuesta: " if language == "es" else "no answer: ") + ", ".join(codes)
+        )  # fmt: skip
         coverage.append(CoverageRow(country, tuple(received), as_of, errors[:300]))
         basis_row = rows.get(BASIS)
         if basis_row is not None and basis_row.cells is not None:
@@ -279,3 +285,10 @@ def monthly_brief(
     target = (out_dir or office.settings.output_dir(office.runtime.home.root)) / "briefs"
     html, pdf = render_brief(data, target)
     return BriefOutcome(data, html, pdf, report, round_report)
+
+
+def _status_code(error: str) -> str:
+    """``UNAVAILABLE`` of "UNAVAILABLE: MEX: failed to connect …" (or of "not tried: …", a
+    table not asked of a member found unreachable), else ``error``."""
+    head = error.removeprefix("not tried:").strip().split(":", 1)[0].strip()
+    return head if head.isupper() and head.replace("_", "").isalpha() else "error"

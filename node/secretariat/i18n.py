@@ -36,7 +36,7 @@ STRINGS: dict[str, dict[Language, str]] = {
     "summary": {"es": "Resumen", "en": "Summary"},
     "summary_coverage": {
         "es": "De {total} países miembros, {complete} enviaron datos completos, {partial} "
-        "parciales y {missing} ninguno; {late} con retraso.",
+        "datos parciales y {missing} ningún dato; {late} con retraso.",
         "en": "Of {total} member countries, {complete} sent complete data, {partial} partial "
         "data and {missing} none; {late} late.",
     },

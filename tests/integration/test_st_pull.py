@@ -203,3 +203,26 @@ def test_a_regional_only_table_without_a_helper_fails_alone(st_live: LiveFederat
     (round_,) = report.rounds
     assert round_.status == "failed" and "helper" in round_.detail
     assert report.status == "partial"
+
+
+def test_the_brief_names_a_members_failure_by_its_code_and_only_while_it_stands(
+    st_live: LiveFederation,
+) -> None:
+    """The brief is public and in its own language: a member that did not answer is shown by
+    the status code of the failure, never the raw English error with the node's address; once
+    a retry completed its pull, nothing is shown."""
+    from node.secretariat.brief_collect import build_brief_data, collect_brief_tables
+
+    st = office(st_live.runtimes["CRM"], regional_only=())  # no helper in this federation
+    month = "2024-06"
+    st_live.servers.pop("HND").stop(grace=0)
+    collect_brief_tables(st, month)
+    rows = {r.country: r for r in build_brief_data(st, month, "es").coverage}
+    assert rows["HND"].notes == "sin respuesta: UNAVAILABLE"
+    assert rows["PAN"].notes == ""
+    english = {r.country: r for r in build_brief_data(st, month, "en").coverage}
+    assert english["HND"].notes == "no answer: UNAVAILABLE"
+    st_live.serve("HND")
+    st.retry()
+    rows = {r.country: r for r in build_brief_data(st, month, "es").coverage}
+    assert rows["HND"].notes == "", rows["HND"]
