@@ -30,7 +30,7 @@ from node.cli.common import (
     styled,
     text_column,
 )
-from node.errors import InvalidArgumentError
+from node.errors import InvalidArgumentError, NotFoundError
 from node.home import NodeHome
 from node.runtime import NodeRuntime, open_runtime
 from node.secretariat.freshness import last_closed_month, last_closed_quarter
@@ -274,6 +274,12 @@ def report(
         try:
             chosen = period or last_closed_quarter(runtime.clock.now())
             parse_period(chosen)
+            if not runtime.store.secretariat.results(period=chosen):
+                raise NotFoundError(
+                    f"no pull of {chosen} is stored: its regional tables would be empty",
+                    hint=f"run `enlace st pull --period {chosen}` first (the calendar pulls "
+                    "each quarter once it closes)",
+                )
             written = write_regional(
                 office,
                 chosen,

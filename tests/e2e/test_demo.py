@@ -59,7 +59,7 @@ def test_demo_runs_every_node_and_exits_cleanly(tmp_path: Path) -> None:
     assert st["pull"]["status"] == "partial" and st["pull"]["missing"] == ["HND"]
     assert st["retry"] == {"pull_id": st["pull"]["pull_id"], "status": "complete", "missing": []}
     assert set(st["freshness"]) == {"PAN", "CRI", "HND", "MEX"}
-    assert "secretariat/2024Q3/regional-2024Q3.sdmx.csv" in st["files"]
+    assert "secretariat/2024Q3/regional-M01-2024Q3.sdmx.csv" in st["files"]  # one per matrix
     assert "secretariat/2024Q3/regional-M01-2024Q3.xlsx" in st["files"]
     assert (target / st["brief"]["pdf"]).read_bytes().startswith(b"%PDF")
     assert set(st["brief"]["members"].values()) == {"complete"}

@@ -58,6 +58,14 @@ def test_pull_partial_retry_status_and_report(
         "regional-M01-2024Q2.sdmx.csv",
     }
     assert all(Path(p).exists() for p in report["files"] + report["consular"])
+    # A period never pulled: refused with the command that pulls it, no empty tables written.
+    never = CliRunner().invoke(app, ["st", "report", "--home", home["CRM"], "--period",
+                                     "2019Q1", "--out", str(tmp_path)])  # fmt: skip
+    assert never.exit_code == 1
+    assert (
+        "no pull of 2019Q1 is stored" in never.output and "st pull --period 2019Q1" in never.output
+    )
+    assert not (tmp_path / "2019Q1").exists()
 
 
 def test_calendar_edit_and_notifications(homes: tuple[Any, dict[str, str]]) -> None:
