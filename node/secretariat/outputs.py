@@ -97,6 +97,14 @@ def _notes(table: RegionalTable) -> list[str]:
     notes = [TRANSITS_NOTE["es"], TRANSITS_NOTE["en"], f"Publication rule: {table.rule.describe()}"]
     if table.missing:
         notes.append("PARCIAL / PARTIAL: sin datos de / no data from " + ", ".join(table.missing))
+    bounds = sum(1 for c in table.cells if c.value is not None and c.n_suppressed)
+    if bounds:  # E alone reads "estimated": say these are sums of what was published
+        notes.append(
+            f"LÍMITE INFERIOR / LOWER BOUND: {bounds} cifra(s) marcada(s) E suman solo lo que "
+            "los miembros publicaron; al menos uno ocultó su parte (cuadros solo con umbral) / "
+            f"{bounds} figure(s) flagged E add up only what members published; at least one "
+            "withheld its part (threshold-only tables)"
+        )
     return notes
 
 

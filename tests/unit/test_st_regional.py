@@ -64,6 +64,15 @@ def test_member_suppressed_cells_count_as_contributors_and_mark_a_lower_bound() 
     hti = result.cell(("HTI",))
     assert hti is not None
     assert (hti.value, hti.n_contrib, hti.n_suppressed, hti.obs_status) == (70, 3, 1, "E")
+    # E alone reads "estimated": the outputs' notes say these figures are lower bounds.
+    from node.secretariat.outputs import _notes
+
+    (bound,) = [n for n in _notes(result) if n.startswith("LÍMITE INFERIOR / LOWER BOUND")]
+    assert "1 cifra(s)" in bound and "withheld its part" in bound
+    whole = regional_totals(
+        [table("PAN", HTI=50), table("CRI", HTI=9), table("HND", HTI=20)], dimensions=DIMS
+    )
+    assert not any("LOWER BOUND" in n for n in _notes(whole))
 
 
 def test_a_true_zero_is_published_and_a_withheld_cell_is_never_zero() -> None:
