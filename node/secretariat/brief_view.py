@@ -340,7 +340,7 @@ def build_view(data: BriefData, charts: Mapping[str, Chart]) -> BriefView:
     return BriefView(
         language=lang,
         title=data.title or t(lang, "title"),
-        subtitle=t(lang, "subtitle", period=capitalise(label)),
+        subtitle=t(lang, "subtitle", period=label),  # "— septiembre de 2024": a month, lower case
         secretariat=data.secretariat,
         generated=t(lang, "generated", date=format_datetime(lang, data.generated_at)),
         period_label=capitalise(label),

@@ -237,7 +237,9 @@ def to_csv(entries: Sequence[ConsularEntry]) -> bytes:
                 ";".join(e.reported_by),
             ]
         )
-    return out.getvalue().encode("utf-8")
+    # With a byte-order mark, as the regional CSVs: Excel otherwise reads "Afganistán" as
+    # Windows-1252 and garbles it.
+    return out.getvalue().encode("utf-8-sig")
 
 
 def to_json(collection: ConsularCollection) -> bytes:

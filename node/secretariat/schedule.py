@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,8 +144,14 @@ def run_job(kind: str, home: str) -> None:
     if "secretariat" not in runner.runtime.config.roles:
         log.warning("job %s: this node does not hold the secretariat role; skipped", kind)
         return
+    said = kind != CATCH_UP  # the catch-up looks every few minutes; its pulls log themselves
+    started = time.monotonic()
+    if said:
+        log.info("job %s started", kind)
     try:
         runner.run_scheduled(kind)
+        if said:
+            log.info("job %s done in %.1f s", kind, time.monotonic() - started)
     except EnlaceError as exc:
         log.warning("job %s failed: %s", kind, exc)
     except Exception:  # a job must never kill the scheduler

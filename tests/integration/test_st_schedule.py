@@ -96,8 +96,9 @@ def test_jobs_run_only_on_the_secretariat(
 
 
 def test_the_st_server_runs_its_calendar(
-    live_federation_factory: Callable[..., LiveFederation],
+    live_federation_factory: Callable[..., LiveFederation], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="node.secretariat")
     live = live_federation_factory(("PAN", "CRI", "HND"))
     prepare(live, ("PAN", "CRI", "HND"))
     for member in ("PAN", "CRI"):
@@ -124,6 +125,12 @@ def test_the_st_server_runs_its_calendar(
         time.sleep(0.2)
     assert settled()
     assert len(store.pulls()) == 2
+    # The operator's log says the job ran (the catch-up, every few minutes, stays quiet).
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "job retry-partial done in" not in caplog.text:
+        time.sleep(0.1)
+    assert "job retry-partial started" in caplog.text and "job retry-partial done in" in caplog.text
+    assert "job catch-up started" not in caplog.text
 
 
 def test_one_calendar_among_replicas_on_postgresql(
