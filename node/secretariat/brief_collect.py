@@ -209,6 +209,7 @@ def build_brief_data(office: Secretariat, month: str, language: str) -> BriefDat
     end = period_end(month)
     members, coverage = [], []
     by_country: dict[str, list[tuple[str, int | None]]] = {}
+    trend_asked = any(r.table_id == TREND for r in runtime.store.secretariat.results(period=span))
     for country in member_countries(runtime):
         rows = {
             r.table_id: r
@@ -218,6 +219,7 @@ def build_brief_data(office: Secretariat, month: str, language: str) -> BriefDat
         received = sorted(t for t, r in rows.items() if r.cells is not None)
         as_of = max((r.as_of for r in rows.values() if r.as_of is not None), default=None)
         wanted = len(TABLES) - (1 if STRANDED in office.settings.regional_only else 0)
+        wanted -= 0 if trend_asked else 1  # no leading nationality (a month without records)
         status: Status
         if not received:
             status = "missing"

@@ -226,3 +226,14 @@ def test_the_brief_names_a_members_failure_by_its_code_and_only_while_it_stands(
     st.retry()
     rows = {r.country: r for r in build_brief_data(st, month, "es").coverage}
     assert rows["HND"].notes == "", rows["HND"]
+
+
+def test_a_month_without_records_finds_every_member_complete(st_live: LiveFederation) -> None:
+    """No leading nationality, so the brief's trend table is never asked: a member that sent
+    every table that was asked is complete, not partial."""
+    from node.secretariat.brief_collect import build_brief_data, collect_brief_tables
+
+    st = office(st_live.runtimes["CRM"], regional_only=())
+    collect_brief_tables(st, "2026-06")  # no record in the twelve months to it
+    statuses = {m.country: m.status for m in build_brief_data(st, "2026-06", "es").members}
+    assert statuses and set(statuses.values()) == {"complete"}, statuses
