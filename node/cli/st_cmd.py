@@ -162,6 +162,19 @@ def status(home: HomeOption, period: PeriodOption = "", as_json: JsonOption = Fa
             return
         console.print(members_table(report))
         console.print(pulls_table(report["pulls"]))
+        if report["rounds"]:
+            console.print("Regional-only rounds:")
+        for r in report["rounds"]:
+            console.print(
+                f"  {r['round_id']} {r['matrix']} {r['period']}: {r['status']} {r['detail']}",
+                highlight=False,
+            )
+        if report["emergencies"]:
+            console.print("Emergency updates:")
+        for e in report["emergencies"]:
+            console.print(
+                f"  {e['id']} from {e['member']}, {e['period']}: {e['status']}", highlight=False
+            )
 
 
 def _print_collection(report: dict[str, Any]) -> None:

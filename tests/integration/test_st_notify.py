@@ -143,6 +143,16 @@ def test_emergency_update_triggers_an_immediate_pull(st_live: LiveFederation) ->
     assert (pull.trigger, pull.purpose, pull.members) == ("emergency", "emergency_update", ["PAN"])
     (result,) = store.results(member="PAN", table_id="M01", period=QUARTER)
     assert result.status == "complete" and result.pull_id == row["pull_id"]
+    # The analyst's `st status` shows it in its table form too, not only with --json.
+    from typer.testing import CliRunner
+
+    from node.cli.main import app
+
+    home = str(st_live.federation.homes["CRM"].root)
+    shown = CliRunner().invoke(app, ["st", "status", "--home", home], env={"COLUMNS": "120"})
+    assert shown.exit_code == 0, shown.output
+    assert "Emergency updates:" in shown.output
+    assert f"{row['emergency_id']} from PAN, {QUARTER}: complete" in shown.output
 
 
 def test_emergency_updates_coalesce_while_one_waits_to_start(
