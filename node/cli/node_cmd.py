@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import os
 import signal
-import threading
+import time
 from typing import Annotated, Any
 
 import typer
@@ -118,10 +118,13 @@ def serve(
         server = build_server(runtime, listen=listen or None)
         jobs = NodeJobs(runtime)
         metrics_server = instrument(runtime, server, jobs)
-        stop = threading.Event()
+        # The handler only records the signal. Setting a threading.Event from it could
+        # deadlock: the handler runs in the main thread, which may be inside that Event's
+        # wait() holding its lock (a SIGTERM right after start hung the node until SIGKILL).
+        signals: list[int] = []
 
         def _stop(signum: int, _frame: Any) -> None:
-            stop.set()
+            signals.append(signum)
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
@@ -134,7 +137,8 @@ def serve(
         )
         if metrics_server is not None:
             console.print(f"metrics on http://{metrics_server.address}/metrics", highlight=False)
-        stop.wait()
+        while not signals:
+            time.sleep(0.2)  # a signal interrupts the sleep; its handler takes no lock
         log.info("stopping: calls in progress get up to 5 s to finish")
         server.stop(grace=5.0)
         leader = jobs.leader.is_leader
