@@ -209,6 +209,7 @@ def show(path: FileArg, as_json: JsonOption = False) -> None:
     with cli_errors(as_json):
         signed = _read(path)
         agreement = signed.agreement
+        weaknesses = disclosure_weaknesses(agreement)
         data = {
             "id": agreement.id,
             "version": agreement.version,
@@ -219,7 +220,7 @@ def show(path: FileArg, as_json: JsonOption = False) -> None:
             "hash": agreement.hash,
             "signed_by": sorted(signed.signatures),
             "grants": grant_rows(agreement),
-            "warnings": [w.to_dict() for w in disclosure_weaknesses(agreement)],
+            "warnings": [w.to_dict() for w in weaknesses],
         }
         if as_json:
             print_json(data)
@@ -230,7 +231,7 @@ def show(path: FileArg, as_json: JsonOption = False) -> None:
             f"{data['valid_until']}; signed by {', '.join(data['signed_by']) or 'nobody yet'}"
         )
         console.print(grants_table(data["grants"]))
-        for line in [*grant_terms(agreement), *weakness_lines(disclosure_weaknesses(agreement))]:
+        for line in [*grant_terms(agreement), *weakness_lines(weaknesses)]:
             console.print(line)
 
 
