@@ -117,7 +117,5 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
     except SQLAlchemyError as exc:
-        failure = database_error(exc)
-        raise StoreError(
-            f"database migration failed: {driver_message(exc)}", hint=failure.hint
-        ) from exc
+        hint = database_error(exc).hint  # the advice for what the database said
+        raise StoreError(f"database migration failed: {driver_message(exc)}", hint=hint) from exc
